@@ -141,7 +141,8 @@ def resolve_rate(
             base_rate = line.rate
             rule = tier
             effective_from: dt.date | None = line.effective_from
-            found = f"{_describe_tier(tier, work_type=work_type, role=role)}, effective {line.effective_from.isoformat()}"
+            tier_text = _describe_tier(tier, work_type=work_type, role=role)
+            found = f"{tier_text}, effective {line.effective_from.isoformat()}"
             break
     else:
         base_rate = role.default_rate

@@ -79,6 +79,8 @@ ABSORBING_TYPES = frozenset(
     {ContractType.RETAINER, ContractType.REMOTE_MONITORING, ContractType.PROJECT_ONE_TIME_FEE}
 )
 """Contract types whose covered time is absorbed (shown at zero, counted for profitability)."""
+TIME_TAKING_TYPES = BLOCK_TYPES | CHARGING_TYPES | ABSORBING_TYPES
+"""Contract types that absorb or charge time; the rest (Online Backup) are passed over."""
 
 
 class Bucket(StrEnum):
@@ -129,7 +131,9 @@ class ContractCandidate:
             if not _is_int(self.included_minutes_remaining) or self.included_minutes_remaining < 0:
                 raise ValueError(f"contract {self.id}: included_minutes_remaining must be an int >= 0")
         if self.is_hourly_fallback and self.type is not ContractType.HOURLY:
-            raise ValueError(f"contract {self.id}: only an Hourly contract can be the default Hourly contract")
+            raise ValueError(
+                f"contract {self.id}: only an Hourly contract can be the default Hourly contract"
+            )
 
     def inactive_reason(self, on: dt.date) -> str | None:
         """Why the contract cannot take an entry dated ``on``, or None if it can."""
@@ -337,7 +341,9 @@ class _Router:
 
     def _took(self, contract: ContractCandidate, *, label: str, outcome: str) -> None:
         self.remaining = 0
-        self.steps.append(RoutingStep(contract_id=contract.id, label=label, outcome=outcome, passed_over=False))
+        self.steps.append(
+            RoutingStep(contract_id=contract.id, label=label, outcome=outcome, passed_over=False)
+        )
 
     def _pass(self, contract: ContractCandidate, *, label: str, reason: str) -> None:
         self.steps.append(RoutingStep(contract_id=contract.id, label=label, outcome=reason, passed_over=True))
@@ -345,7 +351,7 @@ class _Router:
 
 def _not_taking_reason(contract: ContractCandidate, entry: Entry) -> str | None:
     """Why an active contract does not take this entry's time, or None if it does."""
-    if contract.type not in BLOCK_TYPES | CHARGING_TYPES | ABSORBING_TYPES:
+    if contract.type not in TIME_TAKING_TYPES:
         return f"does not take time ({contract.type.label})"
     set_name = f"set {contract.exclusion_set_name}" if contract.exclusion_set_name else "its exclusion set"
     if entry.work_type_id in contract.excluded_work_type_ids:

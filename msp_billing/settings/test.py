@@ -21,6 +21,8 @@ ensure_embedded_services()
 # Tests use their own Redis database so a running `make run` keeps its queue.
 _services = configure_services(env("DATABASE_URL"), env("REDIS_URL"), env.int("TEST_REDIS_DB", default=13))
 DATABASES = _services["DATABASES"]
+# Parallel test runs on one server each name their own database.
+DATABASES["default"]["TEST"] = {"NAME": env("TEST_DB_NAME", default=f"test_{DATABASES['default']['NAME']}")}
 CACHES = _services["CACHES"]
 CELERY_BROKER_URL = _services["CELERY_BROKER_URL"]
 CELERY_RESULT_BACKEND = _services["CELERY_RESULT_BACKEND"]

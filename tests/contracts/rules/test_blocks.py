@@ -30,9 +30,8 @@ def test_oldest_unexpired_block_is_used_first_then_the_next():
 
 
 def test_beyond_the_balance_is_overage():
-    usage = deduct_from_blocks(
-        blocks=[Block(id=1, purchased_on=D(2026, 1, 1), balance=45)], amount=60, on_date=D(2026, 1, 5), rollover=False
-    )
+    block = Block(id=1, purchased_on=D(2026, 1, 1), balance=45)
+    usage = deduct_from_blocks(blocks=[block], amount=60, on_date=D(2026, 1, 5), rollover=False)
     assert [(d.block_id, d.amount) for d in usage.deductions] == [(1, 45)]
     assert usage.overage == 15
 
@@ -66,9 +65,8 @@ def test_block_money_deducts_money():
     usage = deduct_from_blocks(blocks=blocks, amount=Decimal("612.50"), on_date=D(2026, 1, 2), rollover=False)
     assert usage.deductions[0].amount == Decimal("500.00")
     assert usage.overage == Decimal("112.50")
-    assert available_balance(blocks=blocks, on_date=D(2026, 1, 2), rollover=False, zero=Decimal("0.00")) == Decimal(
-        "500.00"
-    )
+    left = available_balance(blocks=blocks, on_date=D(2026, 1, 2), rollover=False, zero=Decimal("0.00"))
+    assert left == Decimal("500.00")
 
 
 def test_minutes_and_money_never_mix_and_floats_are_refused():

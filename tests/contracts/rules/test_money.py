@@ -26,7 +26,9 @@ amounts = st.decimals(
 non_negative_amounts = st.decimals(
     min_value=Decimal("0"), max_value=Decimal("1000000"), places=6, allow_nan=False, allow_infinity=False
 )
-percents = st.decimals(min_value=Decimal("0"), max_value=Decimal("100"), places=3, allow_nan=False, allow_infinity=False)
+percents = st.decimals(
+    min_value=Decimal("0"), max_value=Decimal("100"), places=3, allow_nan=False, allow_infinity=False
+)
 
 
 @pytest.mark.parametrize(
@@ -89,8 +91,8 @@ def test_tax_is_rounded_per_line_then_summed():
 
 
 def test_line_tax_is_on_the_printed_line_amount():
-    # 10.004 prints as 10.00; 50 % of the printed 10.00 is 5.00, not 5.002 → 5.00 anyway,
-    # but 10.005 prints as 10.01 and the tax follows the print: 5.005 → 5.01.
+    # 10.005 prints as 10.01; the tax follows the print: 50 % of 10.01 = 5.005 → 5.01
+    # (50 % of the unrounded 10.005 would be 5.0025 → 5.00).
     assert line_tax(amount=Decimal("10.005"), percent=Decimal("50"), currency="USD") == Decimal("5.01")
     assert line_tax(amount=Decimal("1999"), percent=Decimal("10"), currency="JPY") == Decimal("200")
 

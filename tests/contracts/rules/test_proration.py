@@ -180,7 +180,9 @@ def test_periods_tile_the_range_without_gap_or_overlap(start, length, frequency,
     fee=fees,
     currency=currencies,
 )
-def test_proration_over_whole_periods_sums_to_the_full_fee(year, month, count, frequency, anchor_day, fee, currency):
+def test_proration_over_whole_periods_sums_to_the_full_fee(
+    year, month, count, frequency, anchor_day, fee, currency
+):
     step = STEP[frequency]
     start = _anchor(year, month, anchor_day)
     end = _anchor(year, month + count * step, anchor_day) - dt.timedelta(days=1)
@@ -196,8 +198,14 @@ def test_proration_over_whole_periods_sums_to_the_full_fee(year, month, count, f
         assert total == fee * count
 
 
-@given(start=dates, length=st.integers(min_value=0, max_value=1200), frequency=frequencies, anchor_day=anchor_days,
-       fee=fees, currency=currencies)
+@given(
+    start=dates,
+    length=st.integers(min_value=0, max_value=1200),
+    frequency=frequencies,
+    anchor_day=anchor_days,
+    fee=fees,
+    currency=currencies,
+)
 def test_any_split_sums_to_the_exact_range_fee_rounded_once(start, length, frequency, anchor_day, fee, currency):
     end = start + dt.timedelta(days=length)
     pieces = split_fee_over_range(

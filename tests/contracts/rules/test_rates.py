@@ -18,7 +18,9 @@ from contracts.rules.rates import (
 
 ONSITE = WorkTypeRef(id=2, name="Onsite Support")
 REMOTE = WorkTypeRef(id=1, name="Remote Support")
-OUT_OF_HOURS = WorkTypeRef(id=3, name="Out-of-Hours Support", is_after_hours=True, after_hours_multiplier=Decimal("1.5"))
+OUT_OF_HOURS = WorkTypeRef(
+    id=3, name="Out-of-Hours Support", is_after_hours=True, after_hours_multiplier=Decimal("1.5")
+)
 ENGINEER = RoleRef(id=10, name="Engineer", default_rate=Decimal("110.00"))
 TIER1 = RoleRef(id=11, name="Tier 1", default_rate=Decimal("75.00"))
 

@@ -1,6 +1,7 @@
 """contracts.rules.routing: which contract takes a time entry, and why."""
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -91,7 +92,7 @@ def test_inactive_contracts_are_passed_over_with_the_reason():
     ended = contract(1, ContractType.RETAINER, name="Old Retainer", end=D(2026, 2, 28))
     future = contract(2, ContractType.RETAINER, name="New Retainer", start=D(2026, 4, 1))
     paused = contract(3, ContractType.RETAINER, name="Paused", is_active=False)
-    decision = route_entry(entry=entry(), contracts=[ended, future, paused, HOURLY.__class__(**{**HOURLY.__dict__, "id": 9})])
+    decision = route_entry(entry=entry(), contracts=[ended, future, paused, replace(HOURLY, id=9)])
     lines = decision.explanation.splitlines()
     assert lines[0] == "Old Retainer (Retainer, priority 1): inactive on 2026-03-02 (ended 2026-02-28)"
     assert lines[1] == "New Retainer (Retainer, priority 2): inactive on 2026-03-02 (starts 2026-04-01)"
@@ -189,7 +190,9 @@ def test_the_default_hourly_contract_is_the_catch_all_whatever_its_priority():
 
 
 def test_an_inactive_default_hourly_contract_leaves_the_entry_unrouted():
-    old = contract(3, ContractType.HOURLY, name="T&M", end=D(2025, 12, 31), is_hourly_fallback=True)
+    old = contract(
+        3, ContractType.HOURLY, name="T&M", start=D(2025, 1, 1), end=D(2025, 12, 31), is_hourly_fallback=True
+    )
     decision = route_entry(entry=entry(OUT_OF_HOURS), contracts=[RETAINER, BLOCK, old])
     assert decision.is_unrouted
     assert "T&M (customer's default Hourly contract): inactive on 2026-03-02 (ended 2025-12-31)" in decision.explanation
