@@ -1,1 +1,126 @@
-"""Models of the tickets app."""
+"""Tickets, the time technicians log on them, and charges (products and expenses).
+
+Time is kept exactly (``minutes``); what is billed comes from routing and rating and is
+stored per allocation, so the raw time is never lost and every minute is visible.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from djmoney.models.fields import MoneyField
+
+from contracts.models import AMOUNT, RATE, Contract, Customer, Product, Role, WorkType
+from contracts.rules.routing import Bucket
+
+
+class TechnicianProfile(models.Model):
+    """Which labour role a technician works in (sets the rate of their time)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="technician_profile")
+    role = models.ForeignKey(Role, on_delete=models.PROTECT)
+
+
+class Ticket(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        IN_PROGRESS = "in_progress", "In progress"
+        RESOLVED = "resolved", "Resolved"
+        CLOSED = "closed", "Closed"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="tickets")
+    title = models.CharField(max_length=200)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    default_contract = models.ForeignKey(Contract, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    technician = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    billed_at = models.DateTimeField(null=True, blank=True, help_text="Set when a batch bills it; the ticket is then locked.")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    @property
+    def is_locked(self) -> bool:
+        return self.billed_at is not None
+
+
+class TimeEntry(models.Model):
+    class Approval(models.TextChoices):
+        PENDING = "pending", "Waiting for approval"
+        APPROVED = "approved", "Approved"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="time_entries")
+    technician = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="time_entries")
+    role = models.ForeignKey(Role, on_delete=models.PROTECT)
+    work_type = models.ForeignKey(WorkType, on_delete=models.PROTECT)
+    date = models.DateField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    minutes = models.PositiveIntegerField(help_text="Raw time worked.")
+    notes = models.TextField(blank=True)
+    billable = models.BooleanField(default=True)
+    after_hours = models.BooleanField(default=False)
+    chosen_contract = models.ForeignKey(
+        Contract, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="Picked explicitly instead of routing.",
+    )
+    approval = models.CharField(max_length=10, choices=Approval.choices, default=Approval.APPROVED)
+    # Routing result (recomputed while unbilled)
+    is_unrouted = models.BooleanField(default=False, db_index=True)
+    routing_explanation = models.TextField(blank=True)
+    routed_at = models.DateTimeField(null=True, blank=True)
+    billed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-date", "-id"]
+        verbose_name_plural = "time entries"
+        indexes = [models.Index(fields=["date"]), models.Index(fields=["billed_at", "is_unrouted"])]
+
+
+class TimeAllocation(models.Model):
+    """Part of a time entry taken by one contract (or unrouted), rated and ready to bill."""
+
+    entry = models.ForeignKey(TimeEntry, on_delete=models.CASCADE, related_name="allocations")
+    contract = models.ForeignKey(Contract, null=True, on_delete=models.PROTECT, related_name="time_allocations")
+    bucket = models.CharField(max_length=10, choices=[(b.value, b.value.title()) for b in Bucket])
+    minutes = models.PositiveIntegerField(help_text="Raw minutes of the entry in this allocation.")
+    billed_minutes = models.PositiveIntegerField(help_text="After the contract's rounding rule.")
+    rate = MoneyField(**RATE, null=True)
+    amount = MoneyField(**AMOUNT, null=True, help_text="What is charged (charged and overage buckets only).")
+    value = MoneyField(**AMOUNT, null=True, help_text="Worth at rate, for absorbed and deducted time (profitability).")
+    rate_explanation = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["entry", "id"]
+        indexes = [models.Index(fields=["contract", "bucket"])]
+
+
+class Charge(models.Model):
+    """A product or expense on a ticket or directly on a contract."""
+
+    ticket = models.ForeignKey(Ticket, null=True, blank=True, on_delete=models.PROTECT, related_name="charges")
+    contract = models.ForeignKey(Contract, null=True, blank=True, on_delete=models.PROTECT, related_name="charges")
+    product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.PROTECT)
+    description = models.CharField(max_length=200)
+    date = models.DateField()
+    quantity = models.DecimalField(max_digits=12, decimal_places=3, default=1)
+    unit_price = MoneyField(**RATE)
+    unit_cost = MoneyField(**RATE, null=True, blank=True)
+    markup_percent = models.DecimalField(max_digits=7, decimal_places=3, default=0)
+    billable = models.BooleanField(default=True)
+    is_expense = models.BooleanField(default=False)
+    billed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-date", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ticket__isnull=False) | models.Q(contract__isnull=False),
+                name="charge_on_ticket_or_contract",
+            )
+        ]
