@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from djmoney.models.fields import MoneyField
 
-from contracts.models import AMOUNT, RATE, Contract, Customer, Product, Role, WorkType
+from contracts.models import AMOUNT, RATE, Contract, Customer, Product, RateItem, Role, WorkType
 from contracts.rules.routing import Bucket
 
 
@@ -66,6 +66,10 @@ class TimeEntry(models.Model):
     chosen_contract = models.ForeignKey(
         Contract, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
         help_text="Picked explicitly instead of routing.",
+    )
+    chosen_rate_item = models.ForeignKey(
+        RateItem, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="Bill at this rate item's rate instead of the resolved rate.",
     )
     approval = models.CharField(max_length=10, choices=Approval.choices, default=Approval.APPROVED)
     # Routing result (recomputed while unbilled)

@@ -153,7 +153,7 @@ def resolve_rate(
     applies_multiplier = after_hours or work_type.is_after_hours
     multiplier = work_type.after_hours_multiplier if applies_multiplier else Decimal(1)
     if multiplier != 1:
-        found += f", × {multiplier} after-hours multiplier of work type {work_type.name}"
+        found += f", × {multiplier.normalize():f} after-hours multiplier of work type {work_type.name}"
     return RateResolution(
         rate=round_unit_price(Fraction(base_rate) * Fraction(multiplier)),
         base_rate=base_rate,

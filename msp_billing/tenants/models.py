@@ -1,3 +1,5 @@
+import datetime
+
 from django.conf import settings
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
@@ -12,6 +14,13 @@ class Msp(TenantMixin):
     currency = models.CharField(max_length=3, help_text="Home currency (ISO 4217).")
     timezone = models.CharField(max_length=64, default="UTC")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Business hours decide whether logged time is after hours (a technician may override).
+    business_day_start = models.TimeField(default=datetime.time(8, 0))
+    business_day_end = models.TimeField(default=datetime.time(18, 0))
+    business_weekdays = models.CharField(max_length=20, default="0,1,2,3,4", help_text="Monday is 0.")
+    time_approval_required = models.BooleanField(
+        default=False, help_text="Time and charges need an admin's approval before they can be billed."
+    )
 
     auto_create_schema = True
     auto_drop_schema = True
@@ -22,6 +31,11 @@ class Msp(TenantMixin):
 
     def __str__(self) -> str:
         return self.name
+
+    def is_business_time(self, moment: datetime.datetime) -> bool:
+        """Is a local date-time inside this MSP's business hours?"""
+        weekdays = {int(day) for day in self.business_weekdays.split(",") if day.strip().isdigit()}
+        return moment.weekday() in weekdays and self.business_day_start <= moment.time() < self.business_day_end
 
     @property
     def is_public(self) -> bool:

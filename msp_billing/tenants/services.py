@@ -96,7 +96,7 @@ def msp_create(*, request: MspRequest) -> Msp:
     )
     connection.set_schema_to_public()
     try:
-        tenant.save()  # creates the schema and runs the tenant migrations
+        tenant.save(verbosity=0)  # creates the schema and runs the tenant migrations
         with transaction.atomic():
             Domain.objects.create(domain=tenant_host(request.subdomain), tenant=tenant, is_primary=True)
             with schema_context(tenant.schema_name):

@@ -1,0 +1,53 @@
+"""Tell other apps that routing may have changed, without contracts/ importing them.
+
+Contracts know nothing of tickets (DESIGN.md §3), yet when a contract's priority,
+exclusion set, dates, status or type change — or an exclusion set's members do — the
+unbilled time entries of the customer may now belong to another contract. The tickets
+app registers a listener here at start-up (``AppConfig.ready``) and re-routes them.
+
+Listeners run synchronously inside the caller's transaction, so the change and the
+re-routing commit or roll back together (one transaction per user action). A listener
+that wants background work schedules it with ``transaction.on_commit`` itself.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+
+class RoutingListener(Protocol):
+    def __call__(self, *, contract_ids: list[int], effective_date: dt.date) -> None: ...
+
+
+_listeners: list[RoutingListener] = []
+
+
+def register_routing_listener(listener: RoutingListener) -> RoutingListener:
+    """Call ``listener(contract_ids=..., effective_date=...)`` on every routing change.
+
+    Registering the same function twice has no effect (``ready()`` may run more than
+    once in tests). Returns the listener, so it can be used as a decorator.
+    """
+    if listener not in _listeners:
+        _listeners.append(listener)
+    return listener
+
+
+def unregister_routing_listener(listener: RoutingListener) -> None:
+    """Mainly for tests."""
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def notify_routing_changed(*, contract_ids: Iterable[int], effective_date: dt.date) -> None:
+    """Routing of entries dated on or after ``effective_date`` may have changed for these contracts."""
+    ids = sorted({int(contract_id) for contract_id in contract_ids})
+    if not ids:
+        return
+    for listener in list(_listeners):
+        listener(contract_ids=ids, effective_date=effective_date)
+
+
+def routing_listeners() -> tuple[Callable[..., None], ...]:
+    return tuple(_listeners)
