@@ -10,13 +10,14 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from msp_billing.accounts.models import User
+from msp_billing.tenants.models import Msp
 from msp_billing.tenants.urls import tenant_url
 
 
 def invitation_send(*, user_id: int) -> str:
     """Send the invitation and return the address it went to."""
     user = User.objects.get(pk=user_id)
-    tenant = connection.tenant
+    tenant = Msp.objects.get(schema_name=connection.schema_name)
     path = reverse(
         "accounts:password_reset_confirm",
         kwargs={"uidb64": urlsafe_base64_encode(force_bytes(user.pk)), "token": default_token_generator.make_token(user)},

@@ -146,6 +146,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
+# The sign-in form posts the e-mail as "username" (Django's AuthenticationForm).
+AXES_USERNAME_FORM_FIELD = "username"
 AXES_VERBOSE = False
 
 # --- i18n, time --------------------------------------------------------------------------
@@ -192,6 +194,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "msp_billing.tasks.fan_out_to_tenants",
         "schedule": timedelta(hours=24),
         "args": ("msp_billing.accounts.tasks.clear_expired_sessions",),
+    },
+    # Renewals, then contract periods generated ahead; each MSP uses its own local date.
+    "contract-periods-every-tenant": {
+        "task": "msp_billing.tasks.fan_out_to_tenants",
+        "schedule": timedelta(hours=24),
+        "args": ("contracts.tasks.contract_periods_daily",),
+    },
+    # Block and budget threshold alerts, and block auto-repurchase.
+    "alerts-check-every-tenant": {
+        "task": "msp_billing.tasks.fan_out_to_tenants",
+        "schedule": timedelta(hours=24),
+        "args": ("billing.tasks.alerts_check",),
     },
 }
 

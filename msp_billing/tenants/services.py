@@ -109,6 +109,10 @@ def msp_create(*, request: MspRequest) -> Msp:
     except Exception:
         connection.set_schema_to_public()
         if tenant.pk:
+            with connection.cursor() as cursor:
+                # Inside an outer transaction, deferred checks on the new schema's rows
+                # would block dropping it; run them now.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             Domain.objects.filter(tenant_id=tenant.pk).delete()
             tenant.delete(force_drop=True)
         raise

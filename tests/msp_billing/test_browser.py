@@ -65,7 +65,7 @@ def test_billing_admin_signs_in_on_the_demo_host_and_sees_the_dashboard(server, 
     for section in ("Dashboard", "Billing", "Tickets", "Contracts", "Customers", "Invoices", "Reports", "Settings"):
         assert nav.get_by_role("link", name=section).count() == 1
     assert "Demo IT Services" in page.content()
-    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(f"http://demo.localhost:{server}/accounts/login/")
     page.close()
 
