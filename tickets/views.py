@@ -1,9 +1,210 @@
-from django.shortcuts import render
+"""Tickets and time: what technicians use all day, often on a phone. Amounts only for billing roles."""
+from __future__ import annotations
 
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import redirect, render
+from djmoney.money import Money
+
+from contracts.models import Customer
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
+from msp_billing.crud import choice_filter, list_page, model_filter
+from tickets import selectors, services
+from tickets.forms import ChargeForm, TicketForm, TicketStatusForm, TimeEntryForm
+from tickets.models import Ticket, TimeEntry
+
+
+def _sees_money(request) -> bool:
+    return request.user.can(Capability.VIEW_BILLING)
+
+
+def _form_errors(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            target = {"minutes": "duration"}.get(field, field)
+            form.add_error(target if target in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
+
+
+def _ticket_or_404(ticket_id: int) -> Ticket:
+    try:
+        return selectors.ticket_detail(ticket_id=ticket_id)
+    except Ticket.DoesNotExist:
+        raise Http404("No such ticket.") from None
 
 
 @requires(Capability.LOG_TIME)
 def ticket_list(request):
-    return render(request, "tickets/ticket_list.html")
+    listing = list_page(
+        request,
+        selectors.ticket_list(),
+        search_fields=["title", "customer__legal_name", "customer__display_name"],
+        filters=[
+            choice_filter("status", "Status", choices=Ticket.Status.choices),
+            model_filter("customer", "Customer", queryset=Customer.objects.all()),
+        ],
+    )
+    return render(request, "tickets/ticket_list.html", {"listing": listing}, status=listing.status)
+
+
+@requires(Capability.LOG_TIME)
+def ticket_create(request):
+    form = TicketForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            ticket = services.ticket_create(technician=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            _form_errors(form, error)
+        else:
+            messages.success(request, f"Ticket #{ticket.pk} created.")
+            return redirect("tickets:detail", ticket_id=ticket.pk)
+    return render(request, "tickets/ticket_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _ticket_page(request, ticket: Ticket, *, time_form=None, charge_form=None, status: int = 200):
+    sees_all = _sees_money(request)
+    contracts = services.contracts_valid_for(ticket.customer)
+    context = {
+        "ticket": ticket,
+        "entries": selectors.time_entries_for_ticket(ticket=ticket, user=request.user, sees_all=sees_all),
+        "charges": selectors.charges_for_ticket(ticket=ticket) if sees_all else None,
+        "time_form": time_form or TimeEntryForm(contracts=contracts),
+        "charge_form": charge_form or ChargeForm(initial={"date": TimeEntryForm(contracts=contracts).fields["date"].initial}),
+        "status_form": TicketStatusForm(initial={"status": ticket.status}),
+        "sees_money": sees_all,
+    }
+    return render(request, "tickets/ticket_detail.html", context, status=status)
+
+
+@requires(Capability.LOG_TIME)
+def ticket_detail(request, ticket_id: int):
+    return _ticket_page(request, _ticket_or_404(ticket_id))
+
+
+@requires(Capability.LOG_TIME)
+def time_entry_create(request, ticket_id: int):
+    ticket = _ticket_or_404(ticket_id)
+    if request.method != "POST":
+        return redirect("tickets:detail", ticket_id=ticket.pk)
+    form = TimeEntryForm(request.POST, contracts=services.contracts_valid_for(ticket.customer))
+    if form.is_valid():
+        try:
+            entry = services.time_entry_log(ticket=ticket, technician=request.user, **form.service_kwargs())
+        except ValidationError as error:
+            _form_errors(form, error)
+        else:
+            where = ", ".join(a.contract.name for a in entry.allocations.all() if a.contract) or "unrouted — billing will review it"
+            messages.success(request, f"Logged {entry.minutes} minutes of {entry.work_type}: {where}.")
+            return redirect("tickets:detail", ticket_id=ticket.pk)
+    return _ticket_page(request, ticket, time_form=form, status=400)
+
+
+@requires(Capability.LOG_TIME)
+def route_preview(request, ticket_id: int):
+    """htmx: where would this time go? Runs the real routing and rolls it back."""
+    ticket = _ticket_or_404(ticket_id)
+    form = TimeEntryForm(request.GET, contracts=services.contracts_valid_for(ticket.customer))
+    preview = None
+    if form.is_valid():
+        try:
+            with transaction.atomic():
+                entry = services.time_entry_log(ticket=ticket, technician=request.user, **form.service_kwargs())
+                preview = {"entry": entry, "allocations": list(entry.allocations.select_related("contract"))}
+                transaction.set_rollback(True)
+        except ValidationError as error:
+            _form_errors(form, error)
+    return render(request, "tickets/_route_preview.html", {"preview": preview, "form": form, "sees_money": _sees_money(request)})
+
+
+@requires(Capability.LOG_TIME)
+def ticket_status(request, ticket_id: int):
+    ticket = _ticket_or_404(ticket_id)
+    form = TicketStatusForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.ticket_set_status(ticket_id=ticket.pk, status=form.cleaned_data["status"])
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return _ticket_page(request, ticket, status=409)
+        messages.success(request, f"Ticket #{ticket.pk} is now {ticket.__class__.Status(form.cleaned_data['status']).label.lower()}.")
+    elif request.method == "POST":
+        messages.error(request, "Pick a valid status.")
+        return _ticket_page(request, ticket, status=400)
+    return redirect("tickets:detail", ticket_id=ticket.pk)
+
+
+@requires(Capability.LOG_TIME)
+def time_entry_detail(request, entry_id: int):
+    try:
+        entry = selectors.time_entry_visible(entry_id=entry_id, user=request.user, sees_all=_sees_money(request))
+    except TimeEntry.DoesNotExist:
+        raise Http404("No such time entry.") from None
+    return render(request, "tickets/time_entry_detail.html", {"entry": entry, "sees_money": _sees_money(request)})
+
+
+@requires(Capability.LOG_TIME)
+def time_entry_delete(request, entry_id: int):
+    try:
+        entry = selectors.time_entry_visible(entry_id=entry_id, user=request.user, sees_all=_sees_money(request))
+    except TimeEntry.DoesNotExist:
+        raise Http404("No such time entry.") from None
+    if request.method != "POST":
+        return redirect("tickets:time_entry", entry_id=entry.pk)
+    try:
+        services.time_entry_delete(entry_id=entry.pk)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return render(request, "tickets/time_entry_detail.html", {"entry": entry, "sees_money": _sees_money(request)}, status=409)
+    messages.success(request, "Time entry deleted.")
+    return redirect("tickets:detail", ticket_id=entry.ticket_id)
+
+
+@requires(Capability.LOG_TIME)
+def charge_create(request, ticket_id: int):
+    ticket = _ticket_or_404(ticket_id)
+    if request.method != "POST":
+        return redirect("tickets:detail", ticket_id=ticket.pk)
+    form = ChargeForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        product = data["product"]
+        currency = ticket.customer.currency
+        price = data["unit_price"] if data["unit_price"] is not None else product.price.amount
+        try:
+            services.charge_add(
+                ticket=ticket, product=product, description=data["description"] or (product.name if product else ""),
+                date=data["date"], quantity=data["quantity"], unit_price=Money(price, currency),
+                unit_cost=product.cost if product else None, is_expense=product is None,
+            )
+        except ValidationError as error:
+            _form_errors(form, error)
+        else:
+            messages.success(request, "Charge added.")
+            return redirect("tickets:detail", ticket_id=ticket.pk)
+    return _ticket_page(request, ticket, charge_form=form, status=400)
+
+
+@requires(Capability.LOG_TIME)
+def my_time(request):
+    listing = list_page(request, selectors.my_time(user=request.user), search_fields=["ticket__title", "notes"])
+    return render(request, "tickets/my_time.html", {"listing": listing, "sees_money": _sees_money(request)}, status=listing.status)
+
+
+@requires(Capability.VIEW_BILLING)
+def unrouted(request):
+    listing = list_page(request, selectors.unrouted_entries(), search_fields=["ticket__title", "ticket__customer__legal_name"])
+    return render(request, "tickets/unrouted.html", {"listing": listing}, status=listing.status)
+
+
+@requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
+def recalculate_unbilled(request):
+    if request.method == "POST":
+        count = services.unbilled_recalculate()
+        messages.success(request, f"Re-routed and re-rated {count} unbilled time entries.")
+    return redirect("tickets:unrouted")
+
+

@@ -1,0 +1,51 @@
+"""Reads for ticket and time pages."""
+from __future__ import annotations
+
+from django.db.models import Count, Prefetch, Q, Sum
+
+from tickets.models import Charge, Ticket, TimeAllocation, TimeEntry
+
+
+def ticket_list():
+    return Ticket.objects.select_related("customer", "technician").annotate(
+        minutes=Sum("time_entries__minutes"), entries=Count("time_entries")
+    )
+
+
+def ticket_detail(*, ticket_id: int):
+    return Ticket.objects.select_related("customer__parent", "default_contract", "technician").get(pk=ticket_id)
+
+
+def time_entries_for_ticket(*, ticket: Ticket, user, sees_all: bool):
+    """A technician sees their own time on a ticket; billing people see everyone's."""
+    entries = (
+        TimeEntry.objects.filter(ticket=ticket)
+        .select_related("technician", "work_type", "role", "chosen_contract")
+        .prefetch_related(Prefetch("allocations", queryset=TimeAllocation.objects.select_related("contract")))
+        .order_by("-date", "-id")
+    )
+    return entries if sees_all else entries.filter(technician=user)
+
+
+def time_entry_visible(*, entry_id: int, user, sees_all: bool) -> TimeEntry:
+    entries = TimeEntry.objects.select_related("ticket__customer", "technician", "work_type", "role", "chosen_contract", "chosen_rate_item")
+    if not sees_all:
+        entries = entries.filter(technician=user)
+    return entries.prefetch_related(Prefetch("allocations", queryset=TimeAllocation.objects.select_related("contract"))).get(pk=entry_id)
+
+
+def charges_for_ticket(*, ticket: Ticket):
+    return Charge.objects.filter(ticket=ticket).select_related("product").order_by("-date", "-id")
+
+
+def my_time(*, user):
+    return (
+        TimeEntry.objects.filter(technician=user)
+        .select_related("ticket__customer", "work_type")
+        .prefetch_related(Prefetch("allocations", queryset=TimeAllocation.objects.select_related("contract")))
+        .order_by("-date", "-id")
+    )
+
+
+def unrouted_entries():
+    return TimeEntry.objects.filter(Q(is_unrouted=True), billed_at__isnull=True).select_related("ticket__customer", "work_type", "technician")
