@@ -4,17 +4,23 @@ Loads what the pure rules need (``contracts.rules``), asks them, and writes the 
 one ``TimeAllocation`` per contract that took part of the entry (or one unrouted), block
 deductions as ``BlockLedgerEntry`` rows, and the explanation kept on the entry.
 
-Order of work for one entry:
+For one entry:
 1. The raw minutes are rounded once, by the rounding rule of the contract that takes the
    entry first (an explicit or ticket contract, else the first that routing picks). The
    raw minutes stay on the entry; allocations hold billed minutes.
 2. The billed minutes are routed (priority, exclusion sets, parent, fallback).
 3. Each allocation is rated: charged and overage time gets an amount; absorbed and
    deducted time gets its value at rate (for profitability) but no amount.
+
+Many entries are routed in one pass (``route_entries``): contract terms, block balances and
+included-hours usage are loaded once and kept current in memory, entries are taken in date
+order (so blocks are used oldest first, as the work happened), and rows are written in bulk.
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -31,62 +37,73 @@ from contracts.rules.routing import Bucket, ContractCandidate, Entry, RoutingDec
 from tickets.models import TimeAllocation, TimeEntry
 
 ROUTABLE_STATUSES = (Contract.Status.ACTIVE,)
+CHUNK = 2000
+ENTRY_RELATED = (
+    "ticket__customer__parent", "ticket__default_contract", "work_type", "role",
+    "chosen_contract", "chosen_rate_item",
+)
 
 
 def _source(allocation_id: int) -> str:
     return f"time-allocation:{allocation_id}"
 
 
-def allocation_sources(entry: TimeEntry) -> set[str]:
-    """The block-ledger sources of an entry's allocations."""
-    return {_source(pk) for pk in entry.allocations.values_list("pk", flat=True)}
-
-
 @dataclass
 class ContractTerms:
-    """One contract as routing and rating need it, loaded once per routing run."""
+    """One contract as routing and rating need it, with its running balances."""
 
     contract: Contract
     rate_lines: list[RateLine]
     excluded_work_types: frozenset[int]
     excluded_roles: frozenset[int]
     blocks: list[BlockPurchase] = field(default_factory=list)
+    block_balances: dict[int, Decimal | int] | None = None
+    period_starts: list[dt.date] = field(default_factory=list)
+    period_ends: list[dt.date] = field(default_factory=list)
+    included_used: dict[dt.date, int] = field(default_factory=dict)
 
     @property
     def rounding(self) -> RoundingRule:
         c = self.contract
         return RoundingRule(increment_minutes=c.rounding_increment, direction=c.rounding_direction, minimum_minutes=c.rounding_minimum)
 
+    @property
+    def is_money_block(self) -> bool:
+        return self.contract.type == Contract.Type.BLOCK_MONEY
+
 
 class RoutingContext:
-    """Caches contract terms per customer so routing many entries costs few queries."""
+    """Contract terms and running balances for one routing pass (one transaction)."""
 
     def __init__(self) -> None:
         self._by_customer: dict[int, list[ContractTerms]] = {}
         self._terms: dict[int, ContractTerms] = {}
 
+    def preload(self, customer_ids: Iterable[int]) -> None:
+        wanted = [pk for pk in set(customer_ids) if pk not in self._by_customer]
+        if not wanted:
+            return
+        contracts = (
+            Contract.objects.filter(customer_id__in=wanted)
+            .select_related("exclusion_set")
+            .prefetch_related("rate_lines", "exclusion_set__work_types", "exclusion_set__roles", "blocks")
+        )
+        for pk in wanted:
+            self._by_customer[pk] = []
+        for contract in contracts:
+            self._by_customer[contract.customer_id].append(self._load(contract))
+
     def terms_for_customer(self, customer_id: int) -> list[ContractTerms]:
-        if customer_id not in self._by_customer:
-            contracts = (
-                Contract.objects.filter(customer_id=customer_id)
-                .select_related("exclusion_set", "customer")
-                .prefetch_related("rate_lines", "exclusion_set__work_types", "exclusion_set__roles", "blocks")
-            )
-            self._by_customer[customer_id] = [self._load(c) for c in contracts]
+        self.preload([customer_id])
         return self._by_customer[customer_id]
 
     def terms(self, contract: Contract) -> ContractTerms:
         if contract.pk not in self._terms:
-            self.terms_for_customer(contract.customer_id)
-        if contract.pk not in self._terms:
-            self._load(contract)
+            self.preload([contract.customer_id])
         return self._terms[contract.pk]
 
     def loaded(self, contract_id: int) -> ContractTerms:
         return self._terms[contract_id]
-
-    def rounding_for(self, contract_id: int) -> RoundingRule:
-        return self._terms[contract_id].rounding
 
     def _load(self, contract: Contract) -> ContractTerms:
         exclusion = contract.exclusion_set
@@ -98,55 +115,59 @@ class RoutingContext:
             ],
             excluded_work_types=frozenset(w.pk for w in exclusion.work_types.all()) if exclusion else frozenset(),
             excluded_roles=frozenset(r.pk for r in exclusion.roles.all()) if exclusion else frozenset(),
-            blocks=list(contract.blocks.all()),
+            blocks=sorted(contract.blocks.all(), key=lambda b: (b.purchased_on, b.pk)),
         )
         self._terms[contract.pk] = terms
         return terms
 
+    # --- running balances --------------------------------------------------------------------
 
-def _block_balances(terms: ContractTerms, *, exclude_sources: set[str] = frozenset()) -> dict[int, Decimal | int]:
-    """What is left of each block: its size minus its ledger."""
-    money = terms.contract.type == Contract.Type.BLOCK_MONEY
-    used = (
-        BlockLedgerEntry.objects.filter(block__contract=terms.contract)
-        .exclude(source__in=exclude_sources)
-        .values("block_id")
-        .annotate(minutes=Sum("minutes"), amount=Sum("amount"))
-    )
-    used_by_block = {row["block_id"]: row for row in used}
-    balances: dict[int, Decimal | int] = {}
-    for block in terms.blocks:
-        row = used_by_block.get(block.pk, {})
-        if money:
-            balances[block.pk] = (block.amount.amount if block.amount else Decimal("0.00")) - (row.get("amount") or Decimal("0"))
-        else:
-            balances[block.pk] = (block.minutes or 0) - (row.get("minutes") or 0)
-    return balances
+    def balances(self, terms: ContractTerms) -> dict[int, Decimal | int]:
+        if terms.block_balances is None:
+            used = {
+                row["block_id"]: row
+                for row in BlockLedgerEntry.objects.filter(block__contract=terms.contract)
+                .values("block_id").annotate(minutes=Sum("minutes"), amount=Sum("amount"))
+            }
+            terms.block_balances = {}
+            for block in terms.blocks:
+                row = used.get(block.pk, {})
+                if terms.is_money_block:
+                    size = block.amount.amount if block.amount else Decimal("0.00")
+                    terms.block_balances[block.pk] = size - (row.get("amount") or Decimal("0"))
+                else:
+                    terms.block_balances[block.pk] = (block.minutes or 0) - (row.get("minutes") or 0)
+        return terms.block_balances
+
+    def block_list(self, terms: ContractTerms) -> list[Block]:
+        balances = self.balances(terms)
+        return [Block(id=b.pk, purchased_on=b.purchased_on, balance=balances[b.pk], expires_on=b.expires_on) for b in terms.blocks]
+
+    def period_start(self, terms: ContractTerms, on: dt.date) -> dt.date:
+        """Start of the contract's billing period holding ``on`` (for included hours)."""
+        if not terms.period_starts or on > terms.period_ends[-1]:
+            c = terms.contract
+            horizon = max(on, c.start_date) + dt.timedelta(days=400)
+            end = min(c.end_date, horizon) if c.end_date else horizon
+            periods = contract_periods(start=c.start_date, end=max(end, c.start_date), frequency=c.billing_frequency, anchor_day=c.anchor_day)
+            terms.period_starts = [p.start for p in periods]
+            terms.period_ends = [p.end for p in periods]
+        index = bisect.bisect_right(terms.period_starts, on) - 1
+        return terms.period_starts[index] if index >= 0 else on
+
+    def included_used(self, terms: ContractTerms, on: dt.date) -> int:
+        start = self.period_start(terms, on)
+        if start not in terms.included_used:
+            index = terms.period_starts.index(start) if start in terms.period_starts else None
+            end = terms.period_ends[index] if index is not None else on
+            terms.included_used[start] = (
+                TimeAllocation.objects.filter(contract=terms.contract, bucket=Bucket.ABSORBED, entry__date__range=(start, end))
+                .aggregate(total=Sum("minutes"))["total"] or 0
+            )
+        return terms.included_used[start]
 
 
-def _blocks(terms: ContractTerms, balances) -> list[Block]:
-    return [Block(id=b.pk, purchased_on=b.purchased_on, balance=balances[b.pk], expires_on=b.expires_on) for b in terms.blocks]
-
-
-def _period_bounds(contract: Contract, on: dt.date) -> tuple[dt.date, dt.date]:
-    end = contract.end_date or max(on, contract.start_date) + dt.timedelta(days=400)
-    for period in contract_periods(start=contract.start_date, end=max(end, on), frequency=contract.billing_frequency, anchor_day=contract.anchor_day):
-        if period.start <= on <= period.end:
-            return period.start, period.end
-    return on, on
-
-
-def _included_used(contract: Contract, on: dt.date, *, excluding_entry: int | None) -> int:
-    start, end = _period_bounds(contract, on)
-    used = (
-        TimeAllocation.objects.filter(contract=contract, bucket=Bucket.ABSORBED, entry__date__range=(start, end))
-        .exclude(entry_id=excluding_entry)
-        .aggregate(total=Sum("minutes"))["total"]
-    )
-    return used or 0
-
-
-def _rate(terms: ContractTerms | None, entry: TimeEntry) -> RateResolution:
+def rate_for(terms: ContractTerms | None, entry: TimeEntry) -> RateResolution:
     """The hourly rate of an entry under a contract's rate lines (or a chosen rate item)."""
     work_type = WorkTypeRef(
         id=entry.work_type_id, name=entry.work_type.name, is_after_hours=entry.work_type.is_after_hours,
@@ -169,21 +190,20 @@ def _rate(terms: ContractTerms | None, entry: TimeEntry) -> RateResolution:
     )
 
 
-def _candidate(terms: ContractTerms, entry: TimeEntry, *, forced: bool, fallback_id: int | None, excluding_sources: set[str]) -> ContractCandidate:
+def _candidate(context: RoutingContext, terms: ContractTerms, entry: TimeEntry, *, forced: bool, fallback_id: int | None) -> ContractCandidate:
     c = terms.contract
     block_minutes = None
     if c.is_block:
-        balances = _block_balances(terms, exclude_sources=excluding_sources)
-        blocks = _blocks(terms, balances)
-        if c.type == Contract.Type.BLOCK_MONEY:
+        blocks = context.block_list(terms)
+        if terms.is_money_block:
             money = available_balance(blocks=blocks, on_date=entry.date, rollover=c.rollover, zero=Decimal("0.00"))
-            rate = _rate(terms, entry).rate
+            rate = rate_for(terms, entry).rate
             block_minutes = money_balance_in_minutes(balance=money, hourly_rate=rate) if rate > 0 else 0
         else:
             block_minutes = available_balance(blocks=blocks, on_date=entry.date, rollover=c.rollover, zero=0)
     included = None
     if c.type == Contract.Type.RETAINER and c.included_minutes is not None:
-        included = max(c.included_minutes - _included_used(c, entry.date, excluding_entry=entry.pk), 0)
+        included = max(c.included_minutes - context.included_used(terms, entry.date), 0)
     return ContractCandidate(
         id=c.pk, name=c.name, type=c.type, priority=0 if forced else c.priority,
         start=c.start_date, end=c.end_date, is_active=c.status in ROUTABLE_STATUSES,
@@ -196,64 +216,55 @@ def _candidate(terms: ContractTerms, entry: TimeEntry, *, forced: bool, fallback
     )
 
 
-def _decide(entry: TimeEntry, minutes: int, context: RoutingContext, excluding_sources: set[str]) -> tuple[RoutingDecision, str]:
+def _decide(context: RoutingContext, entry: TimeEntry, minutes: int) -> tuple[RoutingDecision, str]:
     customer = entry.ticket.customer
     forced_contract = entry.chosen_contract or entry.ticket.default_contract
     routing_entry = Entry(date=entry.date, minutes=minutes, work_type_id=entry.work_type_id, work_type_name=entry.work_type.name, role_id=entry.role_id, role_name=entry.role.name)
     if forced_contract is not None:
         why = "chosen on the entry" if entry.chosen_contract_id else "the ticket's contract"
-        terms = context.terms(forced_contract)
-        candidate = _candidate(terms, entry, forced=True, fallback_id=None, excluding_sources=excluding_sources)
-        return route_entry(entry=routing_entry, contracts=[candidate]), f"Contract {forced_contract.name} {why}."
-    own = [
-        _candidate(t, entry, forced=False, fallback_id=customer.default_hourly_contract_id, excluding_sources=excluding_sources)
-        for t in context.terms_for_customer(customer.pk)
-    ]
+        candidate = _candidate(context, context.terms(forced_contract), entry, forced=True, fallback_id=None)
+        return route_entry(entry=routing_entry, contracts=[candidate]), f"Contract {forced_contract.name}: {why}."
+    own = [_candidate(context, t, entry, forced=False, fallback_id=customer.default_hourly_contract_id) for t in context.terms_for_customer(customer.pk)]
     parent = []
     if customer.parent_id:
         parent = [
-            _candidate(t, entry, forced=False, fallback_id=customer.parent.default_hourly_contract_id, excluding_sources=excluding_sources)
+            _candidate(context, t, entry, forced=False, fallback_id=customer.parent.default_hourly_contract_id)
             for t in context.terms_for_customer(customer.parent_id)
         ]
     return route_entry(entry=routing_entry, contracts=own, parent_contracts=parent), ""
 
 
-def entry_route(entry: TimeEntry, *, context: RoutingContext | None = None) -> list[TimeAllocation]:
-    """(Re)route and rate one unbilled entry; replaces its allocations and block deductions."""
-    if entry.billed_at is not None:
-        raise ValueError("a billed time entry is never re-routed")
-    context = context or RoutingContext()
-    old_sources = allocation_sources(entry)
-    if old_sources:
-        BlockLedgerEntry.objects.filter(source__in=old_sources).delete()
-        entry.allocations.all().delete()
+@dataclass
+class _Planned:
+    allocation: TimeAllocation
+    deductions: list[tuple[int, int | Decimal]]  # (block id, minutes or amount)
+
+
+def _plan(context: RoutingContext, entry: TimeEntry) -> list[_Planned]:
+    """Route and rate one entry in memory; updates the context's running balances."""
     if not entry.billable:
         entry.is_unrouted = False
         entry.routing_explanation = "Not billable: not routed to a contract."
-        entry.save(update_fields=["is_unrouted", "routing_explanation"])
         return []
-
-    # Round once, by the rule of the contract that takes the entry first.
-    first, preface = _decide(entry, entry.minutes, context, excluding_sources=set())
-    first_contract_id = next((s.contract_id for s in first.splits if s.contract_id), None)
-    rule = context.rounding_for(first_contract_id) if first_contract_id else RoundingRule()
+    first, preface = _decide(context, entry, entry.minutes)
+    first_contract = next((s.contract_id for s in first.splits if s.contract_id), None)
+    rule = context.loaded(first_contract).rounding if first_contract else RoundingRule()
     minutes = billed_minutes(entry.minutes, rule)
-    decision, _ = _decide(entry, minutes, context, excluding_sources=set()) if minutes != entry.minutes else (first, preface)
+    decision = _decide(context, entry, minutes)[0] if minutes != entry.minutes else first
 
-    allocations: list[TimeAllocation] = []
+    planned: list[_Planned] = []
     rate_notes: list[str] = []
     for split in decision.splits:
         terms = context.loaded(split.contract_id) if split.contract_id else None
         contract = terms.contract if terms else None
         allocation = TimeAllocation(entry=entry, contract=contract, bucket=split.bucket, minutes=split.minutes, billed_minutes=split.minutes)
+        deductions: list[tuple[int, int | Decimal]] = []
         if contract is not None:
             currency = contract.currency
-            resolution = _rate(terms, entry)
-            rate = resolution.rate
-            explanation = resolution.explanation
+            resolution = rate_for(terms, entry)
+            rate, explanation = resolution.rate, resolution.explanation
             if split.bucket == Bucket.OVERAGE and contract.overage_rate is not None:
-                rate = contract.overage_rate.amount
-                explanation = f"overage rate of {contract.name}"
+                rate, explanation = contract.overage_rate.amount, f"overage rate of {contract.name}"
             allocation.rate = Money(rate, currency)
             worth = Money(amount_for_minutes(minutes=split.minutes, hourly_rate=rate, currency=currency), currency)
             if split.bucket in (Bucket.CHARGED, Bucket.OVERAGE):
@@ -262,10 +273,12 @@ def entry_route(entry: TimeEntry, *, context: RoutingContext | None = None) -> l
                 allocation.value = worth
             allocation.rate_explanation = explanation
             rate_notes.append(f"{contract.name}: {explanation}")
-        allocation.save()
-        allocations.append(allocation)
-        if split.bucket == Bucket.DEDUCTED and contract is not None and split.minutes:
-            _deduct(terms, allocation, entry.date)
+            if split.bucket == Bucket.DEDUCTED and split.minutes:
+                deductions = _deduct(context, terms, worth.amount if terms.is_money_block else split.minutes, entry.date)
+            if split.bucket == Bucket.ABSORBED and contract.included_minutes is not None and contract.type == Contract.Type.RETAINER:
+                start = context.period_start(terms, entry.date)
+                terms.included_used[start] = context.included_used(terms, entry.date) + split.minutes
+        planned.append(_Planned(allocation=allocation, deductions=deductions))
 
     entry.is_unrouted = decision.is_unrouted
     lines = ([preface] if preface else []) + [str(step) for step in decision.steps]
@@ -273,19 +286,65 @@ def entry_route(entry: TimeEntry, *, context: RoutingContext | None = None) -> l
         lines.append(f"Rounded {entry.minutes} → {minutes} minutes ({rule.describe()}).")
     lines += [f"Rate — {note}" for note in rate_notes]
     entry.routing_explanation = "\n".join(lines)
-    entry.routed_at = timezone.now()
-    entry.save(update_fields=["is_unrouted", "routing_explanation", "routed_at"])
-    return allocations
+    return planned
 
 
-def _deduct(terms: ContractTerms, allocation: TimeAllocation, on: dt.date) -> None:
-    contract = terms.contract
-    balances = _block_balances(terms)
-    blocks = _blocks(terms, balances)
-    if contract.type == Contract.Type.BLOCK_MONEY:
-        usage = deduct_from_blocks(blocks=blocks, amount=allocation.value.amount, on_date=on, rollover=contract.rollover)
-        rows = [BlockLedgerEntry(block_id=d.block_id, entry_date=on, amount=d.amount, source=_source(allocation.pk)) for d in usage.deductions]
-    else:
-        usage = deduct_from_blocks(blocks=blocks, amount=allocation.minutes, on_date=on, rollover=contract.rollover)
-        rows = [BlockLedgerEntry(block_id=d.block_id, entry_date=on, minutes=d.amount, source=_source(allocation.pk)) for d in usage.deductions]
-    BlockLedgerEntry.objects.bulk_create(rows)
+def _deduct(context: RoutingContext, terms: ContractTerms, quantity, on: dt.date) -> list[tuple[int, int | Decimal]]:
+    usage = deduct_from_blocks(blocks=context.block_list(terms), amount=quantity, on_date=on, rollover=terms.contract.rollover)
+    balances = context.balances(terms)
+    for deduction in usage.deductions:
+        balances[deduction.block_id] = deduction.balance_after
+    return [(d.block_id, d.amount) for d in usage.deductions]
+
+
+def clear_routing(entry_ids: list[int]) -> None:
+    """Remove earlier routing of these (unbilled) entries: allocations and their deductions."""
+    allocation_ids = list(TimeAllocation.objects.filter(entry_id__in=entry_ids).values_list("pk", flat=True))
+    if allocation_ids:
+        BlockLedgerEntry.objects.filter(source__in=[_source(pk) for pk in allocation_ids]).delete()
+        TimeAllocation.objects.filter(pk__in=allocation_ids).delete()
+
+
+def _write(entries: list[TimeEntry], plans: list[list[_Planned]]) -> None:
+    allocations = [p.allocation for plan in plans for p in plan]
+    TimeAllocation.objects.bulk_create(allocations, batch_size=CHUNK)
+    ledger = []
+    for plan in plans:
+        for planned in plan:
+            for block_id, quantity in planned.deductions:
+                row = BlockLedgerEntry(block_id=block_id, entry_date=planned.allocation.entry.date, source=_source(planned.allocation.pk))
+                if isinstance(quantity, Decimal):
+                    row.amount = quantity
+                else:
+                    row.minutes = quantity
+                ledger.append(row)
+    BlockLedgerEntry.objects.bulk_create(ledger, batch_size=CHUNK)
+    now = timezone.now()
+    for entry in entries:
+        entry.routed_at = now
+    TimeEntry.objects.bulk_update(entries, ["is_unrouted", "routing_explanation", "routed_at"], batch_size=CHUNK)
+
+
+def route_entries(entries: Iterable[TimeEntry], *, context: RoutingContext | None = None) -> int:
+    """(Re)route and rate unbilled entries, in date order. Call inside a transaction."""
+    context = context or RoutingContext()
+    entries = sorted(entries, key=lambda e: (e.date, e.pk))
+    if any(entry.billed_at is not None for entry in entries):
+        raise ValueError("a billed time entry is never re-routed")
+    for start in range(0, len(entries), CHUNK):
+        clear_routing([e.pk for e in entries[start:start + CHUNK]])
+    # Balances are loaded after the old deductions are gone.
+    context.preload(
+        [e.ticket.customer_id for e in entries]
+        + [e.ticket.customer.parent_id for e in entries if e.ticket.customer.parent_id]
+    )
+    for start in range(0, len(entries), CHUNK):
+        chunk = entries[start:start + CHUNK]
+        _write(chunk, [_plan(context, entry) for entry in chunk])
+    return len(entries)
+
+
+def entry_route(entry: TimeEntry, *, context: RoutingContext | None = None) -> list[TimeAllocation]:
+    """(Re)route and rate one unbilled entry."""
+    route_entries([entry], context=context)
+    return list(entry.allocations.all())

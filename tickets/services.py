@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from contracts.models import Contract, Customer, RateItem, WorkType
 from tickets.models import Charge, TechnicianProfile, Ticket, TimeEntry
-from tickets.routing import RoutingContext, entry_route
+from tickets.routing import ENTRY_RELATED as _ENTRY_RELATED
+from tickets.routing import clear_routing, entry_route, route_entries
 
 MAX_MINUTES_PER_ENTRY = 24 * 60
 LOCKED_HINT = "Open a new ticket for further work."
@@ -73,9 +74,7 @@ def ticket_update(*, ticket_id: int, title: str, technician=None, default_contra
     ticket.title, ticket.technician, ticket.default_contract = title.strip(), technician, default_contract
     ticket.save(update_fields=["title", "technician", "default_contract"])
     if contract_changed:
-        context = RoutingContext()
-        for entry in ticket.time_entries.filter(billed_at__isnull=True).select_related(*_ENTRY_RELATED):
-            entry_route(entry, context=context)
+        route_entries(ticket.time_entries.filter(billed_at__isnull=True).select_related(*_ENTRY_RELATED))
     return ticket
 
 
@@ -112,18 +111,12 @@ def ticket_merge(*, source_id: int, target_id: int) -> Ticket:
     source.charges.update(ticket=target)
     source.status = Ticket.Status.CLOSED
     source.save(update_fields=["status"])
-    context = RoutingContext()
-    for entry in target.time_entries.filter(billed_at__isnull=True).select_related(*_ENTRY_RELATED):
-        entry_route(entry, context=context)
+    route_entries(target.time_entries.filter(billed_at__isnull=True).select_related(*_ENTRY_RELATED))
     return target
 
 
 # --- time entries -------------------------------------------------------------------------------
 
-_ENTRY_RELATED = (
-    "ticket__customer__parent", "ticket__default_contract", "work_type", "role",
-    "chosen_contract", "chosen_rate_item",
-)
 
 
 def role_of(technician):
@@ -223,10 +216,7 @@ def time_entry_delete(*, entry_id: int) -> None:
     entry = TimeEntry.objects.select_for_update().get(pk=entry_id)
     if entry.billed_at is not None:
         raise LockedError(f"This time entry was billed and is locked. {LOCKED_HINT}")
-    from contracts.models import BlockLedgerEntry
-    from tickets.routing import allocation_sources
-
-    BlockLedgerEntry.objects.filter(source__in=allocation_sources(entry)).delete()
+    clear_routing([entry.pk])
     with _database_lock_as_message("This time entry"):
         entry.delete()
 
@@ -244,14 +234,9 @@ def entries_reroute(*, contract_ids, effective_date: dt.date) -> int:
     return entries_route(entries)
 
 
+@transaction.atomic
 def entries_route(entries) -> int:
-    context = RoutingContext()
-    count = 0
-    with transaction.atomic():
-        for entry in entries:
-            entry_route(entry, context=context)
-            count += 1
-    return count
+    return route_entries(entries)
 
 
 def unbilled_recalculate(*, contract: Contract | None = None) -> int:
