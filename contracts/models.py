@@ -374,16 +374,6 @@ class ContractPeriod(models.Model):
         ordering = ["contract", "start"]
         constraints = [models.UniqueConstraint(fields=["contract", "start"], name="one_period_per_start")]
 
-    def state_on(self, today) -> str:
-        """open until its bill date; due on it; overdue after; billed once in a batch."""
-        if self.billed_at:
-            return self.State.BILLED
-        if self.bill_date > today:
-            return self.State.OPEN
-        if self.bill_date == today:
-            return self.State.DUE
-        return self.State.OVERDUE
-
 
 class Notification(models.Model):
     """Stored notifications: renewals coming up, block and budget thresholds."""

@@ -6,12 +6,22 @@ start real processes (a Celery worker, gunicorn) see them too.
 """
 from __future__ import annotations
 
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
 import pytest
 from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from tests.support import PASSWORD, ROLES, TENANTS, email_for
+from tests.support import PASSWORD, ROLES, TENANTS, email_for, free_port, process_env, running
+
+# Playwright's sync API keeps an event loop in the test thread; the ORM calls the tests
+# make around it are ordinary blocking calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +49,13 @@ def django_db_setup(django_db_setup, django_db_blocker):
                     user_create(email=email_for(subdomain, role), role=role, password=PASSWORD)
         demo_ensure()
         connection.set_schema_to_public()
+    yield
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        # Servers and workers the tests started may still hold connections; the test
+        # database can only be dropped without them.
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -78,3 +95,41 @@ def client_for(db):
         return client
 
     return make
+
+
+# --- a real server and a real browser ------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def server(django_db_setup, django_db_blocker, tmp_path_factory):
+    port = free_port()
+    with django_db_blocker.unblock():
+        env = process_env(PUBLIC_URL_PORT=str(port))
+
+    def ready() -> bool:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        except urllib.error.HTTPError:
+            return True  # 503 without a worker: the server answers
+        except OSError:
+            return False
+        return True
+
+    log = tmp_path_factory.mktemp("logs") / "gunicorn.log"
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    command = [gunicorn, "msp_billing.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+    with running(command, env=env, ready=ready, timeout=60, log=log):
+        yield port
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

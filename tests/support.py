@@ -73,3 +73,12 @@ def running(command: list[str], *, env: dict[str, str], ready, timeout: float = 
 
 def celery_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "msp_billing", *args]
+
+
+def sign_in(page, port: int, email: str) -> None:
+    from msp_billing.tenants.demo import DEMO_PASSWORD
+
+    page.goto(f"http://demo.localhost:{port}/")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()

@@ -234,9 +234,26 @@ def entries_reroute(*, contract_ids, effective_date: dt.date) -> int:
     return entries_route(entries)
 
 
+STREAM_CHUNK = 5000
+
+
 @transaction.atomic
 def entries_route(entries) -> int:
-    return route_entries(entries)
+    """Route a queryset of unbilled entries in date order, a chunk at a time (bounded memory)."""
+    from tickets.routing import RoutingContext
+
+    context = RoutingContext()
+    ordered = entries.order_by("date", "id")
+    count, last = 0, None
+    while True:
+        page = ordered
+        if last is not None:
+            page = page.filter(Q(date__gt=last[0]) | Q(date=last[0], id__gt=last[1]))
+        chunk = list(page[:STREAM_CHUNK])
+        if not chunk:
+            return count
+        count += route_entries(chunk, context=context)
+        last = (chunk[-1].date, chunk[-1].pk)
 
 
 def unbilled_recalculate(*, contract: Contract | None = None) -> int:

@@ -1,61 +1,12 @@
 """In headless Chromium, on the real server (gunicorn) and the real database."""
 from __future__ import annotations
 
-import urllib.request
-
 import pytest
 
-from tests.support import free_port, process_env, running
+from tests.support import sign_in
 
-pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker, tmp_path_factory):
-    port = free_port()
-    with django_db_blocker.unblock():
-        env = process_env(PUBLIC_URL_PORT=str(port))
-
-    def ready() -> bool:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-        except urllib.error.HTTPError:
-            return True  # 503 without a worker: the server answers
-        except OSError:
-            return False
-        return True
-
-    log = tmp_path_factory.mktemp("logs") / "gunicorn.log"
-    command = ["gunicorn", "msp_billing.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
-    import sys
-    from pathlib import Path
-
-    command[0] = str(Path(sys.executable).with_name("gunicorn"))
-    with running(command, env=env, ready=ready, timeout=60, log=log):
-        yield port
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-
-
-def sign_in(page, port: int, email: str) -> None:
-    from msp_billing.tenants.demo import DEMO_PASSWORD
-
-    page.goto(f"http://demo.localhost:{port}/")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-
-
+# django_db: pytest-django creates the test database only for tests that ask for it.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 def test_billing_admin_signs_in_on_the_demo_host_and_sees_the_dashboard(server, browser):
     page = browser.new_page()
     sign_in(page, server, "billing@demo.example")

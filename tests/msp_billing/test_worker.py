@@ -13,7 +13,7 @@ from msp_billing.celery import app
 from msp_billing.tasks import TenantContextMissing
 from tests.support import celery_command, email_for, process_env, running
 
-pytestmark = pytest.mark.worker
+pytestmark = [pytest.mark.worker, pytest.mark.django_db]
 
 
 @pytest.fixture(scope="module")

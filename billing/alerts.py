@@ -1,0 +1,82 @@
+"""Threshold alerts: blocks (contracts/) and project budgets (time from tickets/).
+
+Budgets live here rather than in contracts/ because they are measured on routed time
+(``tickets.TimeAllocation``) and contracts/ knows no tickets (DESIGN.md §3).
+
+A contract with a budget — in practice a *Project — hourly* contract — is measured by
+what it has been allocated so far, billed or not: ``billed_minutes`` against
+``budget_minutes``, and ``amount`` (in the budget's currency) against ``budget_amount``.
+Each threshold of ``Contract.thresholds()`` is sent once per budget value
+(key ``budget:<contract>:<hours|amount>:<budget>:<pct>``): raising the budget starts a
+new round of alerts. Thresholds above 100 % are honoured (a project may run over).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from fractions import Fraction
+
+from django.db import transaction
+from django.db.models import Q, Sum
+
+from contracts.alerts import block_alerts_check_all
+from contracts.models import Contract, Notification
+from contracts.notifications import notification_send_once
+from tickets.models import TimeAllocation
+
+
+def budget_alerts_check(*, contract: Contract) -> list[Notification]:
+    """Send the budget thresholds the contract has reached, each once."""
+    if contract.status != Contract.Status.ACTIVE:
+        return []
+    with transaction.atomic():
+        contract = Contract.objects.select_for_update().select_related("customer").get(pk=contract.pk)
+        budget_currency = contract.budget_amount.currency.code if contract.budget_amount is not None else None
+        totals = TimeAllocation.objects.filter(contract=contract).aggregate(
+            minutes=Sum("billed_minutes"),
+            amount=Sum("amount", filter=Q(amount_currency=budget_currency)),
+        )
+        measures = []
+        if contract.budget_minutes:
+            measures.append(("hours", totals["minutes"] or 0, contract.budget_minutes, _hours))
+        if contract.budget_amount is not None and contract.budget_amount.amount > 0:
+            measures.append(
+                ("amount", totals["amount"] or Decimal("0"), contract.budget_amount.amount,
+                 lambda value: f"{budget_currency} {Decimal(value):.2f}")
+            )
+        sent = []
+        for measure, used, budget, show in measures:
+            percent = Fraction(used) * 100 / Fraction(budget)
+            for pct in contract.thresholds():
+                if pct <= 0 or percent < pct:
+                    continue
+                notification = notification_send_once(
+                    kind=Notification.Kind.BUDGET_THRESHOLD,
+                    key=f"budget:{contract.pk}:{measure}:{budget}:{pct}",
+                    contract=contract,
+                    subject=f"Budget {pct} % used: {contract}",
+                    message=f"{contract} has used {pct} % of its budget ({show(used)} of {show(budget)}).",
+                )
+                if notification:
+                    sent.append(notification)
+        return sent
+
+
+def budget_alerts_check_all() -> list[Notification]:
+    sent: list[Notification] = []
+    with_budget = Contract.objects.filter(status=Contract.Status.ACTIVE).filter(
+        Q(budget_minutes__gt=0) | Q(budget_amount__gt=0)
+    )
+    for contract in with_budget.order_by("pk"):
+        sent.extend(budget_alerts_check(contract=contract))
+    return sent
+
+
+def alerts_check_all(*, today: dt.date) -> list[Notification]:
+    """Every threshold alert of the active MSP: blocks, then budgets."""
+    return block_alerts_check_all(today=today) + budget_alerts_check_all()
+
+
+def _hours(minutes: int) -> str:
+    hours, rest = divmod(int(minutes), 60)
+    return f"{hours}:{rest:02d} hours"

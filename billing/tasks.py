@@ -1,0 +1,13 @@
+"""Scheduled billing work, run in every MSP (beat → ``fan_out_to_tenants``)."""
+from __future__ import annotations
+
+from billing.alerts import alerts_check_all
+from contracts.periods import tenant_today
+from msp_billing.tasks import tenant_task
+
+
+@tenant_task
+def alerts_check() -> dict:
+    """Block and budget threshold alerts (and auto-repurchases). Safe to run twice."""
+    today = tenant_today()
+    return {"today": today.isoformat(), "notifications": len(alerts_check_all(today=today))}

@@ -1,0 +1,177 @@
+"""Block alerts at the contract's thresholds, and the optional auto-repurchase.
+
+DESIGN.md §2 "Contracts": alerts go out at configurable thresholds (75 / 90 / 100 % used)
+by e-mail and on the dashboard; an optional auto-repurchase buys the next block.
+
+**Usage** is measured over the contract's *usable* blocks, in the sense of
+:mod:`contracts.rules.blocks` (bought by today, not expired unless the contract rolls
+balances over, and not used up): used ÷ size, where used is the sum of the blocks'
+``BlockLedgerEntry`` minutes (Block Hours) or amounts (Block Money). When every block
+that is not expired is used up, usage is 100 %. Blocks used up earlier do not dilute
+the figure: after a repurchase the new block starts again at 0 %.
+
+**Each threshold once per block**: the alert is about the newest usable block (the one
+that ends the customer's balance), key ``block:<contract>:<block>:<pct>``. A new block
+(bought by hand or automatically) starts a new round of alerts.
+
+**Auto-repurchase**: at 100 %, a contract with ``auto_repurchase`` buys one block of the
+same size and price as the block that ran out, dated today (expiring after the
+contract's ``block_expiry_months`` when set), once per exhausted block (key
+``block-repurchased:<contract>:<block>``). Time already routed as overage stays overage.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from fractions import Fraction
+
+from django.db import transaction
+from django.db.models import Sum, Value
+from django.db.models.functions import Coalesce
+
+from contracts.models import BlockPurchase, Contract, Notification
+from contracts.notifications import notification_send_once
+from contracts.periods import term_end
+from contracts.rules.blocks import Block, deduct_from_blocks
+
+
+@dataclass(frozen=True)
+class BlockUsageNow:
+    """How much of a contract's usable block balance is used, and which block it is about."""
+
+    block: BlockPurchase
+    used: int | Decimal
+    size: int | Decimal
+
+    @property
+    def percent(self) -> Fraction:
+        return Fraction(self.used) * 100 / Fraction(self.size)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.used >= self.size
+
+
+def block_usage(*, contract: Contract, today: dt.date) -> BlockUsageNow | None:
+    """Usage of the contract's usable blocks on ``today``; ``None`` without any block to speak of."""
+    money = contract.type == Contract.Type.BLOCK_MONEY
+    purchases = list(
+        contract.blocks.filter(purchased_on__lte=today).annotate(
+            used_minutes=Coalesce(Sum("ledger__minutes"), Value(0)),
+            used_amount=Coalesce(Sum("ledger__amount"), Value(Decimal("0"))),
+        )
+    )
+    sizes: dict[int, int | Decimal] = {}
+    used: dict[int, int | Decimal] = {}
+    for purchase in purchases:
+        if money:
+            sizes[purchase.pk] = purchase.amount.amount if purchase.amount is not None else Decimal("0")
+            used[purchase.pk] = Decimal(purchase.used_amount)
+        else:
+            sizes[purchase.pk] = purchase.minutes or 0
+            used[purchase.pk] = int(purchase.used_minutes)
+    by_id = {p.pk: p for p in purchases if sizes[p.pk] > 0}
+    blocks = [
+        Block(id=pk, purchased_on=p.purchased_on, expires_on=p.expires_on, balance=sizes[pk] - used[pk])
+        for pk, p in by_id.items()
+    ]
+    zero = Decimal("0") if money else 0
+    usable = _usable_ids(blocks=blocks, today=today, rollover=contract.rollover, zero=zero)
+    if usable:
+        newest = max(usable, key=lambda pk: (by_id[pk].purchased_on, pk))
+        return BlockUsageNow(
+            block=by_id[newest],
+            used=sum((used[pk] for pk in usable), zero),
+            size=sum((sizes[pk] for pk in usable), zero),
+        )
+    # Nothing usable: blocks that would be usable with a balance left are all used up.
+    one = Decimal("1") if money else 1
+    current = _usable_ids(blocks=[replace(b, balance=one) for b in blocks], today=today, rollover=contract.rollover, zero=zero)
+    if not current:
+        return None
+    newest = max(current, key=lambda pk: (by_id[pk].purchased_on, pk))
+    return BlockUsageNow(block=by_id[newest], used=sizes[newest], size=sizes[newest])
+
+
+def block_alerts_check(*, contract: Contract, today: dt.date) -> list[Notification]:
+    """Send the block thresholds the contract has reached (each once) and auto-repurchase."""
+    if not contract.is_block or contract.status != Contract.Status.ACTIVE:
+        return []
+    with transaction.atomic():
+        contract = Contract.objects.select_for_update().select_related("customer").get(pk=contract.pk)
+        usage = block_usage(contract=contract, today=today)
+        if usage is None:
+            return []
+        sent = []
+        for pct in contract.thresholds():
+            if pct <= 0 or usage.percent < pct:
+                continue
+            notification = notification_send_once(
+                kind=Notification.Kind.BLOCK_THRESHOLD,
+                key=f"block:{contract.pk}:{usage.block.pk}:{pct}",
+                contract=contract,
+                subject=f"Block {pct} % used: {contract}",
+                message=(
+                    f"{contract} has used {pct} % of its block balance "
+                    f"({_quantity(contract, usage.used)} of {_quantity(contract, usage.size)})."
+                ),
+            )
+            if notification:
+                sent.append(notification)
+        if usage.exhausted and contract.auto_repurchase:
+            notification = _repurchase(contract=contract, exhausted=usage.block, today=today)
+            if notification:
+                sent.append(notification)
+        return sent
+
+
+def block_alerts_check_all(*, today: dt.date) -> list[Notification]:
+    sent: list[Notification] = []
+    blocks = Contract.objects.filter(
+        status=Contract.Status.ACTIVE, type__in=(Contract.Type.BLOCK_HOURS, Contract.Type.BLOCK_MONEY)
+    ).order_by("pk")
+    for contract in blocks:
+        sent.extend(block_alerts_check(contract=contract, today=today))
+    return sent
+
+
+def _repurchase(*, contract: Contract, exhausted: BlockPurchase, today: dt.date) -> Notification | None:
+    """Buy the next block, once per exhausted block: the notification's key is the guard."""
+    size = exhausted.amount.amount if contract.type == Contract.Type.BLOCK_MONEY else exhausted.minutes
+    notification = notification_send_once(
+        kind=Notification.Kind.BLOCK_REPURCHASED,
+        key=f"block-repurchased:{contract.pk}:{exhausted.pk}",
+        contract=contract,
+        subject=f"New block bought automatically: {contract}",
+        message=(
+            f"{contract} used up its block, so a new block of {_quantity(contract, size)} "
+            f"was bought automatically on {today.isoformat()} for {exhausted.price.currency.code} {exhausted.price.amount:.2f}."
+        ),
+    )
+    if notification is None:
+        return None
+    # Same transaction as the notification: both happen, or neither.
+    BlockPurchase.objects.create(
+        contract=contract,
+        purchased_on=today,
+        expires_on=term_end(start=today, months=contract.block_expiry_months) if contract.block_expiry_months else None,
+        minutes=exhausted.minutes,
+        amount=exhausted.amount,
+        price=exhausted.price,
+        auto_purchased=True,
+    )
+    return notification
+
+
+def _usable_ids(*, blocks: list[Block], today: dt.date, rollover: bool, zero) -> list[int]:
+    """Blocks the deduction rule would draw from on ``today`` (asked, not re-implemented)."""
+    skipped = {s.block_id for s in deduct_from_blocks(blocks=blocks, amount=zero, on_date=today, rollover=rollover).skipped}
+    return [b.id for b in blocks if b.id not in skipped]
+
+
+def _quantity(contract: Contract, value: int | Decimal) -> str:
+    if contract.type == Contract.Type.BLOCK_MONEY:
+        return f"{contract.currency} {Decimal(value):.2f}"
+    hours, minutes = divmod(int(value), 60)
+    return f"{hours}:{minutes:02d} hours"
