@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 from djmoney.money import Money
@@ -322,7 +323,12 @@ def _write(entries: list[TimeEntry], plans: list[list[_Planned]]) -> None:
     now = timezone.now()
     for entry in entries:
         entry.routed_at = now
-    TimeEntry.objects.bulk_update(entries, ["is_unrouted", "routing_explanation", "routed_at"], batch_size=CHUNK)
+    # One statement per row, sent in a pipeline: much cheaper than bulk_update's CASE chains.
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {TimeEntry._meta.db_table} SET is_unrouted = %s, routing_explanation = %s, routed_at = %s WHERE id = %s",
+            [(e.is_unrouted, e.routing_explanation, now, e.pk) for e in entries],
+        )
 
 
 def route_entries(entries: Iterable[TimeEntry], *, context: RoutingContext | None = None) -> int:
