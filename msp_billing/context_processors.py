@@ -3,17 +3,35 @@ from django.urls import reverse
 
 from msp_billing.accounts.roles import Capability
 
-# (label, URL name, capability, namespace or view that marks it active)
+# (label, URL name, capability)
 NAVIGATION = [
-    ("Dashboard", "dashboard", Capability.VIEW_BILLING, "dashboard"),
-    ("Billing", "billing:home", Capability.VIEW_BILLING, "billing:home"),
-    ("Tickets", "tickets:list", Capability.LOG_TIME, "tickets"),
-    ("Contracts", "contracts:list", Capability.VIEW_BILLING, "contracts:list"),
-    ("Customers", "contracts:customer_list", Capability.VIEW_BILLING, "contracts:customer_list"),
-    ("Invoices", "invoices:list", Capability.VIEW_BILLING, "invoices"),
-    ("Reports", "billing:reports", Capability.VIEW_BILLING, "billing:reports"),
-    ("Settings", "settings:home", Capability.MANAGE_SETTINGS, "settings"),
+    ("Dashboard", "dashboard", Capability.VIEW_BILLING),
+    ("Billing", "billing:home", Capability.VIEW_BILLING),
+    ("Tickets", "tickets:list", Capability.LOG_TIME),
+    ("Contracts", "contracts:list", Capability.VIEW_BILLING),
+    ("Customers", "contracts:customer_list", Capability.VIEW_BILLING),
+    ("Invoices", "invoices:list", Capability.VIEW_BILLING),
+    ("Reports", "billing:reports", Capability.VIEW_BILLING),
+    ("Settings", "settings:home", Capability.MANAGE_SETTINGS),
 ]
+
+# Which section a page belongs to, by the start of its view name; the first match wins.
+SECTIONS = [
+    ("tickets:technician_roles", "Settings"),
+    ("invoices:settings", "Settings"),
+    ("settings:", "Settings"),
+    ("contracts:customer_", "Customers"),
+    ("contracts:", "Contracts"),
+    ("tickets:", "Tickets"),
+    ("invoices:", "Invoices"),
+    ("billing:reports", "Reports"),
+    ("billing:", "Billing"),
+    ("dashboard", "Dashboard"),
+]
+
+
+def _active_label(view_name: str) -> str | None:
+    return next((label for prefix, label in SECTIONS if view_name.startswith(prefix)), None)
 
 
 def navigation(request):
@@ -22,11 +40,11 @@ def navigation(request):
     if user is None or not user.is_authenticated or tenant is None or tenant.is_public:
         return {"nav_items": []}
     match = request.resolver_match
-    here = {match.view_name, match.namespace} if match else set()
+    active = _active_label(match.view_name) if match else None
     return {
         "nav_items": [
-            {"label": label, "url": reverse(name), "active": marker in here}
-            for label, name, capability, marker in NAVIGATION
+            {"label": label, "url": reverse(name), "active": label == active}
+            for label, name, capability in NAVIGATION
             if user.can(capability)
         ]
     }

@@ -119,6 +119,8 @@ def list_page(
     if search or any(data.get(item.name) not in (None, "") for item in filters):
         queryset = queryset.distinct()  # searching or filtering across a to-many relation
 
+    if not queryset.ordered:
+        queryset = queryset.order_by("pk")  # pages must not overlap
     # A page number out of range or not a number shows the nearest page, as users expect.
     page = Paginator(queryset, per_page).get_page(request.GET.get(PAGE_PARAM))
     params = request.GET.copy()

@@ -49,3 +49,8 @@ def my_time(*, user):
 
 def unrouted_entries():
     return TimeEntry.objects.filter(Q(is_unrouted=True), billed_at__isnull=True).select_related("ticket__customer", "work_type", "technician")
+
+
+def unrouted_charges():
+    """Billable parts and expenses no contract takes (see tickets.services.charge_contract_for)."""
+    return Charge.objects.filter(contract__isnull=True, billed_at__isnull=True, billable=True).select_related("ticket__customer")

@@ -267,6 +267,21 @@ def unbilled_recalculate(*, contract: Contract | None = None) -> int:
 # --- charges -----------------------------------------------------------------------------------
 
 
+def charge_contract_for(*, ticket: Ticket, on: dt.date) -> Contract | None:
+    """Which contract bills a part or expense logged on a ticket.
+
+    The ticket's own contract; else the customer's (then the parent's) default Hourly
+    contract, if active on the charge's date. With neither, the charge stays without a
+    contract: it is listed as unrouted, never dropped.
+    """
+    customer = ticket.customer
+    candidates = [ticket.default_contract, customer.default_hourly_contract]
+    if customer.parent_id:
+        candidates.append(customer.parent.default_hourly_contract)
+    valid = set(contracts_valid_for(customer, on).values_list("pk", flat=True))
+    return next((c for c in candidates if c is not None and c.pk in valid), None)
+
+
 @transaction.atomic
 def charge_add(*, ticket: Ticket | None = None, contract: Contract | None = None, description: str, date: dt.date,
                quantity, unit_price, product=None, unit_cost=None, markup_percent=0, billable: bool = True,
@@ -280,6 +295,8 @@ def charge_add(*, ticket: Ticket | None = None, contract: Contract | None = None
         raise ValidationError({"quantity": "Quantity must be more than zero."})
     if unit_price is None or unit_price.amount < 0:
         raise ValidationError({"unit_price": "Unit price cannot be negative."})
+    if contract is None:
+        contract = charge_contract_for(ticket=ticket, on=date)
     charge = Charge(ticket=ticket, contract=contract, product=product, description=description.strip() or (product.name if product else ""),
                     date=date, quantity=quantity, unit_price=unit_price, unit_cost=unit_cost, markup_percent=markup_percent,
                     billable=billable, is_expense=is_expense)
@@ -295,3 +312,10 @@ def charge_delete(*, charge_id: int) -> None:
         raise LockedError(f"This charge was billed and is locked. {LOCKED_HINT}")
     with _database_lock_as_message("This charge"):
         charge.delete()
+
+
+@transaction.atomic
+def technician_role_set(*, user, role) -> TechnicianProfile:
+    """Set the labour role a person's time is rated at (their profile)."""
+    profile, _ = TechnicianProfile.objects.update_or_create(user=user, defaults={"role": role})
+    return profile

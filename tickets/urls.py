@@ -16,4 +16,5 @@ urlpatterns = [
     path("my-time/", views.my_time, name="my_time"),
     path("unrouted/", views.unrouted, name="unrouted"),
     path("unrouted/recalculate/", views.recalculate_unbilled, name="recalculate"),
+    path("technician-roles/", views.technician_roles, name="technician_roles"),
 ]

@@ -197,7 +197,8 @@ def my_time(request):
 @requires(Capability.VIEW_BILLING)
 def unrouted(request):
     listing = list_page(request, selectors.unrouted_entries(), search_fields=["ticket__title", "ticket__customer__legal_name"])
-    return render(request, "tickets/unrouted.html", {"listing": listing}, status=listing.status)
+    context = {"listing": listing, "charges": selectors.unrouted_charges()}
+    return render(request, "tickets/unrouted.html", context, status=listing.status)
 
 
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
@@ -208,3 +209,28 @@ def recalculate_unbilled(request):
     return redirect("tickets:unrouted")
 
 
+
+
+@requires(Capability.MANAGE_SETTINGS)
+def technician_roles(request):
+    """Settings → Technician roles: which labour role each person's time is rated at."""
+    from contracts.models import Role
+    from msp_billing.accounts.models import User
+    from tickets.models import TechnicianProfile
+
+    people = User.objects.filter(is_active=True).order_by("email")
+    roles = Role.objects.order_by("name")
+    if request.method == "POST":
+        try:
+            user = people.get(pk=int(request.POST.get("user", "")))
+            role = roles.get(pk=int(request.POST.get("role", "")))
+        except (ValueError, User.DoesNotExist, Role.DoesNotExist):
+            messages.error(request, "Pick a person and a role from the lists.")
+        else:
+            services.technician_role_set(user=user, role=role)
+            messages.success(request, f"{user} now logs time as {role}.")
+            return redirect("tickets:technician_roles")
+    profiles = {p.user_id: p.role_id for p in TechnicianProfile.objects.all()}
+    rows = [{"user": person, "role_id": profiles.get(person.pk)} for person in people]
+    status = 400 if request.method == "POST" else 200
+    return render(request, "tickets/technician_roles.html", {"rows": rows, "roles": roles}, status=status)

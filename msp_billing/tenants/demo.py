@@ -17,6 +17,9 @@ DEMO_USERS = [
     ("accountant@demo.example", "Ada Accountant", Role.ACCOUNTANT),
     ("tech1@demo.example", "Tom Technician", Role.TECHNICIAN),
     ("tech2@demo.example", "Tess Technician", Role.TECHNICIAN),
+    ("tech3@demo.example", "Theo Technician", Role.TECHNICIAN),
+    ("tech4@demo.example", "Tara Technician", Role.TECHNICIAN),
+    ("tech5@demo.example", "Tim Technician", Role.TECHNICIAN),
 ]
 
 
@@ -44,4 +47,7 @@ def demo_ensure() -> Msp:
             user.full_name, user.role, user.is_active = name, role, True
             user.set_password(DEMO_PASSWORD)
             user.save()
+    from billing.demo import demo_data_load  # customers, contracts and three months of work
+
+    demo_data_load(schema_name=msp.schema_name)
     return msp

@@ -234,3 +234,14 @@ def test_releasing_a_billed_item_is_allowed(setup, chain):
     type(entry.ticket).objects.filter(pk=entry.ticket_id).update(billed_at=None)
     updated = services.time_entry_update(entry_id=entry.pk, minutes=45)
     assert allocations(updated) == [("Managed Services", "absorbed", 45, None, eur("75.00"))]
+
+
+def test_parts_on_a_ticket_bill_to_its_contract_or_the_hourly_fallback(setup, chain):
+    cable = services.charge_add(ticket=chain["ticket"], description="Cat6 cable", date=DAY, quantity=Decimal(3), unit_price=eur("4.50"))
+    assert cable.contract == chain["hourly"]
+    project = contract(chain["customer"], "project_hourly", priority=5, name="Office move")
+    moving = ticket(chain["customer"], default_contract=project)
+    switch = services.charge_add(ticket=moving, description="Switch", date=DAY, quantity=Decimal(1), unit_price=eur("120"))
+    assert switch.contract == project
+    stray = services.charge_add(ticket=ticket(customer("Nobody Pays")), description="Toner", date=DAY, quantity=Decimal(1), unit_price=eur("60"))
+    assert stray.contract is None  # listed as unrouted, not dropped

@@ -125,3 +125,19 @@ def test_unrouted_time_is_listed_for_billing(client_for, chain):
     page = client_for("alpha", "billing_admin").get("/tickets/unrouted/").content.decode()
     assert "Nobody Pays" in page
     assert client_for("alpha", "technician").get("/tickets/unrouted/").status_code == 403
+
+
+def test_settings_set_a_technicians_role(client_for, chain):
+    from contracts.models import Role
+    from msp_billing.accounts.models import User
+    from tickets.models import TechnicianProfile
+
+    architect = Role.objects.create(name="Architect", default_rate=eur("160"), cost_rate=eur("70"))
+    accountant = User.objects.get(email="accountant@alpha.example")
+    admin = client_for("alpha", "billing_admin")
+    assert admin.get("/tickets/technician-roles/").status_code == 200
+    response = admin.post("/tickets/technician-roles/", {"user": accountant.pk, "role": architect.pk})
+    assert response.status_code == 302
+    assert TechnicianProfile.objects.get(user=accountant).role == architect
+    assert admin.post("/tickets/technician-roles/", {"user": accountant.pk, "role": "x"}).status_code == 400
+    assert client_for("alpha", "technician").get("/tickets/technician-roles/").status_code == 403

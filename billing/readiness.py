@@ -1,0 +1,43 @@
+"""What is ready to bill by a cut-off date (DESIGN.md §2 "Readiness, periods and approval").
+
+* A contract period is ready once due (bill date on or before the cut-off), overdue included.
+* Ticket time and charges are ready once the ticket is resolved or closed — or, where the
+  MSP turned on approval, once an admin approved the entry.
+* Only items with a contract are billable; unrouted time and charges stay on the
+  unrouted list until a contract takes them.
+
+These are querysets; the wizard and the scheduled runs aggregate them per contract.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from contracts.selectors_periods import contract_periods_due
+from tickets.models import Charge, Ticket, TimeAllocation, TimeEntry
+
+DONE_STATUSES = (Ticket.Status.RESOLVED, Ticket.Status.CLOSED)
+
+
+def _approval_required() -> bool:
+    return bool(getattr(connection.tenant, "time_approval_required", False))
+
+
+def ready_time_allocations(*, cutoff: dt.date) -> QuerySet[TimeAllocation]:
+    """Unbilled, routed time dated on or before the cut-off whose ticket is done (or approved)."""
+    ready = Q(entry__approval=TimeEntry.Approval.APPROVED) if _approval_required() else Q(entry__ticket__status__in=DONE_STATUSES)
+    return TimeAllocation.objects.filter(
+        ready, entry__billed_at__isnull=True, entry__billable=True, entry__date__lte=cutoff, contract__isnull=False,
+    )
+
+
+def ready_charges(*, cutoff: dt.date) -> QuerySet[Charge]:
+    """Unbilled billable parts and expenses with a contract: on a done ticket, or on the contract itself."""
+    ticket_ready = Q(ticket__isnull=True) | Q(ticket__status__in=DONE_STATUSES)
+    return Charge.objects.filter(ticket_ready, billed_at__isnull=True, billable=True, date__lte=cutoff, contract__isnull=False)
+
+
+def ready_periods(*, cutoff: dt.date):
+    return contract_periods_due(cutoff=cutoff)

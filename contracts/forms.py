@@ -1,0 +1,418 @@
+"""Forms for customers, the catalogue and contracts: they parse input; services decide.
+
+Each form turns the posted strings into Python values (dates, Decimals, model
+instances of this MSP); the rules — per contract type, per ledger — live in
+``contracts.services``, whose per-field messages are shown back on the same form
+(``ServiceForm.add_service_errors``).
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.core.exceptions import ValidationError
+from djmoney.settings import CURRENCY_CHOICES
+
+from contracts import services
+from contracts.models import Contract, Customer, DeviceClass, ExclusionSet, Product, RateItem, Role, WorkType
+from contracts.selectors import customer_parent_choices
+
+CURRENCIES = sorted((code, f"{code} — {name}") for code, name in CURRENCY_CHOICES)
+
+
+def _date(label: str, *, required: bool = True, help_text: str = "") -> forms.DateField:
+    return forms.DateField(label=label, required=required, help_text=help_text,
+                           widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+
+
+def _rate(label: str, *, required: bool = True, help_text: str = "") -> forms.DecimalField:
+    """Rates and unit prices: 4 decimal places (DESIGN.md "Money and time")."""
+    return forms.DecimalField(label=label, required=required, help_text=help_text, max_digits=14, decimal_places=4,
+                              min_value=Decimal("0"))
+
+
+def _amount(label: str, *, required: bool = True, help_text: str = "") -> forms.DecimalField:
+    return forms.DecimalField(label=label, required=required, help_text=help_text, max_digits=14, decimal_places=2,
+                              min_value=Decimal("0"))
+
+
+class HoursField(forms.DecimalField):
+    """Hours as people type them (1.5, 0.25); cleaned to whole minutes, as time is stored."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", 9)
+        kwargs.setdefault("decimal_places", 2)
+        kwargs.setdefault("min_value", Decimal("0.01"))
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        hours = super().clean(value)
+        if hours is None:
+            return None
+        minutes = hours * 60
+        if minutes != minutes.to_integral_value():
+            raise ValidationError("Enter hours that make whole minutes, such as 1.5 or 0.25.")
+        return int(minutes)
+
+
+def minutes_as_hours(minutes: int | None) -> Decimal | None:
+    if minutes is None:
+        return None
+    hours = (Decimal(minutes) / 60).quantize(Decimal("0.01"))
+    return hours.quantize(Decimal("1")) if hours == hours.to_integral_value() else hours
+
+
+class ServiceForm(forms.Form):
+    """A form whose cleaned data goes to a service; the service's messages come back here."""
+
+    # service field name → form field name, where they differ (minutes vs. hours)
+    field_aliases: dict[str, str] = {}
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        if hasattr(error, "error_dict"):
+            for field, errors in error.error_dict.items():
+                field = self.field_aliases.get(field, field)
+                self.add_error(field if field in self.fields else None, errors)
+        else:
+            self.add_error(None, error)
+
+
+# --- customers ----------------------------------------------------------------------------
+
+
+class CustomerForm(ServiceForm):
+    legal_name = forms.CharField(max_length=200, help_text="The name accounting systems match on.")
+    display_name = forms.CharField(max_length=200, required=False)
+    parent = forms.ModelChoiceField(
+        queryset=Customer.objects.none(), required=False, empty_label="None — a top-level customer",
+        label="Parent customer", help_text="Sites and sub-accounts are billed to their parent when consolidated.",
+    )
+    billing_email = forms.EmailField(label="Billing e-mail", required=False, max_length=254)
+    billing_contacts = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    address = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    currency = forms.ChoiceField(choices=CURRENCIES)
+    tax_exempt = forms.BooleanField(required=False)
+    tax_id = forms.CharField(label="Tax id", max_length=60, required=False)
+    payment_terms_days = forms.IntegerField(label="Payment terms (days)", min_value=0,
+                                            max_value=services.MAX_PAYMENT_TERMS_DAYS, initial=30)
+    region = forms.CharField(max_length=60, required=False)
+    is_active = forms.BooleanField(label="Active", required=False, initial=True)
+    default_hourly_contract = forms.ModelChoiceField(
+        queryset=Contract.objects.none(), required=False, label="Default Hourly contract",
+        help_text="Takes the time no other contract takes.",
+    )
+
+    def __init__(self, *args, customer: Customer | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["parent"].queryset = customer_parent_choices(exclude_id=customer.pk if customer else None)
+        if customer is None:
+            del self.fields["default_hourly_contract"]
+        else:
+            self.fields["default_hourly_contract"].queryset = Contract.objects.filter(
+                customer=customer, type=Contract.Type.HOURLY
+            )
+
+    @staticmethod
+    def initial_for(customer: Customer) -> dict:
+        initial = {name: getattr(customer, name) for name in services.CUSTOMER_FIELDS}
+        initial["default_hourly_contract"] = customer.default_hourly_contract_id
+        initial["parent"] = customer.parent_id
+        return initial
+
+
+# --- catalogue ----------------------------------------------------------------------------
+
+
+class WorkTypeForm(ServiceForm):
+    name = forms.CharField(max_length=100, help_text="What a technician picks, such as Remote Support.")
+    is_after_hours = forms.BooleanField(label="Always after hours", required=False)
+    after_hours_multiplier = forms.DecimalField(max_digits=6, decimal_places=4, min_value=Decimal("1"),
+                                                max_value=services.MAX_AFTER_HOURS_MULTIPLIER, initial=Decimal("1.5"),
+                                                help_text="After-hours work is billed at the rate times this.")
+    billable = forms.BooleanField(required=False, initial=True)
+    is_active = forms.BooleanField(label="Active", required=False, initial=True)
+
+    @staticmethod
+    def initial_for(work_type: WorkType) -> dict:
+        return {name: getattr(work_type, name) for name in
+                ("name", "is_after_hours", "after_hours_multiplier", "billable", "is_active")}
+
+
+class RoleForm(ServiceForm):
+    name = forms.CharField(max_length=100, help_text="Such as Tier 1, Engineer, Architect.")
+    default_rate = _rate("Default rate (per hour)")
+    cost_rate = _rate("Cost rate (per hour)", help_text="Internal cost, for profitability.")
+    currency = forms.ChoiceField(choices=CURRENCIES)
+
+    @staticmethod
+    def initial_for(role: Role) -> dict:
+        return {"name": role.name, "default_rate": role.default_rate.amount, "cost_rate": role.cost_rate.amount,
+                "currency": str(role.default_rate.currency)}
+
+
+class RateItemForm(ServiceForm):
+    name = forms.CharField(max_length=120)
+    rate = _rate("Rate (per hour)")
+    currency = forms.ChoiceField(choices=CURRENCIES)
+    accounting_code = forms.CharField(max_length=60, required=False, help_text="The item in the accounting system.")
+
+    @staticmethod
+    def initial_for(rate_item: RateItem) -> dict:
+        return {"name": rate_item.name, "rate": rate_item.rate.amount, "currency": str(rate_item.rate.currency),
+                "accounting_code": rate_item.accounting_code}
+
+
+class ProductForm(ServiceForm):
+    sku = forms.CharField(label="SKU", max_length=60)
+    name = forms.CharField(max_length=200)
+    price = _rate("Price")
+    cost = _rate("Cost")
+    currency = forms.ChoiceField(choices=CURRENCIES)
+    taxable = forms.BooleanField(required=False, initial=True)
+    accounting_code = forms.CharField(max_length=60, required=False, help_text="The item in the accounting system.")
+    is_active = forms.BooleanField(label="Active", required=False, initial=True)
+
+    @staticmethod
+    def initial_for(product: Product) -> dict:
+        return {"sku": product.sku, "name": product.name, "price": product.price.amount, "cost": product.cost.amount,
+                "currency": str(product.price.currency), "taxable": product.taxable,
+                "accounting_code": product.accounting_code, "is_active": product.is_active}
+
+
+class TaxRateVersionForm(ServiceForm):
+    name = forms.CharField(max_length=100, help_text="Printed on invoices, such as VAT.")
+    percent = forms.DecimalField(max_digits=7, decimal_places=4, min_value=Decimal("0"), max_value=Decimal("100"))
+    compound = forms.BooleanField(required=False, help_text="Charged on the amount plus the other taxes.")
+    effective_from = _date("Effective from")
+
+
+class TaxRateForm(TaxRateVersionForm):
+    code = forms.CharField(max_length=40, help_text="Groups the versions of one tax, such as VAT20.")
+    field_order = ["code", "name", "percent", "compound", "effective_from"]
+
+
+class ExclusionSetForm(ServiceForm):
+    name = forms.CharField(max_length=100, help_text="Typically one per service tier: Bronze, Silver, Gold.")
+    work_types = forms.ModelMultipleChoiceField(
+        queryset=WorkType.objects.all(), required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="Contracts using this set do not take time of these work types.",
+    )
+    roles = forms.ModelMultipleChoiceField(
+        queryset=Role.objects.all(), required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="Optional: nor time logged by these roles.",
+    )
+
+    @staticmethod
+    def initial_for(exclusion_set: ExclusionSet) -> dict:
+        return {"name": exclusion_set.name, "work_types": list(exclusion_set.work_types.all()),
+                "roles": list(exclusion_set.roles.all())}
+
+
+# --- contracts ----------------------------------------------------------------------------
+
+T = Contract.Type
+ALL_TYPES = tuple(T.values)
+TIME_TYPES = tuple(kind for kind in ALL_TYPES if kind != T.ONLINE_BACKUP)
+
+
+class ContractForm(ServiceForm):
+    """One form for every type; fieldsets carry the types they apply to (``data-types``)."""
+
+    field_aliases = {"included_minutes": "included_hours", "budget_minutes": "budget_hours"}
+
+    customer = forms.ModelChoiceField(queryset=Customer.objects.filter(is_active=True))
+    name = forms.CharField(max_length=200)
+    type = forms.ChoiceField(choices=[("", "Choose a type"), *T.choices])
+    currency = forms.ChoiceField(choices=[("", "The customer's currency"), *CURRENCIES], required=False,
+                                 help_text="A contract always bills in its customer's currency.")
+    status = forms.ChoiceField(choices=Contract.Status.choices, initial=Contract.Status.ACTIVE)
+    start_date = _date("Start date")
+    end_date = _date("End date", required=False, help_text="At most 20 years after the start; empty: open-ended.")
+    billing_frequency = forms.ChoiceField(choices=Contract.Frequency.choices, initial=Contract.Frequency.MONTHLY)
+    billing_timing = forms.ChoiceField(label="Billed", choices=Contract.Timing.choices, initial=Contract.Timing.ADVANCE)
+    anchor_day = forms.IntegerField(label="Billing anchor day", min_value=1, max_value=31, initial=1)
+    taxable = forms.BooleanField(required=False, initial=True)
+    # Fields of fieldsets that some types hide are optional: a hidden fieldset posts nothing.
+    priority = forms.IntegerField(min_value=0, max_value=1000, initial=10, required=False,
+                                  help_text="Lower numbers take time first.")
+    exclusion_set = forms.ModelChoiceField(queryset=ExclusionSet.objects.all(), required=False,
+                                           empty_label="None — takes every work type")
+    rounding_increment = forms.IntegerField(label="Round time to (minutes)", min_value=1, max_value=1440, initial=15,
+                                            required=False)
+    rounding_direction = forms.ChoiceField(choices=Contract.Rounding.choices, initial=Contract.Rounding.UP,
+                                           required=False)
+    rounding_minimum = forms.IntegerField(label="Minimum per entry (minutes)", min_value=0, max_value=1440, initial=0,
+                                          required=False)
+    auto_renew = forms.BooleanField(label="Renew automatically", required=False)
+    renewal_notice_days = forms.IntegerField(label="Notify days before the end", min_value=0, max_value=3650, initial=90)
+    renewal_term_months = forms.IntegerField(label="Extend by (months)", min_value=1, max_value=240, initial=12)
+    # Type-specific
+    fee = _amount("Fee", required=False, help_text="Retainer: the fee each period. Project: the one-time fee.")
+    fee_trigger = forms.ChoiceField(label="Fee invoiced", choices=[("", "—"), *Contract.FeeTrigger.choices],
+                                    required=False)
+    included_hours = HoursField(label="Included hours per period", required=False,
+                                help_text="Optional cap; time beyond it is overage.")
+    overage_rate = _rate("Overage rate (per hour)", required=False)
+    cascade = forms.BooleanField(required=False, help_text="When the block is used up, pass time to the next contract.")
+    rollover = forms.BooleanField(required=False, initial=True, help_text="Unused balance carries over.")
+    block_expiry_months = forms.IntegerField(label="Blocks expire after (months)", min_value=1, max_value=240,
+                                             required=False)
+    auto_repurchase = forms.BooleanField(required=False, help_text="Buy the next block when one is used up.")
+    alert_thresholds = forms.CharField(max_length=60, required=False, initial=services.DEFAULT_ALERT_THRESHOLDS,
+                                       help_text="Percent used that triggers an alert, such as 75,90,100.")
+    budget_hours = HoursField(label="Budget (hours)", required=False)
+    budget_amount = _amount("Budget (amount)", required=False)
+    unit_price = _rate("Unit price (per GB or seat)", required=False)
+    included_quantity = forms.DecimalField(max_digits=12, decimal_places=3, min_value=Decimal("0"), required=False,
+                                           initial=Decimal("0"))
+    usage_unit = forms.ChoiceField(choices=[("", "—"), ("GB", "GB"), ("seats", "Seats")], required=False)
+    effective_date = _date("Changes apply from", required=False,
+                           help_text="Unbilled time from this date is re-routed when priority, exclusion set, "
+                                     "status or type change. Empty: today.")
+
+    FIELDSETS = [
+        ("Contract", ("customer", "name", "type", "currency", "status"), ALL_TYPES),
+        ("Dates and billing", ("start_date", "end_date", "billing_frequency", "billing_timing", "anchor_day", "taxable"),
+         ALL_TYPES),
+        ("Fee", ("fee", "fee_trigger"), (T.RETAINER, T.PROJECT_ONE_TIME_FEE)),
+        ("Included hours", ("included_hours",), (T.RETAINER,)),
+        ("Overage", ("overage_rate",), (T.RETAINER, T.BLOCK_HOURS)),
+        ("Blocks", ("cascade", "rollover", "block_expiry_months", "auto_repurchase"), (T.BLOCK_HOURS, T.BLOCK_MONEY)),
+        ("Budget", ("budget_hours", "budget_amount"), (T.PROJECT_HOURLY,)),
+        ("Alerts", ("alert_thresholds",), (T.BLOCK_HOURS, T.BLOCK_MONEY, T.PROJECT_HOURLY)),
+        ("Usage", ("unit_price", "included_quantity", "usage_unit"), (T.ONLINE_BACKUP,)),
+        ("Routing", ("priority", "exclusion_set"), TIME_TYPES),
+        ("Time rounding", ("rounding_increment", "rounding_direction", "rounding_minimum"), TIME_TYPES),
+        ("Renewal", ("auto_renew", "renewal_notice_days", "renewal_term_months"), ALL_TYPES),
+        ("Changes", ("effective_date",), ALL_TYPES),
+    ]
+
+    def __init__(self, *args, contract: Contract | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.contract = contract
+        if contract is None:
+            del self.fields["effective_date"]
+        else:
+            # A contract's customer and currency never change.
+            del self.fields["customer"]
+            del self.fields["currency"]
+
+    def fieldsets(self):
+        """(legend, bound fields, "type type ...") for the template; missing fields are skipped."""
+        result = []
+        for legend, names, types in self.FIELDSETS:
+            fields = [self[name] for name in names if name in self.fields]
+            if fields:
+                result.append({"legend": legend, "fields": fields,
+                               "types": " ".join(types), "for_all": tuple(types) == ALL_TYPES})
+        return result
+
+    def service_data(self) -> dict:
+        """``cleaned_data`` in the services' terms (minutes, not hours)."""
+        data = dict(self.cleaned_data)
+        data["included_minutes"] = data.pop("included_hours", None)
+        data["budget_minutes"] = data.pop("budget_hours", None)
+        data.pop("effective_date", None)
+        if data.get("included_quantity") is None:
+            data["included_quantity"] = Decimal("0")
+        for name in ("priority", "rounding_increment", "rounding_direction", "rounding_minimum"):
+            # Hidden for types that take no time: keep the current value (or the default).
+            if data.get(name) in (None, ""):
+                data.pop(name, None)
+        return data
+
+    @staticmethod
+    def initial_for(contract: Contract) -> dict:
+        initial = {name: getattr(contract, name) for name in services.CONTRACT_COMMON_FIELDS}
+        initial["exclusion_set"] = contract.exclusion_set_id
+        initial["type"] = contract.type
+        for name in ("fee", "overage_rate", "budget_amount", "unit_price"):
+            money = getattr(contract, name)
+            initial[name] = money.amount if money is not None else None
+        for name in ("fee_trigger", "cascade", "rollover", "block_expiry_months", "auto_repurchase",
+                     "alert_thresholds", "included_quantity", "usage_unit"):
+            initial[name] = getattr(contract, name)
+        initial["included_hours"] = minutes_as_hours(contract.included_minutes)
+        initial["budget_hours"] = minutes_as_hours(contract.budget_minutes)
+        return initial
+
+
+# --- contract terms -----------------------------------------------------------------------
+
+
+class RateLineForm(ServiceForm):
+    work_type = forms.ModelChoiceField(queryset=WorkType.objects.all(), required=False, empty_label="Any work type")
+    role = forms.ModelChoiceField(queryset=Role.objects.all(), required=False, empty_label="Any role")
+    rate = _rate("Rate (per hour)")
+    effective_from = _date("Effective from", help_text="Applies to time dated on or after this day.")
+
+
+class ServiceLineForm(ServiceForm):
+    description = forms.CharField(max_length=200, required=False,
+                                  help_text="Empty: the product's or rate item's name.")
+    product = forms.ModelChoiceField(queryset=Product.objects.filter(is_active=True), required=False)
+    rate_item = forms.ModelChoiceField(queryset=RateItem.objects.all(), required=False)
+    quantity = forms.DecimalField(max_digits=12, decimal_places=3, min_value=Decimal("0.001"), initial=Decimal("1"))
+    unit_price = _rate("Unit price", required=False, help_text="Empty: the product's price or the rate item's rate.")
+    effective_from = _date("From")
+    effective_to = _date("Until", required=False)
+
+
+class ServiceLineEndForm(ServiceForm):
+    effective_to = _date("Last day billed")
+
+
+class DeviceClassForm(ServiceForm):
+    name = forms.CharField(max_length=100, help_text="Such as Servers, Workstations, Firewalls.")
+    unit_price = _rate("Price per device per period")
+
+
+class DeviceCountForm(ServiceForm):
+    device_class = forms.ModelChoiceField(queryset=DeviceClass.objects.none())
+    effective_date = _date("From")
+    count = forms.IntegerField(label="Devices", min_value=0, max_value=1_000_000)
+
+    def __init__(self, *args, contract: Contract, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["device_class"].queryset = DeviceClass.objects.filter(contract=contract)
+
+
+class UsageRecordForm(ServiceForm):
+    measured_on = _date("Measured on")
+    quantity = forms.DecimalField(max_digits=12, decimal_places=3, min_value=Decimal("0"))
+
+
+class BlockPurchaseForm(ServiceForm):
+    field_aliases = {"minutes": "hours"}
+
+    purchased_on = _date("Bought on")
+    hours = HoursField(label="Hours", required=False)
+    amount = _amount("Prepaid amount", required=False)
+    price = _amount("Price invoiced")
+    expires_on = _date("Expires on", required=False, help_text="Empty: after the contract's block expiry months, if set.")
+
+    def __init__(self, *args, contract: Contract, **kwargs):
+        super().__init__(*args, **kwargs)
+        if contract.type == Contract.Type.BLOCK_HOURS:
+            del self.fields["amount"]
+            self.fields["hours"].required = True
+        else:
+            del self.fields["hours"]
+            self.fields["amount"].required = True
+
+    def service_data(self) -> dict:
+        data = dict(self.cleaned_data)
+        if "hours" in data:
+            data["minutes"] = data.pop("hours")
+        return data
+
+
+class MilestoneForm(ServiceForm):
+    name = forms.CharField(max_length=120)
+    percent = forms.DecimalField(label="Share of the fee (%)", max_digits=6, decimal_places=3,
+                                 min_value=Decimal("0.001"), max_value=Decimal("100"))
+    due_date = _date("Due", required=False)
+
+
+class MilestoneCompleteForm(ServiceForm):
+    completed_on = _date("Completed on")
