@@ -1372,7 +1372,8 @@ class _Importer:
     def _bill_periods(self) -> None:
         if not self.contract_billed_through:
             return
-        from contracts.periods import contract_periods_generate, tenant_today
+        from contracts.periods import contract_periods_generate
+        from msp_billing.tenants.today import tenant_today
 
         today = tenant_today()
         for contract, through in self.contract_billed_through:

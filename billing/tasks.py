@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from billing.alerts import alerts_check_all
-from contracts.periods import tenant_today
+from msp_billing.tenants.today import tenant_today
 from msp_billing.tasks import tenant_task
 
 

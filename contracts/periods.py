@@ -22,15 +22,11 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import zoneinfo
 
-from django.conf import settings
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import transaction
 
 from contracts.models import Contract, ContractPeriod
 from contracts.rules.proration import BillingFrequency, Period, contract_periods
-from msp_billing.tasks import TenantContextMissing
 
 DEFAULT_HORIZON_DAYS = 400
 """A little over a year, so even a yearly contract always has its next period ready."""
@@ -42,12 +38,6 @@ _ONE_DAY = dt.timedelta(days=1)
 _REFRESHED_FIELDS = ("end", "covered_start", "covered_end", "bill_date")
 
 
-def tenant_today() -> dt.date:
-    """Today's date in the time zone of the MSP whose schema is active."""
-    tenant = getattr(connection, "tenant", None)
-    if tenant is None or connection.schema_name == settings.PUBLIC_SCHEMA_NAME:
-        raise TenantContextMissing("'today' is the MSP's local date: activate an MSP's schema first")
-    return timezone.now().astimezone(zoneinfo.ZoneInfo(tenant.timezone)).date()
 
 
 def months_later(day: dt.date, months: int) -> dt.date:

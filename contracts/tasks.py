@@ -1,7 +1,8 @@
 """Scheduled contract work, run once a day in every MSP (beat → ``fan_out_to_tenants``)."""
 from __future__ import annotations
 
-from contracts.periods import periods_generate_all, tenant_today
+from contracts.periods import periods_generate_all
+from msp_billing.tenants.today import tenant_today
 from contracts.renewals import contract_renewals_process
 from msp_billing.tasks import tenant_task
 

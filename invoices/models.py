@@ -1,1 +1,354 @@
-"""Models of the invoices app."""
+"""Invoices, credit notes, their lines and taxes, payments, numbering and the audit trail.
+
+Amounts are ``Decimal`` in the invoice's one ``currency`` (a single column per document:
+every amount on an invoice is in the same currency, so django-money's per-field currency
+column would only add ways to disagree). ``Invoice.as_money(...)`` gives ``Money`` where a
+caller wants it. Unit prices and quantities keep 4 decimal places; amounts keep 2 (the
+currency's minor unit — currencies with 3-decimal minor units are refused when a draft is
+created, so the database never rounds a second time). Every amount is computed by
+``msp_billing.money`` in ``invoices.calculation``; nothing here rounds.
+
+The rules (numbering, taxes, discounts, what may be edited) live in ``invoices.services``
+and are written down in ``docs/invoices.md``.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from djmoney.money import Money
+
+AMOUNT = dict(max_digits=14, decimal_places=2, default=Decimal("0"))
+PRECISE = dict(max_digits=16, decimal_places=4)  # unit prices, quantities, discount values
+PERCENT = dict(max_digits=7, decimal_places=4, validators=[MinValueValidator(0), MaxValueValidator(100)])
+
+
+class InvoiceSettings(models.Model):
+    """Numbering, defaults and printed texts of this MSP's invoices (one row per tenant schema).
+
+    PDF branding (logo, colours, template) is added by the PDF work in its own fields.
+    """
+
+    SINGLETON_ID = 1
+
+    number_prefix = models.CharField(max_length=12, default="INV", blank=True,
+                                     help_text="Printed before the number, such as INV.")
+    number_padding = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="Digits of the running number: 5 gives 00042.")
+    number_yearly_reset = models.BooleanField(
+        default=True, help_text="Start again at 1 each year; the year is part of the number (INV-2026-00001).")
+    credit_note_prefix = models.CharField(max_length=12, default="CN", blank=True,
+                                          help_text="Credit notes have their own series, such as CN.")
+    default_discount_percent = models.DecimalField(default=Decimal("0"), **PERCENT)
+    default_surcharge_percent = models.DecimalField(default=Decimal("0"), **PERCENT)
+    default_payment_terms_days = models.PositiveSmallIntegerField(
+        default=30, validators=[MaxValueValidator(365)],
+        help_text="Used when an invoice is created without terms of its own.")
+    default_tax_codes = models.CharField(
+        max_length=200, blank=True,
+        help_text="Comma-separated tax codes applied to taxable lines that name no tax of their own.")
+    terms = models.TextField(blank=True, help_text="Terms printed on every invoice.")
+    payment_instructions = models.TextField(blank=True, help_text="Bank details, how to pay.")
+    footer = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "invoice settings"
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="invoice_settings_singleton")]
+
+    def __str__(self) -> str:
+        return "Invoice settings"
+
+    @classmethod
+    def load(cls) -> InvoiceSettings:
+        instance, _ = cls.objects.get_or_create(pk=cls.SINGLETON_ID)
+        return instance
+
+    def tax_codes(self) -> list[str]:
+        return [code.strip().upper() for code in self.default_tax_codes.split(",") if code.strip()]
+
+
+class NumberSequence(models.Model):
+    """The next number of one series (invoices or credit notes) in one year (0: no yearly reset).
+
+    Always read with ``SELECT ... FOR UPDATE`` inside the issuing transaction, so two
+    issues never get the same number and a rolled-back issue hands its number back.
+    """
+
+    class Series(models.TextChoices):
+        INVOICE = "invoice", "Invoices"
+        CREDIT_NOTE = "credit_note", "Credit notes"
+
+    series = models.CharField(max_length=12, choices=Series.choices)
+    year = models.PositiveSmallIntegerField(help_text="0 when numbers do not restart each year.")
+    next_number = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["series", "year"], name="number_sequence_one_per_series_year")]
+
+    def __str__(self) -> str:
+        return f"{self.series} {self.year or 'all years'}: next {self.next_number}"
+
+
+class AdjustmentKind(models.TextChoices):
+    """How a discount or surcharge is given."""
+
+    NONE = "", "None"
+    PERCENT = "percent", "Percent"
+    AMOUNT = "amount", "Amount"
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ISSUED = "issued", "Issued"
+        PARTIALLY_PAID = "partially_paid", "Partially paid"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", "Invoice"
+        CREDIT_NOTE = "credit_note", "Credit note"
+
+    customer = models.ForeignKey("contracts.Customer", on_delete=models.PROTECT, related_name="invoices")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.INVOICE)
+    credited_invoice = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_notes",
+        help_text="For a credit note: the invoice it corrects.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    currency = models.CharField(max_length=3)
+
+    # Numbering: set on issue from NumberSequence, never reused.
+    number = models.CharField(max_length=40, null=True, blank=True, unique=True)
+    number_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    number_sequence = models.PositiveIntegerField(null=True, blank=True)
+
+    issue_date = models.DateField(null=True, blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    payment_terms_days = models.PositiveSmallIntegerField(default=30)
+
+    # Customer as billed, frozen on issue (drafts show the live customer).
+    customer_name = models.CharField(max_length=200, blank=True)
+    customer_address = models.TextField(blank=True)
+    customer_tax_id = models.CharField(max_length=60, blank=True)
+    customer_tax_exempt = models.BooleanField(default=False)
+    customer_email = models.EmailField(blank=True)
+    # Tax rate versions used, frozen on issue: {code: {"id", "name", "percent", "compound"}}.
+    tax_snapshot = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+
+    # Invoice-level discount and surcharge (spread over the lines before tax; docs/invoices.md).
+    discount_kind = models.CharField(max_length=8, choices=AdjustmentKind.choices, default=AdjustmentKind.NONE, blank=True)
+    discount_value = models.DecimalField(default=Decimal("0"), **PRECISE)
+    surcharge_kind = models.CharField(max_length=8, choices=AdjustmentKind.choices, default=AdjustmentKind.NONE, blank=True)
+    surcharge_value = models.DecimalField(default=Decimal("0"), **PRECISE)
+
+    # Totals: plain sums of the printed lines (invoices.calculation).
+    subtotal = models.DecimalField(**AMOUNT)
+    discount_total = models.DecimalField(**AMOUNT)
+    surcharge_total = models.DecimalField(**AMOUNT)
+    tax_total = models.DecimalField(**AMOUNT)
+    total = models.DecimalField(**AMOUNT)
+    # Kept with the payments and credit notes that change them, in the same transaction.
+    amount_paid = models.DecimalField(**AMOUNT)
+    amount_credited = models.DecimalField(**AMOUNT)
+
+    notes = models.TextField(blank=True)
+    terms = models.TextField(blank=True)
+    payment_instructions = models.TextField(blank=True)
+    footer = models.TextField(blank=True)
+    reason = models.TextField(blank=True, help_text="Credit notes: why the invoice is credited.")
+
+    # Export to an accounting system (integrations/ fills these).
+    exported_to = models.CharField(max_length=30, blank=True)
+    exported_at = models.DateTimeField(null=True, blank=True)
+    remote_id = models.CharField(max_length=100, blank=True)
+    remote_url = models.URLField(max_length=500, blank=True)
+
+    pdf_version = models.PositiveIntegerField(default=0, help_text="Goes up whenever the printed invoice changes.")
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    void_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-issue_date", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "status"]),
+            models.Index(fields=["status", "due_date"]),
+            models.Index(fields=["issue_date"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status="draft") | models.Q(number__isnull=False),
+                name="invoice_number_once_issued",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind="invoice", credited_invoice__isnull=True)
+                | models.Q(kind="credit_note", credited_invoice__isnull=False),
+                name="invoice_credit_note_has_invoice",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        label = self.get_kind_display()
+        return f"{label} {self.number}" if self.number else f"Draft {label.lower()} #{self.pk}"
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.kind == self.Kind.CREDIT_NOTE
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == self.Status.DRAFT
+
+    @property
+    def is_exported(self) -> bool:
+        return self.exported_at is not None
+
+    @property
+    def amount_due(self) -> Decimal:
+        """What the customer still owes (negative: the MSP owes a refund)."""
+        if self.kind == self.Kind.CREDIT_NOTE or self.status in (self.Status.DRAFT, self.Status.VOID):
+            return Decimal("0.00")
+        return self.total - self.amount_paid - self.amount_credited
+
+    @property
+    def display_customer_name(self) -> str:
+        return self.customer_name or self.customer.legal_name
+
+    def as_money(self, value: Decimal) -> Money:
+        return Money(value, self.currency)
+
+
+class InvoiceLine(models.Model):
+    class SourceKind(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        TIME = "time", "Time"
+        CHARGE = "charge", "Charge"
+        PERIOD = "period", "Contract period"
+        BLOCK = "block", "Block purchase"
+        MILESTONE = "milestone", "Milestone"
+        ADJUSTMENT = "adjustment", "Adjustment"
+        CREDIT = "credit", "Credit"
+        DETAIL = "detail", "Detail"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    sort_order = models.PositiveIntegerField(default=0)
+    description = models.TextField()
+    quantity = models.DecimalField(default=Decimal("1"), **PRECISE)
+    unit_price = models.DecimalField(default=Decimal("0"), **PRECISE)
+    fixed_amount = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, blank=True,
+        help_text="An amount computed by its source (a prorated fee, rated time); otherwise quantity × unit price.")
+    gross_amount = models.DecimalField(**AMOUNT)
+    discount_kind = models.CharField(max_length=8, choices=AdjustmentKind.choices, default=AdjustmentKind.NONE, blank=True)
+    discount_value = models.DecimalField(default=Decimal("0"), **PRECISE)
+    discount_amount = models.DecimalField(**AMOUNT)
+    amount = models.DecimalField(**AMOUNT, help_text="Printed line amount: gross less the line's own discount.")
+    invoice_discount_share = models.DecimalField(**AMOUNT)
+    invoice_surcharge_share = models.DecimalField(**AMOUNT)
+    taxable_amount = models.DecimalField(**AMOUNT, help_text="Amount less its share of the invoice discount, plus its share of the surcharge.")
+    taxable = models.BooleanField(default=True)
+    tax_codes = models.JSONField(default=list, blank=True, help_text="Codes of the taxes charged on this line.")
+    tax_amount = models.DecimalField(**AMOUNT)
+    # Where the line came from; invoices never change their sources, billing/ does.
+    source_kind = models.CharField(max_length=12, choices=SourceKind.choices, default=SourceKind.MANUAL)
+    time_allocation = models.ForeignKey("tickets.TimeAllocation", null=True, blank=True, on_delete=models.PROTECT, related_name="invoice_lines")
+    charge = models.ForeignKey("tickets.Charge", null=True, blank=True, on_delete=models.PROTECT, related_name="invoice_lines")
+    contract_period = models.ForeignKey("contracts.ContractPeriod", null=True, blank=True, on_delete=models.PROTECT, related_name="invoice_lines")
+    contract = models.ForeignKey("contracts.Contract", null=True, blank=True, on_delete=models.PROTECT, related_name="invoice_lines")
+    product = models.ForeignKey("contracts.Product", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    rate_item = models.ForeignKey("contracts.RateItem", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    credited_line = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_lines",
+                                      help_text="For a credit note line: the invoice line it credits.")
+    detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder,
+                              help_text="Ticket and time detail for detailed invoices.")
+
+    class Meta:
+        ordering = ["invoice", "sort_order", "id"]
+
+    def __str__(self) -> str:
+        return self.description[:80]
+
+    @property
+    def total(self) -> Decimal:
+        return self.taxable_amount + self.tax_amount
+
+
+class InvoiceLineTax(models.Model):
+    """One tax on one line, with the rate version, percent and name as charged."""
+
+    line = models.ForeignKey(InvoiceLine, on_delete=models.CASCADE, related_name="taxes")
+    tax_rate = models.ForeignKey("contracts.TaxRate", on_delete=models.PROTECT, related_name="+")
+    code = models.CharField(max_length=40)
+    name = models.CharField(max_length=100)
+    percent = models.DecimalField(max_digits=7, decimal_places=4)
+    compound = models.BooleanField(default=False)
+    base = models.DecimalField(**AMOUNT, help_text="What the tax was charged on.")
+    amount = models.DecimalField(**AMOUNT)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["line", "sort_order", "id"]
+
+
+class Payment(models.Model):
+    class Method(models.TextChoices):
+        BANK_TRANSFER = "bank_transfer", "Bank transfer"
+        CARD = "card", "Card"
+        DIRECT_DEBIT = "direct_debit", "Direct debit"
+        CHEQUE = "cheque", "Cheque"
+        CASH = "cash", "Cash"
+        ACCOUNTING_SYNC = "accounting_sync", "Synced from accounting"
+        OTHER = "other", "Other"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    date = models.DateField()
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    method = models.CharField(max_length=20, choices=Method.choices, default=Method.BANK_TRANSFER)
+    reference = models.CharField(max_length=200, blank=True)
+    remote_id = models.CharField(max_length=100, blank=True, help_text="Payment id in the accounting system, when synced.")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["invoice", "date", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_amount_positive"),
+            models.UniqueConstraint(fields=["invoice", "remote_id"], condition=~models.Q(remote_id=""),
+                                    name="payment_remote_id_once_per_invoice"),
+        ]
+
+
+class AuditEvent(models.Model):
+    """Who did what, when, to which object, with before/after (DESIGN.md "Audit trail").
+
+    Generic on purpose: any app records through ``invoices.audit.audit_record``.
+    """
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_label = models.CharField(max_length=254, blank=True, help_text="The actor's e-mail as it was, or 'system'.")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=60)
+    object_type = models.CharField(max_length=60, help_text="app_label.model")
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    after = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"]), models.Index(fields=["action"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type}#{self.object_id} by {self.actor_label or 'system'}"

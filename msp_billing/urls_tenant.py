@@ -1,6 +1,7 @@
 """URLs of an MSP's own host. Every view declares who may open it (accounts.access)."""
 from django.urls import include, path
 
+from billing import views as billing_views
 from msp_billing import views
 from msp_billing.accounts import views as account_views
 from msp_billing.health import healthz
@@ -27,7 +28,7 @@ settings_patterns = (
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("dashboard/", views.dashboard, name="dashboard"),
+    path("dashboard/", billing_views.dashboard, name="dashboard"),
     path("healthz", healthz, name="healthz"),
     path("accounts/", include(accounts_patterns)),
     path("settings/", include(settings_patterns)),

@@ -1,6 +1,5 @@
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 
-from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
 
 
@@ -17,7 +16,3 @@ def home(request):
 
 home.required_capability = None
 
-
-@requires(Capability.VIEW_BILLING)
-def dashboard(request):
-    return render(request, "dashboard.html", {})

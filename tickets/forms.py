@@ -95,14 +95,26 @@ class TimeEntryForm(forms.Form):
 
 
 class ChargeForm(forms.Form):
+    """A part or expense. Without ``with_prices`` (technicians) only catalogue products, at their price."""
+
     product = forms.ModelChoiceField(queryset=Product.objects.filter(is_active=True), required=False, empty_label="Expense (no product)")
     description = forms.CharField(max_length=200, required=False)
     date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
     quantity = forms.DecimalField(max_digits=12, decimal_places=3, min_value=Decimal("0.001"), initial=1)
     unit_price = forms.DecimalField(max_digits=14, decimal_places=4, min_value=0, required=False, help_text="Leave empty to use the product's price.")
 
+    def __init__(self, *args, with_prices: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["date"].initial = timezone.localdate()
+        if not with_prices:
+            del self.fields["unit_price"]
+            self.fields["product"].required = True
+            self.fields["product"].empty_label = "Pick a product"
+
     def clean(self):
         data = super().clean()
+        if "unit_price" not in self.fields:
+            return data
         if not data.get("product") and not data.get("description"):
             self.add_error("description", "Describe the expense, or pick a product.")
         if not data.get("product") and data.get("unit_price") is None:

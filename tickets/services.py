@@ -295,6 +295,10 @@ def charge_add(*, ticket: Ticket | None = None, contract: Contract | None = None
         raise ValidationError({"quantity": "Quantity must be more than zero."})
     if unit_price is None or unit_price.amount < 0:
         raise ValidationError({"unit_price": "Unit price cannot be negative."})
+    billed_in = (ticket.customer if ticket else contract.customer).currency
+    if str(unit_price.currency) != billed_in:
+        what = f"{product} is priced" if product else "The price is"
+        raise ValidationError({"unit_price": f"{what} in {unit_price.currency}; this customer is billed in {billed_in}. Enter the price in {billed_in}."})
     if contract is None:
         contract = charge_contract_for(ticket=ticket, on=date)
     charge = Charge(ticket=ticket, contract=contract, product=product, description=description.strip() or (product.name if product else ""),

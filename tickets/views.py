@@ -73,7 +73,7 @@ def _ticket_page(request, ticket: Ticket, *, time_form=None, charge_form=None, s
         "entries": selectors.time_entries_for_ticket(ticket=ticket, user=request.user, sees_all=sees_all),
         "charges": selectors.charges_for_ticket(ticket=ticket) if sees_all else None,
         "time_form": time_form or TimeEntryForm(contracts=contracts),
-        "charge_form": charge_form or ChargeForm(initial={"date": TimeEntryForm(contracts=contracts).fields["date"].initial}),
+        "charge_form": charge_form or ChargeForm(with_prices=sees_all),
         "status_form": TicketStatusForm(initial={"status": ticket.status}),
         "sees_money": sees_all,
     }
@@ -168,16 +168,16 @@ def charge_create(request, ticket_id: int):
     ticket = _ticket_or_404(ticket_id)
     if request.method != "POST":
         return redirect("tickets:detail", ticket_id=ticket.pk)
-    form = ChargeForm(request.POST)
+    form = ChargeForm(request.POST, with_prices=_sees_money(request))
     if form.is_valid():
         data = form.cleaned_data
         product = data["product"]
         currency = ticket.customer.currency
-        price = data["unit_price"] if data["unit_price"] is not None else product.price.amount
+        unit_price = Money(data["unit_price"], currency) if data.get("unit_price") is not None else product.price
         try:
             services.charge_add(
                 ticket=ticket, product=product, description=data["description"] or (product.name if product else ""),
-                date=data["date"], quantity=data["quantity"], unit_price=Money(price, currency),
+                date=data["date"], quantity=data["quantity"], unit_price=unit_price,
                 unit_cost=product.cost if product else None, is_expense=product is None,
             )
         except ValidationError as error:

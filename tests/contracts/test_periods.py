@@ -12,7 +12,8 @@ from django_tenants.utils import schema_context
 from djmoney.money import Money
 
 from contracts.models import Contract, ContractPeriod, Customer, Notification
-from contracts.periods import contract_periods_generate, periods_generate_all, tenant_today
+from contracts.periods import contract_periods_generate, periods_generate_all
+from msp_billing.tenants.today import tenant_today
 from contracts.selectors_periods import contract_periods_due, period_states
 from msp_billing.tasks import TenantContextMissing
 

@@ -1,6 +1,8 @@
 """Ticket and time pages as a technician and a billing admin use them."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -141,3 +143,43 @@ def test_settings_set_a_technicians_role(client_for, chain):
     assert TechnicianProfile.objects.get(user=accountant).role == architect
     assert admin.post("/tickets/technician-roles/", {"user": accountant.pk, "role": "x"}).status_code == 400
     assert client_for("alpha", "technician").get("/tickets/technician-roles/").status_code == 403
+
+
+def test_technician_adds_a_part_at_its_catalogue_price_and_never_sees_prices(client_for, chain):
+    from contracts.models import Product
+    from tickets.models import Charge
+
+    Product.objects.create(sku="SSD-1TB", name="SSD 1 TB", price=eur("89.00"), cost=eur("60.00"))
+    tech = client_for("alpha", "technician")
+    page = tech.get(f"/tickets/{chain['ticket'].pk}/").content.decode()
+    assert "Unit price" not in page and "89" not in page
+    product = Product.objects.get()
+    response = tech.post(f"/tickets/{chain['ticket'].pk}/charges/", {"product": product.pk, "quantity": "2", "date": "2026-03-03", "unit_price": "0.01"})
+    assert response.status_code == 302
+    charge = Charge.objects.get()
+    assert (charge.unit_price, charge.quantity, charge.contract) == (eur("89.00"), 2, chain["hourly"])
+    assert tech.post(f"/tickets/{chain['ticket'].pk}/charges/", {"quantity": "1", "date": "2026-03-03"}).status_code == 400
+
+
+def test_a_price_in_another_currency_is_refused(client_for, chain):
+    from djmoney.money import Money
+
+    from contracts.models import Product
+
+    product = Product.objects.create(sku="UPS", name="UPS", price=Money("120.00", "USD"), cost=Money("80.00", "USD"))
+    response = client_for("alpha", "billing_admin").post(f"/tickets/{chain['ticket'].pk}/charges/", {"product": product.pk, "quantity": "1", "date": "2026-03-03"})
+    assert response.status_code == 400
+    assert "priced in USD; this customer is billed in EUR" in response.content.decode()
+
+
+def test_dashboard_shows_ready_work_and_what_needs_attention(client_for, chain):
+    from tickets import services
+
+    tech = chain["tech"]
+    services.time_entry_log(ticket=chain["ticket"], technician=tech, work_type=chain["onsite"], date=dt.date(2026, 3, 3), minutes=90)
+    services.ticket_set_status(ticket_id=chain["ticket"].pk, status="resolved")
+    lonely = ticket(customer("Nobody Pays"))
+    services.time_entry_log(ticket=lonely, technician=tech, work_type=chain["remote"], date=dt.date(2026, 3, 3), minutes=20)
+    page = client_for("alpha", "billing_admin").get("/dashboard/").content.decode()
+    assert "Time and parts (EUR)" in page and "180.00" in page  # 90 minutes at 120/h on the Hourly contract
+    assert "1 unrouted time entry" in page and "20 minutes" in page

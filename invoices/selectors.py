@@ -1,0 +1,196 @@
+"""Reads for the invoice pages and reports: lists, one invoice, balances and aging.
+
+Balances "as of" a date count only what had happened by then: invoices issued on or
+before it, payments dated on or before it, credit notes issued on or before it. So an
+aging report for last month end is the same today as it was then, whatever has been
+paid since. Amounts are per currency: a customer bills in one currency, but a tenant's
+customers may use several, and amounts in different currencies are never added up.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import DecimalField, F, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.shortcuts import get_object_or_404
+
+from contracts.models import Customer
+from invoices.audit import audit_events_for
+from invoices.models import AuditEvent, Invoice, InvoiceLine, InvoiceLineTax, Payment
+
+ZERO = Decimal("0.00")
+_MONEY = DecimalField(max_digits=14, decimal_places=2)
+OPEN_STATUSES = (Invoice.Status.ISSUED, Invoice.Status.PARTIALLY_PAID, Invoice.Status.PAID)
+
+AGING_BUCKETS: tuple[tuple[str, str, int | None, int | None], ...] = (
+    # key, label, first and last day past due (None: open-ended)
+    ("current", "Current", None, 0),
+    ("days_1_30", "1–30 days", 1, 30),
+    ("days_31_60", "31–60 days", 31, 60),
+    ("days_61_90", "61–90 days", 61, 90),
+    ("days_over_90", "Over 90 days", 91, None),
+)
+
+
+def invoice_list() -> QuerySet[Invoice]:
+    """Every invoice and credit note, newest first; drafts (no issue date) on top."""
+    return Invoice.objects.select_related("customer", "credited_invoice").order_by(
+        F("issue_date").desc(nulls_first=True), "-id")
+
+
+def invoice_detail(*, invoice_id: int) -> Invoice:
+    """One invoice with everything its page shows (404 when it does not exist in this MSP)."""
+    return get_object_or_404(
+        Invoice.objects.select_related("customer", "credited_invoice", "created_by", "issued_by", "voided_by")
+        .prefetch_related(
+            Prefetch("lines", queryset=InvoiceLine.objects.select_related(
+                "time_allocation", "charge", "contract_period", "contract", "credited_line",
+            ).prefetch_related(Prefetch("taxes", queryset=InvoiceLineTax.objects.order_by("sort_order", "id")))
+                .order_by("sort_order", "id")),
+            Prefetch("payments", queryset=Payment.objects.select_related("recorded_by").order_by("date", "id")),
+            Prefetch("credit_notes", queryset=Invoice.objects.order_by("issue_date", "id")),
+        ),
+        pk=invoice_id,
+    )
+
+
+def invoice_tax_summary(invoice: Invoice) -> list[dict]:
+    """Tax per rate (code, name, percent) over the invoice's lines, in the order first charged."""
+    summary: OrderedDict[tuple, dict] = OrderedDict()
+    for line in invoice.lines.all():
+        for tax in line.taxes.all():
+            key = (tax.code, tax.percent, tax.compound)
+            row = summary.setdefault(key, {"code": tax.code, "name": tax.name, "percent": tax.percent,
+                                           "compound": tax.compound, "base": ZERO, "amount": ZERO})
+            row["base"] += tax.base
+            row["amount"] += tax.amount
+    return list(summary.values())
+
+
+def invoice_audit_trail(invoice: Invoice) -> QuerySet[AuditEvent]:
+    return audit_events_for(invoice)
+
+
+# --- balances ------------------------------------------------------------------------------
+
+
+def _open_invoices(as_of: dt.date | None) -> QuerySet[Invoice]:
+    """Issued invoices (not credit notes, not void) with what was still due on ``as_of`` (today: None)."""
+    payments = Payment.objects.filter(invoice=OuterRef("pk"))
+    credits = Invoice.objects.filter(credited_invoice=OuterRef("pk"), kind=Invoice.Kind.CREDIT_NOTE) \
+        .exclude(status=Invoice.Status.VOID)
+    queryset = Invoice.objects.filter(kind=Invoice.Kind.INVOICE, status__in=OPEN_STATUSES)
+    if as_of is not None:
+        queryset = queryset.filter(issue_date__lte=as_of)
+        payments = payments.filter(date__lte=as_of)
+        credits = credits.filter(issue_date__lte=as_of)
+    paid = Subquery(payments.order_by().values("invoice").annotate(s=Sum("amount")).values("s"), output_field=_MONEY)
+    credited = Subquery(credits.order_by().values("credited_invoice").annotate(s=Sum("total")).values("s"),
+                        output_field=_MONEY)
+    return queryset.annotate(
+        paid_as_of=Coalesce(paid, Value(ZERO), output_field=_MONEY),
+        credited_as_of=Coalesce(credited, Value(ZERO), output_field=_MONEY),  # credit note totals are negative
+    ).annotate(due_as_of=F("total") - F("paid_as_of") + F("credited_as_of"))
+
+
+def open_invoices(*, as_of: dt.date | None = None, customer: Customer | None = None) -> QuerySet[Invoice]:
+    """Invoices with something still due on ``as_of``, oldest due date first."""
+    queryset = _open_invoices(as_of).filter(due_as_of__gt=0).select_related("customer")
+    if customer is not None:
+        queryset = queryset.filter(customer=customer)
+    return queryset.order_by("due_date", "id")
+
+
+@dataclass
+class CustomerBalance:
+    customer: Customer
+    currency: str
+    invoices: int = 0
+    outstanding: Decimal = ZERO
+    overdue: Decimal = ZERO
+    oldest_due_date: dt.date | None = None
+
+
+def outstanding_by_customer(*, as_of: dt.date) -> list[CustomerBalance]:
+    """Per customer and currency: open invoices, amount outstanding, and how much of it is overdue.
+
+    A negative outstanding amount (credited after payment) means the MSP owes a refund;
+    such customers are listed too, so the credit is not forgotten.
+    """
+    balances: dict[tuple[int, str], CustomerBalance] = {}
+    for invoice in _open_invoices(as_of).exclude(due_as_of=0).select_related("customer"):
+        key = (invoice.customer_id, invoice.currency)
+        balance = balances.setdefault(key, CustomerBalance(customer=invoice.customer, currency=invoice.currency))
+        balance.invoices += 1
+        balance.outstanding += invoice.due_as_of
+        if invoice.due_as_of > 0:
+            if invoice.due_date < as_of:
+                balance.overdue += invoice.due_as_of
+            if balance.oldest_due_date is None or invoice.due_date < balance.oldest_due_date:
+                balance.oldest_due_date = invoice.due_date
+    return sorted(balances.values(), key=lambda b: (b.currency, -b.outstanding, b.customer.legal_name))
+
+
+def customer_outstanding(*, customer: Customer, as_of: dt.date | None = None) -> Decimal:
+    """What ``customer`` owes in its own currency (negative: a refund is due)."""
+    dues = _open_invoices(as_of).filter(customer=customer).values_list("due_as_of", flat=True)
+    return sum(dues, ZERO)
+
+
+# --- aging ---------------------------------------------------------------------------------
+
+
+def aging_bucket(*, due_date: dt.date, as_of: dt.date) -> str:
+    """The aging bucket of an amount due on ``due_date``, seen on ``as_of``."""
+    days = (as_of - due_date).days
+    for key, _label, first, last in AGING_BUCKETS:
+        if (first is None or days >= first) and (last is None or days <= last):
+            return key
+    raise AssertionError("buckets cover every day")  # pragma: no cover
+
+
+@dataclass
+class AgingRow:
+    customer: Customer
+    currency: str
+    buckets: dict[str, Decimal] = field(default_factory=lambda: {key: ZERO for key, *_ in AGING_BUCKETS})
+
+    @property
+    def total(self) -> Decimal:
+        return sum(self.buckets.values(), ZERO)
+
+    @property
+    def cells(self) -> list[Decimal]:
+        return [self.buckets[key] for key, *_ in AGING_BUCKETS]
+
+
+@dataclass
+class AgingReport:
+    as_of: dt.date
+    rows: list[AgingRow]
+    totals: dict[str, AgingRow]  # per currency: a row holding that currency's bucket totals
+
+    @staticmethod
+    def labels() -> list[str]:
+        return [label for _key, label, *_ in AGING_BUCKETS]
+
+
+def aging_report(*, as_of: dt.date, customer: Customer | None = None) -> AgingReport:
+    """Amounts still due on ``as_of``, by customer and currency, in days-past-due buckets.
+
+    Each invoice counts with what was due on it that day, in the bucket of its due date:
+    current (not yet due), 1–30, 31–60, 61–90 and over 90 days past due.
+    """
+    rows: dict[tuple[int, str], AgingRow] = {}
+    totals: dict[str, AgingRow] = {}
+    for invoice in open_invoices(as_of=as_of, customer=customer):
+        bucket = aging_bucket(due_date=invoice.due_date, as_of=as_of)
+        row = rows.setdefault((invoice.customer_id, invoice.currency), AgingRow(invoice.customer, invoice.currency))
+        row.buckets[bucket] += invoice.due_as_of
+        total = totals.setdefault(invoice.currency, AgingRow(invoice.customer, invoice.currency))
+        total.buckets[bucket] += invoice.due_as_of
+    ordered = sorted(rows.values(), key=lambda r: (r.currency, r.customer.legal_name))
+    return AgingReport(as_of=as_of, rows=ordered, totals=dict(sorted(totals.items())))
