@@ -1,1 +1,88 @@
-"""Models of the billing app."""
+"""Billing batches: what was billed together, and which item went on which invoice.
+
+``BatchItem`` is the ledger of billed items. Its unique constraints make billing an item
+twice impossible in the database itself, whatever two runs do at the same moment.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class BillingBatch(models.Model):
+    class Status(models.TextChoices):
+        RUN = "run", "Run — draft invoices"
+        GENERATED = "generated", "Invoices generated"
+
+    class Origin(models.TextChoices):
+        WIZARD = "wizard", "Billing wizard"
+        SCHEDULE = "schedule", "Scheduled run"
+        COMMAND = "command", "Command line"
+
+    name = models.CharField(max_length=120)
+    cutoff = models.DateField()
+    consolidated = models.BooleanField(default=False, help_text="One invoice per customer instead of one per contract.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUN)
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.WIZARD)
+    run_key = models.CharField(max_length=80, unique=True, null=True, blank=True,
+                               help_text="Scheduled runs: one batch per schedule slot, however often retried.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    generated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "billing batches"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BatchItem(models.Model):
+    """One billed item (period, time allocation or charge) and the invoice it is on."""
+
+    class Kind(models.TextChoices):
+        PERIOD = "period", "Contract period"
+        TIME = "time", "Time"
+        CHARGE = "charge", "Part or expense"
+
+    batch = models.ForeignKey(BillingBatch, on_delete=models.CASCADE, related_name="items")
+    invoice = models.ForeignKey("invoices.Invoice", on_delete=models.PROTECT, related_name="batch_items")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    period = models.ForeignKey("contracts.ContractPeriod", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    allocation = models.ForeignKey("tickets.TimeAllocation", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    charge = models.ForeignKey("tickets.Charge", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["period"], condition=models.Q(period__isnull=False), name="period_billed_once"),
+            models.UniqueConstraint(fields=["allocation"], condition=models.Q(allocation__isnull=False), name="time_billed_once"),
+            models.UniqueConstraint(fields=["charge"], condition=models.Q(charge__isnull=False), name="charge_billed_once"),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(kind="period", period__isnull=False, allocation__isnull=True, charge__isnull=True)
+                    | models.Q(kind="time", period__isnull=True, allocation__isnull=False, charge__isnull=True)
+                    | models.Q(kind="charge", period__isnull=True, allocation__isnull=True, charge__isnull=False)
+                ),
+                name="batch_item_one_source",
+            ),
+        ]
+
+
+class BillingSchedule(models.Model):
+    """The MSP's monthly billing run (one row per MSP schema)."""
+
+    class Mode(models.TextChoices):
+        DRAFTS = "drafts", "Create draft invoices for review"
+        ISSUE = "issue", "Issue and e-mail the invoices"
+
+    enabled = models.BooleanField(default=False)
+    day_of_month = models.PositiveSmallIntegerField(default=1, help_text="1–28; the run bills what is due by that day.")
+    time_of_day = models.TimeField(default="06:00")
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.DRAFTS)
+    consolidated = models.BooleanField(default=False)
+
+    @classmethod
+    def load(cls) -> "BillingSchedule":
+        schedule, _ = cls.objects.get_or_create(pk=1)
+        return schedule

@@ -1189,3 +1189,33 @@ def _changed(before: Mapping[str, Any], after: Mapping[str, Any], *, side: int) 
     """Only the keys that differ, from ``before`` (side 0) or ``after`` (side 1)."""
     source = before if side == 0 else after
     return {key: source.get(key) for key in set(before) | set(after) if before.get(key) != after.get(key)}
+
+
+def invoice_preview_totals(*, customer: Customer, lines: Sequence[LineInput], tax_date: dt.date | None = None):
+    """What an invoice of ``lines`` for ``customer`` would come to, computed exactly as a draft
+    would be (tenant default taxes, discount and surcharge), without saving anything."""
+    config = InvoiceSettings.load()
+    tax_date = tax_date or tenant_today()
+    codes_per_line = [
+        (config.tax_codes() if item.taxable else []) if item.tax_rate_codes is None else _codes(item.tax_rate_codes)
+        for item in lines
+    ]
+    probe = Invoice(customer=customer, currency=customer.currency)
+    specs = _tax_specs(probe, {code for codes in codes_per_line for code in codes}, tax_date=tax_date, frozen=False)
+
+    def plain(value):
+        return value.amount if isinstance(value, Money) else Decimal(value)
+
+    figures = [
+        LineFigures(
+            quantity=Decimal(item.quantity).quantize(QUANTITY_PLACES), unit_price=round_unit_price(plain(item.unit_price)),
+            fixed_amount=plain(item.amount) if item.amount is not None else None,
+            discount_kind=item.discount.kind, discount_value=item.discount.value, taxable=item.taxable,
+            taxes=tuple(specs[code] for code in codes),
+        )
+        for item, codes in zip(lines, codes_per_line)
+    ]
+    discount = Adjustment(PERCENT, config.default_discount_percent) if config.default_discount_percent else Adjustment()
+    surcharge = Adjustment(PERCENT, config.default_surcharge_percent) if config.default_surcharge_percent else Adjustment()
+    return calculate_invoice(lines=figures, currency=customer.currency, discount=discount, surcharge=surcharge,
+                             tax_exempt=customer.tax_exempt)

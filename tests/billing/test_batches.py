@@ -1,0 +1,168 @@
+"""Billing batches on PostgreSQL: plan, run, release, generate — against amounts worked out by hand."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from billing import services
+from billing.models import BatchItem, BillingBatch
+from contracts.models import ContractPeriod, TaxRate
+from invoices.models import Invoice, InvoiceSettings
+from msp_billing.accounts.models import User
+from tests.tickets.builders import block, catalogue, contract, customer, eur, exclusion_set, rate_line, technician, ticket
+from tickets import services as ticket_services
+from tickets.models import Ticket, TimeEntry
+
+CUTOFF = dt.date(2026, 3, 31)
+DAY = dt.date(2026, 3, 3)
+
+
+@pytest.fixture
+def world(tenant):
+    remote, onsite, ooh, engineer = catalogue()
+    tech = technician(engineer)
+    TaxRate.objects.create(code="VAT", name="VAT 19 %", percent=Decimal("19"), effective_from=dt.date(2020, 1, 1))
+    settings = InvoiceSettings.load()
+    settings.default_tax_codes = "VAT"
+    settings.save()
+    cust = customer()
+    gold = exclusion_set("Gold", onsite, ooh)
+    retainer = contract(cust, "retainer", priority=1, exclusion=gold, name="Managed Services", fee=eur("1000.00"),
+                        start_date=dt.date(2026, 3, 1), billing_frequency="monthly", billing_timing="advance")
+    silver = exclusion_set("Silver", ooh)
+    blocks = contract(cust, "block_hours", priority=2, exclusion=silver, name="Onsite Block", overage_rate=eur("150"), taxable=False)
+    block(blocks, minutes=60, on=dt.date(2026, 3, 2), price="110.00")
+    hourly = contract(cust, "hourly", priority=3, name="Hourly T&M", rounding_increment=15)
+    rate_line(hourly, "120")
+    cust.default_hourly_contract = hourly
+    cust.save()
+    march = ContractPeriod.objects.create(contract=retainer, start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 31),
+                                          covered_start=dt.date(2026, 3, 1), covered_end=dt.date(2026, 3, 31), bill_date=dt.date(2026, 3, 1))
+    blocks_march = ContractPeriod.objects.create(contract=blocks, start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 31),
+                                                 covered_start=dt.date(2026, 3, 1), covered_end=dt.date(2026, 3, 31), bill_date=dt.date(2026, 3, 1))
+    tkt = ticket(cust)
+    log = lambda wt, minutes: ticket_services.time_entry_log(ticket=tkt, technician=tech, work_type=wt, date=DAY, minutes=minutes)  # noqa: E731
+    entries = {"remote": log(remote, 45), "onsite": log(onsite, 90), "ooh": log(ooh, 30)}
+    ticket_services.ticket_set_status(ticket_id=tkt.pk, status="resolved")
+    open_ticket = ticket(cust)
+    ticket_services.time_entry_log(ticket=open_ticket, technician=tech, work_type=ooh, date=DAY, minutes=60)
+    admin = User.objects.get(email="billing-admin@alpha.example")
+    return {"customer": cust, "retainer": retainer, "blocks": blocks, "hourly": hourly, "march": march, "blocks_march": blocks_march,
+            "ticket": tkt, "open_ticket": open_ticket, "entries": entries, "admin": admin}
+
+
+def everything(cutoff=CUTOFF):
+    return services.selection_everything_due(cutoff=cutoff)
+
+
+def test_everything_due_is_preselected_and_open_tickets_wait(world):
+    selection = everything()
+    assert selection.contract_ids == {world["retainer"].pk, world["blocks"].pk, world["hourly"].pk}
+    assert selection.period_ids == {world["march"].pk, world["blocks_march"].pk}
+    assert selection.entry_ids == {e.pk for e in world["entries"].values()}
+
+
+def test_run_creates_one_draft_per_contract_with_hand_computed_totals(world):
+    batch = services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=world["admin"])
+    invoices = {inv.lines.first().contract.name: inv for inv in services.batch_invoices(batch)}
+    assert set(invoices) == {"Managed Services", "Onsite Block", "Hourly T&M"}
+    # Retainer: fee 1000.00 + absorbed remote time at zero; VAT 19 % → 1190.00.
+    assert (invoices["Managed Services"].subtotal, invoices["Managed Services"].tax_total, invoices["Managed Services"].total) == (
+        Decimal("1000.00"), Decimal("190.00"), Decimal("1190.00"))
+    # Block (not taxable): block 110.00 bought in March; 60 of the 90 onsite minutes deducted, 30 overage at 150/h = 75.00.
+    assert invoices["Onsite Block"].total == Decimal("185.00")
+    # Out-of-hours 30 minutes at 120 × 1.5 = 90.00 + 19 % = 107.10.
+    assert invoices["Hourly T&M"].total == Decimal("107.10")
+    for invoice in invoices.values():
+        assert invoice.status == Invoice.Status.DRAFT
+        assert invoice.total == sum(line.amount + line.tax_amount for line in invoice.lines.all())
+
+
+def test_run_bills_items_once_and_locks_their_tickets(world):
+    services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=world["admin"])
+    assert Ticket.objects.get(pk=world["ticket"].pk).is_locked
+    assert not Ticket.objects.get(pk=world["open_ticket"].pk).is_locked
+    assert all(e.billed_at for e in TimeEntry.objects.filter(ticket=world["ticket"]))
+    assert ContractPeriod.objects.get(pk=world["march"].pk).billed_at
+    again = services.Selection(contract_ids=frozenset({world["retainer"].pk}), period_ids=frozenset({world["march"].pk}))
+    with pytest.raises(ValidationError, match="not ready to bill"):
+        services.batch_run(name="Again", cutoff=CUTOFF, selection=again, consolidated=False, acting_user=world["admin"])
+
+
+def test_waiving_one_period_leaves_it_for_the_next_batch_as_overdue(world):
+    full = everything()
+    waived = services.Selection(full.contract_ids, full.period_ids - {world["march"].pk}, full.entry_ids, full.charge_ids)
+    services.batch_run(name="Goodwill", cutoff=CUTOFF, selection=waived, consolidated=False, acting_user=world["admin"])
+    later = everything(cutoff=dt.date(2026, 4, 30))
+    assert world["march"].pk in later.period_ids
+
+
+def test_consolidated_makes_one_invoice_per_customer(world):
+    batch = services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=True, acting_user=world["admin"])
+    invoices = list(services.batch_invoices(batch))
+    assert len(invoices) == 1
+    assert invoices[0].total == Decimal("1190.00") + Decimal("185.00") + Decimal("107.10")
+
+
+def test_deleting_an_invoice_releases_its_items(world):
+    batch = services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=world["admin"])
+    hourly_invoice = next(i for i in services.batch_invoices(batch) if i.lines.first().contract_id == world["hourly"].pk)
+    services.batch_invoice_delete(batch_id=batch.pk, invoice_id=hourly_invoice.pk, acting_user=world["admin"])
+    assert not Invoice.objects.filter(pk=hourly_invoice.pk).exists()
+    ooh = TimeEntry.objects.get(pk=world["entries"]["ooh"].pk)
+    assert ooh.billed_at is None
+    # The ticket stays locked: other items of it are still billed in the batch.
+    assert Ticket.objects.get(pk=world["ticket"].pk).is_locked
+    assert ooh.pk in everything().entry_ids
+
+
+def test_deleting_the_batch_releases_everything_and_unlocks_tickets(world):
+    batch = services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=world["admin"])
+    services.batch_generate(batch_id=batch.pk, acting_user=world["admin"], issue_date=dt.date(2026, 4, 1))
+    numbers = sorted(i.number for i in services.batch_invoices(batch))
+    assert len(numbers) == 3 and all(numbers)
+    services.batch_delete(batch_id=batch.pk, acting_user=world["admin"])
+    assert not BillingBatch.objects.exists() and not BatchItem.objects.exists()
+    assert not Ticket.objects.get(pk=world["ticket"].pk).is_locked
+    # Issued invoices keep their numbers (no gaps) and are voided.
+    assert sorted(Invoice.objects.filter(status="void").values_list("number", flat=True)) == numbers
+    assert everything().entry_ids == {e.pk for e in world["entries"].values()}
+
+
+def test_a_paid_invoice_blocks_deleting_its_batch(world):
+    from invoices.services import payment_record
+
+    batch = services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=world["admin"])
+    services.batch_generate(batch_id=batch.pk, acting_user=world["admin"], issue_date=dt.date(2026, 4, 1))
+    invoice = services.batch_invoices(batch).first()
+    payment_record(invoice_id=invoice.pk, amount=Decimal("10.00"), date=dt.date(2026, 4, 2), method="bank_transfer", acting_user=world["admin"])
+    with pytest.raises(ValidationError, match="paid or exported"):
+        services.batch_delete(batch_id=batch.pk, acting_user=world["admin"])
+    assert BillingBatch.objects.filter(pk=batch.pk).exists()
+
+
+def test_tampered_or_foreign_ids_bill_nothing(world):
+    full = everything()
+    tampered = services.Selection(full.contract_ids, full.period_ids | {999999}, full.entry_ids, full.charge_ids)
+    with pytest.raises(ValidationError, match="Nothing was billed: 1 contract period not ready"):
+        services.batch_run(name="Tampered", cutoff=CUTOFF, selection=tampered, consolidated=False, acting_user=world["admin"])
+    open_entry = TimeEntry.objects.get(ticket=world["open_ticket"])
+    with pytest.raises(ValidationError, match="time entry not ready"):
+        services.batch_run(name="Open ticket", cutoff=CUTOFF, selection=services.Selection(full.contract_ids, frozenset(), frozenset({open_entry.pk}), frozenset()),
+                           consolidated=False, acting_user=world["admin"])
+    assert not BillingBatch.objects.exists()
+    assert not TimeEntry.objects.filter(billed_at__isnull=False).exists()
+
+
+def test_batch_details_match_the_invoices_the_run_creates(world):
+    plans = services.batch_plan(cutoff=CUTOFF, selection=everything(), consolidated=False)
+    details = services.batch_details(plans)
+    batch = services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=world["admin"])
+    invoices = list(services.batch_invoices(batch))
+    assert details.bills == len(invoices) == 3
+    assert details.by_currency["EUR"]["total"] == sum(i.total for i in invoices)
+    assert details.by_currency["EUR"]["tax"] == sum(i.tax_total for i in invoices)
+    assert details.tickets == 1 and details.hours == Decimal("2.75")
