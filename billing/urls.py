@@ -5,6 +5,12 @@ from billing import import_views, views
 app_name = "billing"
 urlpatterns = [
     path("", views.billing_home, name="home"),
+    path("batches/new/", views.batch_new, name="batch_new"),
+    path("batches/preview/", views.batch_preview, name="batch_preview"),
+    path("batches/<int:batch_id>/", views.batch_detail, name="batch_detail"),
+    path("batches/<int:batch_id>/generate/", views.batch_generate, name="batch_generate"),
+    path("batches/<int:batch_id>/delete/", views.batch_delete, name="batch_delete"),
+    path("batches/<int:batch_id>/invoices/<int:invoice_id>/delete/", views.batch_invoice_delete, name="batch_invoice_delete"),
     path("reports/", views.reports, name="reports"),
     path("import/time/", import_views.time_csv_upload, name="import_time_csv"),
     path("import/time/<str:token>/", import_views.time_csv_preview_view, name="import_time_csv_preview"),

@@ -1,22 +1,176 @@
-from django.shortcuts import render
+"""Billing: dashboard, batches (the Create New Batch wizard), reports."""
+from __future__ import annotations
 
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+
+from billing import selectors, services
+from billing.models import BillingBatch
+from billing.wizard import WizardFilterForm, selection_from_post, wizard_rows
+from invoices.models import Invoice
 from msp_billing.accounts.access import requires
-from billing import selectors
 from msp_billing.accounts.roles import Capability
+from msp_billing.tenants.today import tenant_today
 
 
 @requires(Capability.VIEW_BILLING)
 def dashboard(request):
-    from msp_billing.tenants.today import tenant_today
-
-    return render(request, "dashboard.html", {"figures": selectors.dashboard_figures(today=tenant_today())})
+    context = {"figures": selectors.dashboard_figures(today=tenant_today()), "batches": BillingBatch.objects.all()[:5],
+               "invoices": Invoice.objects.select_related("customer").order_by("-created_at")[:5]}
+    return render(request, "dashboard.html", context)
 
 
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 def billing_home(request):
-    return render(request, "billing/home.html")
+    return render(request, "billing/home.html", {"batches": BillingBatch.objects.select_related("created_by")[:50]})
 
 
 @requires(Capability.VIEW_BILLING)
 def reports(request):
     return render(request, "billing/reports.html")
+
+
+def _filters(request):
+    data = request.GET.copy() if request.method == "GET" else request.POST.copy()
+    data.setdefault("cutoff", tenant_today().isoformat())
+    form = WizardFilterForm(data)
+    if not form.is_valid():
+        return form, None
+    return form, form.cleaned_data
+
+
+def _wizard_context(request, form, filters, selection):
+    rows = wizard_rows(cutoff=filters["cutoff"], filters=filters, selection=selection)
+    return {"filter_form": form, "rows": rows, "cutoff": filters["cutoff"], "filters": filters}
+
+
+class RunForm(forms.Form):
+    name = forms.CharField(label="Save As", max_length=120)
+    consolidated = forms.BooleanField(label="One invoice per customer (consolidated)", required=False)
+
+
+@requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
+def batch_new(request):
+    """Billing → Create New Batch: pick contracts and items, see the totals, Save As, Run."""
+    form, filters = _filters(request)
+    if filters is None:
+        return render(request, "billing/batch_new.html", {"filter_form": form, "rows": [], "run_form": RunForm()}, status=400)
+    selection, status = None, 200
+    run_form = RunForm(request.POST or None, initial={"name": f"Billing to {filters['cutoff']:%d %b %Y}"})
+    if request.method == "POST":
+        try:
+            selection = selection_from_post(request.POST)
+        except forms.ValidationError as error:
+            run_form.add_error(None, error)
+            status = 400
+        else:
+            if run_form.is_valid():
+                try:
+                    batch = services.batch_run(name=run_form.cleaned_data["name"], cutoff=filters["cutoff"], selection=selection,
+                                               consolidated=run_form.cleaned_data["consolidated"], acting_user=request.user)
+                except ValidationError as error:
+                    run_form.add_error(None, error)
+                    status = 409 if "another batch" in " ".join(error.messages) else 400
+                else:
+                    messages.success(request, f"Batch “{batch.name}” billed: review its draft invoices, then generate them.")
+                    return redirect("billing:batch_detail", batch_id=batch.pk)
+            else:
+                status = 400
+    context = _wizard_context(request, form, filters, selection)
+    context["run_form"] = run_form
+    context["details"] = _details(filters, selection)
+    return render(request, "billing/batch_new.html", context, status=status)
+
+
+def _details(filters, selection):
+    selection = selection if selection is not None else services.selection_everything_due(cutoff=filters["cutoff"])
+    plans = services.batch_plan(cutoff=filters["cutoff"], selection=selection, consolidated=False, strict=False)
+    return services.batch_details(plans)
+
+
+@requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
+def batch_preview(request):
+    """htmx: the batch details for the current selection, from the run's own plan and arithmetic."""
+    form, filters = _filters(request)
+    if filters is None or request.method != "POST":
+        return render(request, "billing/_batch_details.html", {"details": None}, status=400)
+    try:
+        selection = selection_from_post(request.POST)
+    except forms.ValidationError:
+        return render(request, "billing/_batch_details.html", {"details": None}, status=400)
+    return render(request, "billing/_batch_details.html", {"details": _details(filters, selection)})
+
+
+def _batch_or_404(batch_id: int) -> BillingBatch:
+    try:
+        return BillingBatch.objects.select_related("created_by").get(pk=batch_id)
+    except BillingBatch.DoesNotExist:
+        raise Http404("No such billing batch.") from None
+
+
+@requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
+def batch_detail(request, batch_id: int):
+    batch = _batch_or_404(batch_id)
+    invoices = list(services.batch_invoices(batch))
+    issued = [i for i in invoices if i.status != Invoice.Status.DRAFT]
+    try:
+        progress_url = reverse("invoices:pdf_progress") + "?ids=" + ",".join(str(i.pk) for i in issued)
+    except NoReverseMatch:
+        progress_url = None
+    context = {"batch": batch, "invoices": invoices, "issued_count": len(issued), "draft_count": len(invoices) - len(issued),
+               "pdf_progress_url": progress_url if issued else None}
+    return render(request, "billing/batch_detail.html", context)
+
+
+def _post_only(request, batch_id: int):
+    if request.method != "POST":
+        return redirect("billing:batch_detail", batch_id=batch_id)
+    return None
+
+
+@requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
+def batch_invoice_delete(request, batch_id: int, invoice_id: int):
+    batch = _batch_or_404(batch_id)
+    if (response := _post_only(request, batch.pk)) is not None:
+        return response
+    try:
+        services.batch_invoice_delete(batch_id=batch.pk, invoice_id=invoice_id, acting_user=request.user)
+    except Invoice.DoesNotExist:
+        raise Http404("That invoice is not in this batch.") from None
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Invoice deleted; its items are unbilled again.")
+    return redirect("billing:batch_detail", batch_id=batch.pk)
+
+
+@requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
+def batch_generate(request, batch_id: int):
+    batch = _batch_or_404(batch_id)
+    if (response := _post_only(request, batch.pk)) is not None:
+        return response
+    try:
+        issued = services.batch_generate(batch_id=batch.pk, acting_user=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"{len(issued)} invoice(s) issued; their PDFs are being prepared.")
+    return redirect("billing:batch_detail", batch_id=batch.pk)
+
+
+@requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
+def batch_delete(request, batch_id: int):
+    batch = _batch_or_404(batch_id)
+    if (response := _post_only(request, batch.pk)) is not None:
+        return response
+    try:
+        released = services.batch_delete(batch_id=batch.pk, acting_user=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("billing:batch_detail", batch_id=batch.pk)
+    messages.success(request, f"Batch “{batch.name}” deleted: {released} item(s) released for rebilling.")
+    return redirect("billing:home")

@@ -1,0 +1,79 @@
+"""The Create New Batch wizard and the batch page, as a billing admin uses them."""
+from __future__ import annotations
+
+
+import pytest
+
+from billing.models import BillingBatch
+from invoices.models import Invoice
+from tests.billing.test_batches import CUTOFF, world  # noqa: F401  (fixture)
+from tickets.models import Ticket, TimeEntry
+
+
+def wizard_post(client, world, **extra):  # noqa: F811
+    from billing.services import selection_everything_due
+
+    selection = selection_everything_due(cutoff=CUTOFF)
+    data = {"cutoff": CUTOFF.isoformat(), "contract": list(selection.contract_ids), "period": list(selection.period_ids),
+            "entry": list(selection.entry_ids), "charge": list(selection.charge_ids), "name": "March"}
+    data.update(extra)
+    return client.post("/billing/batches/new/", data)
+
+
+def test_wizard_lists_due_contracts_preselected_and_locks_the_rest(client_for, world):  # noqa: F811
+    page = client_for("alpha", "billing_admin").get("/billing/batches/new/", {"cutoff": CUTOFF.isoformat()})
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Managed Services" in html and "Onsite Block" in html and "Hourly T&amp;M" in html
+    assert f'name="period" value="{world["march"].pk}" checked' in html
+    assert 'data-figure="bills">3<' in html  # everything due is pre-selected
+    assert 'data-figure="total-EUR"><strong>1482.10<' in html
+
+
+def test_preview_follows_the_selection(client_for, world):  # noqa: F811
+    client = client_for("alpha", "billing_admin")
+    response = client.post("/billing/batches/preview/", {"cutoff": CUTOFF.isoformat(), "contract": [world["retainer"].pk], "period": [world["march"].pk]})
+    html = response.content.decode()
+    assert 'data-figure="bills">1<' in html and 'data-figure="total-EUR"><strong>1190.00<' in html
+    tampered = client.post("/billing/batches/preview/", {"cutoff": CUTOFF.isoformat(), "contract": ["x"]})
+    assert tampered.status_code == 400
+
+
+def test_run_from_the_wizard_then_delete_an_invoice_and_the_batch(client_for, world):  # noqa: F811
+    client = client_for("alpha", "billing_admin")
+    response = wizard_post(client, world)
+    batch = BillingBatch.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/billing/batches/{batch.pk}/"
+    page = client.get(response["Location"]).content.decode()
+    assert page.count("Draft</a>") == 3
+    invoice = Invoice.objects.filter(status="draft").first()
+    assert client.post(f"/billing/batches/{batch.pk}/invoices/{invoice.pk}/delete/").status_code == 302
+    assert Invoice.objects.count() == 2
+    assert client.post(f"/billing/batches/{batch.pk}/generate/").status_code == 302
+    assert Invoice.objects.filter(status="issued").count() == 2
+    assert client.post(f"/billing/batches/{batch.pk}/delete/").status_code == 302
+    assert not BillingBatch.objects.exists()
+    assert not Ticket.objects.filter(billed_at__isnull=False).exists()
+    assert not TimeEntry.objects.filter(billed_at__isnull=False).exists()
+
+
+def test_stale_or_tampered_wizard_state_bills_nothing(client_for, world):  # noqa: F811
+    client = client_for("alpha", "billing_admin")
+    assert wizard_post(client, world).status_code == 302
+    again = wizard_post(client, world, name="Twice")
+    assert again.status_code == 400 and "Nothing was billed" in again.content.decode()
+    assert BillingBatch.objects.count() == 1
+    bad = client.post("/billing/batches/new/", {"cutoff": CUTOFF.isoformat(), "contract": ["1; DROP"], "name": "x"})
+    assert bad.status_code == 400
+    assert client.post("/billing/batches/new/", {"cutoff": "31/31/2026", "name": "x"}).status_code == 400
+
+
+def test_another_msps_batch_is_not_found_and_technicians_are_refused(client_for, world):  # noqa: F811
+    client = client_for("alpha", "billing_admin")
+    wizard_post(client, world)
+    batch = BillingBatch.objects.get()
+    assert client_for("beta", "billing_admin").get(f"/billing/batches/{batch.pk}/").status_code == 404
+    assert client_for("beta", "billing_admin").post(f"/billing/batches/{batch.pk}/delete/").status_code == 404
+    assert client_for("alpha", "technician").get("/billing/batches/new/").status_code == 403
+    assert client_for("alpha", "accountant").post(f"/billing/batches/{batch.pk}/delete/").status_code == 403
+    assert BillingBatch.objects.exists()
