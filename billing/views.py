@@ -4,7 +4,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 
@@ -95,8 +95,10 @@ def _details(filters, selection):
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 def batch_preview(request):
     """htmx: the batch details for the current selection, from the run's own plan and arithmetic."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     form, filters = _filters(request)
-    if filters is None or request.method != "POST":
+    if filters is None:
         return render(request, "billing/_batch_details.html", {"details": None}, status=400)
     try:
         selection = selection_from_post(request.POST)
