@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 
 from billing import selectors, services
-from billing.models import BillingBatch
+from billing.models import BillingBatch, BillingSchedule
 from billing.wizard import WizardFilterForm, selection_from_post, wizard_rows
 from invoices.models import Invoice
 from msp_billing.accounts.access import requires
@@ -176,3 +176,28 @@ def batch_delete(request, batch_id: int):
         return redirect("billing:batch_detail", batch_id=batch.pk)
     messages.success(request, f"Batch “{batch.name}” deleted: {released} item(s) released for rebilling.")
     return redirect("billing:home")
+
+
+class ScheduleForm(forms.ModelForm):
+    class Meta:
+        model = BillingSchedule
+        fields = ["enabled", "day_of_month", "time_of_day", "mode", "consolidated"]
+        widgets = {"time_of_day": forms.TimeInput(attrs={"type": "time"})}
+        labels = {"enabled": "Run billing every month", "consolidated": "One invoice per customer (consolidated)"}
+
+    def clean_day_of_month(self):
+        day = self.cleaned_data["day_of_month"]
+        if not 1 <= day <= 28:
+            raise forms.ValidationError("Pick a day from 1 to 28, so every month has it.")
+        return day
+
+
+@requires(Capability.MANAGE_SETTINGS)
+def schedule_settings(request):
+    """Settings → Scheduled billing: the day, time (in the MSP's time zone) and mode of the monthly run."""
+    form = ScheduleForm(request.POST or None, instance=BillingSchedule.load())
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Scheduled billing saved.")
+        return redirect("billing:schedule")
+    return render(request, "billing/schedule.html", {"form": form}, status=400 if form.errors else 200)

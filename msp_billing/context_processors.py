@@ -19,6 +19,7 @@ NAVIGATION = [
 SECTIONS = [
     ("tickets:technician_roles", "Settings"),
     ("invoices:settings", "Settings"),
+    ("billing:schedule", "Settings"),
     ("settings:", "Settings"),
     ("contracts:customer_", "Customers"),
     ("contracts:", "Contracts"),

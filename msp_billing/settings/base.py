@@ -207,6 +207,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=24),
         "args": ("billing.tasks.alerts_check",),
     },
+    # Each MSP's monthly billing run, checked hourly against its own day, time and time zone.
+    "scheduled-billing-run-every-tenant": {
+        "task": "msp_billing.tasks.fan_out_to_tenants",
+        "schedule": timedelta(hours=1),
+        "args": ("billing.tasks.scheduled_billing_run",),
+    },
 }
 
 LOGGING = {
