@@ -61,6 +61,7 @@ from contracts.models import (
 from msp_billing.accounts.models import User
 from msp_billing.accounts.roles import Role as UserRole
 from msp_billing.accounts.services import user_create
+from msp_billing.tenants.today import current_msp
 from tickets import services as ticket_services
 from tickets.models import Charge, TechnicianProfile, Ticket, TimeEntry
 
@@ -303,8 +304,8 @@ class _Importer:
         self.acting_user = acting_user
         self.summary = summary
         self.problems = problems
-        self.tenant = connection.tenant
-        self.tz = zoneinfo.ZoneInfo(getattr(self.tenant, "timezone", None) or "UTC")
+        self.tenant = current_msp()
+        self.tz = zoneinfo.ZoneInfo(self.tenant.timezone)
         # Records with schema problems are not imported; their keys still count as defined
         # in the file, so records that refer to them are skipped without a second message.
         self.blocked = blocked

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import connection
 from django.db.models import Q, QuerySet
 
 from contracts.selectors_periods import contract_periods_due
+from msp_billing.tenants.today import current_msp
 from tickets.models import Charge, Ticket, TimeAllocation, TimeEntry
 
 DONE_STATUSES = (Ticket.Status.RESOLVED, Ticket.Status.CLOSED)
 
 
 def _approval_required() -> bool:
-    return bool(getattr(connection.tenant, "time_approval_required", False))
+    return current_msp().time_approval_required
 
 
 def ready_time_allocations(*, cutoff: dt.date) -> QuerySet[TimeAllocation]:

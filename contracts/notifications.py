@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from django.core.mail import send_mail
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -74,7 +74,9 @@ def unread_notification_count() -> int:
 
 
 def _email_body(message: str) -> str:
-    tenant = connection.tenant
+    from msp_billing.tenants.today import current_msp
+
+    tenant = current_msp()
     try:
         link = tenant_url(tenant, reverse("contracts:notifications"))
     except NoReverseMatch:  # the page is not routed (yet): the message still stands on its own

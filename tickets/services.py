@@ -9,11 +9,12 @@ import datetime as dt
 from contextlib import contextmanager
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from contracts.models import Contract, Customer, RateItem, WorkType
+from msp_billing.tenants.today import current_msp
 from tickets.models import Charge, TechnicianProfile, Ticket, TimeEntry
 from tickets.routing import ENTRY_RELATED as _ENTRY_RELATED
 from tickets.routing import clear_routing, entry_route, route_entries
@@ -171,14 +172,15 @@ def time_entry_log(
         ticket=ticket, work_type=work_type, date=date, minutes=minutes, started_at=started_at, ended_at=ended_at,
         chosen_contract=chosen_contract, chosen_rate_item=chosen_rate_item,
     )
+    msp = current_msp()
     if after_hours is None:
-        after_hours = work_type.is_after_hours or is_after_hours(tenant=connection.tenant, date=date, started_at=started_at)
+        after_hours = work_type.is_after_hours or is_after_hours(tenant=msp, date=date, started_at=started_at)
     entry = TimeEntry(
         ticket=ticket, technician=technician, role=role_of(technician), work_type=work_type, date=date,
         started_at=started_at, ended_at=ended_at, minutes=minutes, notes=notes,
         billable=work_type.billable if billable is None else billable, after_hours=after_hours,
         chosen_contract=chosen_contract, chosen_rate_item=chosen_rate_item,
-        approval=TimeEntry.Approval.PENDING if connection.tenant.time_approval_required else TimeEntry.Approval.APPROVED,
+        approval=TimeEntry.Approval.PENDING if msp.time_approval_required else TimeEntry.Approval.APPROVED,
     )
     with _database_lock_as_message(f"Ticket #{ticket.pk}"):
         entry.save()

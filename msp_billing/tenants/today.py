@@ -1,4 +1,4 @@
-"""'Today' for an MSP: period boundaries and due dates are in the MSP's own time zone."""
+"""The active MSP, and 'today' for it: period boundaries and due dates are in the MSP's own time zone."""
 from __future__ import annotations
 
 import datetime as dt
@@ -25,3 +25,16 @@ def tenant_today() -> dt.date:
 
         name = Msp.objects.filter(schema_name=schema).values_list("timezone", flat=True).first() or "UTC"
     return timezone.now().astimezone(zoneinfo.ZoneInfo(name)).date()
+
+
+def current_msp():
+    """The MSP whose schema is active — also under ``schema_context``, where the connection
+    only carries a stand-in with the schema name."""
+    from msp_billing.tenants.models import Msp
+
+    tenant = getattr(connection, "tenant", None)
+    if isinstance(tenant, Msp) and tenant.schema_name == connection.schema_name:
+        return tenant
+    if connection.schema_name == settings.PUBLIC_SCHEMA_NAME:
+        raise TenantContextMissing("no MSP is active: activate an MSP's schema first")
+    return Msp.objects.get(schema_name=connection.schema_name)

@@ -22,8 +22,13 @@ DAY = dt.date(2026, 3, 3)
 
 @pytest.fixture
 def world(tenant):
+    return build_world(admin_email="billing-admin@alpha.example", tech_email="technician@alpha.example")
+
+
+def build_world(*, admin_email: str, tech_email: str) -> dict:
+    """A customer with a retainer, a block and an Hourly fallback, due items and one open ticket."""
     remote, onsite, ooh, engineer = catalogue()
-    tech = technician(engineer)
+    tech = technician(engineer, email=tech_email)
     TaxRate.objects.create(code="VAT", name="VAT 19 %", percent=Decimal("19"), effective_from=dt.date(2020, 1, 1))
     settings = InvoiceSettings.load()
     settings.default_tax_codes = "VAT"
@@ -49,7 +54,7 @@ def world(tenant):
     ticket_services.ticket_set_status(ticket_id=tkt.pk, status="resolved")
     open_ticket = ticket(cust)
     ticket_services.time_entry_log(ticket=open_ticket, technician=tech, work_type=ooh, date=DAY, minutes=60)
-    admin = User.objects.get(email="billing-admin@alpha.example")
+    admin = User.objects.get(email=admin_email)
     return {"customer": cust, "retainer": retainer, "blocks": blocks, "hourly": hourly, "march": march, "blocks_march": blocks_march,
             "ticket": tkt, "open_ticket": open_ticket, "entries": entries, "admin": admin}
 

@@ -25,8 +25,8 @@ def catalogue():
     return remote, onsite, ooh, engineer
 
 
-def technician(role: Role) -> User:
-    user = User.objects.get(email="technician@alpha.example")
+def technician(role: Role, email: str = "technician@alpha.example") -> User:
+    user = User.objects.get(email=email)
     TechnicianProfile.objects.update_or_create(user=user, defaults={"role": role})
     return user
 

@@ -1,0 +1,65 @@
+"""Two runs over the same items at the same moment, on real parallel database connections."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection, connections
+from django_tenants.utils import schema_context
+
+from billing import services
+from billing.models import BatchItem, BillingBatch
+from tests.billing.test_batches import CUTOFF, build_world
+from tests.support import PASSWORD
+
+pytestmark = pytest.mark.django_db
+SCHEMA = "concurrency"
+
+
+@pytest.fixture(scope="module")
+def committed_world(django_db_setup, django_db_blocker):
+    """A tenant of its own, committed so that other connections see it; dropped afterwards."""
+    from msp_billing.accounts.services import user_create
+    from msp_billing.tenants.services import MspRequest, msp_create
+
+    with django_db_blocker.unblock():
+        msp = msp_create(request=MspRequest(name="Concurrency IT", subdomain=SCHEMA, region="europe", currency="EUR",
+                                            timezone="Europe/Berlin", admin_email="billing-admin@concurrency.example", admin_password=PASSWORD))
+        with schema_context(SCHEMA):
+            user_create(email="technician@concurrency.example", role="technician", password=PASSWORD)
+            world = build_world(admin_email="billing-admin@concurrency.example", tech_email="technician@concurrency.example")
+        connection.set_schema_to_public()
+    yield world
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        msp.delete(force_drop=True)
+
+
+def test_two_simultaneous_runs_bill_each_item_exactly_once(committed_world, django_db_blocker):
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def run(name: str) -> None:
+        try:
+            with django_db_blocker.unblock(), schema_context(SCHEMA):
+                selection = services.selection_everything_due(cutoff=CUTOFF)
+                barrier.wait(timeout=30)
+                services.batch_run(name=name, cutoff=CUTOFF, selection=selection, consolidated=False, acting_user=committed_world["admin"])
+                outcomes.append("billed")
+        except ValidationError as error:
+            outcomes.append("refused: " + " ".join(error.messages))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(f"Run {n}",)) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(o.split(":")[0] for o in outcomes) == ["billed", "refused"], outcomes
+    with django_db_blocker.unblock(), schema_context(SCHEMA):
+        assert BillingBatch.objects.count() == 1
+        items = list(BatchItem.objects.values_list("kind", "period_id", "allocation_id", "charge_id"))
+        assert len(items) == len(set(items))
+        assert len(items) == 2 + 4  # two periods; four time allocations of the resolved ticket
