@@ -201,3 +201,45 @@ def schedule_settings(request):
         messages.success(request, "Scheduled billing saved.")
         return redirect("billing:schedule")
     return render(request, "billing/schedule.html", {"form": form}, status=400 if form.errors else 200)
+
+
+class PeriodForm(forms.Form):
+    start = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+            raise forms.ValidationError("The end date is before the start date.")
+        return data
+
+
+@requires(Capability.VIEW_BILLING)
+def reconciliation(request):
+    """Reports → Timesheet vs batch: every worked minute of the range, and why it was or was not billed."""
+    from billing.reconciliation import REASONS, reconcile
+
+    today = tenant_today()
+    data = request.GET if request.GET else {"start": today.replace(day=1).isoformat(), "end": today.isoformat()}
+    form = PeriodForm(data)
+    if not form.is_valid():
+        return render(request, "billing/reconciliation.html", {"form": form}, status=400)
+    report = reconcile(start=form.cleaned_data["start"], end=form.cleaned_data["end"])
+    if request.GET.get("format") == "csv":
+        return _reconciliation_csv(report, REASONS)
+    return render(request, "billing/reconciliation.html", {"form": form, "report": report, "reasons": REASONS})
+
+
+def _reconciliation_csv(report, reasons):
+    import csv
+
+    from django.http import HttpResponse
+
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="reconciliation-{report.start}-{report.end}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["Technician", *[reason.capitalize() for reason in reasons], "Worked (minutes)"])
+    for tech, by_reason in report.by_technician.items():
+        writer.writerow([tech, *[by_reason.get(reason, 0) for reason in reasons], sum(by_reason.values())])
+    writer.writerow(["All", *[report.minutes_by_reason[reason] for reason in reasons], report.worked_minutes])
+    return response
