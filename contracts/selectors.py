@@ -60,6 +60,10 @@ def work_type_list() -> QuerySet[WorkType]:
     return WorkType.objects.all()
 
 
+def work_type_detail(*, work_type_id: int) -> WorkType:
+    return get_object_or_404(WorkType.objects.prefetch_related("exclusion_sets"), pk=work_type_id)
+
+
 def role_list() -> QuerySet[Role]:
     return Role.objects.all()
 

@@ -18,7 +18,8 @@ import calendar
 import datetime as dt
 import logging
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -366,186 +367,208 @@ def _customer_apply(customer: Customer, data: Mapping[str, Any], *, existing: bo
     _clean(customer, errors, exclude=["parent", "default_hourly_contract"])
 
 
-# --- catalogue ----------------------------------------------------------------------------
+# --- catalogue: work types, roles, rate items, products, exclusion sets -------------------
 
 
-def _unique_name(errors: _Errors, model: type[Model], field: str, value: str, *, pk: int | None, label: str) -> None:
-    if model.objects.filter(**{f"{field}__iexact": value}).exclude(pk=pk).exists():
-        errors.add(field, f"{label} “{value}” already exists.")
+@dataclass(frozen=True)
+class _CatalogueKind:
+    """How one kind of simple catalogue row is validated, saved and audited.
+
+    ``unique`` is required and unique ignoring case; ``texts`` are stripped, ``flags`` are
+    booleans, ``prices`` are amounts in the row's ``currency`` (an update keeps the stored
+    currency and amounts it is not given), ``members`` are many-to-many fields set after the
+    row is saved, and ``check`` validates and sets what is particular to the kind.
+    """
+
+    model: type[Model]
+    action: str  # the audit action: "<action>_create", "<action>_update"
+    fields: tuple[str, ...]  # what an update may change
+    unique: str
+    label: str  # "A work type" → "A work type “…” already exists."
+    blank: str  # the message when ``unique`` is empty
+    texts: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+    prices: tuple[str, ...] = ()
+    members: tuple[str, ...] = ()
+    check: Callable[[Model, Mapping[str, Any], _Errors], None] | None = None
+    members_changed: Callable[[Model], None] | None = None  # after an update that changed ``members``
+
+    def taken(self, value: str) -> str:
+        return f"{self.label} “{value}” already exists."
 
 
-@transaction.atomic
-def work_type_create(*, name: str, is_after_hours: bool = False, after_hours_multiplier: Decimal = Decimal("1.5"),
-                     billable: bool = True, is_active: bool = True, acting_user) -> WorkType:
-    work_type = WorkType()
-    _work_type_apply(work_type, dict(name=name, is_after_hours=is_after_hours,
-                                     after_hours_multiplier=after_hours_multiplier, billable=billable,
-                                     is_active=is_active))
-    _save(work_type, conflict_field="name", conflict_message=f"A work type “{work_type.name}” already exists.")
-    _audit("work_type_create", work_type, acting_user)
-    return work_type
+def _catalogue_create(kind: _CatalogueKind, values: Mapping[str, Any], acting_user) -> Model:
+    instance = kind.model()
+    _catalogue_apply(kind, instance, values)
+    _catalogue_save(kind, instance, values)
+    _audit(f"{kind.action}_create", instance, acting_user)
+    return instance
 
 
-@transaction.atomic
-def work_type_update(*, work_type: WorkType, data: Mapping[str, Any], acting_user) -> WorkType:
-    fields = ("name", "is_after_hours", "after_hours_multiplier", "billable", "is_active")
-    _reject_unknown(data, fields)
-    work_type = WorkType.objects.select_for_update().get(pk=work_type.pk)
-    before = _snapshot(work_type, fields)
-    _work_type_apply(work_type, data)
-    _save(work_type, conflict_field="name", conflict_message=f"A work type “{work_type.name}” already exists.")
-    _audit("work_type_update", work_type, acting_user, before=before, after=_snapshot(work_type, fields))
-    return work_type
+def _catalogue_update(kind: _CatalogueKind, instance: Model, data: Mapping[str, Any], acting_user) -> Model:
+    _reject_unknown(data, kind.fields)
+    instance = kind.model.objects.select_for_update().get(pk=instance.pk)
+    before = _catalogue_snapshot(kind, instance)
+    current = {}
+    if kind.prices:
+        current = {"currency": str(getattr(instance, kind.prices[0]).currency),
+                   **{name: getattr(instance, name).amount for name in kind.prices}}
+    _catalogue_apply(kind, instance, {**current, **data})
+    _catalogue_save(kind, instance, data)
+    after = _catalogue_snapshot(kind, instance)
+    _audit(f"{kind.action}_update", instance, acting_user, before=before, after=after)
+    if kind.members_changed is not None and any(before[name] != after[name] for name in kind.members):
+        kind.members_changed(instance)
+    return instance
 
 
-def _work_type_apply(work_type: WorkType, data: Mapping[str, Any]) -> None:
+def _catalogue_apply(kind: _CatalogueKind, instance: Model, data: Mapping[str, Any]) -> None:
+    """Validate ``data`` and set it on ``instance``, or raise with every message at once."""
     errors = _Errors()
-    if "name" in data:
-        work_type.name = _text(data["name"])
-        if not work_type.name:
-            errors.add("name", "Enter a name, such as Remote Support.")
-        else:
-            _unique_name(errors, WorkType, "name", work_type.name, pk=work_type.pk, label="A work type")
-    for name in ("is_after_hours", "billable", "is_active"):
+    if kind.unique in data:
+        value = _text(data[kind.unique])
+        setattr(instance, kind.unique, value)
+        if not value:
+            errors.add(kind.unique, kind.blank)
+        elif kind.model.objects.filter(**{f"{kind.unique}__iexact": value}).exclude(pk=instance.pk).exists():
+            errors.add(kind.unique, kind.taken(value))
+    for name in kind.texts:
         if name in data:
-            setattr(work_type, name, bool(data[name]))
+            setattr(instance, name, _text(data[name]))
+    for name in kind.flags:
+        if name in data:
+            setattr(instance, name, bool(data[name]))
+    if kind.check is not None:
+        kind.check(instance, data, errors)
+    if kind.prices:
+        currency = _check_currency(errors, "currency", data["currency"])
+        amounts = {name: _decimal(errors, name, data[name], currency=currency) for name in kind.prices}
+        errors.raise_if_any()
+        for name, amount in amounts.items():
+            setattr(instance, name, Money(amount, currency))
+    errors.raise_if_any()
+    _clean(instance, errors)
+
+
+def _catalogue_save(kind: _CatalogueKind, instance: Model, data: Mapping[str, Any]) -> None:
+    _save(instance, conflict_field=kind.unique, conflict_message=kind.taken(getattr(instance, kind.unique)))
+    for name in kind.members:
+        if name in data:
+            getattr(instance, name).set(list(data[name]))
+
+
+def _catalogue_snapshot(kind: _CatalogueKind, instance: Model) -> dict[str, Any]:
+    """The audited values: every field an update may change (currency is part of the prices)."""
+    watched = [name for name in kind.fields if name != "currency" and name not in kind.members]
+    members = {name: set(getattr(instance, name).values_list("pk", flat=True)) for name in kind.members}
+    return {**_snapshot(instance, watched), **members}
+
+
+def _work_type_check(work_type: WorkType, data: Mapping[str, Any], errors: _Errors) -> None:
     if "after_hours_multiplier" in data:
         multiplier = _decimal(errors, "after_hours_multiplier", data["after_hours_multiplier"], minimum=Decimal("1"))
         if multiplier is not None and multiplier > MAX_AFTER_HOURS_MULTIPLIER:
             errors.add("after_hours_multiplier", f"Enter a multiplier from 1 to {MAX_AFTER_HOURS_MULTIPLIER}.")
         elif multiplier is not None:
             work_type.after_hours_multiplier = multiplier
-    errors.raise_if_any()
-    _clean(work_type, errors)
+
+
+def _product_check(product: Product, data: Mapping[str, Any], errors: _Errors) -> None:
+    if "name" in data and not product.name:
+        errors.add("name", "Enter the product's name.")
+
+
+def _exclusion_set_members_changed(exclusion_set: ExclusionSet) -> None:
+    """Every contract using the set re-routes its unbilled time from today on."""
+    exclusion_set.save(update_fields=["changed_at"])
+    notify_routing_changed(contract_ids=exclusion_set.contracts.values_list("pk", flat=True),
+                           effective_date=tenant_today())
+
+
+_WORK_TYPE = _CatalogueKind(
+    model=WorkType, action="work_type", unique="name", label="A work type", blank="Enter a name, such as Remote Support.",
+    fields=("name", "is_after_hours", "after_hours_multiplier", "billable", "is_active"),
+    flags=("is_after_hours", "billable", "is_active"), check=_work_type_check,
+)
+_ROLE = _CatalogueKind(
+    model=Role, action="role", unique="name", label="A role", blank="Enter a name, such as Engineer.",
+    fields=("name", "default_rate", "cost_rate", "currency"), prices=("default_rate", "cost_rate"),
+)
+_RATE_ITEM = _CatalogueKind(
+    model=RateItem, action="rate_item", unique="name", label="A rate item",
+    blank="Enter a name, such as Network Engineering.",
+    fields=("name", "rate", "currency", "accounting_code"), texts=("accounting_code",), prices=("rate",),
+)
+_PRODUCT = _CatalogueKind(
+    model=Product, action="product", unique="sku", label="A product with SKU", blank="Enter the SKU.",
+    fields=("sku", "name", "price", "cost", "currency", "taxable", "accounting_code", "is_active"),
+    texts=("name", "accounting_code"), flags=("taxable", "is_active"), prices=("price", "cost"), check=_product_check,
+)
+_EXCLUSION_SET = _CatalogueKind(
+    model=ExclusionSet, action="exclusion_set", unique="name", label="An exclusion set",
+    blank="Enter a name, such as Gold.", fields=("name", "work_types", "roles"), members=("work_types", "roles"),
+    members_changed=_exclusion_set_members_changed,
+)
+
+
+@transaction.atomic
+def work_type_create(*, name: str, is_after_hours: bool = False, after_hours_multiplier: Decimal = Decimal("1.5"),
+                     billable: bool = True, is_active: bool = True, acting_user) -> WorkType:
+    return _catalogue_create(_WORK_TYPE, dict(name=name, is_after_hours=is_after_hours,
+                                              after_hours_multiplier=after_hours_multiplier, billable=billable,
+                                              is_active=is_active), acting_user)
+
+
+@transaction.atomic
+def work_type_update(*, work_type: WorkType, data: Mapping[str, Any], acting_user) -> WorkType:
+    return _catalogue_update(_WORK_TYPE, work_type, data, acting_user)
 
 
 @transaction.atomic
 def role_create(*, name: str, default_rate: Decimal, cost_rate: Decimal, currency: str, acting_user) -> Role:
-    role = Role()
-    _role_apply(role, dict(name=name, default_rate=default_rate, cost_rate=cost_rate, currency=currency))
-    _save(role, conflict_field="name", conflict_message=f"A role “{role.name}” already exists.")
-    _audit("role_create", role, acting_user)
-    return role
+    return _catalogue_create(_ROLE, dict(name=name, default_rate=default_rate, cost_rate=cost_rate, currency=currency),
+                             acting_user)
 
 
 @transaction.atomic
 def role_update(*, role: Role, data: Mapping[str, Any], acting_user) -> Role:
-    fields = ("name", "default_rate", "cost_rate", "currency")
-    _reject_unknown(data, fields)
-    role = Role.objects.select_for_update().get(pk=role.pk)
-    before = _snapshot(role, ("name", "default_rate", "cost_rate"))
-    _role_apply(role, {"currency": str(role.default_rate.currency), "default_rate": role.default_rate.amount,
-                       "cost_rate": role.cost_rate.amount, **data})
-    _save(role, conflict_field="name", conflict_message=f"A role “{role.name}” already exists.")
-    _audit("role_update", role, acting_user, before=before, after=_snapshot(role, ("name", "default_rate", "cost_rate")))
-    return role
-
-
-def _role_apply(role: Role, data: Mapping[str, Any]) -> None:
-    errors = _Errors()
-    if "name" in data:
-        role.name = _text(data["name"])
-        if not role.name:
-            errors.add("name", "Enter a name, such as Engineer.")
-        else:
-            _unique_name(errors, Role, "name", role.name, pk=role.pk, label="A role")
-    currency = _check_currency(errors, "currency", data["currency"])
-    default_rate = _decimal(errors, "default_rate", data["default_rate"], currency=currency)
-    cost_rate = _decimal(errors, "cost_rate", data["cost_rate"], currency=currency)
-    errors.raise_if_any()
-    role.default_rate = Money(default_rate, currency)
-    role.cost_rate = Money(cost_rate, currency)
-    _clean(role, errors)
+    return _catalogue_update(_ROLE, role, data, acting_user)
 
 
 @transaction.atomic
 def rate_item_create(*, name: str, rate: Decimal, currency: str, accounting_code: str = "", acting_user) -> RateItem:
-    rate_item = RateItem()
-    _rate_item_apply(rate_item, dict(name=name, rate=rate, currency=currency, accounting_code=accounting_code))
-    _save(rate_item, conflict_field="name", conflict_message=f"A rate item “{rate_item.name}” already exists.")
-    _audit("rate_item_create", rate_item, acting_user)
-    return rate_item
+    return _catalogue_create(_RATE_ITEM, dict(name=name, rate=rate, currency=currency, accounting_code=accounting_code),
+                             acting_user)
 
 
 @transaction.atomic
 def rate_item_update(*, rate_item: RateItem, data: Mapping[str, Any], acting_user) -> RateItem:
-    fields = ("name", "rate", "currency", "accounting_code")
-    _reject_unknown(data, fields)
-    rate_item = RateItem.objects.select_for_update().get(pk=rate_item.pk)
-    before = _snapshot(rate_item, ("name", "rate", "accounting_code"))
-    _rate_item_apply(rate_item, {"currency": str(rate_item.rate.currency), "rate": rate_item.rate.amount, **data})
-    _save(rate_item, conflict_field="name", conflict_message=f"A rate item “{rate_item.name}” already exists.")
-    _audit("rate_item_update", rate_item, acting_user, before=before,
-           after=_snapshot(rate_item, ("name", "rate", "accounting_code")))
-    return rate_item
-
-
-def _rate_item_apply(rate_item: RateItem, data: Mapping[str, Any]) -> None:
-    errors = _Errors()
-    if "name" in data:
-        rate_item.name = _text(data["name"])
-        if not rate_item.name:
-            errors.add("name", "Enter a name, such as Network Engineering.")
-        else:
-            _unique_name(errors, RateItem, "name", rate_item.name, pk=rate_item.pk, label="A rate item")
-    if "accounting_code" in data:
-        rate_item.accounting_code = _text(data["accounting_code"])
-    currency = _check_currency(errors, "currency", data["currency"])
-    rate = _decimal(errors, "rate", data["rate"], currency=currency)
-    errors.raise_if_any()
-    rate_item.rate = Money(rate, currency)
-    _clean(rate_item, errors)
+    return _catalogue_update(_RATE_ITEM, rate_item, data, acting_user)
 
 
 @transaction.atomic
 def product_create(*, sku: str, name: str, price: Decimal, cost: Decimal, currency: str, taxable: bool = True,
                    accounting_code: str = "", is_active: bool = True, acting_user) -> Product:
-    product = Product()
-    _product_apply(product, dict(sku=sku, name=name, price=price, cost=cost, currency=currency, taxable=taxable,
-                                 accounting_code=accounting_code, is_active=is_active))
-    _save(product, conflict_field="sku", conflict_message=f"A product with SKU “{product.sku}” already exists.")
-    _audit("product_create", product, acting_user)
-    return product
+    return _catalogue_create(_PRODUCT, dict(sku=sku, name=name, price=price, cost=cost, currency=currency,
+                                            taxable=taxable, accounting_code=accounting_code, is_active=is_active),
+                             acting_user)
 
 
 @transaction.atomic
 def product_update(*, product: Product, data: Mapping[str, Any], acting_user) -> Product:
-    fields = ("sku", "name", "price", "cost", "currency", "taxable", "accounting_code", "is_active")
-    _reject_unknown(data, fields)
-    product = Product.objects.select_for_update().get(pk=product.pk)
-    watched = ("sku", "name", "price", "cost", "taxable", "accounting_code", "is_active")
-    before = _snapshot(product, watched)
-    _product_apply(product, {"currency": str(product.price.currency), "price": product.price.amount,
-                             "cost": product.cost.amount, **data})
-    _save(product, conflict_field="sku", conflict_message=f"A product with SKU “{product.sku}” already exists.")
-    _audit("product_update", product, acting_user, before=before, after=_snapshot(product, watched))
-    return product
+    return _catalogue_update(_PRODUCT, product, data, acting_user)
 
 
-def _product_apply(product: Product, data: Mapping[str, Any]) -> None:
-    errors = _Errors()
-    if "sku" in data:
-        product.sku = _text(data["sku"])
-        if not product.sku:
-            errors.add("sku", "Enter the SKU.")
-        elif Product.objects.filter(sku__iexact=product.sku).exclude(pk=product.pk).exists():
-            errors.add("sku", f"A product with SKU “{product.sku}” already exists.")
-    if "name" in data:
-        product.name = _text(data["name"])
-        if not product.name:
-            errors.add("name", "Enter the product's name.")
-    if "accounting_code" in data:
-        product.accounting_code = _text(data["accounting_code"])
-    for name in ("taxable", "is_active"):
-        if name in data:
-            setattr(product, name, bool(data[name]))
-    currency = _check_currency(errors, "currency", data["currency"])
-    price = _decimal(errors, "price", data["price"], currency=currency)
-    cost = _decimal(errors, "cost", data["cost"], currency=currency)
-    errors.raise_if_any()
-    product.price = Money(price, currency)
-    product.cost = Money(cost, currency)
-    _clean(product, errors)
+@transaction.atomic
+def exclusion_set_create(*, name: str, work_types: Iterable[WorkType] = (), roles: Iterable[Role] = (),
+                         acting_user) -> ExclusionSet:
+    return _catalogue_create(_EXCLUSION_SET, dict(name=name, work_types=work_types, roles=roles), acting_user)
+
+
+@transaction.atomic
+def exclusion_set_update(*, exclusion_set: ExclusionSet, data: Mapping[str, Any], acting_user) -> ExclusionSet:
+    """Rename or change the members; every contract using the set changes from today on."""
+    return _catalogue_update(_EXCLUSION_SET, exclusion_set, data, acting_user)
 
 
 # --- tax rates (versioned) ----------------------------------------------------------------
@@ -600,64 +623,6 @@ def _tax_rate_build(errors: _Errors, *, code: str, name: str, percent, compound:
     tax_rate = TaxRate(code=code, name=name, percent=value, compound=bool(compound), effective_from=effective_from)
     _clean(tax_rate, errors)
     return tax_rate
-
-
-# --- exclusion sets -----------------------------------------------------------------------
-
-
-@transaction.atomic
-def exclusion_set_create(*, name: str, work_types: Iterable[WorkType] = (), roles: Iterable[Role] = (),
-                         acting_user) -> ExclusionSet:
-    errors = _Errors()
-    exclusion_set = ExclusionSet(name=_text(name))
-    _exclusion_set_check(errors, exclusion_set)
-    _save(exclusion_set, conflict_field="name", conflict_message=f"An exclusion set “{exclusion_set.name}” already exists.")
-    exclusion_set.work_types.set(list(work_types))
-    exclusion_set.roles.set(list(roles))
-    _audit("exclusion_set_create", exclusion_set, acting_user)
-    return exclusion_set
-
-
-@transaction.atomic
-def exclusion_set_update(*, exclusion_set: ExclusionSet, data: Mapping[str, Any], acting_user) -> ExclusionSet:
-    """Rename or change the members; every contract using the set changes from today on."""
-    _reject_unknown(data, ("name", "work_types", "roles"))
-    exclusion_set = ExclusionSet.objects.select_for_update().get(pk=exclusion_set.pk)
-    before = {
-        "name": exclusion_set.name,
-        "work_types": set(exclusion_set.work_types.values_list("pk", flat=True)),
-        "roles": set(exclusion_set.roles.values_list("pk", flat=True)),
-    }
-    errors = _Errors()
-    if "name" in data:
-        exclusion_set.name = _text(data["name"])
-    _exclusion_set_check(errors, exclusion_set)
-    _save(exclusion_set, conflict_field="name", conflict_message=f"An exclusion set “{exclusion_set.name}” already exists.")
-    if "work_types" in data:
-        exclusion_set.work_types.set(list(data["work_types"]))
-    if "roles" in data:
-        exclusion_set.roles.set(list(data["roles"]))
-    after = {
-        "name": exclusion_set.name,
-        "work_types": set(exclusion_set.work_types.values_list("pk", flat=True)),
-        "roles": set(exclusion_set.roles.values_list("pk", flat=True)),
-    }
-    _audit("exclusion_set_update", exclusion_set, acting_user, before=before, after=after)
-    if (before["work_types"], before["roles"]) != (after["work_types"], after["roles"]):
-        exclusion_set.save(update_fields=["changed_at"])
-        notify_routing_changed(
-            contract_ids=exclusion_set.contracts.values_list("pk", flat=True), effective_date=tenant_today()
-        )
-    return exclusion_set
-
-
-def _exclusion_set_check(errors: _Errors, exclusion_set: ExclusionSet) -> None:
-    if not exclusion_set.name:
-        errors.add("name", "Enter a name, such as Gold.")
-    else:
-        _unique_name(errors, ExclusionSet, "name", exclusion_set.name, pk=exclusion_set.pk, label="An exclusion set")
-    errors.raise_if_any()
-    _clean(exclusion_set, errors)
 
 
 # --- contracts ----------------------------------------------------------------------------

@@ -5,13 +5,14 @@ from contracts import notifications_views, views
 app_name = "contracts"
 
 
-def _catalogue(slug: str, name: str):
+def _catalogue(entity: views.CatalogueEntity):
     """list, new, detail and edit pages of one catalogue entity."""
+    prefix, name, kwargs = f"catalogue/{entity.slug}/", entity.name, {"entity": entity}
     return [
-        path(f"catalogue/{slug}/", getattr(views, f"{name}_list"), name=f"{name}_list"),
-        path(f"catalogue/{slug}/new/", getattr(views, f"{name}_create"), name=f"{name}_create"),
-        path(f"catalogue/{slug}/<int:pk>/", getattr(views, f"{name}_detail"), name=f"{name}_detail"),
-        path(f"catalogue/{slug}/<int:pk>/edit/", getattr(views, f"{name}_edit"), name=f"{name}_edit"),
+        path(prefix, views.catalogue_list, kwargs, name=f"{name}_list"),
+        path(f"{prefix}new/", views.catalogue_create, kwargs, name=f"{name}_create"),
+        path(f"{prefix}<int:pk>/", views.catalogue_detail, kwargs, name=f"{name}_detail"),
+        path(f"{prefix}<int:pk>/edit/", views.catalogue_edit, kwargs, name=f"{name}_edit"),
     ]
 
 
@@ -39,11 +40,8 @@ urlpatterns = [
     # Catalogue
     path("catalogue/", views.catalogue, name="catalogue"),
     path("notifications/", notifications_views.notification_list, name="notifications"),
-    *_catalogue("work-types", "work_type"),
-    *_catalogue("roles", "role"),
-    *_catalogue("rate-items", "rate_item"),
-    *_catalogue("products", "product"),
-    *_catalogue("exclusion-sets", "exclusion_set"),
+    # Work types, roles, rate items, products, exclusion sets
+    *(route for entity in views.CATALOGUE for route in _catalogue(entity)),
     # Tax rates are versioned: a change is a new version, never an edit.
     path("catalogue/tax-rates/", views.tax_rate_list, name="tax_rate_list"),
     path("catalogue/tax-rates/new/", views.tax_rate_create, name="tax_rate_create"),

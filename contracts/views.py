@@ -7,14 +7,20 @@ service — is shown again with its messages and status 400; nothing is saved.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import date as date_filter
+from django.template.defaultfilters import floatformat, yesno
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
+from django.utils.timezone import template_localtime
 
 from contracts import forms, selectors, services
 from contracts.models import (
@@ -144,171 +150,259 @@ def catalogue(request):
     return render(request, "contracts/catalogue.html", {"counts": counts, "can_manage": _can_manage(request)})
 
 
-# Work types
+# Work types, roles, rate items, products and exclusion sets: the same four pages each
+# (list, new, detail, edit), described by a CatalogueEntity and served by catalogue_list,
+# catalogue_create, catalogue_detail and catalogue_edit (urls.py passes the entity).
+
+
+@dataclass(frozen=True)
+class Column:
+    """One value of a catalogue row: a column of the list or a field of the detail page."""
+
+    label: str
+    value: Callable[[Model], Any]  # the text (escaped on the page) or safe HTML shown for a row
+    num: bool = False  # right-aligned in the list
+
+
+@dataclass(frozen=True)
+class Section:
+    """A card of the detail page: ``fields`` as a definition list, or a ``body``; an optional note."""
+
+    fields: tuple[Column, ...] = ()
+    heading: str = ""
+    anchor: str = ""  # the heading's id, "<anchor>-h"
+    body: Callable[[Model], str] | None = None
+    note: str = ""
+
+    def shown(self, obj: Model) -> dict[str, Any]:
+        return {"heading": self.heading, "anchor": self.anchor, "note": self.note,
+                "fields": [(column.label, column.value(obj)) for column in self.fields],
+                "body": self.body(obj) if self.body else ""}
+
+
+@dataclass(frozen=True)
+class CatalogueEntity:
+    name: str  # URL names contracts:<name>_list/_create/_detail/_edit, and the keyword ``update`` takes the row as
+    slug: str  # URL path catalogue/<slug>/
+    label: str  # "work type"
+    plural: str  # "work types"
+    model: type[Model]
+    form: type[forms.ServiceForm]
+    list_selector: Callable[[], QuerySet]
+    create: Callable[..., Model]  # services.<name>_create(**form.cleaned_data, acting_user=…)
+    update: Callable[..., Model]  # services.<name>_update(<name>=row, data=…, acting_user=…)
+    columns: tuple[Column, ...]  # the first one links to the detail page
+    sections: tuple[Section, ...]
+    empty_text: str
+    search_fields: tuple[str, ...] = ("name",)
+    filters: Callable[[], list[crud.Filter]] = lambda: []
+    detail_selector: Callable[[int], Model] | None = None  # default: the row by pk, or 404
+    title_prefix: str = ""
+    edit_intro: Callable[[Model], str] | None = None
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """URL names by page, for ``{% url entity.urls.detail pk %}``."""
+        return {page: f"contracts:{self.name}_{page}" for page in ("list", "create", "detail", "edit")}
+
+    @property
+    def new_label(self) -> str:
+        return f"New {self.label}"
+
+    @property
+    def empty_title(self) -> str:
+        return f"No {self.plural} found"
+
+
+def _field(name: str, default: str | None = None) -> Callable[[Model], Any]:
+    """The value as it is; with ``default``, that in place of an empty one."""
+    if default is None:
+        return lambda obj: getattr(obj, name)
+    return lambda obj: getattr(obj, name) or default
+
+
+def _yes_no(name: str, labels: str = "Yes,No") -> Callable[[Model], str]:
+    return lambda obj: yesno(getattr(obj, name), labels)
+
+
+def _multiplier(name: str) -> Callable[[Model], str]:
+    return lambda obj: f"× {floatformat(getattr(obj, name), '-4')}"
+
+
+def _money(name: str) -> Callable[[Model], str]:
+    def value(obj: Model) -> str:
+        money = getattr(obj, name)
+        return f"{money.currency} {floatformat(money.amount, '4g')}"
+    return value
+
+
+def _active_badge(obj: Model) -> str:
+    if obj.is_active:
+        return format_html('<span class="badge badge-ok">{}</span>', "Active")
+    return format_html('<span class="badge badge-muted">{}</span>', "Inactive")
+
+
+def _names(name: str) -> Callable[[Model], str]:
+    return lambda obj: ", ".join(str(member) for member in getattr(obj, name).all()) or "—"
+
+
+def _links(name: str, url_name: str, empty: str) -> Callable[[Model], str]:
+    return lambda obj: format_html_join(", ", '<a href="{}">{}</a>', (
+        (reverse(url_name, args=[member.pk]), member) for member in getattr(obj, name).all())) or empty
+
+
+def _date_time(name: str) -> Callable[[Model], str]:
+    return lambda obj: date_filter(template_localtime(getattr(obj, name)), "j M Y H:i")
+
+
+def _contracts_using(exclusion_set: ExclusionSet) -> str:
+    contracts = exclusion_set.contracts.all()
+    if not contracts:
+        return format_html("<p>{}</p>", "No contract uses this set yet.")
+    return format_html("<ul>{}</ul>", format_html_join("", '<li><a href="{}">{}</a></li>', (
+        (reverse("contracts:detail", args=[contract.pk]), contract) for contract in contracts)))
+
+
+def _exclusion_set_edit_intro(exclusion_set: ExclusionSet) -> str:
+    using = exclusion_set.contracts.count()
+    return (f"{using} contract{'s' if using != 1 else ''} use{'s' if using == 1 else ''} this set: "
+            "a change applies to all of them from today on." if using else "")
+
+
+_ACTIVE = Column("Status", _active_badge)
+
+CATALOGUE = (
+    CatalogueEntity(
+        name="work_type", slug="work-types", label="work type", plural="work types", model=WorkType,
+        form=forms.WorkTypeForm, list_selector=selectors.work_type_list,
+        create=services.work_type_create, update=services.work_type_update,
+        filters=lambda: [crud.yes_no_filter("active", "Active", lookup="is_active"),
+                         crud.yes_no_filter("after_hours", "Always after hours", lookup="is_after_hours"),
+                         crud.yes_no_filter("billable", "Billable")],
+        columns=(Column("Work type", _field("name")),
+                 Column("After hours", _yes_no("is_after_hours", "Always,When logged after hours")),
+                 Column("After-hours multiplier", _multiplier("after_hours_multiplier"), num=True),
+                 Column("Billable", _yes_no("billable")), _ACTIVE),
+        detail_selector=lambda pk: selectors.work_type_detail(work_type_id=pk),
+        sections=(Section(fields=(
+            Column("After hours", _yes_no("is_after_hours", "Always after hours,"
+                                                             "After hours only when logged outside business hours")),
+            Column("After-hours multiplier", _multiplier("after_hours_multiplier")),
+            Column("Billable", _yes_no("billable")),
+            Column("Status", _yes_no("is_active", "Active,Inactive")),
+            Column("Excluded by", _links("exclusion_sets", "contracts:exclusion_set_detail", "No exclusion set")),
+        )),),
+        empty_text="Work types are the billing codes technicians pick: Remote Support, Onsite Support, "
+                   "Out-of-Hours Support and so on.",
+    ),
+    CatalogueEntity(
+        name="role", slug="roles", label="role", plural="roles", model=Role, form=forms.RoleForm,
+        list_selector=selectors.role_list, create=services.role_create, update=services.role_update,
+        columns=(Column("Role", _field("name")), Column("Default rate", _money("default_rate"), num=True),
+                 Column("Cost rate", _money("cost_rate"), num=True)),
+        sections=(Section(
+            fields=(Column("Default rate (per hour)", _money("default_rate")),
+                    Column("Cost rate (per hour)", _money("cost_rate"))),
+            note="The default rate applies when a contract has no rate of its own for the work; "
+                 "the cost rate is used for profitability.",
+        ),),
+        empty_text="Roles such as Tier 1, Engineer and Architect carry a default rate and an internal cost rate.",
+    ),
+    CatalogueEntity(
+        name="rate_item", slug="rate-items", label="rate item", plural="rate items", model=RateItem,
+        form=forms.RateItemForm, list_selector=selectors.rate_item_list,
+        create=services.rate_item_create, update=services.rate_item_update,
+        search_fields=("name", "accounting_code"),
+        columns=(Column("Rate item", _field("name")), Column("Rate", _money("rate"), num=True),
+                 Column("Accounting code", _field("accounting_code", default="—"))),
+        sections=(Section(fields=(Column("Rate (per hour)", _money("rate")),
+                                  Column("Accounting code", _field("accounting_code", default="—")))),),
+        empty_text="A rate item is a named, priced labour service that maps to an item in your accounting system.",
+    ),
+    CatalogueEntity(
+        name="product", slug="products", label="product", plural="products", model=Product,
+        form=forms.ProductForm, list_selector=selectors.product_list,
+        create=services.product_create, update=services.product_update,
+        search_fields=("sku", "name", "accounting_code"),
+        filters=lambda: [crud.yes_no_filter("active", "Active", lookup="is_active"),
+                         crud.yes_no_filter("taxable", "Taxable")],
+        columns=(Column("SKU", _field("sku")), Column("Product", _field("name")),
+                 Column("Price", _money("price"), num=True), Column("Cost", _money("cost"), num=True),
+                 Column("Taxable", _yes_no("taxable")), _ACTIVE),
+        sections=(Section(fields=(
+            Column("SKU", _field("sku")), Column("Price", _money("price")), Column("Cost", _money("cost")),
+            Column("Taxable", _yes_no("taxable")), Column("Accounting code", _field("accounting_code", default="—")),
+            Column("Status", _yes_no("is_active", "Active,Inactive")),
+        )),),
+        empty_text="Products are catalogue items with a SKU, price and cost, billed as charges on tickets or "
+                   "contracts.",
+    ),
+    CatalogueEntity(
+        name="exclusion_set", slug="exclusion-sets", label="exclusion set", plural="exclusion sets",
+        model=ExclusionSet, form=forms.ExclusionSetForm, list_selector=selectors.exclusion_set_list,
+        create=services.exclusion_set_create, update=services.exclusion_set_update,
+        filters=lambda: [crud.model_filter("work_type", "Excludes work type", queryset=WorkType.objects.all(),
+                                           lookup="work_types")],
+        columns=(Column("Exclusion set", _field("name")), Column("Work types not absorbed", _names("work_types")),
+                 Column("Roles not absorbed", _names("roles")),
+                 Column("Contracts", _field("contract_count"), num=True)),
+        detail_selector=lambda pk: selectors.exclusion_set_detail(exclusion_set_id=pk),
+        title_prefix="Exclusion set ",
+        sections=(
+            Section(heading="Not absorbed", anchor="members", fields=(
+                Column("Work types", _links("work_types", "contracts:work_type_detail", "None")),
+                Column("Roles", _links("roles", "contracts:role_detail", "None")),
+                Column("Last changed", _date_time("changed_at")),
+            ), note="Time of these work types or roles passes to the customer's next contract in priority order."),
+            Section(heading="Used by", anchor="used", body=_contracts_using),
+        ),
+        edit_intro=_exclusion_set_edit_intro,
+        empty_text="An exclusion set names the work types (and roles) a contract does not absorb — typically one "
+                   "per service tier: Bronze, Silver, Gold.",
+    ),
+)
 
 
 @billing
-def work_type_list(request):
-    listing = crud.list_page(
-        request, selectors.work_type_list(), search_fields=["name"],
-        filters=[
-            crud.yes_no_filter("active", "Active", lookup="is_active"),
-            crud.yes_no_filter("after_hours", "Always after hours", lookup="is_after_hours"),
-            crud.yes_no_filter("billable", "Billable"),
-        ],
-    )
-    return _list(request, "contracts/work_type_list.html", listing)
+def catalogue_list(request, entity: CatalogueEntity):
+    listing = crud.list_page(request, entity.list_selector(), search_fields=entity.search_fields,
+                             filters=entity.filters())
+    rows = [(obj, [(column, column.value(obj)) for column in entity.columns]) for obj in listing.objects]
+    return _list(request, "contracts/catalogue_list.html", listing, entity=entity, rows=rows)
 
 
 @billing
-def work_type_create(request):
-    form = forms.WorkTypeForm(request.POST or None)
-    work_type = _submit(request, form, lambda: services.work_type_create(**form.cleaned_data, acting_user=request.user))
-    if work_type:
-        messages.success(request, f"Work type “{work_type}” created.")
-        return redirect("contracts:work_type_detail", work_type.pk)
-    return _form_page(request, form, title="New work type", cancel_url=reverse("contracts:work_type_list"),
-                      submit_label="Create work type")
+def catalogue_create(request, entity: CatalogueEntity):
+    initial = {"currency": _home_currency(request)} if "currency" in entity.form.base_fields else None
+    form = entity.form(request.POST or None, initial=initial)
+    created = _submit(request, form, lambda: entity.create(**form.cleaned_data, acting_user=request.user))
+    if created:
+        messages.success(request, f"{capfirst(entity.label)} “{created}” created.")
+        return redirect(entity.urls["detail"], created.pk)
+    return _form_page(request, form, title=entity.new_label, cancel_url=reverse(entity.urls["list"]),
+                      submit_label=f"Create {entity.label}")
 
 
 @billing
-def work_type_detail(request, pk: int):
-    work_type = get_object_or_404(WorkType.objects.prefetch_related("exclusion_sets"), pk=pk)
-    return render(request, "contracts/work_type_detail.html",
-                  {"work_type": work_type, "can_manage": _can_manage(request)})
+def catalogue_detail(request, pk: int, entity: CatalogueEntity):
+    obj = entity.detail_selector(pk) if entity.detail_selector else get_object_or_404(entity.model, pk=pk)
+    return render(request, "contracts/catalogue_detail.html", {
+        "entity": entity, "object": obj, "sections": [section.shown(obj) for section in entity.sections],
+        "can_manage": _can_manage(request),
+    })
 
 
 @billing
-def work_type_edit(request, pk: int):
-    work_type = get_object_or_404(WorkType, pk=pk)
-    form = forms.WorkTypeForm(request.POST or None, initial=forms.WorkTypeForm.initial_for(work_type))
-    saved = _submit(request, form, lambda: services.work_type_update(
-        work_type=work_type, data=form.cleaned_data, acting_user=request.user))
+def catalogue_edit(request, pk: int, entity: CatalogueEntity):
+    obj = get_object_or_404(entity.model, pk=pk)
+    form = entity.form(request.POST or None, initial=entity.form.initial_for(obj))
+    saved = _submit(request, form, lambda: entity.update(
+        **{entity.name: obj}, data=form.cleaned_data, acting_user=request.user))
     if saved:
-        messages.success(request, f"Work type “{saved}” saved.")
-        return redirect("contracts:work_type_detail", saved.pk)
-    return _form_page(request, form, title=f"Edit {work_type}",
-                      cancel_url=reverse("contracts:work_type_detail", args=[work_type.pk]))
-
-
-# Roles
-
-
-@billing
-def role_list(request):
-    listing = crud.list_page(request, selectors.role_list(), search_fields=["name"])
-    return _list(request, "contracts/role_list.html", listing)
-
-
-@billing
-def role_create(request):
-    form = forms.RoleForm(request.POST or None, initial={"currency": _home_currency(request)})
-    role = _submit(request, form, lambda: services.role_create(**form.cleaned_data, acting_user=request.user))
-    if role:
-        messages.success(request, f"Role “{role}” created.")
-        return redirect("contracts:role_detail", role.pk)
-    return _form_page(request, form, title="New role", cancel_url=reverse("contracts:role_list"),
-                      submit_label="Create role")
-
-
-@billing
-def role_detail(request, pk: int):
-    role = get_object_or_404(Role, pk=pk)
-    return render(request, "contracts/role_detail.html", {"role": role, "can_manage": _can_manage(request)})
-
-
-@billing
-def role_edit(request, pk: int):
-    role = get_object_or_404(Role, pk=pk)
-    form = forms.RoleForm(request.POST or None, initial=forms.RoleForm.initial_for(role))
-    saved = _submit(request, form, lambda: services.role_update(role=role, data=form.cleaned_data,
-                                                                 acting_user=request.user))
-    if saved:
-        messages.success(request, f"Role “{saved}” saved.")
-        return redirect("contracts:role_detail", saved.pk)
-    return _form_page(request, form, title=f"Edit {role}", cancel_url=reverse("contracts:role_detail", args=[role.pk]))
-
-
-# Rate items
-
-
-@billing
-def rate_item_list(request):
-    listing = crud.list_page(request, selectors.rate_item_list(), search_fields=["name", "accounting_code"])
-    return _list(request, "contracts/rate_item_list.html", listing)
-
-
-@billing
-def rate_item_create(request):
-    form = forms.RateItemForm(request.POST or None, initial={"currency": _home_currency(request)})
-    rate_item = _submit(request, form, lambda: services.rate_item_create(**form.cleaned_data, acting_user=request.user))
-    if rate_item:
-        messages.success(request, f"Rate item “{rate_item}” created.")
-        return redirect("contracts:rate_item_detail", rate_item.pk)
-    return _form_page(request, form, title="New rate item", cancel_url=reverse("contracts:rate_item_list"),
-                      submit_label="Create rate item")
-
-
-@billing
-def rate_item_detail(request, pk: int):
-    rate_item = get_object_or_404(RateItem, pk=pk)
-    return render(request, "contracts/rate_item_detail.html",
-                  {"rate_item": rate_item, "can_manage": _can_manage(request)})
-
-
-@billing
-def rate_item_edit(request, pk: int):
-    rate_item = get_object_or_404(RateItem, pk=pk)
-    form = forms.RateItemForm(request.POST or None, initial=forms.RateItemForm.initial_for(rate_item))
-    saved = _submit(request, form, lambda: services.rate_item_update(
-        rate_item=rate_item, data=form.cleaned_data, acting_user=request.user))
-    if saved:
-        messages.success(request, f"Rate item “{saved}” saved.")
-        return redirect("contracts:rate_item_detail", saved.pk)
-    return _form_page(request, form, title=f"Edit {rate_item}",
-                      cancel_url=reverse("contracts:rate_item_detail", args=[rate_item.pk]))
-
-
-# Products
-
-
-@billing
-def product_list(request):
-    listing = crud.list_page(
-        request, selectors.product_list(), search_fields=["sku", "name", "accounting_code"],
-        filters=[crud.yes_no_filter("active", "Active", lookup="is_active"), crud.yes_no_filter("taxable", "Taxable")],
-    )
-    return _list(request, "contracts/product_list.html", listing)
-
-
-@billing
-def product_create(request):
-    form = forms.ProductForm(request.POST or None, initial={"currency": _home_currency(request)})
-    product = _submit(request, form, lambda: services.product_create(**form.cleaned_data, acting_user=request.user))
-    if product:
-        messages.success(request, f"Product “{product}” created.")
-        return redirect("contracts:product_detail", product.pk)
-    return _form_page(request, form, title="New product", cancel_url=reverse("contracts:product_list"),
-                      submit_label="Create product")
-
-
-@billing
-def product_detail(request, pk: int):
-    product = get_object_or_404(Product, pk=pk)
-    return render(request, "contracts/product_detail.html", {"product": product, "can_manage": _can_manage(request)})
-
-
-@billing
-def product_edit(request, pk: int):
-    product = get_object_or_404(Product, pk=pk)
-    form = forms.ProductForm(request.POST or None, initial=forms.ProductForm.initial_for(product))
-    saved = _submit(request, form, lambda: services.product_update(
-        product=product, data=form.cleaned_data, acting_user=request.user))
-    if saved:
-        messages.success(request, f"Product “{saved}” saved.")
-        return redirect("contracts:product_detail", saved.pk)
-    return _form_page(request, form, title=f"Edit {product}",
-                      cancel_url=reverse("contracts:product_detail", args=[product.pk]))
+        messages.success(request, f"{capfirst(entity.label)} “{saved}” saved.")
+        return redirect(entity.urls["detail"], saved.pk)
+    return _form_page(request, form, title=f"Edit {obj}", cancel_url=reverse(entity.urls["detail"], args=[obj.pk]),
+                      intro=entity.edit_intro(obj) if entity.edit_intro else "")
 
 
 # Tax rates (versioned: "edit" adds a version)
@@ -373,56 +467,6 @@ def tax_rate_new_version(request, pk: int):
         cancel_url=reverse("contracts:tax_rate_detail", args=[tax_rate.pk]), submit_label="Save new version",
         intro=f"A change is a new version from its effective date, after {latest.effective_from:%d %b %Y}. "
               "Earlier versions — and the invoices that used them — never change.",
-    )
-
-
-# Exclusion sets
-
-
-@billing
-def exclusion_set_list(request):
-    listing = crud.list_page(
-        request, selectors.exclusion_set_list(), search_fields=["name"],
-        filters=[crud.model_filter("work_type", "Excludes work type", queryset=WorkType.objects.all(),
-                                   lookup="work_types")],
-    )
-    return _list(request, "contracts/exclusion_set_list.html", listing)
-
-
-@billing
-def exclusion_set_create(request):
-    form = forms.ExclusionSetForm(request.POST or None)
-    exclusion_set = _submit(request, form, lambda: services.exclusion_set_create(
-        **form.cleaned_data, acting_user=request.user))
-    if exclusion_set:
-        messages.success(request, f"Exclusion set “{exclusion_set}” created.")
-        return redirect("contracts:exclusion_set_detail", exclusion_set.pk)
-    return _form_page(request, form, title="New exclusion set", cancel_url=reverse("contracts:exclusion_set_list"),
-                      submit_label="Create exclusion set")
-
-
-@billing
-def exclusion_set_detail(request, pk: int):
-    exclusion_set = selectors.exclusion_set_detail(exclusion_set_id=pk)
-    return render(request, "contracts/exclusion_set_detail.html",
-                  {"exclusion_set": exclusion_set, "can_manage": _can_manage(request)})
-
-
-@billing
-def exclusion_set_edit(request, pk: int):
-    exclusion_set = get_object_or_404(ExclusionSet, pk=pk)
-    form = forms.ExclusionSetForm(request.POST or None, initial=forms.ExclusionSetForm.initial_for(exclusion_set))
-    saved = _submit(request, form, lambda: services.exclusion_set_update(
-        exclusion_set=exclusion_set, data=form.cleaned_data, acting_user=request.user))
-    if saved:
-        messages.success(request, f"Exclusion set “{saved}” saved.")
-        return redirect("contracts:exclusion_set_detail", saved.pk)
-    using = exclusion_set.contracts.count()
-    return _form_page(
-        request, form, title=f"Edit {exclusion_set}",
-        cancel_url=reverse("contracts:exclusion_set_detail", args=[exclusion_set.pk]),
-        intro=f"{using} contract{'s' if using != 1 else ''} use{'s' if using == 1 else ''} this set: "
-              "a change applies to all of them from today on." if using else "",
     )
 
 
