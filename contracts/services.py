@@ -17,7 +17,6 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import logging
-import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,7 +26,6 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model, Sum
-from django.utils import timezone
 from djmoney.money import Money
 from djmoney.settings import CURRENCY_CHOICES
 
@@ -105,15 +103,7 @@ RECURRING_TYPES = frozenset({Contract.Type.RETAINER, Contract.Type.REMOTE_MONITO
 # --- helpers ------------------------------------------------------------------------------
 
 
-def tenant_today() -> dt.date:
-    """Today in the current MSP's time zone (DESIGN.md: "today" is the tenant's)."""
-    name = getattr(connection.tenant, "timezone", None)
-    if name:
-        try:
-            return timezone.localdate(timezone=zoneinfo.ZoneInfo(name))
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            pass
-    return timezone.localdate()
+from msp_billing.tenants.today import tenant_today  # noqa: E402  (the one definition)
 
 
 def plain(value: Decimal) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -35,6 +36,8 @@ from contracts.models import (
     TaxRate,
     WorkType,
 )
+from contracts.period_charges import period_lines
+from contracts.selectors_periods import period_states
 from msp_billing import crud
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
@@ -506,10 +509,15 @@ def contract_create(request):
 @billing
 def contract_detail(request, pk: int):
     contract = selectors.contract_detail(contract_id=pk)
+    today = services.tenant_today()
+    periods = period_states(contract=contract, cutoff=today)
+    for period in periods:
+        period.amount = sum((line.amount for line in period_lines(period=period)), Decimal(0))
     return render(request, "contracts/contract_detail.html", {
         "contract": contract,
+        "periods": periods,
         "can_manage": _can_manage(request),
-        "today": services.tenant_today(),
+        "today": today,
         "included_hours": forms.minutes_as_hours(contract.included_minutes),
         "budget_hours": forms.minutes_as_hours(contract.budget_minutes),
         "takes_time": contract.type != Contract.Type.ONLINE_BACKUP,
