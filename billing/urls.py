@@ -13,6 +13,7 @@ urlpatterns = [
     path("batches/<int:batch_id>/invoices/<int:invoice_id>/delete/", views.batch_invoice_delete, name="batch_invoice_delete"),
     path("reports/", views.reports, name="reports"),
     path("reports/reconciliation/", views.reconciliation, name="reconciliation"),
+    path("reports/audit/", views.audit_report, name="audit"),
     path("schedule/", views.schedule_settings, name="schedule"),
     path("import/time/", import_views.time_csv_upload, name="import_time_csv"),
     path("import/time/<str:token>/", import_views.time_csv_preview_view, name="import_time_csv_preview"),

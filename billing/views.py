@@ -123,8 +123,10 @@ def batch_detail(request, batch_id: int):
         progress_url = reverse("invoices:pdf_progress") + "?ids=" + ",".join(str(i.pk) for i in issued)
     except NoReverseMatch:
         progress_url = None
+    from invoices.audit import audit_events
+
     context = {"batch": batch, "invoices": invoices, "issued_count": len(issued), "draft_count": len(invoices) - len(issued),
-               "pdf_progress_url": progress_url if issued else None}
+               "pdf_progress_url": progress_url if issued else None, "events": audit_events(obj=batch)[:50]}
     return render(request, "billing/batch_detail.html", context)
 
 
@@ -242,4 +244,46 @@ def _reconciliation_csv(report, reasons):
     for tech, by_reason in report.by_technician.items():
         writer.writerow([tech, *[by_reason.get(reason, 0) for reason in reasons], sum(by_reason.values())])
     writer.writerow(["All", *[report.minutes_by_reason[reason] for reason in reasons], report.worked_minutes])
+    return response
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.CharField(required=False, max_length=60)
+    object_type = forms.CharField(label="Object", required=False, max_length=60)
+    actor = forms.CharField(label="By", required=False, max_length=254)
+    start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+@requires(Capability.VIEW_BILLING)
+def audit_report(request):
+    """Reports → Audit trail: every billing action, who did it, when, before and after."""
+    from django.core.paginator import Paginator
+
+    from invoices.audit import audit_events
+
+    form = AuditFilterForm(request.GET or None)
+    if request.GET and not form.is_valid():
+        return render(request, "billing/audit.html", {"form": form, "page": None}, status=400)
+    data = form.cleaned_data if request.GET else {}
+    events = audit_events(**{key: value for key, value in data.items() if value})
+    if request.GET.get("format") == "csv":
+        return _audit_csv(events)
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    return render(request, "billing/audit.html", {"form": form, "page": page})
+
+
+def _audit_csv(events):
+    import csv
+    import json
+
+    from django.http import HttpResponse
+
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["When", "By", "Action", "Object", "Id", "Before", "After", "Message"])
+    for event in events.iterator():
+        writer.writerow([event.at.isoformat(), event.actor_label, event.action, event.object_type, event.object_id,
+                         json.dumps(event.before) if event.before is not None else "", json.dumps(event.after) if event.after is not None else "", event.message])
     return response

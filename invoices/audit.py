@@ -70,3 +70,22 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
+
+
+def audit_events(*, action: str = "", object_type: str = "", actor: str = "", start=None, end=None,
+                 obj: Model | None = None) -> QuerySet[AuditEvent]:
+    """The audit trail, newest first, filtered as the report's form allows."""
+    events = AuditEvent.objects.all()
+    if obj is not None:
+        events = events.filter(object_type=object_type_of(obj), object_id=str(obj.pk))
+    if action:
+        events = events.filter(action__icontains=action)
+    if object_type:
+        events = events.filter(object_type__icontains=object_type)
+    if actor:
+        events = events.filter(actor_label__icontains=actor)
+    if start:
+        events = events.filter(at__date__gte=start)
+    if end:
+        events = events.filter(at__date__lte=end)
+    return events.order_by("-at", "-id")

@@ -77,3 +77,17 @@ def test_another_msps_batch_is_not_found_and_technicians_are_refused(client_for,
     assert client_for("alpha", "technician").get("/billing/batches/new/").status_code == 403
     assert client_for("alpha", "accountant").post(f"/billing/batches/{batch.pk}/delete/").status_code == 403
     assert BillingBatch.objects.exists()
+
+
+def test_audit_trail_on_the_batch_page_and_as_a_filterable_report(client_for, world):  # noqa: F811
+    client = client_for("alpha", "billing_admin")
+    wizard_post(client, world)
+    batch = BillingBatch.objects.get()
+    page = client.get(f"/billing/batches/{batch.pk}/").content.decode()
+    assert "batch_run" in page and "billing-admin@alpha.example" in page
+    report = client_for("alpha", "accountant").get("/billing/reports/audit/", {"action": "batch_run"}).content.decode()
+    assert "batch_run" in report and "invoice_created" not in report
+    csv = client_for("alpha", "accountant").get("/billing/reports/audit/", {"action": "batch", "format": "csv"})
+    assert csv["Content-Type"] == "text/csv" and "batch_run" in csv.content.decode()
+    assert client_for("alpha", "accountant").get("/billing/reports/audit/", {"start": "not a date"}).status_code == 400
+    assert client_for("alpha", "technician").get("/billing/reports/audit/").status_code == 403
