@@ -126,7 +126,8 @@ def batch_detail(request, batch_id: int):
     from invoices.audit import audit_events
 
     context = {"batch": batch, "invoices": invoices, "issued_count": len(issued), "draft_count": len(invoices) - len(issued),
-               "pdf_progress_url": progress_url if issued else None, "events": audit_events(obj=batch)[:50]}
+               "pdf_progress_url": progress_url if issued else None, "events": audit_events(obj=batch)[:50],
+               "invoice_ids": ",".join(str(i.pk) for i in issued)}
     return render(request, "billing/batch_detail.html", context)
 
 

@@ -20,6 +20,7 @@ SECTIONS = [
     ("tickets:technician_roles", "Settings"),
     ("invoices:settings", "Settings"),
     ("billing:schedule", "Settings"),
+    ("integrations:", "Settings"),
     ("settings:", "Settings"),
     ("contracts:customer_", "Customers"),
     ("contracts:", "Contracts"),

@@ -22,12 +22,27 @@ def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
 
 
+def _local_integration_key(var_dir: Path) -> None:
+    """A Fernet key for accounting tokens on this machine (kept in var/), unless one is configured."""
+    if os.environ.get("INTEGRATION_FERNET_KEYS"):
+        return
+    from cryptography.fernet import Fernet
+
+    key_file = var_dir / "integration-fernet.key"
+    if not key_file.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(Fernet.generate_key().decode())
+        key_file.chmod(0o600)
+    os.environ["INTEGRATION_FERNET_KEYS"] = key_file.read_text().strip()
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "msp_billing.settings.local")
     os.environ.setdefault("PUBLIC_URL_PORT", PORT)
     from msp_billing.embedded import VAR_DIR, ensure_embedded_services, stop_embedded_services
 
     started = ensure_embedded_services()
+    _local_integration_key(VAR_DIR)
     for name in started:
         print(f"Embedded {name.split('_')[0].lower()} started under {VAR_DIR}")
 

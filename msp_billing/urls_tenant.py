@@ -36,4 +36,5 @@ urlpatterns = [
     path("tickets/", include("tickets.urls")),
     path("", include("contracts.urls")),
     path("invoices/", include("invoices.urls")),
+    path("integrations/", include("integrations.urls")),
 ]

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import pytest_django.fixtures as _pytest_django_fixtures
 from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context
@@ -24,12 +25,32 @@ from tests.support import PASSWORD, ROLES, TENANTS, email_for, free_port, proces
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+def _test_database_whenever_used(original):
+    """pytest-django (4.14) creates the test database only when a collected test is marked
+    ``django_db``. A test that reaches the database through a session fixture alone (a worker,
+    a server, committed data) needs it too — and must never touch the development database."""
+
+    def aliases_for(items):
+        aliases, serialized = original(items)
+        if any("django_db_setup" in getattr(item, "fixturenames", ()) for item in items):
+            aliases.add("default")
+        return aliases, serialized
+
+    return aliases_for
+
+
+_pytest_django_fixtures._get_databases_for_setup = _test_database_whenever_used(_pytest_django_fixtures._get_databases_for_setup)
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     from msp_billing.accounts.services import user_create
     from msp_billing.tenants.demo import demo_ensure
     from msp_billing.tenants.services import MspRequest, msp_create, platform_ensure
 
+    name = connection.settings_dict["NAME"]
+    if not name.startswith("test"):
+        raise RuntimeError(f"refusing to set up test tenants in the database {name!r}: it is not a test database")
     with django_db_blocker.unblock():
         platform_ensure()
         for subdomain in TENANTS:

@@ -213,6 +213,22 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=1),
         "args": ("billing.tasks.scheduled_billing_run",),
     },
+    # Accounting: finish exports whose worker died, pull payments back, re-send failure e-mails.
+    "accounting-resume-exports-every-tenant": {
+        "task": "msp_billing.tasks.fan_out_to_tenants",
+        "schedule": timedelta(minutes=5),
+        "args": ("integrations.tasks.export_runs_resume",),
+    },
+    "accounting-payments-every-tenant": {
+        "task": "msp_billing.tasks.fan_out_to_tenants",
+        "schedule": timedelta(hours=1),
+        "args": ("integrations.tasks.payments_pull_task",),
+    },
+    "accounting-failures-mail-every-tenant": {
+        "task": "msp_billing.tasks.fan_out_to_tenants",
+        "schedule": timedelta(hours=24),
+        "args": ("integrations.tasks.failures_notify_task",),
+    },
 }
 
 LOGGING = {

@@ -1,0 +1,230 @@
+"""The one interface every accounting system implements (QuickBooks Online, Xero, ...).
+
+A connector is built around the MSP's ``AccountingConnection`` row and speaks the
+system's API. It does *not* decide what to export, keep progress or write invoice
+state: ``integrations.services`` does, the same way for every system (export runs,
+idempotency keys, the log, payments). See ``docs/integrations.md``.
+
+Rules for implementations
+-------------------------
+* Every HTTP call is logged with :meth:`Connector.log_call` (ok or failed).
+* Refreshed tokens are stored at once with :meth:`Connector.store_tokens` — refresh
+  tokens rotate, and losing the newest one loses the connection.
+* A dead refresh token / revoked access raises :class:`ConnectionLost` (the service marks
+  the connection expired or revoked and the admin sees a reconnect button).
+* A rate limit raises :class:`RateLimited` with the server's ``Retry-After``; a connector
+  never sleeps — the Celery task is retried with that countdown.
+* A 5xx / network problem raises :class:`TemporaryFailure` (retried with backoff).
+* Anything else the system refuses for one document is a failed :class:`DocumentResult`
+  (not an exception), so the other documents of a chunk still go through.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.db import connection as db_connection
+
+if TYPE_CHECKING:
+    from contracts.models import Customer
+    from integrations.models import AccountingConnection, ExportRun, IntegrationLog
+    from invoices.models import Invoice
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class IntegrationError(Exception):
+    """Something the accounting system refused; ``code`` is the system's own error code."""
+
+    def __init__(self, message: str, *, code: str = "", http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.http_status = http_status
+
+
+class ConnectionLost(IntegrationError):
+    """Refresh token dead (``invalid_grant``) or access revoked: the admin must reconnect."""
+
+    def __init__(self, message: str, *, revoked: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.revoked = revoked
+
+
+class RateLimited(IntegrationError):
+    """429: try again after ``retry_after`` seconds (``problem``: minute / day / concurrent)."""
+
+    def __init__(self, message: str = "Rate limit reached", *, retry_after: float = 60, problem: str = "", **kwargs: Any) -> None:
+        kwargs.setdefault("http_status", 429)
+        super().__init__(message, **kwargs)
+        self.retry_after = max(1.0, float(retry_after))
+        self.problem = problem
+
+
+class TemporaryFailure(IntegrationError):
+    """5xx or network trouble: nothing known to have happened; retry later."""
+
+
+# --- values exchanged with the connectors ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteRecord:
+    """A customer, item or tax code as the accounting system has it."""
+
+    remote_id: str
+    name: str
+    code: str = ""  # item code / account code / tax type, where the system has one
+    price: Decimal | None = None  # items
+    percent: Decimal | None = None  # tax codes
+    active: bool = True
+    data: Mapping[str, Any] = field(default_factory=dict)  # anything else the wizard may show
+
+
+@dataclass(frozen=True)
+class LocalItem:
+    """A product or rate item to create (or match) as an accounting item."""
+
+    local_type: str  # RemoteMapping.LocalType.PRODUCT / RATE_ITEM
+    local_id: int
+    name: str
+    price: Decimal
+    currency: str
+    taxable: bool = True
+    sku: str = ""
+    accounting_code: str = ""
+
+
+@dataclass(frozen=True)
+class DocumentResult:
+    """What happened to one invoice or credit note of a chunk."""
+
+    invoice_id: int
+    ok: bool
+    remote_id: str = ""
+    remote_url: str = ""
+    error: str = ""
+    error_code: str = ""
+
+
+@dataclass(frozen=True)
+class RemotePayment:
+    """A payment (or credit applied) in the accounting system against one exported invoice."""
+
+    remote_id: str  # unique per payment in the system; recorded once per invoice
+    invoice_remote_id: str
+    amount: Decimal
+    date: dt.date
+    reference: str = ""
+
+
+# --- the interface ------------------------------------------------------------------------
+
+
+class Connector(ABC):
+    """One accounting system, for one MSP's connection."""
+
+    system: ClassVar[str]  # integrations.models.System value
+    label: ClassVar[str]
+    export_batch_size: ClassVar[int] = 1  # documents per export_documents() call (QBO 30, Xero 50)
+    owns_taxes: ClassVar[bool] = False  # True: invoices go out without our taxes (QuickBooks Online)
+
+    def __init__(self, connection: AccountingConnection, *, export_run: ExportRun | None = None) -> None:
+        self.connection = connection
+        self.export_run = export_run
+
+    # -- OAuth 2 ------------------------------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def authorization_url(cls, *, state: str, redirect_uri: str) -> str:
+        """Where the admin's browser goes to grant access."""
+
+    @classmethod
+    @abstractmethod
+    def complete_authorization(cls, *, code: str, redirect_uri: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """Exchange the callback's code for tokens; ``params`` is the callback's query string.
+
+        Returns ``{"access_token", "refresh_token", "expires_in", "refresh_expires_in",
+        "remote_tenant_id", "remote_name", "scopes"}`` (missing keys allowed). The service
+        stores them (encrypted) with ``integrations.services.connection_store``.
+        """
+
+    @abstractmethod
+    def disconnect(self) -> None:
+        """Revoke the tokens in the accounting system (best effort; the service forgets them anyway)."""
+
+    # -- catalogue and customers (the sync wizard) -------------------------------------------
+
+    @abstractmethod
+    def fetch_customers(self) -> list[RemoteRecord]:
+        """Every active customer / contact of the accounting system."""
+
+    @abstractmethod
+    def fetch_items(self) -> list[RemoteRecord]:
+        """Every active sellable item (products and services)."""
+
+    def fetch_tax_codes(self) -> list[RemoteRecord]:
+        """Tax codes / rates (mapping our tax codes to theirs, where the system needs it)."""
+        return []
+
+    @abstractmethod
+    def create_customers(self, customers: Sequence[Customer]) -> dict[int, RemoteRecord]:
+        """Create customers remotely (idempotently); returns local customer id → remote record."""
+
+    @abstractmethod
+    def create_items(self, items: Sequence[LocalItem]) -> dict[tuple[str, int], RemoteRecord]:
+        """Create items remotely at our price (idempotently); returns (local_type, local_id) → remote record."""
+
+    # -- documents ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def export_documents(self, documents: Sequence[Invoice]) -> list[DocumentResult]:
+        """Send at most ``export_batch_size`` issued invoices / credit notes; one result each.
+
+        The chunk is deterministic (``integrations.services`` computes it from what the
+        database says is still to do), so a resend after a crash is the same request with
+        the same idempotency keys (``integrations.keys``) and the system answers with the
+        first result. Missing customers and items are created (and mapped) first.
+        """
+
+    @abstractmethod
+    def fetch_payments(self, *, since: dt.datetime | None) -> list[RemotePayment]:
+        """Payments and applied credits changed since ``since`` (None: all) on exported invoices."""
+
+    @abstractmethod
+    def document_url(self, remote_id: str, *, kind: str = "invoice") -> str:
+        """Link to a document in the accounting system's web app."""
+
+    # -- helpers for implementations --------------------------------------------------------
+
+    def store_tokens(self, *, access_token: str, refresh_token: str, expires_in: float | None = None,
+                     refresh_expires_in: float | None = None) -> None:
+        """Persist the newest tokens now (own transaction if none is open)."""
+        from integrations.services import connection_tokens_update
+
+        connection_tokens_update(connection=self.connection, access_token=access_token, refresh_token=refresh_token,
+                                 expires_in=expires_in, refresh_expires_in=refresh_expires_in)
+
+    def log_call(self, *, operation: str, outcome: str, request_summary: str = "", invoice_id: int | None = None,
+                 idempotency_key: str = "", http_status: int | None = None, error_code: str = "", error: str = "",
+                 remote_id: str = "", started: float | None = None) -> IntegrationLog:
+        """One row in ``IntegrationLog`` (``started``: ``time.monotonic()`` before the call)."""
+        from integrations.models import IntegrationLog
+
+        return IntegrationLog.objects.create(
+            system=self.system, operation=operation[:60], outcome=outcome, request_summary=request_summary[:500],
+            invoice_id=invoice_id, export_run=self.export_run, idempotency_key=idempotency_key[:128],
+            http_status=http_status, error_code=str(error_code)[:40], error=error, remote_id=str(remote_id)[:100],
+            duration_ms=int((time.monotonic() - started) * 1000) if started is not None else None,
+        )
+
+    @property
+    def schema_name(self) -> str:
+        return db_connection.schema_name

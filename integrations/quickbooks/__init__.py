@@ -1,0 +1,1 @@
+"""QuickBooks Online through intuit-oauth and python-quickbooks (docs/integrations.md)."""

@@ -1,0 +1,549 @@
+"""Writes for accounting integrations, the same for every system.
+
+* connections: store tokens (encrypted), mark expired / revoked, disconnect;
+* export runs: deterministic chunks, results saved atomically per chunk, progress,
+  resumption after a crash, rate limits handed back to Celery;
+* payments pulled back through ``invoices.services.payment_record(remote_id=...)``;
+* failures: resolve, retry, e-mail billing admins until resolved.
+
+The connectors (``integrations.base.Connector``) only talk to their system.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import connection as db_connection
+from django.db import transaction
+from django.utils import timezone
+
+from integrations import registry
+from integrations.base import ConnectionLost, DocumentResult, IntegrationError, RateLimited, TemporaryFailure
+from integrations.models import AccountingConnection, ExportRun, IntegrationLog, RemoteMapping, System
+from invoices.audit import audit_record
+from invoices.models import Invoice
+
+logger = logging.getLogger(__name__)
+
+EXPORTABLE_STATUSES = (Invoice.Status.ISSUED, Invoice.Status.PARTIALLY_PAID, Invoice.Status.PAID)
+MAX_TEMPORARY_RETRIES = 5
+
+__all__ = [
+    "EXPORTABLE_STATUSES", "ExportStep", "connection_disconnect", "connection_mark_lost", "connection_store",
+    "connection_tokens_update", "export_refusal", "export_run_create", "export_run_execute", "failure_resolve",
+    "failures_notify", "mapping_get", "mapping_set", "payments_pull",
+]
+
+
+# --- connections ---------------------------------------------------------------------------
+
+
+def _expiry(seconds: float | None) -> dt.datetime | None:
+    return timezone.now() + dt.timedelta(seconds=float(seconds)) if seconds else None
+
+
+@transaction.atomic
+def connection_store(*, system: str, tokens: dict[str, Any], acting_user) -> AccountingConnection:
+    """Save a fresh authorization (connect or reconnect). Only one system may be active at a time."""
+    if system not in System.values:
+        raise ValidationError(f"Unknown accounting system {system!r}.")
+    other = (AccountingConnection.objects.select_for_update().exclude(system=system)
+             .exclude(status=AccountingConnection.Status.DISCONNECTED).first())
+    if other is not None:
+        raise ValidationError(f"{other.get_system_display()} is connected; disconnect it before connecting "
+                              f"{System(system).label}.")
+    conn = AccountingConnection.objects.select_for_update().filter(system=system).first()
+    if conn is None:
+        conn = AccountingConnection(system=system)
+    remote_tenant_id = str(tokens.get("remote_tenant_id") or "")
+    if conn.pk and conn.remote_tenant_id and remote_tenant_id and conn.remote_tenant_id != remote_tenant_id:
+        # Another company: what was matched against the old one means nothing there.
+        RemoteMapping.objects.filter(system=system).delete()
+        conn.wizard_completed_at = None
+        conn.options = {}
+    conn.remote_tenant_id = remote_tenant_id
+    conn.remote_name = str(tokens.get("remote_name") or conn.remote_name or "")[:200]
+    conn.access_token = tokens.get("access_token") or ""
+    conn.refresh_token = tokens.get("refresh_token") or ""
+    conn.access_expires_at = _expiry(tokens.get("expires_in"))
+    conn.refresh_expires_at = _expiry(tokens.get("refresh_expires_in"))
+    conn.scopes = str(tokens.get("scopes") or "")[:500]
+    conn.status = AccountingConnection.Status.CONNECTED
+    conn.status_changed_at = timezone.now()
+    conn.connected_at = timezone.now()
+    conn.connected_by = acting_user
+    conn.last_error = ""
+    conn.save()
+    export_runs_unpause(system=system)
+    audit_record(actor=acting_user, action="accounting_connected", obj=conn,
+                 after={"system": system, "remote_tenant_id": conn.remote_tenant_id, "remote_name": conn.remote_name})
+    return conn
+
+
+def connection_tokens_update(*, connection: AccountingConnection, access_token: str, refresh_token: str,
+                             expires_in: float | None = None, refresh_expires_in: float | None = None) -> None:
+    """Persist refreshed tokens at once — the old refresh token may already be dead."""
+    connection.access_token = access_token
+    if refresh_token:
+        connection.refresh_token = refresh_token
+    connection.access_expires_at = _expiry(expires_in)
+    if refresh_expires_in:
+        connection.refresh_expires_at = _expiry(refresh_expires_in)
+    fields = ["access_token_encrypted", "refresh_token_encrypted", "access_expires_at", "refresh_expires_at", "updated_at"]
+    # Outside any caller's transaction would be ideal; an UPDATE of one row is the next best.
+    connection.save(update_fields=fields)
+
+
+def connection_mark_lost(*, connection: AccountingConnection, error: IntegrationError) -> AccountingConnection:
+    """The refresh token is dead or access was revoked: show a reconnect button, pause exports."""
+    status = AccountingConnection.Status.REVOKED if getattr(error, "revoked", False) else AccountingConnection.Status.EXPIRED
+    AccountingConnection.objects.filter(pk=connection.pk).update(
+        status=status, last_error=error.message[:2000], status_changed_at=timezone.now(), updated_at=timezone.now())
+    connection.status = status
+    connection.last_error = error.message
+    return connection
+
+
+@transaction.atomic
+def connection_disconnect(*, connection: AccountingConnection, acting_user) -> AccountingConnection:
+    """Revoke remotely (best effort) and forget the tokens. Mappings are kept for a reconnect."""
+    conn = AccountingConnection.objects.select_for_update().get(pk=connection.pk)
+    if conn.status == AccountingConnection.Status.DISCONNECTED:
+        return conn
+    if conn.status == AccountingConnection.Status.CONNECTED:
+        try:
+            registry.connector_for(conn).disconnect()
+        except IntegrationError as error:
+            logger.warning("revoking %s failed: %s", conn.system, error)
+    conn.access_token = ""
+    conn.refresh_token = ""
+    conn.access_expires_at = None
+    conn.refresh_expires_at = None
+    conn.status = AccountingConnection.Status.DISCONNECTED
+    conn.status_changed_at = timezone.now()
+    conn.save()
+    ExportRun.objects.filter(system=conn.system, state__in=[ExportRun.State.QUEUED, ExportRun.State.RUNNING,
+                                                            ExportRun.State.WAITING, ExportRun.State.PAUSED]).update(
+        state=ExportRun.State.FAILED, last_error="Disconnected", finished_at=timezone.now())
+    audit_record(actor=acting_user, action="accounting_disconnected", obj=conn, after={"system": conn.system})
+    return conn
+
+
+@transaction.atomic
+def connections_reencrypt() -> int:
+    """Re-encrypt every stored token with the current first key (after adding a new key)."""
+    from integrations import crypto
+
+    count = 0
+    for conn in AccountingConnection.objects.select_for_update().all():
+        conn.access_token_encrypted = crypto.reencrypt(conn.access_token_encrypted)
+        conn.refresh_token_encrypted = crypto.reencrypt(conn.refresh_token_encrypted)
+        conn.save(update_fields=["access_token_encrypted", "refresh_token_encrypted", "updated_at"])
+        count += 1
+    return count
+
+
+# --- remote mappings -----------------------------------------------------------------------
+
+
+def mapping_get(*, system: str, local_type: str, local_id: int | str) -> RemoteMapping | None:
+    return RemoteMapping.objects.filter(system=system, local_type=local_type, local_id=str(local_id)).first()
+
+
+def mappings_for(*, system: str, local_type: str, local_ids: Iterable[int | str]) -> dict[str, RemoteMapping]:
+    ids = [str(value) for value in local_ids]
+    return {m.local_id: m for m in RemoteMapping.objects.filter(system=system, local_type=local_type, local_id__in=ids)}
+
+
+def mapping_set(*, system: str, local_type: str, local_id: int | str, remote_id: str, remote_name: str = "",
+                remote_code: str = "", extra: dict | None = None) -> RemoteMapping:
+    mapping, _ = RemoteMapping.objects.update_or_create(
+        system=system, local_type=local_type, local_id=str(local_id),
+        defaults={"remote_id": str(remote_id), "remote_name": remote_name[:500], "remote_code": remote_code[:100],
+                  "extra": extra or {}})
+    return mapping
+
+
+def xero_item_codes() -> dict[tuple[str, int], str]:
+    """(local_type, local id) → Xero item code, for products / rate items matched to a Xero item."""
+    return {
+        (mapping.local_type, int(mapping.local_id)): mapping.remote_code
+        for mapping in RemoteMapping.objects.filter(
+            system=System.XERO, local_type__in=[RemoteMapping.LocalType.PRODUCT, RemoteMapping.LocalType.RATE_ITEM]
+        ).exclude(remote_code="")
+    }
+
+
+# --- export runs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportStep:
+    """What one task run achieved: the run's state, and when to come back (rate limit, 5xx)."""
+
+    state: str
+    retry_after: float | None = None
+
+
+def export_refusal(invoice: Invoice, *, system: str) -> str | None:
+    if invoice.status not in EXPORTABLE_STATUSES:
+        return f"{invoice} is {invoice.get_status_display().lower()}; only issued invoices and credit notes are exported."
+    if invoice.exported_to and invoice.exported_to != system:
+        return f"{invoice} was already exported to {invoice.exported_to}."
+    return None
+
+
+def _usable_connection() -> AccountingConnection:
+    connection = registry.active_connection()
+    if connection is None:
+        raise ValidationError("Connect an accounting system first (Admin → Accounting).")
+    if not connection.is_usable:
+        raise ValidationError(f"The {connection.get_system_display()} connection is "
+                              f"{connection.get_status_display().lower()}: reconnect it first.")
+    return connection
+
+
+@transaction.atomic
+def export_run_create(*, document_ids: Sequence[int], acting_user) -> ExportRun:
+    """Queue the export of issued invoices / credit notes to the connected system (already exported ones are skipped).
+
+    Credit notes go after invoices, so an invoice is in the accounting system before its
+    credit note. The task starts after commit.
+    """
+    connection = _usable_connection()
+    ids = list(dict.fromkeys(int(pk) for pk in document_ids))
+    documents = {doc.pk: doc for doc in Invoice.objects.filter(pk__in=ids)}
+    missing = [pk for pk in ids if pk not in documents]
+    if missing:
+        raise ValidationError(f"No such invoice: {', '.join(map(str, missing[:10]))}.")
+    refusals = [refusal for pk in ids if (refusal := export_refusal(documents[pk], system=connection.system))]
+    if refusals:
+        raise ValidationError(refusals[:10])
+    todo = [pk for pk in ids if documents[pk].exported_to != connection.system]
+    todo.sort(key=lambda pk: documents[pk].is_credit_note)  # stable: invoices first, in the order asked
+    run = ExportRun.objects.create(system=connection.system, document_ids=todo, total=len(todo), created_by=acting_user,
+                                   state=ExportRun.State.QUEUED if todo else ExportRun.State.DONE,
+                                   finished_at=None if todo else timezone.now())
+    if todo:
+        _enqueue_run(run.pk)
+    return run
+
+
+def _enqueue_run(run_id: int, *, countdown: float | None = None) -> None:
+    from integrations.tasks import export_run_task
+
+    transaction.on_commit(lambda: export_run_task.apply_async(args=(run_id,), countdown=countdown))
+
+
+def _advisory_key(run_id: int) -> str:
+    return f"{db_connection.schema_name}:export_run:{run_id}"
+
+
+class _RunLock:
+    """A PostgreSQL session advisory lock per run: one worker at a time, released if the worker dies."""
+
+    def __init__(self, run_id: int) -> None:
+        self.key = _advisory_key(run_id)
+        self.held = False
+
+    def __enter__(self) -> _RunLock:
+        with db_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [self.key])
+            self.held = bool(cursor.fetchone()[0])
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.held:
+            with db_connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [self.key])
+
+
+def _remaining(run: ExportRun) -> list[int]:
+    """Documents still to send, in order: not exported to the run's system, not refused in this run."""
+    exported = set(Invoice.objects.filter(pk__in=run.document_ids, exported_to=run.system)
+                   .exclude(remote_id="").values_list("pk", flat=True))
+    existing = set(Invoice.objects.filter(pk__in=run.document_ids).values_list("pk", flat=True))
+    failed = set(run.failed_ids)
+    return [pk for pk in run.document_ids if pk in existing and pk not in exported and pk not in failed]
+
+
+def export_run_execute(*, run_id: int) -> ExportStep:
+    """Export what is left of a run, chunk by chunk; never inside a transaction (each chunk commits).
+
+    Safe to run twice or after a crash: the next chunk is computed from committed state,
+    so a resend is the same request with the same idempotency keys.
+    """
+    with _RunLock(run_id) as lock:
+        if not lock.held:
+            return ExportStep(state="locked")
+        run = ExportRun.objects.get(pk=run_id)
+        if run.is_finished:
+            return ExportStep(state=run.state)
+        connection = AccountingConnection.objects.filter(system=run.system).first()
+        if connection is None or connection.status == AccountingConnection.Status.DISCONNECTED:
+            _run_update(run, state=ExportRun.State.FAILED, last_error="Disconnected", finished_at=timezone.now())
+            return ExportStep(state=run.state)
+        if not connection.is_usable:
+            _run_update(run, state=ExportRun.State.PAUSED, last_error=connection.last_error or "Reconnect needed")
+            return ExportStep(state=run.state)
+        _run_update(run, state=ExportRun.State.RUNNING, attempts=run.attempts + 1, next_attempt_at=None,
+                    started_at=run.started_at or timezone.now())
+        connector = registry.connector_for(connection, export_run=run)
+        while True:
+            remaining = _remaining(run)
+            if not remaining:
+                break
+            chunk = selectors_documents(remaining[:connector.export_batch_size])
+            try:
+                results = connector.export_documents(chunk)
+            except RateLimited as error:
+                _run_update(run, state=ExportRun.State.WAITING, last_error=error.message,
+                            next_attempt_at=timezone.now() + dt.timedelta(seconds=error.retry_after))
+                return ExportStep(state=run.state, retry_after=error.retry_after)
+            except TemporaryFailure as error:
+                if run.retries + 1 >= MAX_TEMPORARY_RETRIES:
+                    _record_failures(run, chunk, error)
+                    continue
+                backoff = min(600.0, 15.0 * 2 ** run.retries)
+                _run_update(run, state=ExportRun.State.WAITING, retries=run.retries + 1, last_error=error.message,
+                            next_attempt_at=timezone.now() + dt.timedelta(seconds=backoff))
+                return ExportStep(state=run.state, retry_after=backoff)
+            except ConnectionLost as error:
+                connection_mark_lost(connection=connection, error=error)
+                _run_update(run, state=ExportRun.State.PAUSED, last_error=error.message)
+                _notify_later()
+                return ExportStep(state=run.state)
+            except IntegrationError as error:  # the chunk as a whole was refused (a customer QuickBooks will not take)
+                _record_failures(run, chunk, error)
+                continue
+            _save_results(run, results)
+        failed = bool(run.failed_ids)
+        with transaction.atomic():
+            _run_update(run, state=ExportRun.State.DONE_WITH_ERRORS if failed else ExportRun.State.DONE,
+                        finished_at=timezone.now(), next_attempt_at=None)
+            # Call-level hiccups (429, a 5xx that a retry got past) are settled by the finished run.
+            IntegrationLog.objects.filter(export_run=run, invoice__isnull=True, outcome=IntegrationLog.Outcome.FAILED,
+                                          resolved_at__isnull=True).update(resolved_at=timezone.now())
+        if failed:
+            _notify_later()
+        return ExportStep(state=run.state)
+
+
+def selectors_documents(ids: Sequence[int]) -> list[Invoice]:
+    from integrations.selectors import documents_for_export
+
+    return documents_for_export(ids=ids)
+
+
+def _run_update(run: ExportRun, **fields: Any) -> None:
+    for name, value in fields.items():
+        setattr(run, name, value)
+    run.save(update_fields=[*fields, "updated_at"])
+
+
+@transaction.atomic
+def _save_results(run: ExportRun, results: Sequence[DocumentResult]) -> None:
+    now = timezone.now()
+    done = 0
+    failed_ids = list(run.failed_ids)
+    for result in results:
+        if result.ok:
+            invoice = Invoice.objects.select_for_update().get(pk=result.invoice_id)
+            before = {"exported_to": invoice.exported_to, "remote_id": invoice.remote_id}
+            invoice.exported_to, invoice.exported_at = run.system, now
+            invoice.remote_id, invoice.remote_url = result.remote_id[:100], result.remote_url[:500]
+            invoice.save(update_fields=["exported_to", "exported_at", "remote_id", "remote_url", "updated_at"])
+            audit_record(actor=run.created_by, action="invoice_exported", obj=invoice, before=before,
+                         after={"exported_to": run.system, "remote_id": invoice.remote_id, "export_run": run.pk})
+            IntegrationLog.objects.filter(invoice_id=invoice.pk, outcome=IntegrationLog.Outcome.FAILED,
+                                          resolved_at__isnull=True).update(resolved_at=now)
+            done += 1
+        elif result.invoice_id not in failed_ids:
+            failed_ids.append(result.invoice_id)
+    _run_update(run, done=run.done + done, failed_ids=failed_ids, failed=len(failed_ids), retries=0)
+
+
+def _record_failures(run: ExportRun, chunk: Sequence[Invoice], error: IntegrationError) -> None:
+    with transaction.atomic():
+        for doc in chunk:
+            IntegrationLog.objects.create(
+                system=run.system, operation="credit_note.export" if doc.is_credit_note else "invoice.export",
+                invoice=doc, export_run=run, outcome=IntegrationLog.Outcome.FAILED, error=error.message,
+                error_code=error.code, http_status=error.http_status, request_summary=f"{doc.number}")
+        failed_ids = list(dict.fromkeys([*run.failed_ids, *(doc.pk for doc in chunk)]))
+        _run_update(run, failed_ids=failed_ids, failed=len(failed_ids), retries=0, last_error=error.message)
+
+
+def _notify_later() -> None:
+    from integrations.tasks import failures_notify_task
+
+    transaction.on_commit(lambda: failures_notify_task.delay())
+
+
+def export_runs_resume(*, older_than: dt.timedelta = dt.timedelta(minutes=2)) -> list[int]:
+    """Queue again runs nobody is working on (their worker died, or its delayed retry was lost)."""
+    now = timezone.now()
+    queued = []
+    candidates = ExportRun.objects.filter(
+        state__in=[ExportRun.State.QUEUED, ExportRun.State.RUNNING, ExportRun.State.WAITING],
+        updated_at__lte=now - older_than,
+    )
+    for run in candidates:
+        if run.state == ExportRun.State.WAITING and run.next_attempt_at and run.next_attempt_at > now - older_than:
+            continue  # its retry is still due to come
+        with _RunLock(run.pk) as lock:
+            if not lock.held:
+                continue  # a worker holds it: alive
+        _enqueue_run(run.pk)
+        queued.append(run.pk)
+    return queued
+
+
+def export_runs_unpause(*, system: str) -> list[int]:
+    """After a reconnect: paused runs of ``system`` go on."""
+    ids = list(ExportRun.objects.filter(system=system, state=ExportRun.State.PAUSED).values_list("pk", flat=True))
+    ExportRun.objects.filter(pk__in=ids).update(state=ExportRun.State.QUEUED, updated_at=timezone.now())
+    for run_id in ids:
+        _enqueue_run(run_id)
+    return ids
+
+
+# --- payments --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentsPulled:
+    recorded: int = 0
+    already_known: int = 0
+    unmatched: int = 0
+    failed: int = 0
+
+
+def payments_pull() -> PaymentsPulled:
+    """Record payments made in the accounting system against exported invoices (once each)."""
+    from invoices.models import Payment
+    from invoices.services import payment_record, tenant_today
+
+    connection = _usable_connection()
+    connector = registry.connector_for(connection)
+    started = timezone.now()
+    since = connection.payments_synced_at - dt.timedelta(hours=1) if connection.payments_synced_at else None
+    try:
+        payments = connector.fetch_payments(since=since)
+    except ConnectionLost as error:
+        connection_mark_lost(connection=connection, error=error)
+        raise
+    recorded = known = unmatched = failed = 0
+    today = tenant_today()
+    for payment in payments:
+        invoice = (Invoice.objects.filter(exported_to=connection.system, remote_id=payment.invoice_remote_id,
+                                          kind=Invoice.Kind.INVOICE).first())
+        if invoice is None:
+            unmatched += 1
+            continue
+        if Payment.objects.filter(invoice=invoice, remote_id=payment.remote_id).exists():
+            known += 1
+            continue
+        try:
+            payment_record(invoice_id=invoice.pk, amount=payment.amount, date=min(payment.date, today),
+                           method=Payment.Method.ACCOUNTING_SYNC, reference=payment.reference[:200],
+                           acting_user=None, remote_id=payment.remote_id)
+        except ValidationError as error:
+            failed += 1
+            IntegrationLog.objects.create(
+                system=connection.system, operation="payment.record", invoice=invoice,
+                outcome=IntegrationLog.Outcome.FAILED, remote_id=payment.remote_id[:100],
+                request_summary=f"{payment.amount} on {payment.date} for {invoice.number}",
+                error="; ".join(error.messages))
+            continue
+        IntegrationLog.objects.filter(invoice=invoice, operation="payment.record", outcome=IntegrationLog.Outcome.FAILED,
+                                      remote_id=payment.remote_id[:100], resolved_at__isnull=True).update(
+            resolved_at=timezone.now())
+        recorded += 1
+    AccountingConnection.objects.filter(pk=connection.pk).update(payments_synced_at=started)
+    if failed:
+        _notify_later()
+    return PaymentsPulled(recorded=recorded, already_known=known, unmatched=unmatched, failed=failed)
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+
+def failure_resolve(*, log_id: int, acting_user) -> IntegrationLog:
+    log = IntegrationLog.objects.get(pk=log_id)
+    if log.resolved_at is None:
+        log.resolved_at, log.resolved_by = timezone.now(), acting_user
+        log.save(update_fields=["resolved_at", "resolved_by"])
+    return log
+
+
+@transaction.atomic
+def failure_retry(*, log_id: int, acting_user) -> ExportRun | None:
+    """Try a failed export again (a new run for its invoice); other failures are resolved by a fresh pull."""
+    log = IntegrationLog.objects.select_for_update().get(pk=log_id)
+    if log.resolved_at is not None:
+        raise ValidationError("This failure is already resolved.")
+    if log.invoice_id and log.operation.endswith(".export"):
+        invoice = Invoice.objects.get(pk=log.invoice_id)
+        if invoice.exported_to and invoice.remote_id:
+            failure_resolve(log_id=log.pk, acting_user=acting_user)
+            return None
+        return export_run_create(document_ids=[invoice.pk], acting_user=acting_user)
+    if log.operation.startswith("payment"):
+        from integrations.tasks import payments_pull_task
+
+        transaction.on_commit(lambda: payments_pull_task.delay())
+    failure_resolve(log_id=log.pk, acting_user=acting_user)
+    return None
+
+
+def _billing_admin_emails() -> list[str]:
+    from msp_billing.accounts.models import User
+    from msp_billing.accounts.roles import Role
+
+    return sorted(User.objects.filter(is_active=True, role__in=[Role.OWNER, Role.BILLING_ADMIN])
+                  .values_list("email", flat=True))
+
+
+def failures_notify(*, resend_after: dt.timedelta = dt.timedelta(hours=24)) -> int:
+    """E-mail billing admins the open failures not mailed in the last ``resend_after``; returns how many."""
+    from django.urls import NoReverseMatch, reverse
+
+    from integrations.selectors import open_failures
+    from msp_billing.tenants.models import Msp
+    from msp_billing.tenants.urls import tenant_url
+
+    now = timezone.now()
+    due = list(open_failures().filter(models_q_not_notified_since(now - resend_after))[:200])
+    recipients = _billing_admin_emails()
+    if not due or not recipients:
+        return 0
+    tenant = Msp.objects.get(schema_name=db_connection.schema_name)
+    try:
+        path = reverse("integrations:accounting")
+    except NoReverseMatch:
+        path = "/integrations/accounting/"
+    lines = [f"- {log.created_at:%Y-%m-%d %H:%M} {log.system} {log.operation}"
+             f"{' ' + log.invoice.number if log.invoice and log.invoice.number else ''}: {log.error[:300]}"
+             for log in due[:50]]
+    more = f"\n… and {len(due) - 50} more." if len(due) > 50 else ""
+    send_mail(
+        subject=f"{len(due)} accounting sync failure{'s' if len(due) != 1 else ''} need attention — {tenant.name}",
+        message=("These calls to your accounting system failed and are not resolved yet. Nothing is lost: "
+                 "retry them or mark them resolved on the accounting page.\n\n" + "\n".join(lines) + more +
+                 f"\n\n{tenant_url(tenant, path)}\n\nYou will be reminded daily until they are resolved."),
+        from_email=None, recipient_list=recipients,
+    )
+    IntegrationLog.objects.filter(pk__in=[log.pk for log in due]).update(notified_at=now)
+    return len(due)
+
+
+def models_q_not_notified_since(moment: dt.datetime):
+    from django.db.models import Q
+
+    return Q(notified_at__isnull=True) | Q(notified_at__lt=moment)

@@ -1,0 +1,47 @@
+"""Background work of integrations/: take ids, call one service (docs/integrations.md §Tasks).
+
+Rate limits and 5xx come back from the service as a delay; the task is retried with that
+countdown — a worker never sleeps on a remote limit.
+"""
+from __future__ import annotations
+
+from msp_billing.tasks import tenant_task
+
+
+@tenant_task(bind=True, max_retries=None, acks_late=True)
+def export_run_task(self, run_id: int) -> str:
+    from integrations.services import export_run_execute
+
+    step = export_run_execute(run_id=run_id)
+    if step.retry_after is not None:
+        raise self.retry(countdown=step.retry_after)
+    return step.state
+
+
+@tenant_task
+def export_runs_resume(older_than_seconds: float = 120) -> list[int]:
+    """Beat (every few minutes, per tenant): runs whose worker died go on."""
+    import datetime as dt
+
+    from integrations.services import export_runs_resume as resume
+
+    return resume(older_than=dt.timedelta(seconds=older_than_seconds))
+
+
+@tenant_task
+def payments_pull_task() -> dict:
+    from integrations import registry
+    from integrations.services import payments_pull
+
+    connection = registry.active_connection()
+    if connection is None or not connection.is_usable:
+        return {}
+    return payments_pull().__dict__
+
+
+@tenant_task
+def failures_notify_task() -> int:
+    """After a failed run, and daily (beat): e-mail billing admins the open failures, until resolved."""
+    from integrations.services import failures_notify
+
+    return failures_notify()
