@@ -82,6 +82,10 @@ class FakeQuickBooks:
         self.tax_percent = tax_percent
         self.access_ttl = access_ttl
         self.latency = 0.0  # seconds each API call takes (tests that kill a worker mid-export)
+        # Once this many invoices exist, API calls wait until ``released`` is set: a test can
+        # kill a worker while it is certainly in the middle of an export.
+        self.hold_after_invoices: int | None = None
+        self.released = threading.Event()
         self.companies: dict[str, Company] = {}
         self.codes: dict[str, tuple[str, str]] = {}  # code → (realm, redirect_uri)
         self.access_tokens: dict[str, tuple[str, float]] = {}  # token → (realm, expires at)
@@ -150,6 +154,8 @@ class FakeQuickBooks:
             self.calls.clear()
             self.hits.clear()
             self.per_minute, self.batch_per_minute, self.window, self.latency = 500, 40, 60.0, 0.0
+            self.hold_after_invoices = None
+            self.released.set()
 
     def company(self, realm: str | None = None, *, name: str = "Fake Company") -> Company:
         with self.lock:
@@ -543,6 +549,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         if fake.latency:
             time.sleep(fake.latency)
+        if fake.hold_after_invoices is not None and fake.count("Invoice") >= fake.hold_after_invoices:
+            fake.released.wait(timeout=120)
         token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         with fake.lock:
             entry = fake.access_tokens.get(token)

@@ -92,17 +92,21 @@ def test_sigkill_mid_export_then_a_new_worker_finishes_each_invoice_once(committ
     from invoices.models import Invoice
 
     committed, run = committed
-    qbo_server.latency = 0.3  # each call takes a while: there is a "mid-export" to kill
+    # After two batches the fake holds every call: the worker is certainly mid-export when killed.
+    qbo_server.released.clear()
+    qbo_server.hold_after_invoices = 2 * BATCH
     with _worker(tmp_path_factory, "first") as first:
         _wait(lambda: qbo_server.count("Invoice") >= 2 * BATCH, timeout=60, what="the first batches")
+        time.sleep(0.5)  # the next call is now waiting inside the fake
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
+    qbo_server.hold_after_invoices = None
+    qbo_server.released.set()
     created_before_restart = qbo_server.count("Invoice")
     with schema_context("alpha"):
         run.refresh_from_db()
         assert run.state == ExportRun.State.RUNNING  # died mid-run
         assert 0 < created_before_restart < INVOICES
-    qbo_server.latency = 0.0
     with _worker(tmp_path_factory, "second"):
         with schema_context("alpha"):
             # What beat does every few minutes: runs nobody holds are queued again.
