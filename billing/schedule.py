@@ -12,7 +12,7 @@ import datetime as dt
 import zoneinfo
 
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing import services
@@ -67,9 +67,7 @@ def scheduled_run(*, now: dt.datetime | None = None) -> BillingBatch | None:
 
 def _email_issued(batch: BillingBatch) -> None:
     """E-mail each issued invoice once its PDF is ready (the invoice e-mail task waits for it)."""
-    try:
-        from invoices.tasks import invoice_email_when_ready
-    except ImportError:  # invoice e-mail not available in this build
-        return
+    from invoices.tasks import invoice_email_when_ready
+
     for invoice_id in services.batch_invoices(batch).values_list("pk", flat=True):
-        invoice_email_when_ready.delay(invoice_id)
+        transaction.on_commit(lambda invoice_id=invoice_id: invoice_email_when_ready.delay(invoice_id))

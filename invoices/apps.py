@@ -3,3 +3,10 @@ from django.apps import AppConfig
 
 class InvoicesConfig(AppConfig):
     name = "invoices"
+
+    def ready(self) -> None:
+        from invoices.hooks import register_invoice_listener
+        from invoices.tasks import queue_pdf_render
+
+        # Issued, edited and voided invoices and new credit notes get their PDF rendered in the background.
+        register_invoice_listener(queue_pdf_render)

@@ -271,3 +271,35 @@ class InvoiceSettingsForm(ServiceForm):
         data = dict(self.cleaned_data)
         data["default_tax_codes"] = ", ".join(data.get("default_tax_codes") or [])
         return data
+
+
+class BrandingForm(ServiceForm):
+    """Logo, brand colour and template of the PDF (``invoices.branding`` checks the logo's content)."""
+
+    logo = forms.FileField(required=False, label="Logo",
+                           help_text="PNG, JPEG or SVG, at most 1 MB. Leave empty to keep the current logo.",
+                           widget=forms.FileInput(attrs={"accept": "image/png,image/jpeg,image/svg+xml"}))
+    remove_logo = forms.BooleanField(required=False, label="Remove the current logo")
+    brand_colour = forms.CharField(label="Brand colour", max_length=7,
+                                   help_text="Headings, rules and the modern template's band, as #RRGGBB.",
+                                   widget=forms.TextInput(attrs={"type": "color"}))
+    pdf_template = forms.ChoiceField(label="Template", choices=InvoiceSettings.PdfTemplate.choices,
+                                     widget=forms.RadioSelect,
+                                     help_text="Classic: logo left, serif title. Modern: a band in the brand colour.")
+
+    def clean_logo(self) -> bytes | None:
+        from invoices.branding import MAX_LOGO_BYTES, logo_kind
+
+        upload = self.cleaned_data.get("logo")
+        if not upload:
+            return None
+        if upload.size > MAX_LOGO_BYTES:
+            raise ValidationError(f"The logo is {upload.size / 1024 / 1024:.1f} MB; it may be at most 1 MB.")
+        content = upload.read()
+        logo_kind(content)
+        return content
+
+    def clean_brand_colour(self) -> str:
+        from invoices.branding import validate_brand_colour
+
+        return validate_brand_colour(self.cleaned_data.get("brand_colour", ""))

@@ -13,24 +13,52 @@ and are written down in ``docs/invoices.md``.
 """
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
+from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import connection, models
 from djmoney.money import Money
 
 AMOUNT = dict(max_digits=14, decimal_places=2, default=Decimal("0"))
 PRECISE = dict(max_digits=16, decimal_places=4)  # unit prices, quantities, discount values
 PERCENT = dict(max_digits=7, decimal_places=4, validators=[MinValueValidator(0), MaxValueValidator(100)])
+# A brand colour is interpolated into the PDF's CSS, so nothing but #RRGGBB may ever be stored.
+HEX_COLOUR = r"\A#[0-9A-Fa-f]{6}\Z"  # \A and \Z: whole string, in Python and PostgreSQL alike (no "$" before a newline)
+
+
+def tenant_media_name(*parts: str) -> str:
+    """A storage name under this MSP's own folder: ``<schema>/<parts...>``.
+
+    Files of different MSPs never share a folder, and the views that serve them check
+    that a name starts with the active schema (media is never served by a public URL).
+    """
+    from msp_billing.tasks import TenantContextMissing
+
+    schema = getattr(connection, "schema_name", None)
+    if not schema or schema == settings.PUBLIC_SCHEMA_NAME:
+        raise TenantContextMissing("invoice files belong to an MSP: activate an MSP's schema first")
+    return str(PurePosixPath(schema, *parts))
+
+
+def branding_logo_name(instance, filename: str) -> str:
+    suffix = PurePosixPath(filename).suffix.lower()
+    return tenant_media_name("branding", f"logo-{uuid.uuid4().hex[:12]}{suffix}")
 
 
 class InvoiceSettings(models.Model):
-    """Numbering, defaults and printed texts of this MSP's invoices (one row per tenant schema).
+    """Numbering, defaults, printed texts and PDF branding of this MSP's invoices (one row per tenant schema).
 
-    PDF branding (logo, colours, template) is added by the PDF work in its own fields.
+    Branding (logo, brand colour, template) is changed through ``invoices.branding``,
+    which validates the logo's content (PNG, JPEG or SVG, at most 1 MB).
     """
+
+    class PdfTemplate(models.TextChoices):
+        CLASSIC = "classic", "Classic"
+        MODERN = "modern", "Modern"
 
     SINGLETON_ID = 1
 
@@ -54,11 +82,21 @@ class InvoiceSettings(models.Model):
     terms = models.TextField(blank=True, help_text="Terms printed on every invoice.")
     payment_instructions = models.TextField(blank=True, help_text="Bank details, how to pay.")
     footer = models.TextField(blank=True)
+    # PDF branding
+    logo = models.FileField(upload_to=branding_logo_name, max_length=200, blank=True,
+                            help_text="PNG, JPEG or SVG, at most 1 MB; printed at the top of every invoice.")
+    brand_colour = models.CharField(
+        max_length=7, default="#1F4E79", validators=[RegexValidator(HEX_COLOUR, "Enter a colour as #RRGGBB, such as #1F4E79.")],
+        help_text="Headings and rules of the PDF, as #RRGGBB.")
+    pdf_template = models.CharField(max_length=20, choices=PdfTemplate.choices, default=PdfTemplate.CLASSIC)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name_plural = "invoice settings"
-        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="invoice_settings_singleton")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="invoice_settings_singleton"),
+            models.CheckConstraint(condition=models.Q(brand_colour__regex=HEX_COLOUR), name="invoice_settings_brand_colour_hex"),
+        ]
 
     def __str__(self) -> str:
         return "Invoice settings"
@@ -227,6 +265,64 @@ class Invoice(models.Model):
 
     def as_money(self, value: Decimal) -> Money:
         return Money(value, self.currency)
+
+
+def invoice_pdf_name(invoice: Invoice, version: int) -> str:
+    """Where one rendering of one version goes; a random part keeps every rendering's file its own."""
+    label = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (invoice.number or f"draft-{invoice.pk}"))
+    return tenant_media_name("invoices", "pdf", str(invoice.pk), f"{label}-v{version}-{uuid.uuid4().hex[:12]}.pdf")
+
+
+class InvoicePdf(models.Model):
+    """One rendered PDF of one version (``Invoice.pdf_version``) of an invoice or credit note.
+
+    Exactly one row per invoice is current (a partial unique index says so); rows of
+    older versions are kept, superseded, as the copies that may have been sent.
+    """
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="pdfs")
+    version = models.PositiveIntegerField()
+    file = models.FileField(max_length=300, help_text="Storage name under MEDIA_ROOT: <schema>/invoices/pdf/...")
+    size = models.PositiveIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    template = models.CharField(max_length=20, blank=True)
+    is_current = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["invoice", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "version"], name="invoice_pdf_one_per_version"),
+            models.UniqueConstraint(fields=["invoice"], condition=models.Q(is_current=True), name="invoice_pdf_one_current"),
+        ]
+
+    def __str__(self) -> str:
+        return f"PDF of {self.invoice_id} v{self.version}{' (current)' if self.is_current else ''}"
+
+
+class InvoiceEmail(models.Model):
+    """An invoice e-mailed (or being e-mailed) to the customer, with the PDF attached."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Being sent"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="emails")
+    pdf = models.ForeignKey(InvoicePdf, null=True, on_delete=models.SET_NULL, related_name="+",
+                            help_text="The copy attached.")
+    to = models.EmailField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["invoice", "-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} to {self.to}: {self.status}"
 
 
 class InvoiceLine(models.Model):

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import DecimalField, F, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, Exists, F, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
 from contracts.models import Customer
 from invoices.audit import audit_events_for
-from invoices.models import AuditEvent, Invoice, InvoiceLine, InvoiceLineTax, Payment
+from invoices.models import AuditEvent, Invoice, InvoiceEmail, InvoiceLine, InvoiceLineTax, InvoicePdf, Payment
 
 ZERO = Decimal("0.00")
 _MONEY = DecimalField(max_digits=14, decimal_places=2)
@@ -194,3 +195,49 @@ def aging_report(*, as_of: dt.date, customer: Customer | None = None) -> AgingRe
         total.buckets[bucket] += invoice.due_as_of
     ordered = sorted(rows.values(), key=lambda r: (r.currency, r.customer.legal_name))
     return AgingReport(as_of=as_of, rows=ordered, totals=dict(sorted(totals.items())))
+
+
+# --- PDFs and e-mail -----------------------------------------------------------------------
+
+
+def _has_current_pdf() -> Exists:
+    return Exists(InvoicePdf.objects.filter(invoice=OuterRef("pk"), is_current=True, version=OuterRef("pdf_version")))
+
+
+def invoices_needing_pdf() -> QuerySet[Invoice]:
+    """Issued invoices and credit notes (void ones too) without a current PDF of their current version."""
+    return Invoice.objects.exclude(status=Invoice.Status.DRAFT).filter(~_has_current_pdf())
+
+
+def pdf_progress(invoice_ids: Iterable[int]) -> tuple[int, int]:
+    """(done, total) for a set of invoices: of those that get a PDF (not drafts), how many have it.
+
+    A PDF counts only when it is current and of the invoice's current version, so an
+    invoice edited after rendering counts as not done until its new PDF is in.
+    """
+    ids = {int(pk) for pk in invoice_ids}
+    if not ids:
+        return 0, 0
+    counts = Invoice.objects.filter(pk__in=ids).exclude(status=Invoice.Status.DRAFT).aggregate(
+        total=Count("pk"), done=Count("pk", filter=_has_current_pdf()))
+    return counts["done"], counts["total"]
+
+
+def current_pdf(invoice: Invoice) -> InvoicePdf | None:
+    """The PDF to hand out for ``invoice``: current and of its current version (None: not rendered yet)."""
+    return InvoicePdf.objects.filter(invoice=invoice, is_current=True, version=invoice.pdf_version).first()
+
+
+def invoice_document(*, invoice_id: int) -> Invoice:
+    """One invoice with everything its PDF prints: lines with their taxes and sources (tickets, time, charges)."""
+    return Invoice.objects.select_related("customer", "credited_invoice").prefetch_related(
+        Prefetch("lines", queryset=InvoiceLine.objects.select_related(
+            "time_allocation__entry__ticket", "time_allocation__entry__technician", "time_allocation__entry__work_type",
+            "charge__ticket", "charge__product", "contract_period", "contract", "product", "rate_item",
+        ).prefetch_related(Prefetch("taxes", queryset=InvoiceLineTax.objects.order_by("sort_order", "id")))
+            .order_by("sort_order", "id")),
+    ).get(pk=invoice_id)
+
+
+def invoice_emails(invoice: Invoice) -> QuerySet[InvoiceEmail]:
+    return InvoiceEmail.objects.filter(invoice=invoice).select_related("requested_by").order_by("-requested_at", "-id")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from invoices import views
+from invoices import document_views, views
 
 app_name = "invoices"
 urlpatterns = [
@@ -9,6 +9,8 @@ urlpatterns = [
     path("aging/", views.aging, name="aging"),
     path("outstanding/", views.outstanding, name="outstanding"),
     path("settings/", views.invoice_settings, name="settings"),
+    path("branding/", document_views.invoice_branding, name="branding"),
+    path("pdf-progress/", document_views.pdf_progress, name="pdf_progress"),
     path("<int:invoice_id>/", views.invoice_detail, name="detail"),
     path("<int:invoice_id>/edit/", views.invoice_edit, name="edit"),
     path("<int:invoice_id>/issue/", views.invoice_issue, name="issue"),
@@ -16,4 +18,7 @@ urlpatterns = [
     path("<int:invoice_id>/delete/", views.invoice_delete, name="delete"),
     path("<int:invoice_id>/credit-note/", views.credit_note_create, name="credit_note"),
     path("<int:invoice_id>/payments/new/", views.payment_create, name="payment"),
+    path("<int:invoice_id>/pdf/", document_views.invoice_pdf, name="pdf"),
+    path("<int:invoice_id>/print/", document_views.invoice_print, name="print"),
+    path("<int:invoice_id>/email/", document_views.invoice_email, name="email"),
 ]

@@ -224,6 +224,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=1),
         "args": ("integrations.tasks.payments_pull_task",),
     },
+    # Issued invoices still without their current PDF (a lost render task) are queued again.
+    "invoice-pdfs-sweep-every-tenant": {
+        "task": "msp_billing.tasks.fan_out_to_tenants",
+        "schedule": timedelta(hours=6),
+        "args": ("invoices.tasks.invoice_pdfs_sweep",),
+    },
     "accounting-failures-mail-every-tenant": {
         "task": "msp_billing.tasks.fan_out_to_tenants",
         "schedule": timedelta(hours=24),

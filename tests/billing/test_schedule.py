@@ -58,3 +58,30 @@ def test_schedule_settings_page(client_for, world):  # noqa: F811
     assert owner.post("/billing/schedule/", {"enabled": "on", "day_of_month": "5", "time_of_day": "06:30", "mode": "issue"}).status_code == 302
     assert BillingSchedule.load().mode == "issue"
     assert client_for("alpha", "accountant").get("/billing/schedule/").status_code == 403
+
+
+def test_issue_mode_emails_each_invoice_once_its_pdf_exists(schedule, mailoutbox, monkeypatch, django_capture_on_commit_callbacks):
+    from invoices import tasks
+    from invoices.pdf import invoice_pdf_ensure
+
+    queued = []
+    monkeypatch.setattr(tasks.invoice_email_when_ready, "delay", lambda invoice_id: queued.append(invoice_id))
+    schedule.mode = BillingSchedule.Mode.ISSUE
+    schedule.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = scheduled_run(now=dt.datetime(2026, 3, 28, 6, 0, tzinfo=BERLIN))
+    invoices = list(Invoice.objects.filter(status="issued"))
+    assert sorted(queued) == sorted(i.pk for i in invoices)
+    invoice = invoices[0]
+    invoice.customer.billing_email = "accounts@chain.example"
+    invoice.customer.save()
+    try:
+        tasks.invoice_email_when_ready.run(invoice.pk)
+    except tasks.PdfNotReady:
+        pass
+    else:
+        raise AssertionError("the e-mail must wait for the PDF")
+    invoice_pdf_ensure(invoice_id=invoice.pk)
+    assert tasks.invoice_email_when_ready.run(invoice.pk) == "queued"
+    assert tasks.invoice_email_when_ready.run(invoice.pk) == "already sent"
+    assert batch.status == "generated"

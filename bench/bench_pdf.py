@@ -1,0 +1,316 @@
+"""PDFs for a 500-invoice batch: fanned out over Celery workers vs one process rendering one at a time.
+
+Both sides do the same work per invoice — ``invoices.pdf.invoice_pdf_ensure``: load the
+invoice, one WeasyPrint call, write the file atomically, one transaction — on the same
+invoices in a scratch tenant. The baseline runs it in this process, one invoice after
+the other; the fan-out queues ``invoices.tasks.invoice_pdf_render`` for every invoice and
+lets BENCH_PDF_WORKERS worker processes (``--concurrency=1`` each, default 2) take them,
+timed from the first task queued until ``pdf_progress`` says all are done. The two sides
+alternate over BENCH_PDF_ROUNDS parts of the batch (default 5), so load from neighbours on
+a shared machine falls on both alike. Prints both throughputs, their ratio (goal ≥ 1.7×
+with 2 workers), the machine's own ceiling for that ratio (the same WeasyPrint call in
+plain processes, no database, no Celery) and the peak memory (VmHWM) of each worker
+process (goal ≤ 300 MB). Run: `make bench` (or `python -m bench pdf`); for a quick look:
+BENCH_PDF_INVOICES=20.
+"""
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+INVOICES = int(os.environ.get("BENCH_PDF_INVOICES", 500))
+WORKERS = int(os.environ.get("BENCH_PDF_WORKERS", 2))
+ROUNDS = int(os.environ.get("BENCH_PDF_ROUNDS", 5))
+SCHEMA = "bench_pdf"
+QUEUE = "bench_pdf"  # its own queue: other workers on the same broker never take these tasks
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+# The machine's own ceiling: the same WeasyPrint call in plain processes, one alone and then
+# WORKERS at once, no database and no Celery. On a shared or throttled machine this is what
+# the fan-out can reach at best, so the fan-out's ratio is also shown against it.
+CEILING_CODE = """
+import sys, time
+from weasyprint import CSS, HTML
+from weasyprint.text.fonts import FontConfiguration
+fonts = FontConfiguration()
+html = open(sys.argv[1], encoding="utf-8").read()
+sheets = [CSS(filename=name, font_config=fonts) for name in sys.argv[3:]]
+HTML(string=html).write_pdf(stylesheets=sheets, font_config=fonts)
+count = int(sys.argv[2])
+start = time.perf_counter()
+for _ in range(count):
+    HTML(string=html).write_pdf(stylesheets=sheets, font_config=fonts)
+print(time.perf_counter() - start)
+"""
+
+
+def _ceiling(html: str, sheets: list[str], count: int, processes: int, work_dir: Path) -> float:
+    """Renders per second of ``processes`` plain processes rendering ``html`` ``count`` times each, at once."""
+    page = work_dir / "ceiling.html"
+    page.write_text(html, encoding="utf-8")
+    command = [sys.executable, "-c", CEILING_CODE, str(page), str(count), *sheets]
+    running = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    seconds = [float(process.communicate()[0]) for process in running]
+    return processes * count / max(seconds)
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    """Peak resident memory of one process (VmHWM), in MB."""
+    try:
+        for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if row.startswith("VmHWM:"):
+                return int(row.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def _process_tree(pid: int) -> list[int]:
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        children = []
+    for child in children:
+        pids.extend(_process_tree(int(child)))
+    return pids
+
+
+def _make_invoices(count: int, *, label: str) -> list[int]:
+    """``count`` issued invoices shaped like a month-end batch: a retainer fee, tickets with time, some parts."""
+    from contracts.models import Customer, TaxRate
+    from invoices import services
+    from msp_billing.accounts.models import User
+
+    rng = random.Random(42)
+    admin = User.objects.filter(role="owner").first()
+    TaxRate.objects.get_or_create(code="VAT", effective_from="2020-01-01", defaults={"name": "VAT", "percent": Decimal("19")})
+    customers = [Customer.objects.create(legal_name=f"{label} Customer {i:03d} GmbH", currency="EUR",
+                                         address=f"Hauptstraße {i}\n10115 Berlin", tax_id=f"DE{100000000 + i}",
+                                         billing_email=f"ap{i}@{label.lower()}.example") for i in range(max(1, count // 5))]
+    ids = []
+    for number in range(count):
+        lines = [services.LineInput(description="Managed Services retainer, March 2026", quantity=Decimal("1"),
+                                    unit_price=Decimal("1450"), tax_rate_codes=("VAT",), source_kind="period",
+                                    detail={"rows": ["Period 01 Mar 2026 – 31 Mar 2026", "25 workstations, 3 servers"]})]
+        for ticket in range(rng.randint(1, 4)):
+            ticket_id = 1000 + number * 10 + ticket
+            for entry in range(rng.randint(1, 3)):
+                minutes = rng.choice((15, 30, 45, 60, 90, 120))
+                lines.append(services.LineInput(
+                    description=rng.choice(("Remote Support", "Onsite Support", "Project Work")),
+                    quantity=Decimal(minutes) / 60, unit_price=Decimal("120"), tax_rate_codes=("VAT",), source_kind="time",
+                    detail={"ticket_id": ticket_id, "ticket_title": rng.choice(("Printer offline", "VPN drops", "New laptop")),
+                            "rows": [f"0{entry + 2} Mar 2026 · Engineer · {minutes // 60}:{minutes % 60:02d} h billed",
+                                     "Checked the logs, applied the fix, confirmed with the user"]}))
+        for _ in range(rng.randint(0, 2)):
+            lines.append(services.LineInput(description="Patch cable Cat6 2 m", quantity=Decimal(rng.randint(1, 5)),
+                                            unit_price=Decimal("4.99"), tax_rate_codes=("VAT",), source_kind="charge",
+                                            detail={"rows": ["04 Mar 2026 · Product · CAB-C6-2M"]}))
+        draft = services.invoice_create_draft(customer=customers[number % len(customers)], lines=lines, acting_user=admin)
+        ids.append(services.invoice_issue(invoice_id=draft.pk, acting_user=admin).pk)
+    return ids
+
+
+def _clear_pdfs(ids: list[int]) -> None:
+    from django.core.files.storage import default_storage
+
+    from invoices.models import InvoicePdf
+
+    for name in InvoicePdf.objects.filter(invoice_id__in=ids).values_list("file", flat=True):
+        default_storage.delete(name)
+    InvoicePdf.objects.filter(invoice_id__in=ids).delete()
+
+
+def _start_workers(count: int, log_dir: Path) -> list[subprocess.Popen]:
+    env = dict(os.environ)  # DATABASE_URL / REDIS_URL of the embedded servers this process started
+    env.pop("MSP_PDF_TEST_DELAY", None)
+    workers = []
+    for index in range(count):
+        command = [sys.executable, "-m", "celery", "-A", "msp_billing", "worker", "--pool=solo", "--concurrency=1",
+                   "-Q", QUEUE, "-n", f"bench_pdf_{index}@%h", "--loglevel=WARNING", "--without-heartbeat",
+                   "--without-gossip", "--without-mingle"]
+        log = (log_dir / f"worker_{index}.log").open("wb")
+        workers.append(subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True))
+    return workers
+
+
+def _wait_for_workers(app, workers: list[subprocess.Popen], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    import socket
+
+    names = [f"bench_pdf_{index}@{socket.gethostname()}" for index in range(len(workers))]
+    while True:
+        replies = app.control.inspect(destination=names, timeout=1).ping() or {}
+        if len(replies) == len(workers):
+            return
+        for worker in workers:
+            if worker.poll() is not None:
+                raise RuntimeError(f"a benchmark worker exited with {worker.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark workers did not start")
+        time.sleep(0.5)
+
+
+def _stop_workers(workers: list[subprocess.Popen]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+def _wait_done(ids: list[int], timeout: float) -> None:
+    from invoices.selectors import pdf_progress
+
+    deadline = time.monotonic() + timeout
+    while pdf_progress(ids)[0] < len(ids):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"PDFs not done after {timeout}s: {pdf_progress(ids)}")
+        time.sleep(0.05)
+
+
+def main() -> None:
+    from bench._django import django_ready
+
+    django_ready()
+    import tempfile
+
+    from django.conf import settings
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    from invoices import hooks, selectors
+    from invoices.models import Invoice, InvoiceLine, InvoicePdf
+    from invoices.pdf import CSS_DIR, invoice_html, invoice_pdf_ensure
+    from invoices.tasks import invoice_pdf_render, queue_pdf_render
+    from msp_billing.celery import app
+    from msp_billing.tenants.models import Msp
+    from msp_billing.tenants.services import MspRequest, msp_create
+
+    connection.set_schema_to_public()
+    old = Msp.objects.filter(schema_name=SCHEMA).first()
+    if old:
+        old.delete(force_drop=True)
+    msp = msp_create(request=MspRequest(name="PDF benchmark", subdomain=SCHEMA.replace("_", "-"), region="europe",
+                                        currency="EUR", timezone="Europe/Berlin", admin_email="bench@example.com",
+                                        admin_password="bench-password-123"))
+    # Setup issues invoices; their renders are what we measure, so nothing may be queued meanwhile.
+    hooks.unregister_invoice_listener(queue_pdf_render)
+    workers: list[subprocess.Popen] = []
+    log_dir = Path(tempfile.mkdtemp(prefix="bench_pdf_"))
+    try:
+        with schema_context(msp.schema_name):
+            t0 = time.perf_counter()
+            warm_ids = _make_invoices(WORKERS + 1, label="Warm")
+            ids = _make_invoices(INVOICES, label="Batch")
+            setup_seconds = time.perf_counter() - t0
+            lines = InvoiceLine.objects.filter(invoice_id__in=ids).count()
+            versions = dict(Invoice.objects.filter(pk__in=ids).values_list("pk", "pdf_version"))
+
+            workers = _start_workers(WORKERS, log_dir)
+            _wait_for_workers(app, workers)
+            # First renders outside the timing (fonts load): this process, and one task per worker.
+            invoice_pdf_ensure(invoice_id=warm_ids[-1])
+            for invoice_id in warm_ids[:WORKERS]:
+                invoice_pdf_render.apply_async((invoice_id, 1), queue=QUEUE)
+            _wait_done(warm_ids[:WORKERS], timeout=120)
+
+            def sequential(chunk: list[int]) -> float:
+                start = time.perf_counter()
+                for invoice_id in chunk:
+                    invoice_pdf_ensure(invoice_id=invoice_id)
+                return time.perf_counter() - start
+
+            def fan_out(chunk: list[int]) -> float:
+                start = time.perf_counter()
+                for invoice_id in chunk:
+                    invoice_pdf_render.apply_async((invoice_id, versions[invoice_id]), queue=QUEUE)
+                _wait_done(chunk, timeout=max(600, len(chunk) * 5))
+                return time.perf_counter() - start
+
+            # The machine is shared: both sides run in alternating rounds over parts of the batch,
+            # so a neighbour's load falls on both alike. Each side renders every invoice once.
+            rounds = max(1, min(ROUNDS, INVOICES))
+            chunks = [ids[index::rounds] for index in range(rounds)]
+            sequential_seconds = fanout_seconds = 0.0
+            sizes: list[int] = []
+            pages = 0
+            for number, chunk in enumerate(chunks):
+                for side in ((sequential, fan_out) if number % 2 == 0 else (fan_out, sequential)):
+                    seconds = side(chunk)
+                    if side is sequential:
+                        sequential_seconds += seconds
+                    else:
+                        fanout_seconds += seconds
+                    if side is sequential and number == 0:
+                        done = InvoicePdf.objects.filter(invoice_id__in=chunk, is_current=True)
+                        sizes = list(done.values_list("size", flat=True))
+                        pages = _pages(done)
+                    _clear_pdfs(chunk)
+            sequential_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            peaks = [(worker.pid, max(_vm_hwm_mb(pid) for pid in _process_tree(worker.pid))) for worker in workers]
+            _stop_workers(workers)
+
+            sample = invoice_html(selectors.invoice_document(invoice_id=ids[0]))
+            sheets = [str(CSS_DIR / "invoice.css"), str(CSS_DIR / "classic.css")]
+            renders = max(10, min(INVOICES, 60))
+            alone = _ceiling(sample, sheets, renders, 1, log_dir)
+            together = _ceiling(sample, sheets, renders, WORKERS, log_dir)
+
+        sequential_rate = INVOICES / sequential_seconds
+        fanout_rate = INVOICES / fanout_seconds
+        ratio = fanout_rate / sequential_rate
+        ceiling = together / alone
+        average_kb = sum(sizes) / len(sizes) / 1024 if sizes else 0
+        average_pages = f"{pages / len(sizes):.1f}" if pages and sizes else "?"
+        print(f"  batch: {INVOICES} issued invoices, {lines} lines, {average_pages} pages and {average_kb:.0f} KB per PDF "
+              f"on average; {rounds} alternating rounds; {os.cpu_count()} CPUs (setup {setup_seconds:.1f} s)")
+        print(f"  sequential (1 process, one WeasyPrint call at a time): {sequential_seconds:8.2f} s  "
+              f"{sequential_rate:8.1f} invoices/s")
+        print(f"  Celery fan-out ({WORKERS} workers × concurrency 1):       {fanout_seconds:8.2f} s  "
+              f"{fanout_rate:8.1f} invoices/s")
+        print(f"  ratio fan-out / sequential: {ratio:.2f}×  (goal ≥ 1.7× with 2 workers: "
+              f"{'met' if ratio >= 1.7 else 'NOT met'})")
+        print(f"  machine ceiling (one invoice's HTML in plain processes, no database, no Celery): 1 process "
+              f"{alone:.1f}/s, {WORKERS} at once {together:.1f}/s = {ceiling:.2f}×")
+        for pid, peak in peaks:
+            print(f"  peak memory of worker {pid} (VmHWM): {peak:.0f} MB  (goal ≤ 300 MB: "
+                  f"{'met' if peak <= 300 else 'NOT met'})")
+        print(f"  peak memory of the sequential process (max RSS, includes setup): {sequential_rss:.0f} MB")
+    finally:
+        _stop_workers(workers)
+        hooks.register_invoice_listener(queue_pdf_render)
+        connection.set_schema_to_public()
+        msp.delete(force_drop=True)
+        shutil.rmtree(Path(settings.MEDIA_ROOT) / SCHEMA, ignore_errors=True)
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def _pages(pdfs) -> int | None:
+    """Pages of all PDFs (None without pypdf, which is a test extra)."""
+    try:
+        from pypdf import PdfReader
+    except ImportError:
+        return None
+    from django.core.files.storage import default_storage
+
+    total = 0
+    for pdf in pdfs:
+        with default_storage.open(pdf.file.name, "rb") as handle:
+            total += len(PdfReader(handle).pages)
+    return total

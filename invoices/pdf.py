@@ -1,0 +1,379 @@
+"""Invoice PDFs: one Django template per look, rendered by WeasyPrint, stored once per version.
+
+Rendering (``invoice_html``, ``render_invoice_pdf``) turns an invoice into the printed
+document: seller and logo, customer as billed, lines grouped as services, tickets and
+time, products and expenses (each with its detail rows: the line's ``detail["rows"]``, or
+what its source links say), taxes per rate, totals, notes, terms, payment instructions
+and footer, in the MSP's brand colour. The same HTML is the print page (``for_print``).
+
+Storing (``invoice_pdf_ensure``) keeps the rule that every issued invoice ends with
+exactly one current PDF of its current ``pdf_version``, whatever crashes on the way:
+
+* the PDF is written to a temporary file in its final folder, flushed, and moved into
+  place with ``os.replace`` (atomic): a killed worker leaves at most a temporary file,
+  never half a PDF under a real name;
+* the row is created and made current, and the previous one superseded, in one
+  transaction that holds the invoice's row lock, after checking that the invoice is
+  still at the version that was rendered;
+* a run for a version that already has its current PDF does nothing, so a task that is
+  delivered twice (``acks_late``: a killed worker's task comes back) is harmless;
+* a run for an older version renders the current one if it is missing; nothing is ever
+  rendered for a superseded version.
+
+WeasyPrint's ``FontConfiguration`` and the pre-parsed stylesheets are made once per
+process (lazily, so a forked worker makes its own) and reused for every render.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.template.loader import render_to_string
+
+from invoices import selectors
+from invoices.branding import logo_data_uri, text_colour_on
+from invoices.models import Invoice, InvoiceLine, InvoicePdf, InvoiceSettings, invoice_pdf_name, tenant_media_name
+
+logger = logging.getLogger(__name__)
+
+CSS_DIR = Path(__file__).resolve().parent / "static" / "invoices" / "pdf"
+TEMPLATES = tuple(InvoiceSettings.PdfTemplate.values)
+STALE_TEMP_SECONDS = 3600
+
+_lock = threading.Lock()
+_font_config = None
+_stylesheets: dict[str, list] = {}
+_url_fetcher = None
+
+
+# --- WeasyPrint, once per process ----------------------------------------------------------
+
+
+def _weasyprint():
+    """(FontConfiguration, URL fetcher), made on first use in this process."""
+    global _font_config, _url_fetcher
+    if _font_config is None:
+        with _lock:
+            if _font_config is None:
+                # WeasyPrint narrates each step of each render at INFO: noise in a worker's log.
+                logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+                from weasyprint import URLFetcher
+                from weasyprint.text.fonts import FontConfiguration
+
+                # Only data: URIs (the logo). The document never reaches the network or the
+                # file system, whatever an SVG logo or a line description contains.
+                _url_fetcher = URLFetcher(allowed_protocols=("data",))
+                _font_config = FontConfiguration()
+    return _font_config, _url_fetcher
+
+
+def stylesheets(template: str) -> list:
+    """The pre-parsed print CSS for ``template``: the shared sheet and the template's own."""
+    if template not in TEMPLATES:
+        template = InvoiceSettings.PdfTemplate.CLASSIC
+    sheets = _stylesheets.get(template)
+    if sheets is None:
+        font_config, url_fetcher = _weasyprint()
+        from weasyprint import CSS
+
+        with _lock:
+            sheets = _stylesheets.get(template)
+            if sheets is None:
+                sheets = [CSS(filename=str(CSS_DIR / name), font_config=font_config, url_fetcher=url_fetcher)
+                          for name in ("invoice.css", f"{template}.css")]
+                _stylesheets[template] = sheets
+    return sheets
+
+
+# --- the document --------------------------------------------------------------------------
+
+
+SECTIONS = (
+    ("services", "Services"),
+    ("time", "Tickets and time"),
+    ("charges", "Products and expenses"),
+)
+SECTION_OF = {
+    InvoiceLine.SourceKind.TIME: "time",
+    InvoiceLine.SourceKind.CHARGE: "charges",
+}
+
+
+@dataclass
+class PrintedLine:
+    line: InvoiceLine
+    details: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    rows: list[dict[str, Any]] = field(default_factory=list)  # {"heading": str} or {"line": PrintedLine}
+
+
+def _minutes(value: int | None) -> str:
+    value = value or 0
+    return f"{value // 60}:{value % 60:02d} h"
+
+
+def line_details(line: InvoiceLine) -> list[str]:
+    """What is printed under a line: its ``detail["rows"]``, or else what its source says."""
+    rows: list[str] = []
+    for item in (line.detail or {}).get("rows") or []:
+        if isinstance(item, dict):
+            text = " · ".join(str(value) for value in item.values() if value not in (None, ""))
+        else:
+            text = str(item)
+        if text.strip():
+            rows.append(text.strip())
+    if rows:
+        return rows
+    allocation = line.time_allocation
+    if allocation is not None:
+        entry = allocation.entry
+        parts = [f"{entry.date:%d %b %Y}", entry.work_type.name]
+        technician = getattr(entry.technician, "full_name", "") or ""
+        if technician:
+            parts.append(technician)
+        worked = f"{_minutes(allocation.billed_minutes)} billed"
+        if allocation.minutes != allocation.billed_minutes:
+            worked += f" ({_minutes(allocation.minutes)} worked)"
+        parts.append(worked)
+        rows.append(" · ".join(parts))
+        if entry.notes.strip():
+            rows.append(entry.notes.strip().splitlines()[0][:200])
+    charge = line.charge
+    if charge is not None:
+        parts = [f"{charge.date:%d %b %Y}", "Expense" if charge.is_expense else "Product"]
+        if charge.product is not None:
+            parts.append(charge.product.sku)
+        if charge.ticket is not None:
+            parts.append(f"ticket #{charge.ticket_id}")
+        rows.append(" · ".join(parts))
+    period = line.contract_period
+    if period is not None:
+        covered = f"{period.covered_start:%d %b %Y} – {period.covered_end:%d %b %Y}"
+        whole = f"{period.start:%d %b %Y} – {period.end:%d %b %Y}"
+        rows.append(f"Period {covered}" + (f" (of {whole})" if covered != whole else ""))
+    return rows
+
+
+def _ticket_heading(line: InvoiceLine) -> tuple[int, str] | None:
+    ticket = None
+    if line.time_allocation is not None:
+        ticket = line.time_allocation.entry.ticket
+    elif line.charge is not None:
+        ticket = line.charge.ticket
+    if ticket is None:
+        ticket_id = (line.detail or {}).get("ticket_id")
+        title = (line.detail or {}).get("ticket_title", "")
+        return (int(ticket_id), f"Ticket #{ticket_id} {title}".strip()) if ticket_id else None
+    return ticket.pk, f"Ticket #{ticket.pk} {ticket.title}"
+
+
+def invoice_sections(invoice: Invoice) -> list[Section]:
+    """The lines in printed order: services, then tickets and time (by ticket), then products and expenses."""
+    sections = {key: Section(key, title) for key, title in SECTIONS}
+    for line in invoice.lines.all():
+        sections[SECTION_OF.get(line.source_kind, "services")].rows.append({"line": PrintedLine(line, line_details(line))})
+    time_rows = sections["time"].rows
+    if any(_ticket_heading(row["line"].line) for row in time_rows):
+        grouped: dict[Any, list[dict]] = {}
+        headings: dict[Any, str] = {}
+        for row in time_rows:
+            heading = _ticket_heading(row["line"].line)
+            key = heading[0] if heading else None
+            headings.setdefault(key, heading[1] if heading else "Other time")
+            grouped.setdefault(key, []).append(row)
+        sections["time"].rows = [item for key, rows in grouped.items() for item in ({"heading": headings[key]}, *rows)]
+    return [section for section in sections.values() if section.rows]
+
+
+def seller_name() -> str:
+    tenant = getattr(connection, "tenant", None)
+    name = getattr(tenant, "name", None)
+    if not name:
+        from msp_billing.tenants.models import Msp
+
+        name = Msp.objects.filter(schema_name=connection.schema_name).values_list("name", flat=True).first() or ""
+    return name
+
+
+def invoice_document_context(invoice: Invoice, *, branding: InvoiceSettings | None = None,
+                             for_print: bool = False) -> dict[str, Any]:
+    branding = branding or InvoiceSettings.load()
+    draft = invoice.status == Invoice.Status.DRAFT
+    customer = invoice.customer
+    return {
+        "invoice": invoice,
+        "title": "Credit note" if invoice.is_credit_note else "Invoice",
+        "seller_name": seller_name(),
+        "bill_to": {
+            "name": customer.legal_name if draft else invoice.customer_name,
+            "address": customer.address if draft else invoice.customer_address,
+            "tax_id": customer.tax_id if draft else invoice.customer_tax_id,
+            "tax_exempt": customer.tax_exempt if draft else invoice.customer_tax_exempt,
+        },
+        "sections": invoice_sections(invoice),
+        "tax_summary": selectors.invoice_tax_summary(invoice),
+        "watermark": "Draft" if draft else "Void" if invoice.status == Invoice.Status.VOID else "",
+        "brand_colour": branding.brand_colour,
+        "brand_text_colour": text_colour_on(branding.brand_colour),
+        "logo": logo_data_uri(branding),
+        "template_name": branding.pdf_template if branding.pdf_template in TEMPLATES else TEMPLATES[0],
+        "for_print": for_print,
+    }
+
+
+def invoice_html(invoice: Invoice, *, branding: InvoiceSettings | None = None, for_print: bool = False,
+                 request=None) -> str:
+    """The invoice as an HTML document in the MSP's template (the PDF's source, and the print page)."""
+    context = invoice_document_context(invoice, branding=branding, for_print=for_print)
+    return render_to_string(f"invoices/pdf/{context['template_name']}.html", context, request=request)
+
+
+def render_invoice_pdf(invoice: Invoice, *, branding: InvoiceSettings | None = None) -> bytes:
+    """The PDF bytes of ``invoice`` (load it with ``selectors.invoice_document`` to save queries)."""
+    font_config, url_fetcher = _weasyprint()
+    from weasyprint import HTML
+
+    branding = branding or InvoiceSettings.load()
+    template = branding.pdf_template if branding.pdf_template in TEMPLATES else TEMPLATES[0]
+    html = invoice_html(invoice, branding=branding)
+    document = HTML(string=html, url_fetcher=url_fetcher, media_type="print")
+    return document.write_pdf(stylesheets=stylesheets(template), font_config=font_config)
+
+
+# --- storing: exactly one current PDF per invoice ------------------------------------------
+
+
+def _test_delay() -> None:
+    """Tests make a worker slow here to kill it mid-render; honoured only under the test settings."""
+    delay = os.environ.get("MSP_PDF_TEST_DELAY")
+    if delay and settings.SETTINGS_MODULE == "msp_billing.settings.test":
+        time.sleep(float(delay))
+
+
+def _write_atomically(name: str, content: bytes) -> None:
+    """Write ``content`` under storage ``name``: a temporary file in the same folder, then one rename."""
+    path = Path(default_storage.path(name))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        _test_delay()
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # the rename itself survives a power cut once the folder is synced
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except OSError:  # pragma: no cover — not every file system syncs folders
+        pass
+    _remove_stale_temporaries(path.parent)
+
+
+def remove_stale_temporaries() -> None:
+    """In every invoice folder of the active MSP (the daily sweep)."""
+    root = Path(default_storage.path(tenant_media_name("invoices", "pdf")))
+    if root.is_dir():
+        for folder in root.iterdir():
+            if folder.is_dir():
+                _remove_stale_temporaries(folder)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Temporary files a killed worker left behind (old enough that no render is still writing them)."""
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for leftover in folder.glob(".*.tmp"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _delete_file(name: str) -> None:
+    try:
+        default_storage.delete(name)
+    except OSError:  # pragma: no cover
+        logger.warning("could not delete %s", name, exc_info=True)
+
+
+def pdf_is_stored(pdf: InvoicePdf) -> bool:
+    return bool(pdf.file.name) and default_storage.exists(pdf.file.name)
+
+
+def invoice_pdf_ensure(*, invoice_id: int, version: int | None = None) -> InvoicePdf | None:
+    """Make sure ``invoice_id`` has its one current PDF for its current version; return it.
+
+    ``version`` is the version the caller saw (the task's argument): an older one means
+    the invoice changed since, and the current version is what gets rendered. Returns
+    None for a draft or an invoice that no longer exists. Safe to run twice, or
+    concurrently: the second run finds the PDF and does nothing.
+    """
+    invoice = Invoice.objects.filter(pk=invoice_id).only("pk", "status", "pdf_version").first()
+    if invoice is None or invoice.status == Invoice.Status.DRAFT:
+        return None
+    target = invoice.pdf_version
+    if version is not None and version > target:
+        logger.warning("PDF of invoice %s asked for version %s, but it is at %s", invoice_id, version, target)
+    existing = InvoicePdf.objects.filter(invoice_id=invoice_id, version=target).first()
+    if existing is not None and existing.is_current and pdf_is_stored(existing):
+        return existing  # already rendered: a repeated or late task is a no-op
+
+    document = selectors.invoice_document(invoice_id=invoice_id)
+    if document.pdf_version != target:
+        return invoice_pdf_ensure(invoice_id=invoice_id)  # changed meanwhile: render the newer version
+    branding = InvoiceSettings.load()
+    content = render_invoice_pdf(document, branding=branding)
+    name = invoice_pdf_name(document, target)
+    _write_atomically(name, content)
+
+    try:
+        with transaction.atomic():
+            locked = Invoice.objects.select_for_update().only("pk", "status", "pdf_version").get(pk=invoice_id)
+            if locked.pdf_version != target or locked.status == Invoice.Status.DRAFT:
+                # Edited while we rendered: this copy is already out of date; the edit queued its own render.
+                transaction.on_commit(lambda: _delete_file(name))
+                return None
+            row = InvoicePdf.objects.select_for_update().filter(invoice_id=invoice_id, version=target).first()
+            if row is not None and pdf_is_stored(row):
+                transaction.on_commit(lambda: _delete_file(name))  # a concurrent run got there first
+            else:
+                stale_name = row.file.name if row is not None else ""
+                row = row or InvoicePdf(invoice_id=invoice_id, version=target)
+                row.file.name = name
+                row.size = len(content)
+                row.sha256 = hashlib.sha256(content).hexdigest()
+                row.template = branding.pdf_template
+                if stale_name:
+                    transaction.on_commit(lambda: _delete_file(stale_name))
+            InvoicePdf.objects.filter(invoice_id=invoice_id, is_current=True).exclude(pk=row.pk).update(is_current=False)
+            row.is_current = True
+            row.save()
+    except Exception:
+        _delete_file(name)  # the transaction rolled back: nothing refers to it
+        raise
+    return row

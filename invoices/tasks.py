@@ -1,0 +1,92 @@
+"""Background work for invoices: PDFs and e-mail. Each task takes ids and calls one service.
+
+Both are ``acks_late`` (and rejected when their worker dies), so a task whose worker is
+killed is delivered again; the services make a second run a no-op. Tasks run in the
+schema of the MSP that queued them (``@tenant_task``).
+"""
+from __future__ import annotations
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import OperationalError
+
+from msp_billing.tasks import tenant_task
+
+
+@tenant_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError,), retry_backoff=True,
+             max_retries=5, ignore_result=True)  # progress is read from the database (selectors.pdf_progress)
+def invoice_pdf_render(invoice_id: int, version: int | None = None) -> int | None:
+    """Render the current PDF of ``invoice_id`` unless it exists; returns the version it has (None: no PDF)."""
+    from invoices.pdf import invoice_pdf_ensure
+
+    pdf = invoice_pdf_ensure(invoice_id=invoice_id, version=version)
+    return pdf.version if pdf is not None else None
+
+
+@tenant_task
+def invoice_pdfs_sweep() -> int:
+    """Queue a render for every issued invoice still without its current PDF (a lost task, a deleted file),
+    and remove temporary files that killed renders left behind.
+
+    Meant for beat through ``msp_billing.tasks.fan_out_to_tenants``; returns how many were queued.
+    """
+    from invoices.pdf import remove_stale_temporaries
+    from invoices.selectors import invoices_needing_pdf
+
+    remove_stale_temporaries()
+    count = 0
+    for invoice_id, version in invoices_needing_pdf().values_list("pk", "pdf_version").iterator():
+        invoice_pdf_render.delay(invoice_id, version)
+        count += 1
+    return count
+
+
+@tenant_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(Exception,),
+             dont_autoretry_for=(ObjectDoesNotExist,), retry_backoff=30, max_retries=5)
+def invoice_email_deliver(email_id: int) -> str:
+    """Send one queued invoice e-mail; returns its status."""
+    from invoices.mail import invoice_email_deliver as deliver
+
+    return deliver(email_id=email_id).status
+
+
+def queue_pdf_render(*, invoice_id: int, action: str) -> None:
+    """Invoice listener (registered in ``InvoicesConfig.ready``): a changed printed invoice gets a new PDF."""
+    if action not in PRINTED_CHANGES:
+        return
+    from invoices.models import Invoice
+
+    row = Invoice.objects.filter(pk=invoice_id).values("status", "pdf_version").first()
+    if row is None or row["status"] == Invoice.Status.DRAFT:
+        return
+    invoice_pdf_render.delay(invoice_id, row["pdf_version"])
+
+
+# The actions after which the printed invoice differs (each raised pdf_version).
+PRINTED_CHANGES = frozenset({"issued", "edited", "voided", "credit_note_issued"})
+
+
+class PdfNotReady(Exception):
+    """The invoice's PDF is still being rendered; the e-mail waits for it."""
+
+
+@tenant_task(bind=True, autoretry_for=(PdfNotReady,), retry_backoff=10, retry_backoff_max=120, max_retries=20, ignore_result=True)
+def invoice_email_when_ready(self, invoice_id: int) -> str:
+    """E-mail an issued invoice once its PDF exists (scheduled runs in "issue and e-mail" mode).
+
+    Returns what happened: "queued", or why nothing was sent (no billing e-mail, void…);
+    a missing PDF retries with back-off rather than failing.
+    """
+    from invoices.mail import invoice_email_refusal, invoice_email_send
+    from invoices.models import Invoice
+    from invoices.selectors import current_pdf
+
+    invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
+    if invoice.emails.exists():
+        return "already sent"
+    if current_pdf(invoice) is None and invoice.status != Invoice.Status.VOID:
+        raise PdfNotReady(invoice_id)
+    refusal = invoice_email_refusal(invoice)
+    if refusal:
+        return refusal
+    invoice_email_send(invoice_id=invoice_id, acting_user=None)
+    return "queued"
