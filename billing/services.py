@@ -292,9 +292,9 @@ def batch_invoice_delete(*, batch_id: int, invoice_id: int, acting_user) -> None
     """Take one draft invoice out of its batch; its items become unbilled again."""
     batch = BillingBatch.objects.select_for_update().get(pk=batch_id)
     items = list(BatchItem.objects.filter(batch=batch, invoice_id=invoice_id))
-    invoice = Invoice.objects.select_for_update().get(pk=invoice_id, batch_items__batch=batch) if items else None
-    if invoice is None:
-        raise Invoice.DoesNotExist
+    if not items:
+        raise Invoice.DoesNotExist  # not an invoice of this batch
+    invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
     if invoice.status != Invoice.Status.DRAFT:
         raise ValidationError(f"Invoice {invoice.number} is issued: void it or credit it instead of deleting it.")
     _release(items)

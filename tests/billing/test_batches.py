@@ -124,6 +124,16 @@ def test_deleting_an_invoice_releases_its_items(world):
     assert ooh.pk in everything().entry_ids
 
 
+def test_deleting_an_invoice_with_several_items_releases_them_all(world):
+    batch = services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=True, acting_user=world["admin"])
+    invoice = services.batch_invoices(batch).get()
+    assert BatchItem.objects.filter(invoice=invoice).count() > 1
+    services.batch_invoice_delete(batch_id=batch.pk, invoice_id=invoice.pk, acting_user=world["admin"])
+    assert not BatchItem.objects.exists()
+    assert not Ticket.objects.get(pk=world["ticket"].pk).is_locked
+    assert everything().period_ids == {world["march"].pk, world["blocks_march"].pk}
+
+
 def test_deleting_the_batch_releases_everything_and_unlocks_tickets(world):
     batch = services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=world["admin"])
     services.batch_generate(batch_id=batch.pk, acting_user=world["admin"], issue_date=dt.date(2026, 4, 1))
