@@ -189,52 +189,27 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+
+def _every_tenant(task: str, schedule: timedelta) -> dict:
+    """Beat runs in the public schema; ``fan_out_to_tenants`` queues ``task`` once in every MSP."""
+    return {"task": "msp_billing.tasks.fan_out_to_tenants", "schedule": schedule, "args": (task,)}
+
+
 CELERY_BEAT_SCHEDULE = {
-    "clear-expired-sessions-every-tenant": {
-        "task": "msp_billing.tasks.fan_out_to_tenants",
-        "schedule": timedelta(hours=24),
-        "args": ("msp_billing.accounts.tasks.clear_expired_sessions",),
-    },
+    "clear-expired-sessions-every-tenant": _every_tenant("msp_billing.accounts.tasks.clear_expired_sessions", timedelta(hours=24)),
     # Renewals, then contract periods generated ahead; each MSP uses its own local date.
-    "contract-periods-every-tenant": {
-        "task": "msp_billing.tasks.fan_out_to_tenants",
-        "schedule": timedelta(hours=24),
-        "args": ("contracts.tasks.contract_periods_daily",),
-    },
+    "contract-periods-every-tenant": _every_tenant("contracts.tasks.contract_periods_daily", timedelta(hours=24)),
     # Block and budget threshold alerts, and block auto-repurchase.
-    "alerts-check-every-tenant": {
-        "task": "msp_billing.tasks.fan_out_to_tenants",
-        "schedule": timedelta(hours=24),
-        "args": ("billing.tasks.alerts_check",),
-    },
+    "alerts-check-every-tenant": _every_tenant("billing.tasks.alerts_check", timedelta(hours=24)),
     # Each MSP's monthly billing run, checked hourly against its own day, time and time zone.
-    "scheduled-billing-run-every-tenant": {
-        "task": "msp_billing.tasks.fan_out_to_tenants",
-        "schedule": timedelta(hours=1),
-        "args": ("billing.tasks.scheduled_billing_run",),
-    },
+    "scheduled-billing-run-every-tenant": _every_tenant("billing.tasks.scheduled_billing_run", timedelta(hours=1)),
     # Accounting: finish exports whose worker died, pull payments back, re-send failure e-mails.
-    "accounting-resume-exports-every-tenant": {
-        "task": "msp_billing.tasks.fan_out_to_tenants",
-        "schedule": timedelta(minutes=5),
-        "args": ("integrations.tasks.export_runs_resume",),
-    },
-    "accounting-payments-every-tenant": {
-        "task": "msp_billing.tasks.fan_out_to_tenants",
-        "schedule": timedelta(hours=1),
-        "args": ("integrations.tasks.payments_pull_task",),
-    },
+    "accounting-resume-exports-every-tenant": _every_tenant("integrations.tasks.export_runs_resume", timedelta(minutes=5)),
+    "accounting-payments-every-tenant": _every_tenant("integrations.tasks.payments_pull_task", timedelta(hours=1)),
     # Issued invoices still without their current PDF (a lost render task) are queued again.
-    "invoice-pdfs-sweep-every-tenant": {
-        "task": "msp_billing.tasks.fan_out_to_tenants",
-        "schedule": timedelta(hours=6),
-        "args": ("invoices.tasks.invoice_pdfs_sweep",),
-    },
-    "accounting-failures-mail-every-tenant": {
-        "task": "msp_billing.tasks.fan_out_to_tenants",
-        "schedule": timedelta(hours=24),
-        "args": ("integrations.tasks.failures_notify_task",),
-    },
+    "invoice-pdfs-sweep-every-tenant": _every_tenant("invoices.tasks.invoice_pdfs_sweep", timedelta(hours=6)),
+    "accounting-failures-mail-every-tenant": _every_tenant("integrations.tasks.failures_notify_task", timedelta(hours=24)),
 }
 
 LOGGING = {
