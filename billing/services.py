@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing.due import BatchDetails, Selection, due_summary
 from billing.models import BatchItem, BillingBatch
 from billing.readiness import ready_charges, ready_periods, ready_time_allocations
 from billing.selectors import charge_unit_price
@@ -35,16 +36,6 @@ from tickets.models import Charge, Ticket, TimeAllocation, TimeEntry
 
 HOURS = Decimal("0.0001")
 PAID_OR_EXPORTED = "paid or exported"
-
-
-@dataclass(frozen=True)
-class Selection:
-    """What the admin picked: contracts, and the items of those contracts to bill."""
-
-    contract_ids: frozenset[int] = frozenset()
-    period_ids: frozenset[int] = frozenset()
-    entry_ids: frozenset[int] = frozenset()
-    charge_ids: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -114,19 +105,18 @@ def _billing_customer(contract: Contract, consolidated: bool) -> Customer:
 
 
 def batch_plan(*, cutoff: dt.date, selection: Selection, consolidated: bool, strict: bool = True) -> list[PlannedInvoice]:
-    """The invoices a run over ``selection`` would create. With ``strict``, any selected item that is
-    not (or no longer) ready to bill is an error — a stale or tampered wizard bills nothing."""
+    """The invoices a run over ``selection`` would create: everything due on the picked
+    contracts except the items left out. With ``strict``, unknown contracts and time
+    entries split between a picked and an unpicked contract are errors."""
     contracts = {c.pk: c for c in Contract.objects.filter(pk__in=selection.contract_ids).select_related("customer__parent")}
-    periods = list(ready_periods(cutoff=cutoff).filter(pk__in=selection.period_ids, contract_id__in=contracts))
+    periods = list(ready_periods(cutoff=cutoff).filter(contract_id__in=contracts).exclude(pk__in=selection.excluded_period_ids))
+    picked_time = ready_time_allocations(cutoff=cutoff).filter(contract_id__in=contracts).exclude(entry_id__in=selection.excluded_entry_ids)
     allocations = list(
-        ready_time_allocations(cutoff=cutoff).filter(entry_id__in=selection.entry_ids)
-        .select_related("entry__ticket", "entry__work_type", "entry__technician", "contract__customer__parent")
+        picked_time.select_related("entry__ticket", "entry__work_type", "entry__technician", "contract__customer__parent")
         .order_by("entry__date", "entry_id", "id")
     )
-    selected_entries = {a.entry_id for a in allocations if a.contract_id in contracts}
-    allocations = [a for a in allocations if a.entry_id in selected_entries]
     charges = list(
-        ready_charges(cutoff=cutoff).filter(pk__in=selection.charge_ids, contract_id__in=contracts)
+        ready_charges(cutoff=cutoff).filter(contract_id__in=contracts).exclude(pk__in=selection.excluded_charge_ids)
         .select_related("ticket", "product", "contract__customer__parent").order_by("date", "id")
     )
     if strict:
@@ -134,14 +124,11 @@ def batch_plan(*, cutoff: dt.date, selection: Selection, consolidated: bool, str
         missing_contracts = selection.contract_ids - set(contracts)
         if missing_contracts:
             problems.append(f"{len(missing_contracts)} contract(s) not found")
-        for label, wanted, found in (
-            ("contract period", selection.period_ids, {p.pk for p in periods}),
-            ("time entry", selection.entry_ids, selected_entries),
-            ("charge", selection.charge_ids, {c.pk for c in charges}),
-        ):
-            gone = wanted - found
-            if gone:
-                problems.append(f"{len(gone)} {label}{'s' if len(gone) > 1 else ''} not ready to bill (already billed, changed or unknown)")
+        split = split_entries(cutoff=cutoff, selection=selection)
+        if split:
+            tickets = ", ".join(f"#{t}" for t in sorted(split)[:10])
+            problems.append(f"time on ticket(s) {tickets} is shared between a picked contract and one left out — "
+                            "pick both contracts or leave those entries out")
         if problems:
             raise ValidationError("Nothing was billed: " + "; ".join(problems) + ". Reload the page to see what is due now.")
 
@@ -177,31 +164,20 @@ def batch_plan(*, cutoff: dt.date, selection: Selection, consolidated: bool, str
     return [plan for plan in plans.values() if plan.lines]
 
 
-@dataclass
-class BatchDetails:
-    """The wizard's live figures, from the same plan and invoice arithmetic as the run."""
+def split_entries(*, cutoff: dt.date, selection: Selection) -> set[int]:
+    """Tickets whose due, picked time entries also have time on a contract not picked (an
+    entry is billed whole, so such a selection cannot be billed as it stands)."""
+    picked = ready_time_allocations(cutoff=cutoff).filter(contract_id__in=selection.contract_ids).exclude(
+        entry_id__in=selection.excluded_entry_ids)
+    return set(
+        ready_time_allocations(cutoff=cutoff).filter(entry_id__in=picked.values("entry_id"))
+        .exclude(contract_id__in=selection.contract_ids).values_list("entry__ticket_id", flat=True).distinct()
+    )
 
-    bills: int = 0
-    tickets: int = 0
-    hours: Decimal = Decimal(0)
-    by_currency: dict[str, dict[str, Decimal]] = field(default_factory=dict)
 
-
-def batch_details(plans: list[PlannedInvoice]) -> BatchDetails:
-    details = BatchDetails(bills=len(plans))
-    tickets: set[int] = set()
-    minutes = 0
-    for plan in plans:
-        result = invoice_services.invoice_preview_totals(customer=plan.customer, lines=plan.lines)
-        figures = details.by_currency.setdefault(plan.customer.currency, {"billable": Decimal(0), "tax": Decimal(0), "total": Decimal(0)})
-        figures["billable"] += result.total - result.tax_total
-        figures["tax"] += result.tax_total
-        figures["total"] += result.total
-        tickets |= plan.ticket_ids
-        minutes += plan.minutes
-    details.tickets = len(tickets)
-    details.hours = (Decimal(minutes) / 60).quantize(Decimal("0.01"))
-    return details
+def batch_details(*, cutoff: dt.date, selection: Selection | None, consolidated: bool = False) -> BatchDetails:
+    """The wizard's live figures for ``selection`` (None: everything due)."""
+    return due_summary(cutoff=cutoff, selection=selection, consolidated=consolidated).details
 
 
 def _lock_items(plans: list[PlannedInvoice]) -> None:
@@ -226,6 +202,9 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the batch a name (Save As)."})
+    if selection.due_token and selection.due_token != due_summary(cutoff=cutoff).token:
+        raise ValidationError("Nothing was billed: what is due changed since this page was loaded (new, changed or "
+                              "billed items). Reload the page and check the batch again.")
     plans = batch_plan(cutoff=cutoff, selection=selection, consolidated=consolidated)
     if not plans:
         raise ValidationError("Nothing was billed: select at least one contract with items due.")
@@ -343,22 +322,10 @@ def batch_invoices(batch: BillingBatch):
 
 def selection_everything_due(*, cutoff: dt.date, contract_ids=None) -> Selection:
     """Everything due by the cut-off, overdue included (the wizard's pre-selection)."""
-    periods = ready_periods(cutoff=cutoff)
-    allocations = ready_time_allocations(cutoff=cutoff)
-    charges = ready_charges(cutoff=cutoff)
+    due = set(Contract.objects.filter(contracts_with_due_items(cutoff=cutoff)).values_list("pk", flat=True))
     if contract_ids is not None:
-        periods = periods.filter(contract_id__in=contract_ids)
-        allocations = allocations.filter(contract_id__in=contract_ids)
-        charges = charges.filter(contract_id__in=contract_ids)
-    period_pairs = list(periods.values_list("pk", "contract_id"))
-    allocation_pairs = list(allocations.values_list("entry_id", "contract_id"))
-    charge_pairs = list(charges.values_list("pk", "contract_id"))
-    return Selection(
-        contract_ids=frozenset(c for _, c in period_pairs + allocation_pairs + charge_pairs),
-        period_ids=frozenset(p for p, _ in period_pairs),
-        entry_ids=frozenset(e for e, _ in allocation_pairs),
-        charge_ids=frozenset(c for c, _ in charge_pairs),
-    )
+        due &= set(contract_ids)
+    return Selection(contract_ids=frozenset(due))
 
 
 def contracts_with_due_items(*, cutoff: dt.date) -> Q:

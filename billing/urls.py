@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.billing_home, name="home"),
     path("batches/new/", views.batch_new, name="batch_new"),
     path("batches/preview/", views.batch_preview, name="batch_preview"),
+    path("batches/new/contracts/<int:contract_id>/items/", views.batch_contract_items, name="batch_contract_items"),
     path("batches/<int:batch_id>/", views.batch_detail, name="batch_detail"),
     path("batches/<int:batch_id>/generate/", views.batch_generate, name="batch_generate"),
     path("batches/<int:batch_id>/delete/", views.batch_delete, name="batch_delete"),

@@ -10,7 +10,9 @@ from django.urls import NoReverseMatch, reverse
 
 from billing import selectors, services
 from billing.models import BillingBatch, BillingSchedule
-from billing.wizard import WizardFilterForm, selection_from_post, wizard_rows
+from billing.due import due_summary
+from billing.wizard import WizardFilterForm, contract_items, expanded_contracts, selection_from_post, wizard_rows
+from contracts.models import Contract
 from invoices.models import Invoice
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
@@ -43,14 +45,13 @@ def _filters(request):
     return form, form.cleaned_data
 
 
-def _wizard_context(request, form, filters, selection):
-    rows = wizard_rows(cutoff=filters["cutoff"], filters=filters, selection=selection)
-    return {"filter_form": form, "rows": rows, "cutoff": filters["cutoff"], "filters": filters}
-
-
 class RunForm(forms.Form):
     name = forms.CharField(label="Save As", max_length=120)
     consolidated = forms.BooleanField(label="One invoice per customer (consolidated)", required=False)
+
+
+def _consolidated(request) -> bool:
+    return request.method == "POST" and request.POST.get("consolidated") in ("on", "true", "1")
 
 
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
@@ -59,8 +60,9 @@ def batch_new(request):
     form, filters = _filters(request)
     if filters is None:
         return render(request, "billing/batch_new.html", {"filter_form": form, "rows": [], "run_form": RunForm()}, status=400)
+    cutoff = filters["cutoff"]
     selection, status = None, 200
-    run_form = RunForm(request.POST or None, initial={"name": f"Billing to {filters['cutoff']:%d %b %Y}"})
+    run_form = RunForm(request.POST or None, initial={"name": f"Billing to {cutoff:%d %b %Y}"})
     if request.method == "POST":
         try:
             selection = selection_from_post(request.POST)
@@ -70,31 +72,29 @@ def batch_new(request):
         else:
             if run_form.is_valid():
                 try:
-                    batch = services.batch_run(name=run_form.cleaned_data["name"], cutoff=filters["cutoff"], selection=selection,
+                    batch = services.batch_run(name=run_form.cleaned_data["name"], cutoff=cutoff, selection=selection,
                                                consolidated=run_form.cleaned_data["consolidated"], acting_user=request.user)
                 except ValidationError as error:
                     run_form.add_error(None, error)
-                    status = 409 if "another batch" in " ".join(error.messages) else 400
+                    messages_text = " ".join(error.messages)
+                    status = 409 if "another batch" in messages_text or "changed since" in messages_text else 400
                 else:
                     messages.success(request, f"Batch “{batch.name}” billed: review its draft invoices, then generate them.")
                     return redirect("billing:batch_detail", batch_id=batch.pk)
             else:
                 status = 400
-    context = _wizard_context(request, form, filters, selection)
-    context["run_form"] = run_form
-    context["details"] = _details(filters, selection)
+    summary = due_summary(cutoff=cutoff, selection=selection, consolidated=_consolidated(request))
+    items = contract_items(cutoff=cutoff, contract_ids=expanded_contracts(selection, cutoff=cutoff), selection=selection)
+    context = {
+        "filter_form": form, "cutoff": cutoff, "filters": filters, "run_form": run_form, "details": summary.details,
+        "rows": wizard_rows(filters=filters, summary=summary, selection=selection, items=items), "due_token": summary.token,
+    }
     return render(request, "billing/batch_new.html", context, status=status)
-
-
-def _details(filters, selection):
-    selection = selection if selection is not None else services.selection_everything_due(cutoff=filters["cutoff"])
-    plans = services.batch_plan(cutoff=filters["cutoff"], selection=selection, consolidated=False, strict=False)
-    return services.batch_details(plans)
 
 
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 def batch_preview(request):
-    """htmx: the batch details for the current selection, from the run's own plan and arithmetic."""
+    """htmx: the batch details for the current selection, from the run's own arithmetic."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     form, filters = _filters(request)
@@ -104,7 +104,20 @@ def batch_preview(request):
         selection = selection_from_post(request.POST)
     except forms.ValidationError:
         return render(request, "billing/_batch_details.html", {"details": None}, status=400)
-    return render(request, "billing/_batch_details.html", {"details": _details(filters, selection)})
+    details = services.batch_details(cutoff=filters["cutoff"], selection=selection, consolidated=_consolidated(request))
+    return render(request, "billing/_batch_details.html", {"details": details})
+
+
+@requires(Capability.VIEW_BILLING)
+def batch_contract_items(request, contract_id: int):
+    """htmx: the single items due on one contract, loaded when the admin expands it."""
+    form, filters = _filters(request)
+    if filters is None:
+        return render(request, "billing/_batch_items.html", {"items": None}, status=400)
+    if not Contract.objects.filter(pk=contract_id).exists():
+        raise Http404("No such contract.")
+    items = contract_items(cutoff=filters["cutoff"], contract_ids={contract_id}, selection=None)[contract_id]
+    return render(request, "billing/_batch_items.html", {"items": items})
 
 
 def _batch_or_404(batch_id: int) -> BillingBatch:

@@ -1,4 +1,13 @@
-"""The Create New Batch page: contracts with what is due, and the admin's selection."""
+"""The Create New Batch page: contracts with what is due, and the admin's selection.
+
+The page lists every active contract (filtered) with its total and selected balance from
+one ``due_summary``; a contract's single items (periods, tickets with their time entries,
+charges) are loaded when the admin expands it. The form posts the picked contracts and,
+for each expanded contract, which items were shown (``shown_entry`` …) and which are still
+ticked (``entry`` …): shown but not ticked means left out. ``due_token`` carries the
+fingerprint of what was due when the page was built, so a run over a stale page bills
+nothing.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,13 +16,15 @@ from decimal import Decimal
 
 from django import forms
 
-from billing import services
+from billing.due import ContractDue, DueSummary, Selection
 from billing.readiness import ready_charges, ready_periods, ready_time_allocations
 from billing.selectors import charge_unit_price
 from contracts.models import Contract, Customer
-from contracts.period_charges import period_lines
+from contracts.period_charges import periods_lines
 from contracts.rules.routing import Bucket
 from msp_billing.money import line_amount
+
+TOKEN_LENGTH = 40
 
 
 class WizardFilterForm(forms.Form):
@@ -26,15 +37,24 @@ class WizardFilterForm(forms.Form):
 
 def _ids(values) -> frozenset[int]:
     try:
-        return frozenset(int(v) for v in values if str(v).strip())
+        ids = frozenset(int(v) for v in values if str(v).strip())
     except (TypeError, ValueError):
         raise forms.ValidationError("The selection was changed by hand and cannot be read; reload the page.") from None
+    if any(not 0 < pk < 2**63 for pk in ids):
+        raise forms.ValidationError("The selection was changed by hand and cannot be read; reload the page.")
+    return ids
 
 
-def selection_from_post(data) -> services.Selection:
-    return services.Selection(
-        contract_ids=_ids(data.getlist("contract")), period_ids=_ids(data.getlist("period")),
-        entry_ids=_ids(data.getlist("entry")), charge_ids=_ids(data.getlist("charge")),
+def selection_from_post(data) -> Selection:
+    token = (data.get("due_token") or "").strip() or None
+    if token is not None and (len(token) != TOKEN_LENGTH or not all(c in "0123456789abcdef" for c in token)):
+        raise forms.ValidationError("The selection was changed by hand and cannot be read; reload the page.")
+    return Selection(
+        contract_ids=_ids(data.getlist("contract")),
+        excluded_period_ids=_ids(data.getlist("shown_period")) - _ids(data.getlist("period")),
+        excluded_entry_ids=_ids(data.getlist("shown_entry")) - _ids(data.getlist("entry")),
+        excluded_charge_ids=_ids(data.getlist("shown_charge")) - _ids(data.getlist("charge")),
+        due_token=token,
     )
 
 
@@ -46,25 +66,26 @@ class TicketGroup:
 
 
 @dataclass
-class ContractRow:
-    contract: Contract
+class ContractItems:
     periods: list[dict] = field(default_factory=list)
     tickets: dict[int, TicketGroup] = field(default_factory=dict)
     charges: list[dict] = field(default_factory=list)
-    total: Decimal = Decimal(0)
-    selected: Decimal = Decimal(0)
+
+
+@dataclass
+class ContractRow:
+    contract: Contract
+    due: ContractDue
     chosen: bool = True
+    items: ContractItems | None = None  # loaded when expanded
 
     @property
     def has_due(self) -> bool:
-        return bool(self.periods or self.tickets or self.charges)
+        return bool(self.due.entries or self.due.periods or self.due.charges)
 
 
-def wizard_rows(*, cutoff: dt.date, filters: dict, selection: services.Selection | None) -> list[ContractRow]:
-    """One row per active contract (filtered), with every item due by the cut-off and its amount.
-
-    ``selection`` None means everything due is selected (the first view of the page).
-    """
+def wizard_rows(*, filters: dict, summary: DueSummary, selection: Selection | None, items: dict[int, ContractItems]) -> list[ContractRow]:
+    """One row per active contract (filtered) with its balances; ``selection`` None: all picked."""
     contracts = Contract.objects.filter(status=Contract.Status.ACTIVE).select_related("customer").order_by("customer__legal_name", "priority", "pk")
     if filters.get("type"):
         contracts = contracts.filter(type=filters["type"])
@@ -72,43 +93,51 @@ def wizard_rows(*, cutoff: dt.date, filters: dict, selection: services.Selection
         contracts = contracts.filter(taxable=filters["taxable"] == "yes")
     if filters.get("customer"):
         contracts = contracts.filter(customer=filters["customer"])
-    rows = {c.pk: ContractRow(contract=c, chosen=selection is None or c.pk in selection.contract_ids) for c in contracts}
+    rows = [
+        ContractRow(contract=c, due=summary.contracts.get(c.pk) or ContractDue(),
+                    chosen=selection is None or c.pk in selection.contract_ids, items=items.get(c.pk))
+        for c in contracts
+    ]
+    if filters.get("hide_mid_period"):
+        rows = [row for row in rows if row.has_due]
+    return rows
 
-    def chosen(kind: str, pk: int, contract_id: int) -> bool:
-        if selection is None:
-            return True
-        return contract_id in selection.contract_ids and pk in getattr(selection, kind)
 
-    for period in ready_periods(cutoff=cutoff).filter(contract_id__in=rows).prefetch_related("contract__service_lines", "contract__device_classes", "contract__blocks"):
-        amount = sum((line.amount for line in period_lines(period=period)), Decimal(0))
-        row = rows[period.contract_id]
-        selected = chosen("period_ids", period.pk, period.contract_id)
-        row.periods.append({"period": period, "amount": amount, "selected": selected})
-        row.total += amount
-        row.selected += amount if selected else 0
+def expanded_contracts(selection: Selection | None, *, cutoff: dt.date) -> set[int]:
+    """Contracts with items left out: shown expanded when the page is drawn again (after an error)."""
+    if selection is None:
+        return set()
+    ids = set(ready_periods(cutoff=cutoff).filter(pk__in=selection.excluded_period_ids).values_list("contract_id", flat=True))
+    ids |= set(ready_time_allocations(cutoff=cutoff).filter(entry_id__in=selection.excluded_entry_ids).values_list("contract_id", flat=True))
+    ids |= set(ready_charges(cutoff=cutoff).filter(pk__in=selection.excluded_charge_ids).values_list("contract_id", flat=True))
+    return ids
+
+
+def contract_items(*, cutoff: dt.date, contract_ids: set[int], selection: Selection | None) -> dict[int, ContractItems]:
+    """The single items due on ``contract_ids``, each marked ticked unless left out."""
+    result = {pk: ContractItems() for pk in contract_ids}
+    if not contract_ids:
+        return result
+
+    def ticked(kind: str, pk: int) -> bool:
+        return selection is None or pk not in getattr(selection, kind)
+
+    periods = list(ready_periods(cutoff=cutoff).filter(contract_id__in=contract_ids))
+    lines = periods_lines(periods)
+    for period in periods:
+        amount = sum((line.amount for line in lines[period.pk]), Decimal(0))
+        result[period.contract_id].periods.append({"period": period, "amount": amount, "selected": ticked("excluded_period_ids", period.pk)})
     allocations = (
-        ready_time_allocations(cutoff=cutoff).filter(contract_id__in=rows)
+        ready_time_allocations(cutoff=cutoff).filter(contract_id__in=contract_ids)
         .select_related("entry__ticket", "entry__work_type", "entry__technician").order_by("entry__ticket_id", "entry__date", "pk")
     )
     for allocation in allocations:
         entry = allocation.entry
-        row = rows[allocation.contract_id]
-        group = row.tickets.setdefault(entry.ticket_id, TicketGroup(ticket_id=entry.ticket_id, title=entry.ticket.title))
+        items = result[allocation.contract_id]
+        group = items.tickets.setdefault(entry.ticket_id, TicketGroup(ticket_id=entry.ticket_id, title=entry.ticket.title))
         amount = allocation.amount.amount if allocation.bucket in (Bucket.CHARGED, Bucket.OVERAGE) else Decimal(0)
-        selected = chosen("entry_ids", entry.pk, allocation.contract_id)
-        group.entries.append({"allocation": allocation, "entry": entry, "amount": amount, "selected": selected})
-        row.total += amount
-        row.selected += amount if selected else 0
-    for charge in ready_charges(cutoff=cutoff).filter(contract_id__in=rows).select_related("contract"):
+        group.entries.append({"allocation": allocation, "entry": entry, "amount": amount, "selected": ticked("excluded_entry_ids", entry.pk)})
+    for charge in ready_charges(cutoff=cutoff).filter(contract_id__in=contract_ids).select_related("contract"):
         amount = line_amount(quantity=charge.quantity, unit_price=charge_unit_price(charge), currency=charge.contract.currency)
-        row = rows[charge.contract_id]
-        selected = chosen("charge_ids", charge.pk, charge.contract_id)
-        row.charges.append({"charge": charge, "amount": amount, "selected": selected})
-        row.total += amount
-        row.selected += amount if selected else 0
-    result = list(rows.values())
-    if filters.get("hide_mid_period"):
-        result = [row for row in result if row.has_due]
+        result[charge.contract_id].charges.append({"charge": charge, "amount": amount, "selected": ticked("excluded_charge_ids", charge.pk)})
     return result
-
-

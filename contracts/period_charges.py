@@ -25,13 +25,15 @@ A period's device counts and usage are frozen in ``ContractPeriod.snapshot`` by
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
 from django.db import transaction
 
-from contracts.models import Contract, ContractPeriod, DeviceCount, UsageRecord
+from contracts.models import BlockPurchase, Contract, ContractPeriod, DeviceClass, DeviceCount, Milestone, RecurringServiceLine, UsageRecord
 from msp_billing.money import allocate_exactly, round_money, round_unit_price
 
 _ONE_DAY = dt.timedelta(days=1)
@@ -67,11 +69,50 @@ def _prorated_line(*, kind: str, description: str, quantity: Decimal, unit_price
                       unit_price=round_unit_price(unit_price), amount=round_money(exact, currency))
 
 
-def _device_segments(period: ContractPeriod) -> list[dict]:
+@dataclass
+class ContractTerms:
+    """What period lines read besides the contract row, loaded for many contracts at once
+    (a fixed number of queries however many periods are priced)."""
+
+    service_lines: dict[int, list] = field(default_factory=lambda: defaultdict(list))
+    device_classes: dict[int, list] = field(default_factory=lambda: defaultdict(list))
+    device_counts: dict[int, list] = field(default_factory=lambda: defaultdict(list))
+    usage: dict[int, list] = field(default_factory=lambda: defaultdict(list))
+    blocks: dict[int, list] = field(default_factory=lambda: defaultdict(list))
+    milestones: dict[int, list] = field(default_factory=lambda: defaultdict(list))
+
+    @classmethod
+    def load(cls, contract_ids: Iterable[int], *, needs_ledgers: bool = True) -> ContractTerms:
+        ids = sorted(set(contract_ids))
+        terms = cls()
+        for service in RecurringServiceLine.objects.filter(contract_id__in=ids).order_by("id"):
+            terms.service_lines[service.contract_id].append(service)
+        for milestone in Milestone.objects.filter(contract_id__in=ids).order_by("due_date", "id"):
+            terms.milestones[milestone.contract_id].append(milestone)
+        for block in BlockPurchase.objects.filter(contract_id__in=ids).order_by("purchased_on", "id"):
+            terms.blocks[block.contract_id].append(block)
+        if needs_ledgers:
+            for device_class in DeviceClass.objects.filter(contract_id__in=ids).order_by("name"):
+                terms.device_classes[device_class.contract_id].append(device_class)
+            for count in DeviceCount.objects.filter(device_class__contract_id__in=ids).order_by("effective_date", "id"):
+                terms.device_counts[count.device_class_id].append(count)
+            for record in UsageRecord.objects.filter(contract_id__in=ids).order_by("measured_on", "id"):
+                terms.usage[record.contract_id].append(record)
+        return terms
+
+
+def periods_lines(periods: Iterable[ContractPeriod]) -> dict[int, list[PeriodLine]]:
+    """``period_lines`` for many periods (with their contracts loaded) in a fixed number of queries."""
+    periods = list(periods)
+    terms = ContractTerms.load((p.contract_id for p in periods), needs_ledgers=any(not p.snapshot for p in periods))
+    return {period.pk: period_lines(period=period, terms=terms) for period in periods}
+
+
+def _device_segments(period: ContractPeriod, terms: ContractTerms) -> list[dict]:
     """Per device class, the stretches of covered days with one count (the snapshot's shape)."""
     result = []
-    for device_class in period.contract.device_classes.order_by("name"):
-        rows = list(DeviceCount.objects.filter(device_class=device_class, effective_date__lte=period.covered_end).order_by("effective_date", "id"))
+    for device_class in terms.device_classes[period.contract_id]:
+        rows = [r for r in terms.device_counts[device_class.pk] if r.effective_date <= period.covered_end]
         segments: list[dict] = []
         day = period.covered_start
         while day <= period.covered_end:
@@ -88,25 +129,28 @@ def _device_segments(period: ContractPeriod) -> list[dict]:
     return result
 
 
-def _usage(period: ContractPeriod) -> dict | None:
-    records = UsageRecord.objects.filter(contract=period.contract)
-    inside = records.filter(measured_on__range=(period.covered_start, period.covered_end)).order_by("-quantity", "measured_on").first()
-    record = inside or records.filter(measured_on__lt=period.covered_start).order_by("-measured_on", "-id").first()
+def _usage(period: ContractPeriod, terms: ContractTerms) -> dict | None:
+    records = terms.usage[period.contract_id]  # by measured_on, id
+    inside = [r for r in records if period.covered_start <= r.measured_on <= period.covered_end]
+    before = [r for r in records if r.measured_on < period.covered_start]
+    # the highest inside the covered days (earliest measured on a tie), else the latest before them
+    record = min(inside, key=lambda r: (-r.quantity, r.measured_on)) if inside else (before[-1] if before else None)
     if record is None:
         return None
     return {"quantity": str(record.quantity), "measured_on": record.measured_on.isoformat()}
 
 
-def period_snapshot(period: ContractPeriod) -> dict:
+def period_snapshot(period: ContractPeriod, terms: ContractTerms | None = None) -> dict:
     """The period's device counts and usage, as frozen or (before freezing) as they stand now."""
     if period.snapshot:
         return period.snapshot
     contract = period.contract
+    terms = terms or ContractTerms.load([contract.pk])
     snapshot: dict = {}
     if contract.type == Contract.Type.REMOTE_MONITORING:
-        snapshot["devices"] = _device_segments(period)
+        snapshot["devices"] = _device_segments(period, terms)
     if contract.type == Contract.Type.ONLINE_BACKUP:
-        snapshot["usage"] = _usage(period)
+        snapshot["usage"] = _usage(period, terms)
     return snapshot
 
 
@@ -120,9 +164,10 @@ def period_snapshot_take(*, period_id: int) -> ContractPeriod:
     return period
 
 
-def period_lines(*, period: ContractPeriod) -> list[PeriodLine]:
+def period_lines(*, period: ContractPeriod, terms: ContractTerms | None = None) -> list[PeriodLine]:
     """The invoice lines one contract period produces (see the module docstring)."""
     contract = period.contract
+    terms = terms or ContractTerms.load([contract.pk], needs_ledgers=not period.snapshot)
     currency = contract.currency
     start, end = period.covered_start, period.covered_end
     lines: list[PeriodLine] = []
@@ -132,14 +177,14 @@ def period_lines(*, period: ContractPeriod) -> list[PeriodLine]:
         lines.append(_prorated_line(kind="fee", description=f"{contract.name} fee", quantity=Decimal(1), unit_price=contract.fee.amount,
                                     start=start, end=end, period=period, currency=currency))
 
-    for service in contract.service_lines.all().order_by("id"):
+    for service in terms.service_lines[contract.pk]:
         s_start = max(start, service.effective_from)
         s_end = min(end, service.effective_to) if service.effective_to else end
         if s_start <= s_end:
             lines.append(_prorated_line(kind="service", description=service.description, quantity=service.quantity,
                                         unit_price=service.unit_price.amount, start=s_start, end=s_end, period=period, currency=currency))
 
-    snapshot = period_snapshot(period)
+    snapshot = period_snapshot(period, terms)
     for device_class in snapshot.get("devices", []):
         for segment in device_class["segments"]:
             if segment["count"]:
@@ -162,21 +207,20 @@ def period_lines(*, period: ContractPeriod) -> list[PeriodLine]:
             ))
 
     if contract.is_block:
-        for block in contract.blocks.filter(purchased_on__range=(period.start, period.end)).order_by("purchased_on", "id"):
+        for block in [b for b in terms.blocks[contract.pk] if period.start <= b.purchased_on <= period.end]:
             size = f"{Decimal(block.minutes) / 60:.2f} hours" if block.minutes else f"{block.amount}"
             lines.append(PeriodLine(kind="block", description=f"Block of {size} bought {block.purchased_on:%d %b %Y}",
                                     quantity=Decimal(1), unit_price=block.price.amount, amount=round_money(block.price.amount, currency)))
 
     if kind == Contract.Type.PROJECT_ONE_TIME_FEE and contract.fee is not None:
-        lines.extend(_project_fee_lines(contract, period, currency))
+        lines.extend(_project_fee_lines(contract, period, currency, terms.milestones[contract.pk]))
     return lines
 
 
-def _project_fee_lines(contract: Contract, period: ContractPeriod, currency: str) -> list[PeriodLine]:
+def _project_fee_lines(contract: Contract, period: ContractPeriod, currency: str, milestones: list[Milestone]) -> list[PeriodLine]:
     fee = contract.fee.amount
     trigger = contract.fee_trigger or Contract.FeeTrigger.ON_START
     if trigger == Contract.FeeTrigger.MILESTONES:
-        milestones = list(contract.milestones.order_by("due_date", "id"))
         shares = allocate_exactly(parts=[Fraction(fee) * Fraction(m.percent) / 100 for m in milestones], currency=currency)
         return [
             PeriodLine(kind="milestone", description=f"{contract.name}: milestone {m.name} ({m.percent.normalize():f} %)",

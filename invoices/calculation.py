@@ -164,6 +164,36 @@ def calculate_invoice(*, lines: Sequence[LineFigures], currency: str, discount: 
     )
 
 
+def calculate_invoice_totals(*, lines: Sequence[LineFigures], counts: Sequence[int], currency: str,
+                             discount: Adjustment = Adjustment(), surcharge: Adjustment = Adjustment(),
+                             tax_exempt: bool = False) -> InvoiceResult:
+    """The totals of an invoice whose lines repeat: ``counts[i]`` lines alike ``lines[i]``.
+
+    Without invoice-level adjustments every line's figures depend on the line alone, so each
+    distinct line is computed once and multiplied — the same figures ``calculate_invoice``
+    gives for the expanded list (a batch preview over a million time entries has a few
+    thousand distinct amounts). With a discount or surcharge the shares depend on every
+    line, so the lines are expanded and calculated one by one. ``lines`` of the result
+    holds one entry per distinct line.
+    """
+    if discount.is_set or surcharge.is_set:
+        expanded = [line for line, count in zip(lines, counts) for _ in range(count)]
+        result = calculate_invoice(lines=expanded, currency=currency, discount=discount, surcharge=surcharge, tax_exempt=tax_exempt)
+        return InvoiceResult(lines=(), subtotal=result.subtotal, discount_total=result.discount_total,
+                             surcharge_total=result.surcharge_total, tax_total=result.tax_total, total=result.total,
+                             tax_by_code=result.tax_by_code)
+    single = calculate_invoice(lines=lines, currency=currency, tax_exempt=tax_exempt)
+    zero = round_money(0, currency)
+    subtotal = sum((line.amount * count for line, count in zip(single.lines, counts)), zero)
+    tax_total = sum((line.tax_amount * count for line, count in zip(single.lines, counts)), zero)
+    tax_by_code: dict[str, Decimal] = {}
+    for line, count in zip(single.lines, counts):
+        for tax in line.taxes:
+            tax_by_code[tax.spec.code] = tax_by_code.get(tax.spec.code, zero) + tax.amount * count
+    return InvoiceResult(lines=single.lines, subtotal=subtotal, discount_total=zero, surcharge_total=zero,
+                         tax_total=tax_total, total=subtotal + tax_total, tax_by_code=tax_by_code)
+
+
 def line_taxes(*, specs: Sequence[TaxSpec], taxable_amount: Decimal, currency: str) -> tuple[TaxResult, ...]:
     """The taxes of one line (simple first, then compound in order)."""
     return _line_taxes(specs, taxable_amount, currency)

@@ -38,6 +38,7 @@ from invoices.calculation import (
     LineFigures,
     TaxSpec,
     calculate_invoice,
+    calculate_invoice_totals,
     is_whole_minor_units,
     line_taxes,
 )
@@ -1191,10 +1192,14 @@ def _changed(before: Mapping[str, Any], after: Mapping[str, Any], *, side: int) 
     return {key: source.get(key) for key in set(before) | set(after) if before.get(key) != after.get(key)}
 
 
-def invoice_preview_totals(*, customer: Customer, lines: Sequence[LineInput], tax_date: dt.date | None = None):
+def invoice_preview_totals(*, customer: Customer, lines: Sequence[LineInput], tax_date: dt.date | None = None,
+                           counts: Sequence[int] | None = None, config: InvoiceSettings | None = None):
     """What an invoice of ``lines`` for ``customer`` would come to, computed exactly as a draft
-    would be (tenant default taxes, discount and surcharge), without saving anything."""
-    config = InvoiceSettings.load()
+    would be (tenant default taxes, discount and surcharge), without saving anything.
+
+    With ``counts``, ``lines[i]`` stands for ``counts[i]`` alike lines (only the totals and one
+    result per distinct line are returned)."""
+    config = config or InvoiceSettings.load()
     tax_date = tax_date or tenant_today()
     codes_per_line = [
         (config.tax_codes() if item.taxable else []) if item.tax_rate_codes is None else _codes(item.tax_rate_codes)
@@ -1217,5 +1222,8 @@ def invoice_preview_totals(*, customer: Customer, lines: Sequence[LineInput], ta
     ]
     discount = Adjustment(PERCENT, config.default_discount_percent) if config.default_discount_percent else Adjustment()
     surcharge = Adjustment(PERCENT, config.default_surcharge_percent) if config.default_surcharge_percent else Adjustment()
+    if counts is not None:
+        return calculate_invoice_totals(lines=figures, counts=counts, currency=customer.currency, discount=discount,
+                                        surcharge=surcharge, tax_exempt=customer.tax_exempt)
     return calculate_invoice(lines=figures, currency=customer.currency, discount=discount, surcharge=surcharge,
                              tax_exempt=customer.tax_exempt)

@@ -14,29 +14,44 @@ def wizard_post(client, world, **extra):  # noqa: F811
     from billing.services import selection_everything_due
 
     selection = selection_everything_due(cutoff=CUTOFF)
-    data = {"cutoff": CUTOFF.isoformat(), "contract": list(selection.contract_ids), "period": list(selection.period_ids),
-            "entry": list(selection.entry_ids), "charge": list(selection.charge_ids), "name": "March"}
+    data = {"cutoff": CUTOFF.isoformat(), "contract": list(selection.contract_ids), "name": "March"}
     data.update(extra)
     return client.post("/billing/batches/new/", data)
 
 
 def test_wizard_lists_due_contracts_preselected_and_locks_the_rest(client_for, world):  # noqa: F811
-    page = client_for("alpha", "billing_admin").get("/billing/batches/new/", {"cutoff": CUTOFF.isoformat()})
+    client = client_for("alpha", "billing_admin")
+    page = client.get("/billing/batches/new/", {"cutoff": CUTOFF.isoformat()})
     html = page.content.decode()
     assert page.status_code == 200
     assert "Managed Services" in html and "Onsite Block" in html and "Hourly T&amp;M" in html
-    assert f'name="period" value="{world["march"].pk}" checked' in html
+    assert f'name="contract" value="{world["retainer"].pk}" id="contract-{world["retainer"].pk}" aria-label="Bill Managed Services" checked' in html
     assert 'data-figure="bills">3<' in html  # everything due is pre-selected
     assert 'data-figure="total-EUR"><strong>1482.10<' in html
+    # Expanding a contract loads its single items, all ticked.
+    items_url = f"/billing/batches/new/contracts/{world['retainer'].pk}/items/"
+    assert items_url in html
+    items = client.get(items_url, {"cutoff": CUTOFF.isoformat()}).content.decode()
+    assert f'name="period" value="{world["march"].pk}" checked' in items and 'name="shown_period"' in items
+    assert client.get("/billing/batches/new/contracts/999999/items/", {"cutoff": CUTOFF.isoformat()}).status_code == 404
+    assert client.get(items_url, {"cutoff": "yesterday"}).status_code == 400
 
 
 def test_preview_follows_the_selection(client_for, world):  # noqa: F811
     client = client_for("alpha", "billing_admin")
-    response = client.post("/billing/batches/preview/", {"cutoff": CUTOFF.isoformat(), "contract": [world["retainer"].pk], "period": [world["march"].pk]})
+    response = client.post("/billing/batches/preview/", {"cutoff": CUTOFF.isoformat(), "contract": [world["retainer"].pk]})
     html = response.content.decode()
     assert 'data-figure="bills">1<' in html and 'data-figure="total-EUR"><strong>1190.00<' in html
+    # Waive March's retainer fee: shown in the expanded contract, then unticked.
+    waived = client.post("/billing/batches/preview/", {"cutoff": CUTOFF.isoformat(), "contract": [world["retainer"].pk, world["hourly"].pk],
+                                                       "shown_period": [world["march"].pk]}).content.decode()
+    assert 'data-figure="total-EUR"><strong>107.10<' in waived
+    consolidated = client.post("/billing/batches/preview/", {"cutoff": CUTOFF.isoformat(), "consolidated": "on",
+                                                             "contract": [world["retainer"].pk, world["hourly"].pk]}).content.decode()
+    assert 'data-figure="bills">1<' in consolidated and 'data-figure="total-EUR"><strong>1297.10<' in consolidated
     tampered = client.post("/billing/batches/preview/", {"cutoff": CUTOFF.isoformat(), "contract": ["x"]})
     assert tampered.status_code == 400
+    assert client.post("/billing/batches/preview/", {"cutoff": CUTOFF.isoformat(), "due_token": "<script>"}).status_code == 400
 
 
 def test_run_from_the_wizard_then_delete_an_invoice_and_the_batch(client_for, world):  # noqa: F811
@@ -66,6 +81,18 @@ def test_stale_or_tampered_wizard_state_bills_nothing(client_for, world):  # noq
     bad = client.post("/billing/batches/new/", {"cutoff": CUTOFF.isoformat(), "contract": ["1; DROP"], "name": "x"})
     assert bad.status_code == 400
     assert client.post("/billing/batches/new/", {"cutoff": "31/31/2026", "name": "x"}).status_code == 400
+
+
+def test_a_page_loaded_before_new_time_became_due_bills_nothing(client_for, world):  # noqa: F811
+    import re
+
+    client = client_for("alpha", "billing_admin")
+    html = client.get("/billing/batches/new/", {"cutoff": CUTOFF.isoformat()}).content.decode()
+    token = re.search(r'name="due_token" value="([0-9a-f]+)"', html).group(1)
+    Ticket.objects.filter(pk=world["open_ticket"].pk).update(status=Ticket.Status.RESOLVED)
+    stale = wizard_post(client, world, due_token=token)
+    assert stale.status_code == 409 and "changed since this page was loaded" in stale.content.decode()
+    assert not BillingBatch.objects.exists()
 
 
 def test_another_msps_batch_is_not_found_and_technicians_are_refused(client_for, world):  # noqa: F811

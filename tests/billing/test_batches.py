@@ -63,11 +63,21 @@ def everything(cutoff=CUTOFF):
     return services.selection_everything_due(cutoff=cutoff)
 
 
+def due(cutoff=CUTOFF) -> dict[str, set[int]]:
+    """Ids of what is ready to bill by ``cutoff``, per kind."""
+    from billing.readiness import ready_charges, ready_periods, ready_time_allocations
+
+    return {"periods": set(ready_periods(cutoff=cutoff).values_list("pk", flat=True)),
+            "entries": set(ready_time_allocations(cutoff=cutoff).values_list("entry_id", flat=True)),
+            "charges": set(ready_charges(cutoff=cutoff).values_list("pk", flat=True))}
+
+
 def test_everything_due_is_preselected_and_open_tickets_wait(world):
     selection = everything()
     assert selection.contract_ids == {world["retainer"].pk, world["blocks"].pk, world["hourly"].pk}
-    assert selection.period_ids == {world["march"].pk, world["blocks_march"].pk}
-    assert selection.entry_ids == {e.pk for e in world["entries"].values()}
+    assert not (selection.excluded_period_ids or selection.excluded_entry_ids or selection.excluded_charge_ids)
+    assert due()["periods"] == {world["march"].pk, world["blocks_march"].pk}
+    assert due()["entries"] == {e.pk for e in world["entries"].values()}
 
 
 def test_run_creates_one_draft_per_contract_with_hand_computed_totals(world):
@@ -92,17 +102,18 @@ def test_run_bills_items_once_and_locks_their_tickets(world):
     assert not Ticket.objects.get(pk=world["open_ticket"].pk).is_locked
     assert all(e.billed_at for e in TimeEntry.objects.filter(ticket=world["ticket"]))
     assert ContractPeriod.objects.get(pk=world["march"].pk).billed_at
-    again = services.Selection(contract_ids=frozenset({world["retainer"].pk}), period_ids=frozenset({world["march"].pk}))
-    with pytest.raises(ValidationError, match="not ready to bill"):
+    again = services.Selection(contract_ids=frozenset({world["retainer"].pk}))
+    with pytest.raises(ValidationError, match="Nothing was billed: select at least one contract with items due"):
         services.batch_run(name="Again", cutoff=CUTOFF, selection=again, consolidated=False, acting_user=world["admin"])
 
 
 def test_waiving_one_period_leaves_it_for_the_next_batch_as_overdue(world):
     full = everything()
-    waived = services.Selection(full.contract_ids, full.period_ids - {world["march"].pk}, full.entry_ids, full.charge_ids)
-    services.batch_run(name="Goodwill", cutoff=CUTOFF, selection=waived, consolidated=False, acting_user=world["admin"])
-    later = everything(cutoff=dt.date(2026, 4, 30))
-    assert world["march"].pk in later.period_ids
+    waived = services.Selection(full.contract_ids, excluded_period_ids=frozenset({world["march"].pk}))
+    batch = services.batch_run(name="Goodwill", cutoff=CUTOFF, selection=waived, consolidated=False, acting_user=world["admin"])
+    assert not BatchItem.objects.filter(batch=batch, period=world["march"]).exists()
+    assert BatchItem.objects.filter(batch=batch, period=world["blocks_march"]).exists()
+    assert world["march"].pk in due(cutoff=dt.date(2026, 4, 30))["periods"]
 
 
 def test_consolidated_makes_one_invoice_per_customer(world):
@@ -121,7 +132,7 @@ def test_deleting_an_invoice_releases_its_items(world):
     assert ooh.billed_at is None
     # The ticket stays locked: other items of it are still billed in the batch.
     assert Ticket.objects.get(pk=world["ticket"].pk).is_locked
-    assert ooh.pk in everything().entry_ids
+    assert ooh.pk in due()["entries"]
 
 
 def test_deleting_an_invoice_with_several_items_releases_them_all(world):
@@ -131,7 +142,7 @@ def test_deleting_an_invoice_with_several_items_releases_them_all(world):
     services.batch_invoice_delete(batch_id=batch.pk, invoice_id=invoice.pk, acting_user=world["admin"])
     assert not BatchItem.objects.exists()
     assert not Ticket.objects.get(pk=world["ticket"].pk).is_locked
-    assert everything().period_ids == {world["march"].pk, world["blocks_march"].pk}
+    assert due()["periods"] == {world["march"].pk, world["blocks_march"].pk}
 
 
 def test_deleting_the_batch_releases_everything_and_unlocks_tickets(world):
@@ -144,7 +155,7 @@ def test_deleting_the_batch_releases_everything_and_unlocks_tickets(world):
     assert not Ticket.objects.get(pk=world["ticket"].pk).is_locked
     # Issued invoices keep their numbers (no gaps) and are voided.
     assert sorted(Invoice.objects.filter(status="void").values_list("number", flat=True)) == numbers
-    assert everything().entry_ids == {e.pk for e in world["entries"].values()}
+    assert due()["entries"] == {e.pk for e in world["entries"].values()}
 
 
 def test_a_paid_invoice_blocks_deleting_its_batch(world):
@@ -161,20 +172,39 @@ def test_a_paid_invoice_blocks_deleting_its_batch(world):
 
 def test_tampered_or_foreign_ids_bill_nothing(world):
     full = everything()
-    tampered = services.Selection(full.contract_ids, full.period_ids | {999999}, full.entry_ids, full.charge_ids)
-    with pytest.raises(ValidationError, match="Nothing was billed: 1 contract period not ready"):
+    tampered = services.Selection(full.contract_ids | {999999})
+    with pytest.raises(ValidationError, match="Nothing was billed: 1 contract"):
         services.batch_run(name="Tampered", cutoff=CUTOFF, selection=tampered, consolidated=False, acting_user=world["admin"])
+    # Leaving out an item that is not due (an open ticket's time, an unknown id) changes nothing.
     open_entry = TimeEntry.objects.get(ticket=world["open_ticket"])
-    with pytest.raises(ValidationError, match="time entry not ready"):
-        services.batch_run(name="Open ticket", cutoff=CUTOFF, selection=services.Selection(full.contract_ids, frozenset(), frozenset({open_entry.pk}), frozenset()),
-                           consolidated=False, acting_user=world["admin"])
+    odd = services.Selection(full.contract_ids, excluded_entry_ids=frozenset({open_entry.pk, 999999}))
+    plans = services.batch_plan(cutoff=CUTOFF, selection=odd, consolidated=False)
+    assert set().union(*(p.entry_ids for p in plans)) == {e.pk for e in world["entries"].values()}
     assert not BillingBatch.objects.exists()
     assert not TimeEntry.objects.filter(billed_at__isnull=False).exists()
 
 
+def test_a_stale_page_bills_nothing(world):
+    from billing.due import due_summary
+
+    token = due_summary(cutoff=CUTOFF).token
+    assert due_summary(cutoff=CUTOFF).token == token  # nothing changed: same fingerprint
+    looked = services.Selection(everything().contract_ids, due_token=token)
+    # New billable time arrives after the admin looked at the page.
+    Ticket.objects.filter(pk=world["open_ticket"].pk).update(status=Ticket.Status.RESOLVED)
+    with pytest.raises(ValidationError, match="what is due changed since this page was loaded"):
+        services.batch_run(name="Stale", cutoff=CUTOFF, selection=looked, consolidated=False, acting_user=world["admin"])
+    assert not BillingBatch.objects.exists() and not TimeEntry.objects.filter(billed_at__isnull=False).exists()
+    fresh = services.Selection(everything().contract_ids, due_token=due_summary(cutoff=CUTOFF).token)
+    services.batch_run(name="Fresh", cutoff=CUTOFF, selection=fresh, consolidated=False, acting_user=world["admin"])
+    assert TimeEntry.objects.get(ticket=world["open_ticket"]).billed_at is not None
+
+
 def test_batch_details_match_the_invoices_the_run_creates(world):
-    plans = services.batch_plan(cutoff=CUTOFF, selection=everything(), consolidated=False)
-    details = services.batch_details(plans)
+    details = services.batch_details(cutoff=CUTOFF, selection=everything())
+    assert services.batch_details(cutoff=CUTOFF, selection=None) == details
+    consolidated = services.batch_details(cutoff=CUTOFF, selection=everything(), consolidated=True)
+    assert consolidated.bills == 1 and consolidated.by_currency == details.by_currency
     batch = services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=world["admin"])
     invoices = list(services.batch_invoices(batch))
     assert details.bills == len(invoices) == 3
