@@ -11,16 +11,20 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django_tenants.utils import tenant_context
 
 from billing import services
 from billing.management.commands._tenant import acting_user_from_option, msp_from_option
 from billing.models import BillingBatch
-from invoices.services import invoice_preview_totals
 
 
 def _money(value: Decimal) -> str:
     return f"{value:.2f}"
+
+
+class _DryRun(Exception):
+    """Raised inside the run's transaction to roll a dry run back."""
 
 
 class Command(BaseCommand):
@@ -41,47 +45,57 @@ class Command(BaseCommand):
         except ValueError:
             raise CommandError(f"--cutoff must be a date as YYYY-MM-DD, not “{options['cutoff']}”.") from None
         msp = msp_from_option(options["tenant"])
+        report = {"tenant": msp.subdomain, "cutoff": cutoff.isoformat(), "consolidated": options["consolidate"],
+                  "dry_run": options["dry_run"], "invoices": [], "totals": {}}
         with tenant_context(msp):
             user = acting_user_from_option(options.get("user"))
             selection = services.selection_everything_due(cutoff=cutoff)
-            plans = services.batch_plan(cutoff=cutoff, selection=selection, consolidated=options["consolidate"])
-            report = self._report(msp, cutoff, plans, options)
-            if not options["dry_run"] and plans:
-                name = options.get("name") or f"Billing to {cutoff:%d %b %Y}"
-                try:
+            name = options.get("name") or f"Billing to {cutoff:%d %b %Y}"
+            try:
+                # A dry run is the real run, rolled back: it prints exactly what the run would bill.
+                with transaction.atomic():
                     batch = services.batch_run(name=name, cutoff=cutoff, selection=selection, consolidated=options["consolidate"],
                                                acting_user=user, origin=BillingBatch.Origin.COMMAND)
-                except ValidationError as error:
+                    report.update(self._report(batch, dry_run=options["dry_run"]))
+                    if options["dry_run"]:
+                        raise _DryRun
+            except _DryRun:
+                pass
+            except ValidationError as error:
+                if "select at least one contract" not in " ".join(error.messages):
                     raise CommandError(" ".join(error.messages)) from None
-                report["batch"] = {"id": batch.pk, "name": batch.name,
-                                   "invoices": list(services.batch_invoices(batch).values_list("pk", flat=True))}
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2))
         else:
             self._print(report)
 
-    def _report(self, msp, cutoff, plans, options) -> dict:
+    def _report(self, batch, *, dry_run: bool) -> dict:
         invoices, grand = [], {}
-        for plan in plans:
-            result = invoice_preview_totals(customer=plan.customer, lines=plan.lines)
-            currency = plan.customer.currency
+        for invoice in services.batch_invoices(batch).prefetch_related("lines__contract"):
+            currency = invoice.currency
             totals = grand.setdefault(currency, {"subtotal": Decimal(0), "tax": Decimal(0), "total": Decimal(0)})
-            totals["subtotal"] += result.total - result.tax_total
-            totals["tax"] += result.tax_total
-            totals["total"] += result.total
+            totals["subtotal"] += invoice.total - invoice.tax_total
+            totals["tax"] += invoice.tax_total
+            totals["total"] += invoice.total
+            lines = list(invoice.lines.all())
+            contracts = {line.contract.pk: line.contract for line in lines if line.contract_id}
+            kinds = [line.source_kind for line in lines]
             invoices.append({
-                "customer": str(plan.customer), "currency": currency,
-                "contracts": [{"id": c.pk, "name": c.name, "type": c.get_type_display()} for c in plan.contracts],
-                "items": {"periods": len(plan.period_ids), "time_entries": len(plan.entry_ids), "charges": len(plan.charge_ids)},
-                "lines": [{"description": line.description, "amount": _money(r.amount), "tax": _money(r.tax_amount)}
-                          for line, r in zip(plan.lines, result.lines)],
-                "subtotal": _money(result.total - result.tax_total), "tax": _money(result.tax_total), "total": _money(result.total),
+                "customer": str(invoice.customer), "currency": currency,
+                "contracts": [{"id": c.pk, "name": c.name, "type": c.get_type_display()} for c in contracts.values()],
+                "items": {"period_lines": sum(k in ("period", "block", "milestone") for k in kinds),
+                          "time_entries": len({line.detail.get("entry") for line in lines if line.time_allocation_id}),
+                          "charges": kinds.count("charge")},
+                "lines": [{"description": line.description, "amount": _money(line.amount), "tax": _money(line.tax_amount)}
+                          for line in lines],
+                "subtotal": _money(invoice.total - invoice.tax_total), "tax": _money(invoice.tax_total), "total": _money(invoice.total),
             })
-        return {
-            "tenant": msp.subdomain, "cutoff": cutoff.isoformat(), "consolidated": options["consolidate"], "dry_run": options["dry_run"],
-            "invoices": invoices,
-            "totals": {currency: {key: _money(value) for key, value in figures.items()} for currency, figures in grand.items()},
-        }
+        report = {"invoices": invoices,
+                  "totals": {currency: {key: _money(value) for key, value in figures.items()} for currency, figures in grand.items()}}
+        if not dry_run:
+            report["batch"] = {"id": batch.pk, "name": batch.name,
+                               "invoices": list(services.batch_invoices(batch).values_list("pk", flat=True))}
+        return report
 
     def _print(self, report: dict) -> None:
         mode = "dry run, nothing saved" if report["dry_run"] else "billed"

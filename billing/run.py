@@ -1,0 +1,347 @@
+"""Running a billing batch: every picked item billed once, in one transaction, at any size.
+
+Periods and charges (a few per contract) become invoice lines through the invoice
+services like any other line. Time entries can number a million in a month-end run, so
+their lines are written by PostgreSQL from the due rows themselves:
+
+1. The picked time allocations are copied to a temporary table (one scan of the due rows).
+2. Items are claimed in id order (``SELECT … FOR UPDATE`` then ``UPDATE billed_at``):
+   an item another run billed a moment ago is not claimed again, and a claim that comes
+   up short bills nothing ("billed by another batch a moment ago"). ``BatchItem``'s
+   unique constraints stay the last word.
+3. One draft per contract (or per customer, consolidated) is created with its period and
+   charge lines; then the time lines are inserted with ``INSERT … SELECT``. Their figures
+   come from ``invoices.calculation``: lines with the same amount on the same invoice have
+   the same tax, so each distinct amount is calculated once (with an invoice-level
+   discount or surcharge the invoice is recalculated line by line instead).
+4. Batch items, ticket locks and invoice totals follow, set-based.
+
+Time lines print as ``#ticket title — work type, date, technician`` with the bucket noted
+(covered by the contract, deducted from the block, overage), after the invoice's period
+and charge lines, in date order.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from billing.due import CHARGED_BUCKETS, Selection, due_summary
+from billing.models import BatchItem, BillingBatch
+from billing.readiness import ready_charges, ready_periods, ready_time_allocations
+from billing.selectors import charge_unit_price
+from contracts.models import Contract, ContractPeriod, Customer
+from contracts.period_charges import period_snapshot_take, periods_lines
+from invoices import services as invoice_services
+from invoices.audit import audit_record
+from invoices.models import Invoice, InvoiceLine, InvoiceSettings
+from invoices.services import LineInput
+from msp_billing.money import line_amount
+from tickets.models import Charge, TimeAllocation
+
+ANOTHER_BATCH = "Nothing was billed: some of the selected items were billed by another batch a moment ago. Reload the page to see what is due now."
+NOTHING_DUE = "Nothing was billed: select at least one contract with items due."
+TEMP_TABLE = "batch_run_time"
+
+
+def picked_time(*, cutoff: dt.date, selection: Selection) -> QuerySet[TimeAllocation]:
+    return ready_time_allocations(cutoff=cutoff).filter(contract_id__in=selection.contract_ids).exclude(
+        entry_id__in=selection.excluded_entry_ids)
+
+
+def split_entries(*, cutoff: dt.date, selection: Selection) -> set[int]:
+    """Tickets whose picked time entries also have time on a contract that is not picked
+    (an entry is billed whole, so such a selection cannot be billed as it stands)."""
+    return set(
+        ready_time_allocations(cutoff=cutoff).filter(entry_id__in=picked_time(cutoff=cutoff, selection=selection).values("entry_id"))
+        .exclude(contract_id__in=selection.contract_ids).values_list("entry__ticket_id", flat=True).distinct()
+    )
+
+
+def selection_problems(*, cutoff: dt.date, selection: Selection, contracts: dict[int, Contract]) -> list[str]:
+    problems = []
+    missing = selection.contract_ids - set(contracts)
+    if missing:
+        problems.append(f"{len(missing)} contract(s) not found")
+    split = split_entries(cutoff=cutoff, selection=selection)
+    if split:
+        tickets = ", ".join(f"#{t}" for t in sorted(split)[:10])
+        problems.append(f"time on ticket(s) {tickets} is shared between a picked contract and one left out — "
+                        "pick both contracts or leave those entries out")
+    return problems
+
+
+def billing_customer(contract: Contract, consolidated: bool) -> Customer:
+    customer = contract.customer
+    return customer.parent if consolidated and customer.parent_id else customer
+
+
+def period_line_inputs(period: ContractPeriod, lines) -> list[LineInput]:
+    kinds = {"block": InvoiceLine.SourceKind.BLOCK, "milestone": InvoiceLine.SourceKind.MILESTONE}
+    return [
+        LineInput(
+            description=line.description, quantity=line.quantity, unit_price=line.unit_price, amount=line.amount,
+            taxable=period.contract.taxable, source_kind=kinds.get(line.kind, InvoiceLine.SourceKind.PERIOD),
+            contract_period_id=period.pk, contract_id=period.contract_id,
+            detail={"period": [period.start.isoformat(), period.end.isoformat()], "kind": line.kind},
+        )
+        for line in lines
+    ]
+
+
+def _claim(model, ids: list[int], now) -> None:
+    """Mark ``ids`` billed, locking them in id order; all or nothing."""
+    if not ids:
+        return
+    claimed = model.objects.filter(pk__in=model.objects.select_for_update().filter(pk__in=ids, billed_at__isnull=True)
+                                   .order_by("pk").values("pk")).update(billed_at=now)
+    if claimed != len(set(ids)):
+        raise ValidationError(ANOTHER_BATCH)
+
+
+def _claim_time(now) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(DISTINCT entry_id) FROM {TEMP_TABLE}")
+        expected = cursor.fetchone()[0]
+        cursor.execute(f"""
+            WITH locked AS (
+                SELECT id FROM tickets_timeentry WHERE id IN (SELECT entry_id FROM {TEMP_TABLE}) AND billed_at IS NULL
+                ORDER BY id FOR UPDATE
+            )
+            UPDATE tickets_timeentry e SET billed_at = %s FROM locked WHERE e.id = locked.id
+        """, [now])
+        if cursor.rowcount != expected:
+            raise ValidationError(ANOTHER_BATCH)
+    return expected
+
+
+@transaction.atomic
+def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated: bool, acting_user,
+              origin: str = BillingBatch.Origin.WIZARD, run_key: str | None = None) -> BillingBatch:
+    """Save the batch and bill it: items billed, tickets locked, draft invoices created."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the batch a name (Save As)."})
+    if selection.due_token and selection.due_token != due_summary(cutoff=cutoff).token:
+        raise ValidationError("Nothing was billed: what is due changed since this page was loaded (new, changed or "
+                              "billed items). Reload the page and check the batch again.")
+    if not selection.contract_ids:
+        raise ValidationError(NOTHING_DUE)
+    contracts = {c.pk: c for c in Contract.objects.filter(pk__in=selection.contract_ids).select_related("customer__parent")}
+    problems = selection_problems(cutoff=cutoff, selection=selection, contracts=contracts)
+    if problems:
+        raise ValidationError("Nothing was billed: " + "; ".join(problems) + ". Reload the page to see what is due now.")
+
+    periods = sorted(ready_periods(cutoff=cutoff).filter(contract_id__in=contracts).exclude(pk__in=selection.excluded_period_ids),
+                     key=lambda p: (p.contract.priority, p.contract_id, p.start))
+    charges = list(ready_charges(cutoff=cutoff).filter(contract_id__in=contracts).exclude(pk__in=selection.excluded_charge_ids)
+                   .select_related("ticket", "product", "contract").order_by("date", "id"))
+    time_sql, time_params = picked_time(cutoff=cutoff, selection=selection).order_by().values(
+        "id", "entry_id", "contract_id", "amount", "bucket").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{TEMP_TABLE}")
+        cursor.execute(f"CREATE TEMP TABLE {TEMP_TABLE} AS {time_sql}", time_params)
+        cursor.execute(f"""SELECT contract_id, CASE WHEN bucket = ANY(%s::text[]) THEN amount ELSE 0 END AS a, count(*)
+                           FROM {TEMP_TABLE} GROUP BY 1, 2 ORDER BY 1, 2""", [list(CHARGED_BUCKETS)])
+        time_groups: dict[int, list[tuple[Decimal, int]]] = defaultdict(list)
+        for contract_id, amount, count in cursor.fetchall():
+            time_groups[contract_id].append((amount, count))
+    if not (periods or charges or time_groups):
+        raise ValidationError(NOTHING_DUE)
+
+    now = timezone.now()
+    _claim(ContractPeriod, [p.pk for p in periods], now)
+    entries = _claim_time(now)
+    _claim(Charge, [c.pk for c in charges], now)
+    try:
+        with transaction.atomic():
+            batch = BillingBatch.objects.create(name=name[:120], cutoff=cutoff, consolidated=consolidated, origin=origin,
+                                                run_key=run_key, created_by=acting_user)
+    except IntegrityError:
+        raise ValidationError("This scheduled run has already billed its batch.") from None
+
+    # One draft per contract, or per customer when consolidated, with its period and charge lines.
+    by_key: dict[tuple, dict] = {}
+
+    def invoice_for(contract: Contract) -> dict:
+        customer = billing_customer(contract, consolidated)
+        key = (customer.pk,) if consolidated else (customer.pk, contract.pk)
+        plan = by_key.setdefault(key, {"customer": customer, "contracts": [], "lines": []})
+        if contract.pk not in plan["contracts"]:
+            plan["contracts"].append(contract.pk)
+        return plan
+
+    lines_of = periods_lines(periods)
+    for period in periods:
+        invoice_for(contracts[period.contract_id])["lines"] += period_line_inputs(period, lines_of[period.pk])
+    for contract_id in time_groups:
+        invoice_for(contracts[contract_id])
+    for charge in charges:
+        invoice_for(contracts[charge.contract_id])["lines"].append(charge_line_input(charge))
+
+    invoice_of_contract: dict[int, Invoice] = {}
+    line_counts: dict[int, int] = {}
+    for plan in sorted(by_key.values(), key=lambda p: (p["customer"].legal_name, p["customer"].pk, p["contracts"])):
+        invoice = invoice_services.invoice_create_draft(customer=plan["customer"], lines=plan["lines"], acting_user=acting_user,
+                                                        notes=f"Billing batch {batch.name}")
+        line_counts[invoice.pk] = len(plan["lines"])
+        for contract_id in plan["contracts"]:
+            invoice_of_contract[contract_id] = invoice
+    time_lines = _time_lines_insert(invoice_of_contract, time_groups, line_counts,
+                                    taxable={pk: c.taxable for pk, c in contracts.items()})
+
+    items = [BatchItem(batch=batch, invoice=invoice_of_contract[p.contract_id], kind=BatchItem.Kind.PERIOD, period_id=p.pk) for p in periods]
+    items += [BatchItem(batch=batch, invoice=invoice_of_contract[c.contract_id], kind=BatchItem.Kind.CHARGE, charge_id=c.pk) for c in charges]
+    invoice_ids = sorted({invoice.pk for invoice in invoice_of_contract.values()})
+    try:
+        with transaction.atomic():
+            BatchItem.objects.bulk_create(items)
+            with connection.cursor() as cursor:
+                cursor.execute("""
+                    INSERT INTO billing_batchitem (batch_id, invoice_id, kind, allocation_id)
+                    SELECT %s, l.invoice_id, %s, l.time_allocation_id FROM invoices_invoiceline l
+                    WHERE l.invoice_id = ANY(%s::bigint[]) AND l.time_allocation_id IS NOT NULL
+                """, [batch.pk, BatchItem.Kind.TIME.value, invoice_ids])
+    except IntegrityError:
+        raise ValidationError(ANOTHER_BATCH) from None
+    for period in periods:
+        period_snapshot_take(period_id=period.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            UPDATE tickets_ticket SET billed_at = %s WHERE billed_at IS NULL AND id IN (
+                SELECT e.ticket_id FROM tickets_timeentry e WHERE e.id IN (SELECT entry_id FROM {TEMP_TABLE})
+                UNION SELECT unnest(%s::bigint[]))
+        """, [now, [c.ticket_id for c in charges if c.ticket_id]])
+        tickets = cursor.rowcount
+        cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{TEMP_TABLE}")
+    audit_record(actor=acting_user, action="batch_run", obj=batch, after={
+        "name": batch.name, "cutoff": cutoff.isoformat(), "consolidated": consolidated, "invoices": len(invoice_ids),
+        "periods": len(periods), "time_entries": entries, "time_lines": time_lines, "charges": len(charges), "tickets": tickets})
+    return batch
+
+
+def charge_line_input(charge: Charge) -> LineInput:
+    contract = charge.contract
+    unit = charge_unit_price(charge)
+    amount = line_amount(quantity=charge.quantity, unit_price=unit, currency=contract.currency)
+    taxable = contract.taxable and (charge.product.taxable if charge.product_id else True)
+    where = f" — #{charge.ticket_id} {charge.ticket.title}" if charge.ticket_id else ""
+    return LineInput(
+        description=f"{charge.description}{where}, {charge.date:%d %b %Y}", quantity=charge.quantity,
+        unit_price=Decimal(unit.numerator) / Decimal(unit.denominator), amount=amount, taxable=taxable,
+        source_kind=InvoiceLine.SourceKind.CHARGE, charge_id=charge.pk, contract_id=contract.pk,
+        product_id=charge.product_id, detail={"ticket": charge.ticket_id, "expense": charge.is_expense},
+    )
+
+
+def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dict[int, list[tuple[Decimal, int]]],
+                       line_counts: dict[int, int], *, taxable: dict[int, bool]) -> int:
+    """Insert the time lines of every invoice and bring its figures up to date."""
+    if not time_groups:
+        return 0
+    config = InvoiceSettings.load()
+    codes = config.tax_codes()
+    # Per invoice, each distinct (amount, taxable) once through the invoice arithmetic.
+    per_invoice: dict[int, list[tuple[Decimal, bool, int]]] = defaultdict(list)
+    for contract_id, groups in time_groups.items():
+        invoice = invoice_of_contract[contract_id]
+        per_invoice[invoice.pk] += [(amount, taxable[contract_id], count) for amount, count in groups]
+    invoices = {i.pk: i for i in invoice_of_contract.values()}
+    figures_inv, figures_amount, figures_taxable, figures_tax = [], [], [], []
+    tax_inv, tax_amount_key, tax_taxable, tax_rate, tax_code, tax_name, tax_percent, tax_compound, tax_base, tax_value, tax_order = ([] for _ in range(11))
+    recalculate: list[int] = []
+    sums: dict[int, tuple[Decimal, Decimal]] = {}
+    for invoice_id, groups in per_invoice.items():
+        invoice = invoices[invoice_id]
+        merged: dict[tuple[Decimal, bool], int] = defaultdict(int)
+        for amount, taxable, count in groups:
+            merged[(amount, taxable)] += count
+        keys = sorted(merged)
+        if (invoice.discount_kind and invoice.discount_value) or (invoice.surcharge_kind and invoice.surcharge_value):
+            recalculate.append(invoice_id)
+            results = [None] * len(keys)
+        else:
+            result = invoice_services.invoice_preview_totals(
+                customer=invoice.customer, lines=[LineInput(description="-", amount=a, taxable=t) for a, t in keys],
+                counts=[merged[k] for k in keys], config=config)
+            results = list(result.lines)
+            sums[invoice_id] = (result.subtotal, result.tax_total)
+        for (amount, taxable), line in zip(keys, results):
+            figures_inv.append(invoice_id)
+            figures_amount.append(amount)
+            figures_taxable.append(taxable)
+            figures_tax.append(line.tax_amount if line else Decimal(0))
+            for order, tax in enumerate(line.taxes if line else ()):
+                tax_inv.append(invoice_id)
+                tax_amount_key.append(amount)
+                tax_taxable.append(taxable)
+                tax_rate.append(tax.spec.rate_id)
+                tax_code.append(tax.spec.code)
+                tax_name.append(tax.spec.name)
+                tax_percent.append(tax.spec.percent)
+                tax_compound.append(tax.spec.compound)
+                tax_base.append(tax.base)
+                tax_value.append(tax.amount)
+                tax_order.append(order)
+    contract_ids = sorted(time_groups)
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            INSERT INTO invoices_invoiceline (
+                invoice_id, sort_order, description, quantity, unit_price, fixed_amount, gross_amount, discount_kind,
+                discount_value, discount_amount, amount, invoice_discount_share, invoice_surcharge_share, taxable_amount,
+                taxable, tax_codes, tax_amount, source_kind, time_allocation_id, contract_id, detail)
+            SELECT m.invoice_id,
+                   m.first_line + row_number() OVER (PARTITION BY m.invoice_id ORDER BY e.date, e.id, a.id),
+                   '#' || e.ticket_id || ' ' || t.title || ' — ' || w.name || ', ' || to_char(e.date, 'DD Mon YYYY') || ', '
+                       || COALESCE(NULLIF(u.full_name, ''), u.email)
+                       || CASE a.bucket WHEN 'charged' THEN '' WHEN 'overage' THEN ' (overage)'
+                                        WHEN 'deducted' THEN ' (deducted from the block)' ELSE ' (covered by the contract)' END,
+                   round(a.billed_minutes / 60.0, 4), COALESCE(a.rate, 0), f.amount, f.amount, '', 0, 0, f.amount, 0, 0,
+                   f.amount, c.taxable, CASE WHEN c.taxable THEN %s::jsonb ELSE '[]'::jsonb END, f.tax, %s, a.id, a.contract_id,
+                   jsonb_build_object('ticket', e.ticket_id, 'entry', e.id, 'minutes', e.minutes,
+                                      'billed_minutes', a.billed_minutes, 'bucket', a.bucket, 'rate_rule', a.rate_explanation)
+            FROM {TEMP_TABLE} bt
+            JOIN tickets_timeallocation a ON a.id = bt.id
+            JOIN tickets_timeentry e ON e.id = a.entry_id
+            JOIN tickets_ticket t ON t.id = e.ticket_id
+            JOIN contracts_worktype w ON w.id = e.work_type_id
+            JOIN accounts_user u ON u.id = e.technician_id
+            JOIN contracts_contract c ON c.id = a.contract_id
+            JOIN unnest(%s::bigint[], %s::bigint[], %s::int[]) AS m(contract_id, invoice_id, first_line) ON m.contract_id = a.contract_id
+            JOIN unnest(%s::bigint[], %s::numeric[], %s::boolean[], %s::numeric[]) AS f(invoice_id, amount, taxable, tax)
+                 ON f.invoice_id = m.invoice_id AND f.taxable = c.taxable
+                AND f.amount = CASE WHEN a.bucket = ANY(%s::text[]) THEN a.amount ELSE 0 END
+        """, [
+            json.dumps(codes), InvoiceLine.SourceKind.TIME.value,
+            contract_ids, [invoice_of_contract[c].pk for c in contract_ids], [line_counts[invoice_of_contract[c].pk] for c in contract_ids],
+            figures_inv, figures_amount, figures_taxable, figures_tax, list(CHARGED_BUCKETS),
+        ])
+        inserted = cursor.rowcount
+        if tax_inv:
+            cursor.execute("""
+                INSERT INTO invoices_invoicelinetax (line_id, tax_rate_id, code, name, percent, compound, base, amount, sort_order)
+                SELECT l.id, x.rate_id, x.code, x.name, x.percent, x.compound, x.base, x.amount, x.sort_order
+                FROM invoices_invoiceline l
+                JOIN unnest(%s::bigint[], %s::numeric[], %s::boolean[], %s::bigint[], %s::text[], %s::text[], %s::numeric[],
+                            %s::boolean[], %s::numeric[], %s::numeric[], %s::int[])
+                     AS x(invoice_id, key_amount, taxable, rate_id, code, name, percent, compound, base, amount, sort_order)
+                  ON l.invoice_id = x.invoice_id AND l.fixed_amount = x.key_amount AND l.taxable = x.taxable
+                WHERE l.invoice_id = ANY(%s::bigint[]) AND l.time_allocation_id IS NOT NULL
+            """, [tax_inv, tax_amount_key, tax_taxable, tax_rate, tax_code, tax_name, tax_percent, tax_compound, tax_base,
+                  tax_value, tax_order, sorted(set(tax_inv))])
+        if sums:
+            ids = sorted(sums)
+            cursor.execute("""
+                UPDATE invoices_invoice i SET subtotal = i.subtotal + s.subtotal, tax_total = i.tax_total + s.tax,
+                       total = i.total + s.subtotal + s.tax
+                FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[]) AS s(id, subtotal, tax) WHERE i.id = s.id
+            """, [ids, [sums[i][0] for i in ids], [sums[i][1] for i in ids]])
+    for invoice_id in recalculate:
+        invoice_services.invoice_recalculate(invoice_id=invoice_id)
+    return inserted
