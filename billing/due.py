@@ -27,8 +27,7 @@ from billing.selectors import charge_unit_price
 from contracts.models import Contract, Customer
 from contracts.period_charges import periods_lines
 from contracts.rules.routing import Bucket
-from invoices.models import InvoiceSettings
-from invoices.services import LineInput, invoice_preview_totals
+from invoices.services import DraftLineFigures, LineInput, invoice_preview_totals
 from msp_billing.money import line_amount
 
 CHARGED_BUCKETS = (Bucket.CHARGED.value, Bucket.OVERAGE.value)
@@ -70,13 +69,6 @@ class DueSummary:
     contracts: dict[int, ContractDue]
     details: BatchDetails
     token: str
-
-
-@dataclass
-class _InvoiceGroup:
-    customer: Customer
-    lines: list[LineInput] = field(default_factory=list)
-    counts: list[int] = field(default_factory=list)
 
 
 def _sql(queryset) -> tuple[str, tuple]:
@@ -125,76 +117,88 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
     """Per contract the total due and the selected balance, the batch details of ``selection``
     (None: everything due, the wizard's pre-selection) and the fingerprint of what is due."""
     time_rows, tickets = _time_and_tickets(cutoff=cutoff, selection=selection)
-    periods = list(ready_periods(cutoff=cutoff))
+    periods = list(ready_periods(cutoff=cutoff).order_by("pk"))
     period_lines = periods_lines(periods)
-    charges = list(ready_charges(cutoff=cutoff).select_related("contract", "product"))
+    charges = list(ready_charges(cutoff=cutoff).select_related("contract", "product").order_by("pk"))
     contract_ids = {row[0] for row in time_rows} | {p.contract_id for p in periods} | {c.contract_id for c in charges}
     contracts = {c.pk: c for c in Contract.objects.filter(pk__in=contract_ids).select_related("customer__parent")}
+    picked_ids = None if selection is None else selection.contract_ids
 
-    def picked(contract_id: int, excluded: bool) -> bool:
-        return not excluded and (selection is None or contract_id in selection.contract_ids)
+    figures: dict[int, ContractDue] = {pk: ContractDue() for pk in contracts}
+    # Per invoice the bill would make: customer, and its lines as {(amount, taxable): count}.
+    invoices: dict[tuple, tuple[Customer, dict[tuple[Decimal, bool], int]]] = {}
+    invoice_of: dict[int, dict[tuple[Decimal, bool], int]] = {}
 
-    figures: dict[int, ContractDue] = defaultdict(ContractDue)
-    groups: dict[tuple, _InvoiceGroup] = {}
-    fingerprint: list[tuple] = []
-    due_time: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    def lines_of(contract: Contract) -> dict[tuple[Decimal, bool], int]:
+        lines = invoice_of.get(contract.pk)
+        if lines is None:
+            customer = contract.customer.parent if consolidated and contract.customer.parent_id else contract.customer
+            key = (customer.pk,) if consolidated else (customer.pk, contract.pk)
+            lines = invoice_of[contract.pk] = invoices.setdefault(key, (customer, defaultdict(int)))[1]
+        return lines
+
+    due_time: dict[int, list] = defaultdict(lambda: [0, 0, Decimal(0)])
     minutes = 0
-
-    def group_for(contract: Contract) -> _InvoiceGroup:
-        customer = contract.customer.parent if consolidated and contract.customer.parent_id else contract.customer
-        key = (customer.pk,) if consolidated else (customer.pk, contract.pk)
-        return groups.setdefault(key, _InvoiceGroup(customer=customer))
-
-    def add(contract: Contract, amount: Decimal, count: int, *, chosen: bool) -> None:
-        row = figures[contract.pk]
-        row.total += amount * count
-        if chosen:
-            row.selected += amount * count
-            group = group_for(contract)
-            group.lines.append(LineInput(description="-", amount=amount, taxable=contract.taxable))
-            group.counts.append(count)
-
     for contract_id, amount, excluded, count, billed_minutes, ids in time_rows:
-        chosen = picked(contract_id, excluded)
-        add(contracts[contract_id], amount, count, chosen=chosen)
-        figures[contract_id].entries += count
-        minutes += billed_minutes if chosen else 0
-        due_time[(contract_id, str(amount))][0] += count
-        due_time[(contract_id, str(amount))][1] += ids
+        contract = contracts[contract_id]
+        row = figures[contract_id]
+        value = amount * count
+        row.total += value
+        row.entries += count
+        seen = due_time[contract_id]
+        seen[0] += count
+        seen[1] += ids
+        seen[2] += value
+        if not excluded and (picked_ids is None or contract_id in picked_ids):
+            row.selected += value
+            lines_of(contract)[(amount, contract.taxable)] += count
+            minutes += billed_minutes
+    fingerprint: list[tuple] = [("t", contract_id, seen[0], seen[1], str(seen[2])) for contract_id, seen in sorted(due_time.items())]
     for period in periods:
         contract = contracts[period.contract_id]
-        excluded = selection is not None and period.pk in selection.excluded_period_ids
-        chosen = picked(contract.pk, excluded)
-        figures[contract.pk].periods += 1
+        row = figures[contract.pk]
+        row.periods += 1
+        chosen = (selection is None or (contract.pk in selection.contract_ids and period.pk not in selection.excluded_period_ids))
         for line in period_lines[period.pk]:
-            add(contract, line.amount, 1, chosen=chosen)
+            row.total += line.amount
+            if chosen:
+                row.selected += line.amount
+                lines_of(contract)[(line.amount, contract.taxable)] += 1
         fingerprint.append(("p", period.pk, str(sum((line.amount for line in period_lines[period.pk]), Decimal(0)))))
     for charge in charges:
         contract = contracts[charge.contract_id]
         amount = line_amount(quantity=charge.quantity, unit_price=charge_unit_price(charge), currency=contract.currency)
-        excluded = selection is not None and charge.pk in selection.excluded_charge_ids
-        taxable = contract.taxable and (charge.product.taxable if charge.product_id else True)
-        figures[contract.pk].charges += 1
-        figures[contract.pk].total += amount
-        if picked(contract.pk, excluded):
-            figures[contract.pk].selected += amount
-            group = group_for(contract)
-            group.lines.append(LineInput(description="-", amount=amount, taxable=taxable))
-            group.counts.append(1)
+        row = figures[contract.pk]
+        row.charges += 1
+        row.total += amount
+        if selection is None or (contract.pk in selection.contract_ids and charge.pk not in selection.excluded_charge_ids):
+            row.selected += amount
+            taxable = contract.taxable and (charge.product.taxable if charge.product_id else True)
+            lines_of(contract)[(amount, taxable)] += 1
         fingerprint.append(("c", charge.pk, str(amount)))
 
-    fingerprint += [("t", *key, *value) for key, value in due_time.items()]
     details = BatchDetails(tickets=tickets, hours=(Decimal(minutes) / 60).quantize(Decimal("0.01")))
-    config = InvoiceSettings.load()
-    for group in groups.values():
-        if not group.lines:
+    draft_lines = DraftLineFigures()
+    specs_cache: dict = {}
+    for customer, lines in invoices.values():
+        if not lines:
             continue
         details.bills += 1
-        result = invoice_preview_totals(customer=group.customer, lines=group.lines, counts=group.counts, config=config)
-        currency = group.customer.currency
+        currency = customer.currency
+        if draft_lines.adjusted:  # shares of an invoice discount or surcharge depend on every line
+            keys = list(lines)
+            result = invoice_preview_totals(customer=customer, lines=[LineInput(description="-", amount=a, taxable=t) for a, t in keys],
+                                            counts=[lines[k] for k in keys], config=draft_lines.config, specs_cache=specs_cache)
+            subtotal, tax, total = result.total - result.tax_total, result.tax_total, result.total
+        else:
+            subtotal = tax = Decimal(0)
+            for (amount, taxable), count in lines.items():
+                subtotal += amount * count
+                tax += draft_lines.line(amount, taxable=taxable, tax_exempt=customer.tax_exempt, currency=currency).tax_amount * count
+            total = subtotal + tax
         sums = details.by_currency.setdefault(currency, {"billable": Decimal(0), "tax": Decimal(0), "total": Decimal(0)})
-        sums["billable"] += result.total - result.tax_total
-        sums["tax"] += result.tax_total
-        sums["total"] += result.total
-    token = hashlib.sha256(repr(sorted(fingerprint, key=repr)).encode()).hexdigest()[:40]
-    return DueSummary(contracts=dict(figures), details=details, token=token)
+        sums["billable"] += subtotal
+        sums["tax"] += tax
+        sums["total"] += total
+    token = hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:40]
+    return DueSummary(contracts={pk: row for pk, row in figures.items()}, details=details, token=token)

@@ -49,9 +49,12 @@ class BatchItem(models.Model):
     batch = models.ForeignKey(BillingBatch, on_delete=models.CASCADE, related_name="items")
     invoice = models.ForeignKey("invoices.Invoice", on_delete=models.PROTECT, related_name="batch_items")
     kind = models.CharField(max_length=8, choices=Kind.choices)
-    period = models.ForeignKey("contracts.ContractPeriod", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    allocation = models.ForeignKey("tickets.TimeAllocation", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    charge = models.ForeignKey("tickets.Charge", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Each is indexed by its "billed once" unique constraint below (only where set).
+    period = models.ForeignKey("contracts.ContractPeriod", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                               db_index=False)
+    allocation = models.ForeignKey("tickets.TimeAllocation", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                   db_index=False)
+    charge = models.ForeignKey("tickets.Charge", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False)
 
     class Meta:
         constraints = [

@@ -28,7 +28,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -39,15 +39,16 @@ from billing.selectors import charge_unit_price
 from contracts.models import Contract, ContractPeriod, Customer
 from contracts.period_charges import period_snapshot_take, periods_lines
 from invoices import services as invoice_services
-from invoices.audit import audit_record
-from invoices.models import Invoice, InvoiceLine, InvoiceSettings
-from invoices.services import LineInput
+from invoices.audit import audit_record, audit_record_many
+from invoices.models import Invoice, InvoiceLine
+from invoices.services import DraftInput, DraftLineFigures, LineInput
 from msp_billing.money import line_amount
 from tickets.models import Charge, TimeAllocation
 
 ANOTHER_BATCH = "Nothing was billed: some of the selected items were billed by another batch a moment ago. Reload the page to see what is due now."
 NOTHING_DUE = "Nothing was billed: select at least one contract with items due."
 TEMP_TABLE = "batch_run_time"
+DEADLOCK = "40P01"
 
 
 def picked_time(*, cutoff: dt.date, selection: Selection) -> QuerySet[TimeAllocation]:
@@ -58,9 +59,12 @@ def picked_time(*, cutoff: dt.date, selection: Selection) -> QuerySet[TimeAlloca
 def split_entries(*, cutoff: dt.date, selection: Selection) -> set[int]:
     """Tickets whose picked time entries also have time on a contract that is not picked
     (an entry is billed whole, so such a selection cannot be billed as it stands)."""
+    left_out = ready_time_allocations(cutoff=cutoff).exclude(contract_id__in=selection.contract_ids)
+    if not left_out.exists():  # every contract with time due is picked: nothing can be split
+        return set()
     return set(
-        ready_time_allocations(cutoff=cutoff).filter(entry_id__in=picked_time(cutoff=cutoff, selection=selection).values("entry_id"))
-        .exclude(contract_id__in=selection.contract_ids).values_list("entry__ticket_id", flat=True).distinct()
+        left_out.filter(entry_id__in=picked_time(cutoff=cutoff, selection=selection).values("entry_id"))
+        .values_list("entry__ticket_id", flat=True).distinct()
     )
 
 
@@ -106,16 +110,22 @@ def _claim(model, ids: list[int], now) -> None:
 
 
 def _claim_time(now) -> int:
+    """Mark the picked entries billed in one statement; all or nothing. Two runs over the same
+    entries wait for each other, and the second finds them billed (or PostgreSQL breaks a
+    deadlock between them): either way the second bills nothing."""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(DISTINCT entry_id) FROM {TEMP_TABLE}")
         expected = cursor.fetchone()[0]
-        cursor.execute(f"""
-            WITH locked AS (
-                SELECT id FROM tickets_timeentry WHERE id IN (SELECT entry_id FROM {TEMP_TABLE}) AND billed_at IS NULL
-                ORDER BY id FOR UPDATE
-            )
-            UPDATE tickets_timeentry e SET billed_at = %s FROM locked WHERE e.id = locked.id
-        """, [now])
+        try:
+            with transaction.atomic():
+                cursor.execute(f"""
+                    UPDATE tickets_timeentry e SET billed_at = %s FROM (SELECT DISTINCT entry_id FROM {TEMP_TABLE}) b
+                    WHERE e.id = b.entry_id AND e.billed_at IS NULL
+                """, [now])
+        except OperationalError as error:
+            if getattr(error.__cause__, "sqlstate", None) == DEADLOCK:
+                raise ValidationError(ANOTHER_BATCH) from None
+            raise
         if cursor.rowcount != expected:
             raise ValidationError(ANOTHER_BATCH)
     return expected
@@ -147,6 +157,7 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{TEMP_TABLE}")
         cursor.execute(f"CREATE TEMP TABLE {TEMP_TABLE} AS {time_sql}", time_params)
+        cursor.execute(f"ANALYZE {TEMP_TABLE}")
         cursor.execute(f"""SELECT contract_id, CASE WHEN bucket = ANY(%s::text[]) THEN amount ELSE 0 END AS a, count(*)
                            FROM {TEMP_TABLE} GROUP BY 1, 2 ORDER BY 1, 2""", [list(CHARGED_BUCKETS)])
         time_groups: dict[int, list[tuple[Decimal, int]]] = defaultdict(list)
@@ -185,16 +196,18 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     for charge in charges:
         invoice_for(contracts[charge.contract_id])["lines"].append(charge_line_input(charge))
 
+    plans = sorted(by_key.values(), key=lambda p: (p["customer"].legal_name, p["customer"].pk, p["contracts"]))
+    created = invoice_services.invoice_create_drafts(drafts=[
+        DraftInput(customer=plan["customer"], lines=plan["lines"], notes=f"Billing batch {batch.name}") for plan in plans],
+        acting_user=acting_user)
     invoice_of_contract: dict[int, Invoice] = {}
     line_counts: dict[int, int] = {}
-    for plan in sorted(by_key.values(), key=lambda p: (p["customer"].legal_name, p["customer"].pk, p["contracts"])):
-        invoice = invoice_services.invoice_create_draft(customer=plan["customer"], lines=plan["lines"], acting_user=acting_user,
-                                                        notes=f"Billing batch {batch.name}")
+    for plan, invoice in zip(plans, created):
         line_counts[invoice.pk] = len(plan["lines"])
         for contract_id in plan["contracts"]:
             invoice_of_contract[contract_id] = invoice
     time_lines = _time_lines_insert(invoice_of_contract, time_groups, line_counts,
-                                    taxable={pk: c.taxable for pk, c in contracts.items()})
+                                    taxable={pk: c.taxable for pk, c in contracts.items()}, acting_user=acting_user)
 
     items = [BatchItem(batch=batch, invoice=invoice_of_contract[p.contract_id], kind=BatchItem.Kind.PERIOD, period_id=p.pk) for p in periods]
     items += [BatchItem(batch=batch, invoice=invoice_of_contract[c.contract_id], kind=BatchItem.Kind.CHARGE, charge_id=c.pk) for c in charges]
@@ -241,46 +254,38 @@ def charge_line_input(charge: Charge) -> LineInput:
 
 
 def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dict[int, list[tuple[Decimal, int]]],
-                       line_counts: dict[int, int], *, taxable: dict[int, bool]) -> int:
+                       line_counts: dict[int, int], *, taxable: dict[int, bool], acting_user) -> int:
     """Insert the time lines of every invoice and bring its figures up to date."""
     if not time_groups:
         return 0
-    config = InvoiceSettings.load()
-    codes = config.tax_codes()
+    draft_lines = DraftLineFigures()
+    codes = draft_lines.codes
     # Per invoice, each distinct (amount, taxable) once through the invoice arithmetic.
-    per_invoice: dict[int, list[tuple[Decimal, bool, int]]] = defaultdict(list)
+    per_invoice: dict[int, dict[tuple[Decimal, bool], int]] = defaultdict(lambda: defaultdict(int))
     for contract_id, groups in time_groups.items():
         invoice = invoice_of_contract[contract_id]
-        per_invoice[invoice.pk] += [(amount, taxable[contract_id], count) for amount, count in groups]
+        for amount, count in groups:
+            per_invoice[invoice.pk][(amount, taxable[contract_id])] += count
     invoices = {i.pk: i for i in invoice_of_contract.values()}
     figures_inv, figures_amount, figures_taxable, figures_tax = [], [], [], []
     tax_inv, tax_amount_key, tax_taxable, tax_rate, tax_code, tax_name, tax_percent, tax_compound, tax_base, tax_value, tax_order = ([] for _ in range(11))
-    recalculate: list[int] = []
     sums: dict[int, tuple[Decimal, Decimal]] = {}
-    for invoice_id, groups in per_invoice.items():
+    for invoice_id, merged in per_invoice.items():
         invoice = invoices[invoice_id]
-        merged: dict[tuple[Decimal, bool], int] = defaultdict(int)
-        for amount, taxable, count in groups:
-            merged[(amount, taxable)] += count
-        keys = sorted(merged)
-        if (invoice.discount_kind and invoice.discount_value) or (invoice.surcharge_kind and invoice.surcharge_value):
-            recalculate.append(invoice_id)
-            results = [None] * len(keys)
-        else:
-            result = invoice_services.invoice_preview_totals(
-                customer=invoice.customer, lines=[LineInput(description="-", amount=a, taxable=t) for a, t in keys],
-                counts=[merged[k] for k in keys], config=config)
-            results = list(result.lines)
-            sums[invoice_id] = (result.subtotal, result.tax_total)
-        for (amount, taxable), line in zip(keys, results):
+        subtotal = tax_total = Decimal(0)
+        for (amount, is_taxable), count in sorted(merged.items()):
+            line = None if draft_lines.adjusted else draft_lines.line(
+                amount, taxable=is_taxable, tax_exempt=invoice.customer.tax_exempt, currency=invoice.currency)
             figures_inv.append(invoice_id)
             figures_amount.append(amount)
-            figures_taxable.append(taxable)
+            figures_taxable.append(is_taxable)
             figures_tax.append(line.tax_amount if line else Decimal(0))
+            subtotal += amount * count
+            tax_total += (line.tax_amount if line else Decimal(0)) * count
             for order, tax in enumerate(line.taxes if line else ()):
                 tax_inv.append(invoice_id)
                 tax_amount_key.append(amount)
-                tax_taxable.append(taxable)
+                tax_taxable.append(is_taxable)
                 tax_rate.append(tax.spec.rate_id)
                 tax_code.append(tax.spec.code)
                 tax_name.append(tax.spec.name)
@@ -289,6 +294,7 @@ def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dic
                 tax_base.append(tax.base)
                 tax_value.append(tax.amount)
                 tax_order.append(order)
+        sums[invoice_id] = (subtotal, tax_total)
     contract_ids = sorted(time_groups)
     with connection.cursor() as cursor:
         cursor.execute(f"""
@@ -335,13 +341,19 @@ def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dic
                 WHERE l.invoice_id = ANY(%s::bigint[]) AND l.time_allocation_id IS NOT NULL
             """, [tax_inv, tax_amount_key, tax_taxable, tax_rate, tax_code, tax_name, tax_percent, tax_compound, tax_base,
                   tax_value, tax_order, sorted(set(tax_inv))])
-        if sums:
+        if sums and not draft_lines.adjusted:
             ids = sorted(sums)
             cursor.execute("""
                 UPDATE invoices_invoice i SET subtotal = i.subtotal + s.subtotal, tax_total = i.tax_total + s.tax,
                        total = i.total + s.subtotal + s.tax
                 FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[]) AS s(id, subtotal, tax) WHERE i.id = s.id
             """, [ids, [sums[i][0] for i in ids], [sums[i][1] for i in ids]])
-    for invoice_id in recalculate:
-        invoice_services.invoice_recalculate(invoice_id=invoice_id)
+    if draft_lines.adjusted:  # an invoice discount or surcharge is shared over every line: line by line
+        for invoice_id in sorted(per_invoice):
+            invoice_services.invoice_recalculate(invoice_id=invoice_id, acting_user=acting_user)
+    else:
+        audit_record_many(actor=acting_user, action="invoice_time_lines_added", records=[
+            (invoices[i], None, {"time_lines": sum(per_invoice[i].values()), "subtotal": invoices[i].subtotal + sums[i][0],
+                                 "tax_total": invoices[i].tax_total + sums[i][1],
+                                 "total": invoices[i].total + sums[i][0] + sums[i][1]}) for i in sorted(per_invoice)])
     return inserted

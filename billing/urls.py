@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import import_views, views
+from billing import approval_views, import_views, views
 
 app_name = "billing"
 urlpatterns = [
@@ -12,6 +12,8 @@ urlpatterns = [
     path("batches/<int:batch_id>/generate/", views.batch_generate, name="batch_generate"),
     path("batches/<int:batch_id>/delete/", views.batch_delete, name="batch_delete"),
     path("batches/<int:batch_id>/invoices/<int:invoice_id>/delete/", views.batch_invoice_delete, name="batch_invoice_delete"),
+    path("approval/", approval_views.approval_list, name="approval"),
+    path("approval/<int:entry_id>/", approval_views.approval_entry, name="approval_entry"),
     path("reports/", views.reports, name="reports"),
     path("reports/reconciliation/", views.reconciliation, name="reconciliation"),
     path("reports/audit/", views.audit_report, name="audit"),

@@ -274,7 +274,8 @@ def audit_report(request):
     """Reports → Audit trail: every billing action, who did it, when, before and after."""
     from django.core.paginator import Paginator
 
-    from invoices.audit import audit_events
+    from msp_billing.audit.forms import AuditFilterForm
+    from msp_billing.audit.selectors import audit_events
 
     form = AuditFilterForm(request.GET or None)
     if request.GET and not form.is_valid():

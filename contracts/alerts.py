@@ -34,6 +34,8 @@ from contracts.models import BlockPurchase, Contract, Notification
 from contracts.notifications import notification_send_once
 from contracts.periods import term_end
 from contracts.rules.blocks import Block, deduct_from_blocks
+from contracts.services import block_audited
+from msp_billing.audit.services import audit_record
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ def _repurchase(*, contract: Contract, exhausted: BlockPurchase, today: dt.date)
     if notification is None:
         return None
     # Same transaction as the notification: both happen, or neither.
-    BlockPurchase.objects.create(
+    block = BlockPurchase.objects.create(
         contract=contract,
         purchased_on=today,
         expires_on=term_end(start=today, months=contract.block_expiry_months) if contract.block_expiry_months else None,
@@ -161,6 +163,8 @@ def _repurchase(*, contract: Contract, exhausted: BlockPurchase, today: dt.date)
         price=exhausted.price,
         auto_purchased=True,
     )
+    audit_record(actor=None, action="block_purchase_add", obj=contract, after=block_audited(block),
+                 message="Bought automatically: the previous block was used up")
     return notification
 
 

@@ -24,6 +24,7 @@ from django.db import transaction
 from contracts.models import Contract, Notification
 from contracts.notifications import notification_send_once
 from contracts.periods import term_end
+from msp_billing.audit.services import audit_record
 
 _ONE_DAY = dt.timedelta(days=1)
 
@@ -60,6 +61,9 @@ def contract_renewal_process(*, contract_id: int, today: dt.date) -> tuple[list[
         old_end = contract.end_date
         contract.end_date = term_end(start=old_end + _ONE_DAY, months=contract.renewal_term_months)
         contract.save(update_fields=["end_date", "updated_at"])
+        audit_record(actor=None, action="contract_renewed", obj=contract, before={"end_date": old_end},
+                     after={"end_date": contract.end_date},
+                     message=f"Renewed automatically for {_months(contract.renewal_term_months)}")
         notification = notification_send_once(
             kind=Notification.Kind.RENEWED,
             key=f"renewed:{contract.pk}:{old_end.isoformat()}",

@@ -9,22 +9,23 @@ Changes that can move time entries from one contract to another (priority, exclu
 set, dates, status, type, an exclusion set's members, a customer's parent or default
 Hourly contract) end with ``contracts.hooks.notify_routing_changed``.
 
-There is no audit table yet: each action is written to the ``msp_billing.audit`` log
-with who, what and before/after, in the same place a table write will go.
+Every action records an audit event (``msp_billing.audit``) in its own transaction: who,
+when, and before/after of what it changed. A contract's terms (rate lines, service lines,
+device classes and counts, usage, blocks, milestones) are recorded on the contract, so
+its page shows its whole history; an edit that changes nothing records nothing.
 """
 from __future__ import annotations
 
 import calendar
 import datetime as dt
-import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Model, Sum
 from djmoney.money import Money
 from djmoney.settings import CURRENCY_CHOICES
@@ -47,8 +48,7 @@ from contracts.models import (
     UsageRecord,
     WorkType,
 )
-
-audit_log = logging.getLogger("msp_billing.audit")
+from msp_billing.audit.services import audit_record, changed_only
 
 CURRENCY_CODES = frozenset(code for code, _ in CURRENCY_CHOICES)
 MAX_CONTRACT_YEARS = 20
@@ -210,22 +210,51 @@ def _save(instance: Model, *, conflict_field: str, conflict_message: str, **kwar
 
 
 def _snapshot(instance: Model, fields: Iterable[str]) -> dict[str, Any]:
-    return {name: getattr(instance, name) for name in fields}
+    return {name: _as_stored(instance, name, getattr(instance, name)) for name in fields}
 
 
-def _audit(action: str, instance: Model, acting_user, *, before: Mapping | None = None, after: Mapping | None = None) -> None:
-    changes = {}
+def _as_stored(instance: Model, name: str, value: Any) -> Any:
+    """A decimal or money value with the places its column keeps (450 → 450.00), so the audit
+    trail shows it as it is stored. Values are validated first, so this only pads zeros."""
+    try:
+        places = getattr(instance._meta.get_field(name), "decimal_places", None)
+    except FieldDoesNotExist:
+        return value
+    if places is None:
+        return value
+    exponent = Decimal(1).scaleb(-places)
+    if isinstance(value, Money):
+        return Money(value.amount.quantize(exponent), value.currency)
+    if isinstance(value, Decimal) and value.is_finite():
+        return value.quantize(exponent)
+    return value
+
+
+def _audit(action: str, instance: Model, acting_user, *, before: Mapping | None = None, after: Mapping | None = None,
+           on: Model | None = None, message: str = "") -> None:
+    """Record ``action`` in the audit trail of ``on`` (default: ``instance``).
+
+    With both ``before`` and ``after`` only the changed keys are kept, and nothing is
+    recorded when nothing changed. Related rows are shown by name, not by id.
+    """
+    before = _readable(before) if before is not None else None
+    after = _readable(after) if after is not None else None
     if before is not None and after is not None:
-        changes = {key: (before.get(key), after.get(key)) for key in after if before.get(key) != after.get(key)}
-    audit_log.info(
-        "%s %s#%s by %s %s",
-        action,
-        type(instance).__name__,
-        instance.pk,
-        getattr(acting_user, "email", acting_user),
-        {key: [str(old), str(new)] for key, (old, new) in changes.items()},
-        extra={"schema": getattr(connection, "schema_name", None)},
-    )
+        before, after = changed_only(before, after)
+        if not after:
+            return
+    audit_record(actor=acting_user, action=action, obj=on if on is not None else instance, before=before, after=after,
+                 message=message)
+
+
+def _readable(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Related rows as their names; ``<name>_id`` dropped where ``<name>`` is given too."""
+    shown = {}
+    for key, value in values.items():
+        if key.endswith("_id") and key.removesuffix("_id") in values:
+            continue
+        shown[key] = str(value) if isinstance(value, Model) else value
+    return shown
 
 
 def _text(value: Any) -> str:
@@ -244,6 +273,7 @@ CUSTOMER_FIELDS = (
     "legal_name", "display_name", "parent", "billing_email", "billing_contacts", "address", "currency",
     "tax_exempt", "tax_id", "payment_terms_days", "region", "is_active",
 )
+CUSTOMER_AUDITED = (*CUSTOMER_FIELDS, "default_hourly_contract")
 
 
 @transaction.atomic
@@ -272,7 +302,7 @@ def customer_create(
              is_active=is_active),
     )
     _save(customer, conflict_field="legal_name", conflict_message=_legal_name_taken(customer.legal_name))
-    _audit("customer_create", customer, acting_user)
+    _audit("customer_create", customer, acting_user, after=_snapshot(customer, CUSTOMER_AUDITED))
     return customer
 
 
@@ -283,10 +313,11 @@ def customer_update(*, customer: Customer, data: Mapping[str, Any], acting_user)
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     watched = (*CUSTOMER_FIELDS, "parent_id", "default_hourly_contract_id")
     before = _snapshot(customer, watched)
+    audited_before = _snapshot(customer, CUSTOMER_AUDITED)
     _customer_apply(customer, data, existing=True)
     _save(customer, conflict_field="legal_name", conflict_message=_legal_name_taken(customer.legal_name))
     after = _snapshot(customer, watched)
-    _audit("customer_update", customer, acting_user, before=before, after=after)
+    _audit("customer_update", customer, acting_user, before=audited_before, after=_snapshot(customer, CUSTOMER_AUDITED))
     if (before["parent_id"], before["default_hourly_contract_id"]) != (after["parent_id"], after["default_hourly_contract_id"]):
         owners = {customer.pk, before["parent_id"], after["parent_id"]} - {None}
         contract_ids = set(Contract.objects.filter(customer_id__in=owners).values_list("pk", flat=True))
@@ -391,7 +422,7 @@ def _catalogue_create(kind: _CatalogueKind, values: Mapping[str, Any], acting_us
     instance = kind.model()
     _catalogue_apply(kind, instance, values)
     _catalogue_save(kind, instance, values)
-    _audit(f"{kind.action}_create", instance, acting_user)
+    _audit(f"{kind.action}_create", instance, acting_user, after=_catalogue_snapshot(kind, instance))
     return instance
 
 
@@ -450,7 +481,7 @@ def _catalogue_save(kind: _CatalogueKind, instance: Model, data: Mapping[str, An
 def _catalogue_snapshot(kind: _CatalogueKind, instance: Model) -> dict[str, Any]:
     """The audited values: every field an update may change (currency is part of the prices)."""
     watched = [name for name in kind.fields if name != "currency" and name not in kind.members]
-    members = {name: set(getattr(instance, name).values_list("pk", flat=True)) for name in kind.members}
+    members = {name: sorted(str(member) for member in getattr(instance, name).all()) for name in kind.members}
     return {**_snapshot(instance, watched), **members}
 
 
@@ -563,6 +594,8 @@ def exclusion_set_update(*, exclusion_set: ExclusionSet, data: Mapping[str, Any]
 
 # --- tax rates (versioned) ----------------------------------------------------------------
 
+TAX_RATE_AUDITED = ("code", "name", "percent", "compound", "effective_from")
+
 
 @transaction.atomic
 def tax_rate_create(*, code: str, name: str, percent: Decimal, compound: bool = False, effective_from: dt.date,
@@ -577,7 +610,7 @@ def tax_rate_create(*, code: str, name: str, percent: Decimal, compound: bool = 
     tax_rate = _tax_rate_build(errors, code=code, name=name, percent=percent, compound=compound,
                                effective_from=effective_from)
     _save(tax_rate, conflict_field="code", conflict_message=f"A tax with the code {code} already exists.")
-    _audit("tax_rate_create", tax_rate, acting_user)
+    _audit("tax_rate_create", tax_rate, acting_user, after=_snapshot(tax_rate, TAX_RATE_AUDITED))
     return tax_rate
 
 
@@ -596,8 +629,8 @@ def tax_rate_new_version(*, tax_rate: TaxRate, name: str, percent: Decimal, comp
     _save(tax_rate_version, conflict_field="effective_from",
           conflict_message="Another version of this tax starts on that date.")
     _audit("tax_rate_new_version", tax_rate_version, acting_user,
-           before={"percent": latest.percent if latest else None, "name": latest.name if latest else None},
-           after={"percent": tax_rate_version.percent, "name": tax_rate_version.name})
+           before=_snapshot(latest, TAX_RATE_AUDITED) if latest else {},
+           after=_snapshot(tax_rate_version, TAX_RATE_AUDITED))
     return tax_rate_version
 
 
@@ -642,7 +675,7 @@ def contract_create(
     contract = Contract(customer=customer, currency=customer.currency)
     _contract_apply(contract, errors, {"name": name, "type": type, "start_date": start_date, **terms})
     contract.save()
-    _audit("contract_create", contract, acting_user)
+    _audit("contract_create", contract, acting_user, after=_contract_audited(contract))
     # A new contract can take unbilled time from its start on.
     notify_routing_changed(contract_ids=[contract.pk], effective_date=contract.start_date)
     return contract
@@ -674,6 +707,11 @@ def contract_update(*, contract: Contract, data: Mapping[str, Any], acting_user,
     if routing_from is not None:
         notify_routing_changed(contract_ids=[contract.pk], effective_date=routing_from)
     return contract
+
+
+def _contract_audited(contract: Contract) -> dict[str, Any]:
+    """What a new contract was created with: its common terms and its type's own."""
+    return _snapshot(contract, ("type", "currency", *CONTRACT_COMMON_FIELDS, *sorted(CONTRACT_TYPE_FIELDS[contract.type])))
 
 
 def _routing_change_date(before: Mapping[str, Any], after: Mapping[str, Any], effective_date: dt.date) -> dt.date | None:
@@ -887,7 +925,9 @@ def rate_line_add(*, contract: Contract, work_type: WorkType | None = None, role
     _clean(line, errors, exclude=["contract", "work_type", "role"])
     _save(line, conflict_field="effective_from",
           conflict_message="This contract already has a rate for that work type and role from that date.")
-    _audit("rate_line_add", line, acting_user)
+    _audit("rate_line_add", line, acting_user, on=contract, after={
+        "rate_line": line.pk, "work_type": work_type or "Any", "role": role or "Any",
+        **_snapshot(line, ("rate", "effective_from"))})
     return line
 
 
@@ -925,7 +965,8 @@ def service_line_add(*, contract: Contract, description: str = "", rate_item: Ra
                                 effective_from=effective_from, effective_to=effective_to)
     _clean(line, errors, exclude=["contract", "rate_item", "product"])
     line.save()
-    _audit("service_line_add", line, acting_user)
+    _audit("service_line_add", line, acting_user, on=contract,
+           after={"service_line": line.pk, **_snapshot(line, SERVICE_LINE_AUDITED)})
     return line
 
 
@@ -942,8 +983,12 @@ def service_line_end(*, service_line: RecurringServiceLine, effective_to: dt.dat
     before = {"effective_to": line.effective_to}
     line.effective_to = effective_to
     line.save(update_fields=["effective_to"])
-    _audit("service_line_end", line, acting_user, before=before, after={"effective_to": effective_to})
+    _audit("service_line_end", line, acting_user, on=line.contract, before=before, after={"effective_to": effective_to},
+           message=f"Service line “{line.description}” (#{line.pk})")
     return line
+
+
+SERVICE_LINE_AUDITED = ("description", "product", "rate_item", "quantity", "unit_price", "effective_from", "effective_to")
 
 
 def _check_within_contract(errors: _Errors, contract: Contract, field: str, day: dt.date) -> None:
@@ -976,7 +1021,7 @@ def device_class_add(*, contract: Contract, name: str, unit_price: Decimal | Mon
     device_class = DeviceClass(contract=contract, name=name, unit_price=Money(price, contract.currency))
     _clean(device_class, errors, exclude=["contract"])
     _save(device_class, conflict_field="name", conflict_message=f"This contract already has a device class “{name}”.")
-    _audit("device_class_add", device_class, acting_user)
+    _audit("device_class_add", device_class, acting_user, on=contract, after=_snapshot(device_class, ("name", "unit_price")))
     return device_class
 
 
@@ -993,8 +1038,10 @@ def device_count_record(*, device_class: DeviceClass, effective_date: dt.date, c
     errors.raise_if_any()
     _check_within_contract(errors, contract, "effective_date", effective_date)
     errors.raise_if_any()
+    previous = device_class.counts.filter(effective_date__lte=effective_date).order_by("-effective_date", "-id").first()
     row = DeviceCount.objects.create(device_class=device_class, effective_date=effective_date, count=count)
-    _audit("device_count_record", row, acting_user, before={}, after={"count": count, "from": effective_date})
+    _audit("device_count_record", row, acting_user, on=contract, before={"count": previous.count if previous else None},
+           after={"count": count, "from": effective_date}, message=f"Device class “{device_class.name}”")
     return row
 
 
@@ -1018,7 +1065,8 @@ def usage_record(*, contract: Contract, measured_on: dt.date, quantity: Decimal,
         errors.add("measured_on", "Usage cannot be measured in the future.")
     errors.raise_if_any()
     row = UsageRecord.objects.create(contract=contract, measured_on=measured_on, quantity=value)
-    _audit("usage_record", row, acting_user)
+    _audit("usage_record", row, acting_user, on=contract,
+           after={**_snapshot(row, ("measured_on", "quantity")), "unit": contract.usage_unit})
     return row
 
 
@@ -1064,8 +1112,13 @@ def block_purchase_add(*, contract: Contract, purchased_on: dt.date, price: Deci
     )
     _clean(block, errors, exclude=["contract"])
     block.save()
-    _audit("block_purchase_add", block, acting_user)
+    _audit("block_purchase_add", block, acting_user, on=contract, after=block_audited(block))
     return block
+
+
+def block_audited(block: BlockPurchase) -> dict[str, Any]:
+    """A block purchase as the audit trail shows it (also used for automatic repurchases)."""
+    return {"block": block.pk, **_snapshot(block, ("purchased_on", "minutes", "amount", "price", "expires_on"))}
 
 
 # --- Project — one-time fee: milestones ---------------------------------------------------
@@ -1095,7 +1148,8 @@ def milestone_add(*, contract: Contract, name: str, percent: Decimal, due_date: 
     milestone = Milestone(contract=contract, name=name, percent=share, due_date=due_date)
     _clean(milestone, errors, exclude=["contract"])
     milestone.save()
-    _audit("milestone_add", milestone, acting_user)
+    _audit("milestone_add", milestone, acting_user, on=contract,
+           after={"milestone": milestone.name, **_snapshot(milestone, ("percent", "due_date"))})
     return milestone
 
 
@@ -1112,7 +1166,7 @@ def milestone_complete(*, milestone: Milestone, completed_on: dt.date, acting_us
     errors.raise_if_any()
     milestone.completed_on = completed_on
     milestone.save(update_fields=["completed_on"])
-    _audit("milestone_complete", milestone, acting_user, before={"completed_on": None},
-           after={"completed_on": completed_on})
+    _audit("milestone_complete", milestone, acting_user, on=milestone.contract, before={"completed_on": None},
+           after={"completed_on": completed_on}, message=f"Milestone “{milestone.name}”")
     return milestone
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -41,6 +42,8 @@ from contracts.selectors_periods import period_states
 from msp_billing import crud
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
+from msp_billing.audit.selectors import audit_events_for
+from msp_billing.audit.services import object_type_of
 
 billing = requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 
@@ -521,7 +524,17 @@ def contract_detail(request, pk: int):
         "included_hours": forms.minutes_as_hours(contract.included_minutes),
         "budget_hours": forms.minutes_as_hours(contract.budget_minutes),
         "takes_time": contract.type != Contract.Type.ONLINE_BACKUP,
+        "events": audit_events_for(contract)[:AUDIT_EVENTS_SHOWN],
+        "audit_report_url": _audit_report_url(contract),
     })
+
+
+AUDIT_EVENTS_SHOWN = 50
+
+
+def _audit_report_url(obj: Model) -> str:
+    """The audit report filtered to one object (its whole trail, with CSV)."""
+    return reverse("billing:audit") + "?" + urlencode({"object_type": object_type_of(obj), "object_id": obj.pk})
 
 
 @billing

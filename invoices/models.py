@@ -1,4 +1,4 @@
-"""Invoices, credit notes, their lines and taxes, payments, numbering and the audit trail.
+"""Invoices, credit notes, their lines and taxes, payments and numbering.
 
 Amounts are ``Decimal`` in the invoice's one ``currency`` (a single column per document:
 every amount on an invoice is in the same currency, so django-money's per-field currency
@@ -22,6 +22,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import connection, models
 from djmoney.money import Money
+
+# The audit trail has its own app now; the name stays importable from here.
+from msp_billing.audit.models import AuditEvent  # noqa: F401
 
 AMOUNT = dict(max_digits=14, decimal_places=2, default=Decimal("0"))
 PRECISE = dict(max_digits=16, decimal_places=4)  # unit prices, quantities, discount values
@@ -359,18 +362,26 @@ class InvoiceLine(models.Model):
     # Where the line came from; invoices never change their sources, billing/ does.
     source_kind = models.CharField(max_length=12, choices=SourceKind.choices, default=SourceKind.MANUAL)
     time_allocation = models.ForeignKey("tickets.TimeAllocation", null=True, blank=True, on_delete=models.PROTECT, related_name="invoice_lines")
-    charge = models.ForeignKey("tickets.Charge", null=True, blank=True, on_delete=models.PROTECT, related_name="invoice_lines")
-    contract_period = models.ForeignKey("contracts.ContractPeriod", null=True, blank=True, on_delete=models.PROTECT, related_name="invoice_lines")
+    # Sparse references (most lines are time) are indexed only where set: a month-end run
+    # writes a million time lines, and every index costs on each of them.
+    charge = models.ForeignKey("tickets.Charge", null=True, blank=True, on_delete=models.PROTECT, related_name="invoice_lines",
+                               db_index=False)
+    contract_period = models.ForeignKey("contracts.ContractPeriod", null=True, blank=True, on_delete=models.PROTECT,
+                                        related_name="invoice_lines", db_index=False)
     contract = models.ForeignKey("contracts.Contract", null=True, blank=True, on_delete=models.PROTECT, related_name="invoice_lines")
-    product = models.ForeignKey("contracts.Product", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    rate_item = models.ForeignKey("contracts.RateItem", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey("contracts.Product", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False)
+    rate_item = models.ForeignKey("contracts.RateItem", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False)
     credited_line = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_lines",
-                                      help_text="For a credit note line: the invoice line it credits.")
+                                      help_text="For a credit note line: the invoice line it credits.", db_index=False)
     detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder,
                               help_text="Ticket and time detail for detailed invoices.")
 
     class Meta:
         ordering = ["invoice", "sort_order", "id"]
+        indexes = [
+            models.Index(fields=[name], condition=models.Q(**{f"{name}__isnull": False}), name=f"line_{name}_set"[:30])
+            for name in ("charge", "contract_period", "product", "rate_item", "credited_line")
+        ]
 
     def __str__(self) -> str:
         return self.description[:80]
@@ -424,27 +435,3 @@ class Payment(models.Model):
                                     name="payment_remote_id_once_per_invoice"),
         ]
 
-
-class AuditEvent(models.Model):
-    """Who did what, when, to which object, with before/after (DESIGN.md "Audit trail").
-
-    Generic on purpose: any app records through ``invoices.audit.audit_record``.
-    """
-
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    actor_label = models.CharField(max_length=254, blank=True, help_text="The actor's e-mail as it was, or 'system'.")
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    action = models.CharField(max_length=60)
-    object_type = models.CharField(max_length=60, help_text="app_label.model")
-    object_id = models.CharField(max_length=64)
-    object_repr = models.CharField(max_length=200, blank=True)
-    before = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
-    after = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
-    message = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["object_type", "object_id"]), models.Index(fields=["action"])]
-
-    def __str__(self) -> str:
-        return f"{self.action} {self.object_type}#{self.object_id} by {self.actor_label or 'system'}"

@@ -28,7 +28,7 @@ from djmoney.settings import CURRENCY_CHOICES
 
 from contracts.models import Contract, ContractPeriod, Customer, Product, RateItem, TaxRate
 from invoices import hooks
-from invoices.audit import audit_record
+from invoices.audit import audit_record, audit_record_many
 from invoices.calculation import (
     AMOUNT,
     NO_ADJUSTMENT,
@@ -253,11 +253,66 @@ def invoice_create_draft(
     Discount and surcharge default to the tenant's default percentages, terms and payment
     instructions to the tenant's texts, payment terms to the customer's.
     """
+    config = InvoiceSettings.load()
+    invoice = _draft_instance(customer=customer, currency=currency, config=config, acting_user=acting_user, discount=discount,
+                              surcharge=surcharge, notes=notes, terms=terms, payment_instructions=payment_instructions,
+                              payment_terms_days=payment_terms_days)
+    invoice.save()
+    _replace_lines(invoice, lines, config=config)
+    _recalculate(invoice)
+    audit_record(actor=acting_user, action="invoice_created", obj=invoice, after=_state(invoice))
+    _notify(invoice.pk, "created")
+    return invoice
+
+
+@dataclass(frozen=True)
+class DraftInput:
+    """One draft of ``invoice_create_drafts``."""
+
+    customer: Customer
+    lines: Sequence[LineInput] = ()
+    notes: str = ""
+
+
+@transaction.atomic
+def invoice_create_drafts(*, drafts: Sequence[DraftInput], acting_user) -> list[Invoice]:
+    """Many drafts at once (a billing batch's run): the same checks, defaults and arithmetic
+    as ``invoice_create_draft``, in a fixed number of queries however many drafts."""
+    config = InvoiceSettings.load()
+    invoices = [_draft_instance(customer=d.customer, config=config, acting_user=acting_user, notes=d.notes) for d in drafts]
+    Invoice.objects.bulk_create(invoices)
+    refs = _existing_sources(line for d in drafts for line in d.lines)
+    lines = {invoice.pk: _built_lines(invoice, d.lines, config=config, existing={}, refs=refs)[0] for invoice, d in zip(invoices, drafts)}
+    InvoiceLine.objects.bulk_create([line for built in lines.values() for line in built])
+    specs_cache: dict = {}
+    taxes: dict[int, list[InvoiceLineTax]] = {}
+    today = tenant_today()
+    for invoice in invoices:
+        codes = frozenset(code for line in lines[invoice.pk] for code in line.tax_codes)
+        if codes not in specs_cache:
+            specs_cache[codes] = _tax_specs(invoice, codes, tax_date=today, frozen=False)
+        taxes[invoice.pk] = _figures(invoice, lines[invoice.pk], specs_cache[codes], tax_exempt=invoice.customer.tax_exempt)
+    all_lines = [line for built in lines.values() for line in built]
+    if all_lines:
+        InvoiceLine.objects.bulk_update(all_lines, FIGURE_FIELDS, batch_size=2000)
+    InvoiceLineTax.objects.bulk_create([tax for group in taxes.values() for tax in group])
+    Invoice.objects.bulk_update(invoices, TOTAL_FIELDS, batch_size=2000)
+    audit_record_many(actor=acting_user, action="invoice_created", records=[
+        (invoice, None, _state(invoice, lines=lines[invoice.pk], taxes=taxes[invoice.pk])) for invoice in invoices])
+    for invoice in invoices:
+        _notify(invoice.pk, "created")
+    return invoices
+
+
+def _draft_instance(*, customer: Customer, config: InvoiceSettings, acting_user, currency: str | None = None,
+                    discount: Adjustment | None = None, surcharge: Adjustment | None = None, notes: str = "",
+                    terms: str | None = None, payment_instructions: str | None = None,
+                    payment_terms_days: int | None = None) -> Invoice:
+    """A checked, unsaved draft with the tenant's and the customer's defaults."""
     errors = _Errors()
     if not isinstance(customer, Customer) or customer.pk is None:
         raise TypeError("customer must be a saved Customer")
     currency = _check_currency(errors, customer, currency)
-    config = InvoiceSettings.load()
     if discount is None:
         discount = Adjustment(PERCENT, config.default_discount_percent) if config.default_discount_percent else Adjustment()
     if surcharge is None:
@@ -285,11 +340,6 @@ def invoice_create_draft(
     )
     _set_adjustments(errors, invoice, discount=discount, surcharge=surcharge)
     errors.raise_if_any()
-    invoice.save()
-    _replace_lines(invoice, lines, config=config)
-    _recalculate(invoice)
-    audit_record(actor=acting_user, action="invoice_created", obj=invoice, after=_state(invoice))
-    _notify(invoice.pk, "created")
     return invoice
 
 
@@ -818,11 +868,27 @@ def _lock(invoice_id: int) -> Invoice:
 
 def _replace_lines(invoice: Invoice, inputs: Sequence[LineInput], *, config: InvoiceSettings) -> None:
     """Validate ``inputs`` and make them the invoice's lines (amounts follow in ``_recalculate``)."""
+    existing = {line.pk: line for line in invoice.lines.all()} if invoice.pk else {}
+    built, kept = _built_lines(invoice, inputs, config=config, existing=existing, refs=_existing_sources(inputs))
+    removed = [pk for pk in existing if pk not in kept]
+    if removed:
+        InvoiceLine.objects.filter(pk__in=removed).delete()
+    # A batch may bring hundreds of lines: one statement for the new ones, one for the kept ones.
+    InvoiceLine.objects.bulk_create([line for line in built if line.pk is None])
+    kept_lines = [line for line in built if line.pk is not None and line.pk in kept]
+    if kept_lines:
+        InvoiceLine.objects.bulk_update(kept_lines, [
+            "sort_order", "description", "quantity", "unit_price", "fixed_amount", "discount_kind", "discount_value",
+            "taxable", "tax_codes",
+        ])
+
+
+def _built_lines(invoice: Invoice, inputs: Sequence[LineInput], *, config: InvoiceSettings, existing: dict[int, InvoiceLine],
+                 refs: dict[type, set[int]]) -> tuple[list[InvoiceLine], set[int]]:
+    """``inputs`` checked and turned into line rows (new, or ``existing`` ones kept), unsaved."""
     errors = _Errors()
     currency = invoice.currency
-    existing = {line.pk: line for line in invoice.lines.all()} if invoice.pk else {}
     kinds = set(InvoiceLine.SourceKind.values)
-    refs = _existing_sources(inputs)
     built: list[InvoiceLine] = []
     kept: set[int] = set()
     for position, item in enumerate(inputs, start=1):
@@ -893,17 +959,7 @@ def _replace_lines(invoice: Invoice, inputs: Sequence[LineInput], *, config: Inv
         line.tax_codes = codes if item.taxable else []
         built.append(line)
     errors.raise_if_any()
-    removed = [pk for pk in existing if pk not in kept]
-    if removed:
-        InvoiceLine.objects.filter(pk__in=removed).delete()
-    # A batch may bring hundreds of lines: one statement for the new ones, one for the kept ones.
-    InvoiceLine.objects.bulk_create([line for line in built if line.pk is None])
-    kept_lines = [line for line in built if line.pk is not None and line.pk in kept]
-    if kept_lines:
-        InvoiceLine.objects.bulk_update(kept_lines, [
-            "sort_order", "description", "quantity", "unit_price", "fixed_amount", "discount_kind", "discount_value",
-            "taxable", "tax_codes",
-        ])
+    return built, kept
 
 
 def _existing_sources(inputs: Iterable[LineInput]) -> dict[type, set[int]]:
@@ -966,6 +1022,21 @@ def _recalculate(invoice: Invoice, *, tax_date: dt.date | None = None, tax_exemp
             if is_draft else invoice.customer_tax_exempt
     lines = list(invoice.lines.order_by("sort_order", "id"))
     specs = _tax_specs(invoice, {code for line in lines for code in line.tax_codes}, tax_date=tax_date, frozen=frozen)
+    new_taxes = _figures(invoice, lines, specs, tax_exempt=tax_exempt)
+    InvoiceLineTax.objects.filter(line__invoice=invoice).delete()
+    if lines:
+        InvoiceLine.objects.bulk_update(lines, FIGURE_FIELDS)
+    InvoiceLineTax.objects.bulk_create(new_taxes)
+    invoice.save()
+
+
+FIGURE_FIELDS = ["gross_amount", "discount_amount", "amount", "invoice_discount_share", "invoice_surcharge_share",
+                 "taxable_amount", "tax_amount"]
+TOTAL_FIELDS = ["subtotal", "discount_total", "surcharge_total", "tax_total", "total"]
+
+
+def _figures(invoice: Invoice, lines: list[InvoiceLine], specs: dict[str, TaxSpec], *, tax_exempt: bool) -> list[InvoiceLineTax]:
+    """Every line's figures and the invoice's totals set on the objects (not saved); the line taxes to store."""
     figures = [
         LineFigures(
             quantity=line.quantity, unit_price=line.unit_price, fixed_amount=line.fixed_amount,
@@ -989,7 +1060,6 @@ def _recalculate(invoice: Invoice, *, tax_date: dt.date | None = None, tax_exemp
         abs(value) > MAX_AMOUNT for line in result.lines for value in (line.gross_amount, line.taxable_amount)]
     if any(figures_too_large):
         raise ValidationError({"lines": ["These amounts are too large for an invoice; check the quantities and prices."]})
-    InvoiceLineTax.objects.filter(line__invoice=invoice).delete()
     new_taxes = []
     for line, figures_result in zip(lines, result.lines):
         line.gross_amount = figures_result.gross_amount
@@ -1004,18 +1074,12 @@ def _recalculate(invoice: Invoice, *, tax_date: dt.date | None = None, tax_exemp
                 line=line, tax_rate_id=tax.spec.rate_id, code=tax.spec.code, name=tax.spec.name,
                 percent=tax.spec.percent, compound=tax.spec.compound, base=tax.base, amount=tax.amount, sort_order=order,
             ))
-    if lines:
-        InvoiceLine.objects.bulk_update(lines, [
-            "gross_amount", "discount_amount", "amount", "invoice_discount_share", "invoice_surcharge_share",
-            "taxable_amount", "tax_amount",
-        ])
-    InvoiceLineTax.objects.bulk_create(new_taxes)
     invoice.subtotal = result.subtotal
     invoice.discount_total = result.discount_total
     invoice.surcharge_total = result.surcharge_total
     invoice.tax_total = result.tax_total
     invoice.total = result.total
-    invoice.save()
+    return new_taxes
 
 
 def _sum_totals(invoice: Invoice) -> None:
@@ -1155,15 +1219,23 @@ def _notify(invoice_id: int, action: str) -> None:
     transaction.on_commit(lambda: hooks.invoice_changed(invoice_id, action=action))
 
 
-def _state(invoice: Invoice) -> dict[str, Any]:
-    """What the audit trail keeps of an invoice: header figures and printed lines."""
+def _state(invoice: Invoice, *, lines: list[InvoiceLine] | None = None, taxes: list[InvoiceLineTax] | None = None) -> dict[str, Any]:
+    """What the audit trail keeps of an invoice: header figures and printed lines (read from
+    the database, or ``lines`` and their ``taxes`` as just computed)."""
+    if lines is None:
+        rows = [(line, list(line.taxes.all())) for line in invoice.lines.prefetch_related("taxes").order_by("sort_order", "id")]
+    else:
+        by_line: dict[int, list[InvoiceLineTax]] = defaultdict(list)
+        for tax in taxes or ():
+            by_line[id(tax.line)].append(tax)
+        rows = [(line, by_line[id(line)]) for line in lines]
     lines = []
-    for line in invoice.lines.prefetch_related("taxes").order_by("sort_order", "id"):
+    for line, line_taxes_ in rows:
         lines.append({
             "id": line.pk, "description": line.description, "quantity": str(line.quantity),
             "unit_price": str(line.unit_price), "discount": f"{line.discount_kind}:{line.discount_value}" if line.discount_kind else "",
             "amount": str(line.amount), "taxable": line.taxable,
-            "taxes": {tax.code: str(tax.amount) for tax in line.taxes.all()},
+            "taxes": {tax.code: str(tax.amount) for tax in line_taxes_},
             "source": line.source_kind,
         })
     return {
@@ -1192,21 +1264,53 @@ def _changed(before: Mapping[str, Any], after: Mapping[str, Any], *, side: int) 
     return {key: source.get(key) for key in set(before) | set(after) if before.get(key) != after.get(key)}
 
 
+class DraftLineFigures:
+    """The figures of draft lines with a fixed amount and the tenant's default taxes, memoised
+    by (amount, taxable, tax-exempt customer, currency) — for previews and batch runs over
+    many lines. Only valid without invoice-level adjustments (``adjusted`` says whether the
+    tenant's defaults add a discount or surcharge; callers then calculate line by line)."""
+
+    def __init__(self, *, config: InvoiceSettings | None = None, tax_date: dt.date | None = None):
+        self.config = config or InvoiceSettings.load()
+        self.adjusted = bool(self.config.default_discount_percent or self.config.default_surcharge_percent)
+        codes = self.config.tax_codes()
+        found = _tax_specs(Invoice(), codes, tax_date=tax_date or tenant_today(), frozen=False) if codes else {}
+        self.codes = codes
+        self.specs = tuple(found[code] for code in codes)
+        self._memo: dict[tuple, Any] = {}
+
+    def line(self, amount: Decimal, *, taxable: bool, tax_exempt: bool, currency: str):
+        """The ``LineResult`` of one such line."""
+        key = (amount, taxable, tax_exempt, currency)
+        result = self._memo.get(key)
+        if result is None:
+            figures = LineFigures(quantity=Decimal(1), unit_price=Decimal(0), fixed_amount=amount, taxable=taxable,
+                                  taxes=self.specs if taxable else ())
+            result = self._memo[key] = calculate_invoice(lines=[figures], currency=currency, tax_exempt=tax_exempt).lines[0]
+        return result
+
+
 def invoice_preview_totals(*, customer: Customer, lines: Sequence[LineInput], tax_date: dt.date | None = None,
-                           counts: Sequence[int] | None = None, config: InvoiceSettings | None = None):
+                           counts: Sequence[int] | None = None, config: InvoiceSettings | None = None,
+                           specs_cache: dict | None = None):
     """What an invoice of ``lines`` for ``customer`` would come to, computed exactly as a draft
     would be (tenant default taxes, discount and surcharge), without saving anything.
 
     With ``counts``, ``lines[i]`` stands for ``counts[i]`` alike lines (only the totals and one
-    result per distinct line are returned)."""
+    result per distinct line are returned). ``specs_cache`` (a dict kept by the caller)
+    saves looking the same tax rates up again when previewing many invoices."""
     config = config or InvoiceSettings.load()
     tax_date = tax_date or tenant_today()
     codes_per_line = [
         (config.tax_codes() if item.taxable else []) if item.tax_rate_codes is None else _codes(item.tax_rate_codes)
         for item in lines
     ]
-    probe = Invoice(customer=customer, currency=customer.currency)
-    specs = _tax_specs(probe, {code for codes in codes_per_line for code in codes}, tax_date=tax_date, frozen=False)
+    wanted = frozenset(code for codes in codes_per_line for code in codes)
+    cache = specs_cache if specs_cache is not None else {}
+    if (wanted, tax_date) not in cache:
+        probe = Invoice(customer=customer, currency=customer.currency)
+        cache[(wanted, tax_date)] = _tax_specs(probe, wanted, tax_date=tax_date, frozen=False)
+    specs = cache[(wanted, tax_date)]
 
     def plain(value):
         return value.amount if isinstance(value, Money) else Decimal(value)

@@ -146,6 +146,33 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory):
         yield port
 
 
+@pytest.fixture(scope="module")
+def server_worker(server, django_db_blocker, tmp_path_factory):
+    """A real Celery worker for what the ``server`` queues (PDFs, e-mails): the same test database,
+    broker and settings as gunicorn; tenant tasks run in the schema that queued them.
+
+    Module-scoped although the server lives for the session: test modules that start their own
+    worker count the workers and read what theirs did, so this one stops with the module that
+    asked for it. Tasks left in the broker by earlier tests (tenants since dropped) are purged.
+    """
+    from msp_billing.celery import app
+    from tests.support import celery_command
+
+    name = f"server-worker-{server}@localhost"
+    with django_db_blocker.unblock():
+        env = process_env(PUBLIC_URL_PORT=str(server))
+    app.control.purge()
+
+    def ready() -> bool:
+        return bool(app.control.inspect(destination=[name], timeout=0.5).ping())
+
+    log = tmp_path_factory.mktemp("logs") / "server-worker.log"
+    command = celery_command("worker", "--pool=solo", "--concurrency=1", "--loglevel=INFO", "--without-heartbeat",
+                             "--without-gossip", "--without-mingle", f"--hostname={name}")
+    with running(command, env=env, ready=ready, timeout=90, log=log):
+        yield log
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright

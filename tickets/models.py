@@ -6,6 +6,7 @@ stored per allocation, so the raw time is never lost and every minute is visible
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from djmoney.models.fields import MoneyField
 
@@ -65,15 +66,34 @@ class TimeEntry(models.Model):
     after_hours = models.BooleanField(default=False)
     chosen_contract = models.ForeignKey(
         Contract, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-        help_text="Picked explicitly instead of routing.",
+        help_text="Picked explicitly instead of routing.", db_index=False,
     )
     chosen_rate_item = models.ForeignKey(
         RateItem, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-        help_text="Bill at this rate item's rate instead of the resolved rate.",
+        help_text="Bill at this rate item's rate instead of the resolved rate.", db_index=False,
     )
     approval = models.CharField(max_length=10, choices=Approval.choices, default=Approval.APPROVED)
+    # Approve & Post: what the admin posted, kept beside what was logged (DESIGN.md §2
+    # "Readiness, periods and approval"). Routing and rating use a posted value instead of
+    # the logged one; ``routed_before_approval`` keeps how the logged entry was billed.
+    posted_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Time posted on approval: billed as posted instead of the logged minutes.",
+    )
+    posted_rate = MoneyField(**RATE, null=True, blank=True, help_text="Hourly rate posted on approval.")
+    posted_contract = models.ForeignKey(
+        Contract, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="Contract posted on approval: takes the entry instead of routing or the contract chosen when logging.",
+        db_index=False,
+    )
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                    db_index=False)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    routed_before_approval = models.JSONField(
+        null=True, blank=True, encoder=DjangoJSONEncoder,
+        help_text="The entry's allocations as logged, when it was approved: contract, bucket, billed minutes, rate, amount.",
+    )
     # Routing result (recomputed while unbilled)
-    is_unrouted = models.BooleanField(default=False, db_index=True)
+    is_unrouted = models.BooleanField(default=False)
     routing_explanation = models.TextField(blank=True)
     routed_at = models.DateTimeField(null=True, blank=True)
     billed_at = models.DateTimeField(null=True, blank=True)
@@ -82,7 +102,29 @@ class TimeEntry(models.Model):
     class Meta:
         ordering = ["-date", "-id"]
         verbose_name_plural = "time entries"
-        indexes = [models.Index(fields=["date"]), models.Index(fields=["billed_at", "is_unrouted"])]
+        # Marking a month's entries billed rewrites every one of them, and each index costs on
+        # each row: references that are mostly empty are indexed only where set, and the
+        # "still to bill" lookups use partial indexes the billed rows leave.
+        indexes = [
+            models.Index(fields=["date"]),
+            models.Index(fields=["date"], condition=models.Q(billed_at__isnull=True), name="timeentry_unbilled_by_date"),
+            models.Index(fields=["date"], condition=models.Q(is_unrouted=True, billed_at__isnull=True), name="timeentry_unrouted_open"),
+            *[models.Index(fields=[name], condition=models.Q(**{f"{name}__isnull": False}), name=f"timeentry_{name}_set"[:30])
+              for name in ("chosen_contract", "chosen_rate_item", "posted_contract", "approved_by")],
+        ]
+
+    def __str__(self) -> str:
+        return f"Time entry #{self.pk}: {self.minutes} min on ticket #{self.ticket_id}, {self.date:%d %b %Y}"
+
+    @property
+    def is_posted(self) -> bool:
+        """Approved with an adjusted time, rate or contract."""
+        return self.posted_minutes is not None or self.posted_rate is not None or self.posted_contract_id is not None
+
+    @property
+    def minutes_for_billing(self) -> int:
+        """The minutes routing starts from: as posted on approval, else as logged."""
+        return self.posted_minutes if self.posted_minutes is not None else self.minutes
 
 
 class TimeAllocation(models.Model):

@@ -7,10 +7,12 @@ deductions as ``BlockLedgerEntry`` rows, and the explanation kept on the entry.
 For one entry:
 1. The raw minutes are rounded once, by the rounding rule of the contract that takes the
    entry first (an explicit or ticket contract, else the first that routing picks). The
-   raw minutes stay on the entry; allocations hold billed minutes.
+   raw minutes stay on the entry; allocations hold billed minutes. Time posted on
+   approval (``posted_minutes``) is billed as posted, without rounding again.
 2. The billed minutes are routed (priority, exclusion sets, parent, fallback).
 3. Each allocation is rated: charged and overage time gets an amount; absorbed and
-   deducted time gets its value at rate (for profitability) but no amount.
+   deducted time gets its value at rate (for profitability) but no amount. A rate posted
+   on approval replaces the resolved rate (and the overage rate) for that entry.
 
 Many entries are routed in one pass (``route_entries``): contract terms, block balances and
 included-hours usage are loaded once and kept current in memory, entries are taken in date
@@ -32,7 +34,7 @@ from djmoney.money import Money
 from contracts.models import BlockLedgerEntry, BlockPurchase, Contract
 from contracts.rules.blocks import Block, available_balance, deduct_from_blocks, money_balance_in_minutes
 from contracts.rules.proration import contract_periods
-from contracts.rules.rates import RateLine, RateResolution, RoleRef, WorkTypeRef, amount_for_minutes, resolve_rate
+from contracts.rules.rates import RateLine, RateResolution, RateRule, RoleRef, WorkTypeRef, amount_for_minutes, resolve_rate
 from contracts.rules.rounding import RoundingRule, billed_minutes
 from contracts.rules.routing import Bucket, ContractCandidate, Entry, RoutingDecision, route_entry
 from tickets.models import TimeAllocation, TimeEntry
@@ -41,7 +43,7 @@ ROUTABLE_STATUSES = (Contract.Status.ACTIVE,)
 CHUNK = 2000
 ENTRY_RELATED = (
     "ticket__customer__parent", "ticket__default_contract", "work_type", "role",
-    "chosen_contract", "chosen_rate_item",
+    "chosen_contract", "chosen_rate_item", "posted_contract",
 )
 
 
@@ -175,6 +177,11 @@ def rate_for(terms: ContractTerms | None, entry: TimeEntry) -> RateResolution:
         after_hours_multiplier=entry.work_type.after_hours_multiplier,
     )
     role = RoleRef(id=entry.role_id, name=entry.role.name, default_rate=entry.role.default_rate.amount)
+    if entry.posted_rate is not None:
+        # The admin posted the hourly rate to bill: no tier and no after-hours multiplier on top.
+        posted = entry.posted_rate.amount
+        return RateResolution(rate=posted, base_rate=posted, rule=RateRule.CONTRACT_DEFAULT, effective_from=entry.date,
+                              multiplier=Decimal(1), explanation=f"rate {posted.normalize():f} posted on approval")
     if entry.chosen_rate_item_id:
         item = entry.chosen_rate_item
         found = resolve_rate(
@@ -219,10 +226,11 @@ def _candidate(context: RoutingContext, terms: ContractTerms, entry: TimeEntry, 
 
 def _decide(context: RoutingContext, entry: TimeEntry, minutes: int) -> tuple[RoutingDecision, str]:
     customer = entry.ticket.customer
-    forced_contract = entry.chosen_contract or entry.ticket.default_contract
+    forced_contract = entry.posted_contract or entry.chosen_contract or entry.ticket.default_contract
     routing_entry = Entry(date=entry.date, minutes=minutes, work_type_id=entry.work_type_id, work_type_name=entry.work_type.name, role_id=entry.role_id, role_name=entry.role.name)
     if forced_contract is not None:
-        why = "chosen on the entry" if entry.chosen_contract_id else "the ticket's contract"
+        why = ("posted on approval" if entry.posted_contract_id else
+               "chosen on the entry" if entry.chosen_contract_id else "the ticket's contract")
         candidate = _candidate(context, context.terms(forced_contract), entry, forced=True, fallback_id=None)
         return route_entry(entry=routing_entry, contracts=[candidate]), f"Contract {forced_contract.name}: {why}."
     own = [_candidate(context, t, entry, forced=False, fallback_id=customer.default_hourly_contract_id) for t in context.terms_for_customer(customer.pk)]
@@ -247,11 +255,14 @@ def _plan(context: RoutingContext, entry: TimeEntry) -> list[_Planned]:
         entry.is_unrouted = False
         entry.routing_explanation = "Not billable: not routed to a contract."
         return []
-    first, preface = _decide(context, entry, entry.minutes)
-    first_contract = next((s.contract_id for s in first.splits if s.contract_id), None)
-    rule = context.loaded(first_contract).rounding if first_contract else RoundingRule()
-    minutes = billed_minutes(entry.minutes, rule)
-    decision = _decide(context, entry, minutes)[0] if minutes != entry.minutes else first
+    first, preface = _decide(context, entry, entry.minutes_for_billing)
+    if entry.posted_minutes is not None:
+        rule, minutes, decision = None, entry.posted_minutes, first  # billed as posted
+    else:
+        first_contract = next((s.contract_id for s in first.splits if s.contract_id), None)
+        rule = context.loaded(first_contract).rounding if first_contract else RoundingRule()
+        minutes = billed_minutes(entry.minutes, rule)
+        decision = _decide(context, entry, minutes)[0] if minutes != entry.minutes else first
 
     planned: list[_Planned] = []
     rate_notes: list[str] = []
@@ -264,7 +275,7 @@ def _plan(context: RoutingContext, entry: TimeEntry) -> list[_Planned]:
             currency = contract.currency
             resolution = rate_for(terms, entry)
             rate, explanation = resolution.rate, resolution.explanation
-            if split.bucket == Bucket.OVERAGE and contract.overage_rate is not None:
+            if split.bucket == Bucket.OVERAGE and contract.overage_rate is not None and entry.posted_rate is None:
                 rate, explanation = contract.overage_rate.amount, f"overage rate of {contract.name}"
             allocation.rate = Money(rate, currency)
             worth = Money(amount_for_minutes(minutes=split.minutes, hourly_rate=rate, currency=currency), currency)
@@ -283,7 +294,9 @@ def _plan(context: RoutingContext, entry: TimeEntry) -> list[_Planned]:
 
     entry.is_unrouted = decision.is_unrouted
     lines = ([preface] if preface else []) + [str(step) for step in decision.steps]
-    if minutes != entry.minutes:
+    if entry.posted_minutes is not None and entry.posted_minutes != entry.minutes:
+        lines.append(f"Posted on approval: {minutes} minutes (logged {entry.minutes}).")
+    elif rule is not None and minutes != entry.minutes:
         lines.append(f"Rounded {entry.minutes} → {minutes} minutes ({rule.describe()}).")
     lines += [f"Rate — {note}" for note in rate_notes]
     entry.routing_explanation = "\n".join(lines)

@@ -2,20 +2,29 @@
 
 Billed items are locked: the services refuse with a clear message, and database triggers
 (migration 0002) refuse any other path.
+
+Where the MSP turns on time approval, new entries wait for an admin: ``time_entries_approve``
+approves them as they are, ``time_entry_approve`` approves one with posted hours, rate or
+contract (kept beside what was logged, re-routed and re-rated by ``tickets.routing``).
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from collections.abc import Mapping
 from contextlib import contextmanager
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from djmoney.money import Money
 
 from contracts.models import Contract, Customer, RateItem, WorkType
+from msp_billing.audit.services import audit_record
 from msp_billing.tenants.today import current_msp
-from tickets.models import Charge, TechnicianProfile, Ticket, TimeEntry
+from tickets.models import Charge, TechnicianProfile, Ticket, TimeAllocation, TimeEntry
 from tickets.routing import ENTRY_RELATED as _ENTRY_RELATED
 from tickets.routing import clear_routing, entry_route, route_entries
 
@@ -25,6 +34,10 @@ LOCKED_HINT = "Open a new ticket for further work."
 
 class LockedError(ValidationError):
     """The item was billed; it can no longer change."""
+
+
+class StaleError(ValidationError):
+    """The item changed since the page that acts on it was loaded (or another admin acted first)."""
 
 
 @contextmanager
@@ -200,8 +213,12 @@ def time_entry_update(*, entry_id: int, **changes) -> TimeEntry:
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationError(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    changed = [name for name, value in changes.items() if getattr(entry, name) != value]
     for name, value in changes.items():
         setattr(entry, name, value)
+    if changed and entry.approval == TimeEntry.Approval.APPROVED and current_msp().time_approval_required:
+        # Approved work that changes afterwards needs approving again; the audit trail keeps the earlier approval.
+        _approval_clear(entry)
     entry.minutes = _validated_entry_fields(
         ticket=entry.ticket, work_type=entry.work_type, date=entry.date, minutes=entry.minutes,
         started_at=entry.started_at, ended_at=entry.ended_at, chosen_contract=entry.chosen_contract,
@@ -210,6 +227,155 @@ def time_entry_update(*, entry_id: int, **changes) -> TimeEntry:
     with _database_lock_as_message("This time entry"):
         entry.save()
     entry_route(entry)
+    return entry
+
+
+# --- approval (Approve & Post) ------------------------------------------------------------------
+
+MAX_POSTED_RATE = Decimal("1000000")
+
+
+def entry_fingerprint(entry: TimeEntry) -> str:
+    """What an approver saw of an entry: changes whenever the entry, its approval or its routing
+    changes (every re-route stamps ``routed_at``). A page carries it so a stale page acts on nothing."""
+    routed = entry.routed_at.isoformat() if entry.routed_at else ""
+    raw = f"{entry.pk}|{entry.minutes}|{entry.date}|{entry.work_type_id}|{entry.billable}|{entry.approval}|{routed}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def allocations_snapshot(entry: TimeEntry) -> list[dict]:
+    """How an entry is billed now: per allocation the contract, bucket, billed minutes, rate and amount."""
+    allocations = TimeAllocation.objects.filter(entry=entry).select_related("contract").order_by("pk")
+    return [
+        {"contract_id": a.contract_id, "contract": a.contract.name if a.contract else "Unrouted", "bucket": a.bucket,
+         "billed_minutes": a.billed_minutes, "rate": str(a.rate.amount) if a.rate else None,
+         "amount": str(a.amount.amount) if a.amount else None, "currency": str(a.rate.currency) if a.rate else None}
+        for a in allocations
+    ]
+
+
+def _summary(entry: TimeEntry, allocations: list[dict]) -> dict:
+    """One line per value for the audit trail: hours, contract(s), rate(s), amount."""
+    def joined(key: str) -> str:
+        return " + ".join(str(a[key]) for a in allocations if a[key] is not None) or "—"
+
+    amounts = [Decimal(a["amount"]) for a in allocations if a["amount"] is not None]
+    currency = next((a["currency"] for a in allocations if a["currency"]), "")
+    return {
+        "approval": entry.approval,
+        "billed_minutes": sum(a["billed_minutes"] for a in allocations),
+        "contract": joined("contract"),
+        "rate": joined("rate"),
+        "amount": f"{sum(amounts, Decimal(0))} {currency}".strip() if amounts else "—",
+    }
+
+
+def _approvable(entry: TimeEntry, seen: str | None) -> None:
+    if entry.billed_at is not None or entry.ticket.is_locked:
+        raise LockedError(f"Time entry #{entry.pk} was billed and is locked; it cannot be approved again. {LOCKED_HINT}")
+    if entry.approval != TimeEntry.Approval.PENDING:
+        by = f" by {entry.approved_by}" if entry.approved_by_id else ""
+        raise StaleError(f"Time entry #{entry.pk} was already approved{by}. Reload the page to see what still waits.")
+    if seen != entry_fingerprint(entry):
+        raise StaleError(f"Time entry #{entry.pk} changed since the page was loaded (its time or routing). "
+                         "Reload the page and check it again; nothing was approved.")
+
+
+def _approval_set(entry: TimeEntry, acting_user, before: list[dict]) -> None:
+    entry.approval = TimeEntry.Approval.APPROVED
+    entry.approved_by = acting_user if getattr(acting_user, "pk", None) else None
+    entry.approved_at = timezone.now()
+    entry.routed_before_approval = before
+    with _database_lock_as_message(f"Time entry #{entry.pk}"):
+        entry.save(update_fields=["approval", "approved_by", "approved_at", "routed_before_approval",
+                                  "posted_minutes", "posted_rate", "posted_rate_currency", "posted_contract"])
+
+
+def _approval_clear(entry: TimeEntry) -> None:
+    entry.approval = TimeEntry.Approval.PENDING
+    entry.approved_by = entry.approved_at = entry.routed_before_approval = None
+    entry.posted_minutes = entry.posted_rate = entry.posted_contract = None
+
+
+def _locked_entries(entry_ids) -> list[TimeEntry]:
+    return list(
+        TimeEntry.objects.select_for_update(of=("self",)).select_related(*_ENTRY_RELATED, "approved_by", "ticket")
+        .filter(pk__in=entry_ids).order_by("pk")
+    )
+
+
+@transaction.atomic
+def time_entries_approve(*, seen: Mapping[int, str], acting_user) -> list[TimeEntry]:
+    """Approve entries as they are (all or none). ``seen`` maps each entry id to the fingerprint
+    the page showed; an entry that changed, was approved by someone else, was billed or does not
+    exist (another MSP's id) makes the whole request refuse, with nothing changed."""
+    if not seen:
+        raise ValidationError("Select the time entries to approve.")
+    entries = _locked_entries(seen)
+    missing = set(seen) - {entry.pk for entry in entries}
+    if missing:
+        raise ValidationError(f"{len(missing)} of the selected time entries do not exist. "
+                              "Reload the page; nothing was approved.")
+    for entry in entries:
+        _approvable(entry, seen[entry.pk])
+    for entry in entries:
+        before = allocations_snapshot(entry)
+        summary = _summary(entry, before)
+        _approval_set(entry, acting_user, before)
+        audit_record(actor=acting_user, action="time_entry_approved", obj=entry, before=summary,
+                     after={**summary, "approval": entry.approval})
+    return entries
+
+
+@transaction.atomic
+def time_entry_approve(*, entry_id: int, seen: str | None, acting_user, minutes: int | None = None,
+                       rate: Decimal | None = None, contract: Contract | None = None) -> TimeEntry:
+    """Approve one entry, posting adjusted ``minutes``, hourly ``rate`` or ``contract`` (None: as
+    it is). A value equal to how the entry is billed now is not a change. The logged values and
+    how the entry was billed before stay on the entry; the posted ones are routed and rated by
+    ``tickets.routing`` and are what the batch bills. Raises ``TimeEntry.DoesNotExist`` for an
+    unknown id, ``LockedError`` / ``StaleError`` (409) and ``ValidationError`` (400)."""
+    entries = _locked_entries([entry_id])
+    if not entries:
+        raise TimeEntry.DoesNotExist(f"no time entry {entry_id}")
+    entry = entries[0]
+    _approvable(entry, seen)
+    before = allocations_snapshot(entry)
+    billed_now = sum(a["billed_minutes"] for a in before)
+    rates_now = {Decimal(a["rate"]) for a in before if a["rate"] is not None}
+    contracts_now = {a["contract_id"] for a in before}
+
+    errors: dict[str, str] = {}
+    whole = isinstance(minutes, int) and not isinstance(minutes, bool)
+    if minutes is not None and (not whole or not 0 < minutes <= MAX_MINUTES_PER_ENTRY):
+        errors["minutes"] = "Posted time must be more than 0 and at most 24 hours."
+    if rate is not None:
+        if not isinstance(rate, Decimal) or not rate.is_finite() or rate < 0:
+            errors["rate"] = "Enter a rate of 0 or more."
+        elif rate != rate.quantize(Decimal("0.0001")) or rate >= MAX_POSTED_RATE:
+            errors["rate"] = "Enter a rate below 1,000,000 with at most 4 decimal places."
+    if contract is not None:
+        valid = contracts_valid_for(entry.ticket.customer, entry.date).exclude(type=Contract.Type.ONLINE_BACKUP)
+        if not valid.filter(pk=contract.pk).exists():
+            errors["contract"] = (f"“{contract.name}” cannot take this time: pick one of {entry.ticket.customer}'s "
+                                  f"(or its parent's) active contracts that bill time on {entry.date:%d %b %Y}.")
+    if errors:
+        raise ValidationError(errors)
+
+    entry.posted_minutes = minutes if minutes is not None and minutes != billed_now else None
+    posted_rate = rate if rate is not None and rates_now != {rate} else None
+    entry.posted_rate = Money(posted_rate, entry.ticket.customer.currency) if posted_rate is not None else None
+    entry.posted_contract = contract if contract is not None and contracts_now != {contract.pk} else None
+    summary = _summary(entry, before)
+    _approval_set(entry, acting_user, before)
+    if entry.is_posted:
+        route_entries([entry])
+    after = _summary(entry, allocations_snapshot(entry))
+    posted = {"posted_minutes": entry.posted_minutes, "posted_rate": entry.posted_rate,
+              "posted_contract": entry.posted_contract.name if entry.posted_contract else None}
+    audit_record(actor=acting_user, action="time_entry_approved", obj=entry, before=summary,
+                 after={**after, **{key: value for key, value in posted.items() if value is not None}},
+                 message=f"Logged {entry.minutes} minutes" + (", posted with adjustments" if entry.is_posted else ""))
     return entry
 
 

@@ -46,6 +46,7 @@ TENANT_APPS = [
     "msp_billing.accounts",
     "django.contrib.sessions",
     "axes",
+    "msp_billing.audit",
     "contracts",
     "tickets",
     "billing",
@@ -62,6 +63,8 @@ PUBLIC_SCHEMA_URLCONF = "msp_billing.urls_public"
 ROOT_URLCONF = "msp_billing.urls_tenant"
 # An unknown host gets the platform pages (sign-up, health) rather than a bare 404.
 SHOW_PUBLIC_IF_NO_TENANT_FOUND = True
+# Set the search path once per connection and schema change, not before every query.
+TENANT_LIMIT_SET_CALLS = True
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 MIDDLEWARE = [

@@ -1,0 +1,265 @@
+"""The consolidated month end in Chromium, with a real Celery worker rendering the PDFs.
+
+Select (one contract left out), tick "One invoice per customer", run: one invoice per billed
+customer, a site's contract on its parent's invoice, several contracts on one invoice. Then
+delete an invoice, generate, watch the PDF progress bar fill as the worker renders, download
+an invoice's PDF from its page, delete the batch and see the tickets released.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import secrets
+import shutil
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django_tenants.utils import schema_context
+from pypdf import PdfReader
+
+from tests.support import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db]
+
+# Its own MSP per run: test runs on one machine share the test MEDIA_ROOT, whose PDFs are
+# filed under the MSP's schema name.
+SCHEMA = f"closing{secrets.token_hex(3)}"
+ADMIN = f"billing-admin@{SCHEMA}.example"
+TECH = f"technician@{SCHEMA}.example"
+CUTOFF = "2026-03-31"
+DAY = dt.date(2026, 3, 3)  # a Tuesday: ordinary hours
+
+NORDWIND, HAMBURG, SUEDHAFEN, OSTWERK, WESTHANG = (
+    "Nordwind Holding AG", "Nordwind Hamburg", "Südhafen Logistik GmbH", "Ostwerk KG", "Westhang Praxis")
+
+
+def _month_end_world() -> dict:
+    """Five customers' March, all due by the cut-off (VAT 19 % on everything):
+
+    * Nordwind Holding AG: retainer, fee 800.00 → 952.00; its site Nordwind Hamburg:
+      hourly at 100/h, 60 minutes → 119.00. Consolidated on the parent: 1,071.00.
+    * Südhafen Logistik GmbH: retainer, fee 500.00 → 595.00, onsite work excluded from it;
+      hourly at 120/h takes 90 onsite minutes → 214.20. One invoice: 809.20.
+    * Ostwerk KG: hourly at 100/h, 45 minutes → 89.25.
+    * Westhang Praxis: hourly at 100/h, 30 minutes → 59.50 (left out of the batch).
+    """
+    from contracts.models import ContractPeriod, TaxRate
+    from invoices.models import InvoiceSettings
+    from msp_billing.accounts.services import user_create
+    from tests.tickets.builders import (
+        catalogue,
+        contract,
+        customer,
+        eur,
+        exclusion_set,
+        rate_line,
+        technician,
+    )
+    from tickets import services as tickets
+
+    user_create(email=TECH, role="technician", password=PASSWORD)
+    remote, onsite, _, engineer = catalogue()
+    tech = technician(engineer, email=TECH)
+    TaxRate.objects.create(code="VAT", name="VAT 19 %", percent=Decimal(19), effective_from=dt.date(2020, 1, 1))
+    config = InvoiceSettings.load()
+    config.default_tax_codes = "VAT"
+    config.save()
+
+    def retainer(cust, name, fee, **terms):
+        c = contract(cust, "retainer", priority=1, name=name, fee=eur(fee), start_date=dt.date(2026, 3, 1),
+                     billing_frequency="monthly", billing_timing="advance", **terms)
+        ContractPeriod.objects.create(contract=c, start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 31), covered_start=dt.date(2026, 3, 1),
+                                      covered_end=dt.date(2026, 3, 31), bill_date=dt.date(2026, 3, 1))
+        return c
+
+    def hourly(cust, name, rate):
+        c = contract(cust, "hourly", priority=2, name=name, rounding_increment=15)
+        rate_line(c, rate)
+        return c
+
+    def resolved_ticket(cust, title, work_type, minutes):
+        t = tickets.ticket_create(customer=cust, title=title)
+        tickets.time_entry_log(ticket=t, technician=tech, work_type=work_type, date=DAY, minutes=minutes)
+        return tickets.ticket_set_status(ticket_id=t.pk, status="resolved")
+
+    nordwind = customer(NORDWIND)
+    hamburg = customer(HAMBURG, parent=nordwind)
+    suedhafen = customer(SUEDHAFEN)
+    ostwerk = customer(OSTWERK)
+    westhang = customer(WESTHANG)
+    contracts = {
+        "nordwind": retainer(nordwind, "Nordwind Managed Services", "800.00"),
+        "hamburg": hourly(hamburg, "Hamburg Hourly", "100"),
+        "suedhafen_retainer": retainer(suedhafen, "Südhafen Managed Services", "500.00", exclusion=exclusion_set("Remote only", onsite)),
+        "suedhafen_hourly": hourly(suedhafen, "Südhafen Onsite Hourly", "120"),
+        "ostwerk": hourly(ostwerk, "Ostwerk Hourly", "100"),
+        "westhang": hourly(westhang, "Westhang Hourly", "100"),
+    }
+    ticket_list = {
+        "hamburg": resolved_ticket(hamburg, "Router in Hamburg replaced", remote, 60),
+        "suedhafen": resolved_ticket(suedhafen, "Warehouse scanners installed", onsite, 90),
+        "ostwerk": resolved_ticket(ostwerk, "Mailbox migrated", remote, 45),
+        "westhang": resolved_ticket(westhang, "Printer driver updated", remote, 30),
+    }
+    return {"contracts": contracts, "tickets": ticket_list}
+
+
+@pytest.fixture(scope="module")
+def closing(django_db_setup, django_db_blocker):
+    """An MSP of its own with the world above, committed (the server and the worker see it); dropped afterwards."""
+    from msp_billing.tenants.services import MspRequest, msp_create
+
+    with django_db_blocker.unblock():
+        msp = msp_create(request=MspRequest(name="Closing Time IT", subdomain=SCHEMA, region="europe", currency="EUR",
+                                            timezone="Europe/Berlin", admin_email=ADMIN, admin_password=PASSWORD))
+        with schema_context(SCHEMA):
+            world = _month_end_world()
+        connection.set_schema_to_public()
+    yield world
+    with django_db_blocker.unblock():
+        _renders_finished(timeout=60)
+        connection.set_schema_to_public()
+        msp.delete(force_drop=True)
+    shutil.rmtree(Path(settings.MEDIA_ROOT) / SCHEMA, ignore_errors=True)
+
+
+def _renders_finished(*, timeout: float) -> None:
+    """Give the worker time to finish the PDFs it was asked for before the MSP is dropped
+    (it is still running then: the test asks for ``server_worker`` before ``closing``)."""
+    from invoices.selectors import invoices_needing_pdf
+
+    deadline = time.monotonic() + timeout
+    with schema_context(SCHEMA):
+        while invoices_needing_pdf().exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+
+def _progress_of(fragment: str) -> tuple[int, int]:
+    """(done, total) from the PDF progress fragment's <progress value max> bar."""
+    bar = re.search(r'<progress[^>]* value="(\d+)" max="(\d+)"', fragment)
+    assert bar, f"no progress bar in {fragment!r}"
+    return int(bar.group(1)), int(bar.group(2))
+
+
+def _pdf_text(content: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+
+
+def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, browser, closing):
+    base = f"http://{SCHEMA}.localhost:{server}"
+    contracts, tickets = closing["contracts"], closing["tickets"]
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(base + "/accounts/login/")
+    page.get_by_label("E-mail").fill(ADMIN)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(base + "/dashboard/")
+
+    # Select: everything due is pre-selected; Westhang waits for next month. Then consolidate.
+    page.goto(f"{base}/billing/batches/new/?cutoff={CUTOFF}")
+    bills = page.locator('#batch-details [data-figure="bills"]')
+    assert bills.inner_text() == "6"
+    page.locator(f'input[name="contract"][value="{contracts["westhang"].pk}"]').uncheck()
+    page.wait_for_function("document.querySelector('#batch-details [data-figure=\"bills\"]').innerText.trim() === '5'")
+    page.locator('input[name="consolidated"]').check()  # One invoice per customer (consolidated)
+    page.wait_for_function("document.querySelector('#batch-details [data-figure=\"bills\"]').innerText.trim() === '3'")
+    assert page.locator('#batch-details [data-figure="total-EUR"]').inner_text() == "1969.45"
+    page.get_by_label("Save As").fill("March consolidated")
+    page.get_by_role("button", name="Run").click()
+    page.get_by_text("Batch “March consolidated” billed").wait_for()
+    batch_url = page.url
+    assert "one invoice per customer" in page.locator("main").inner_text()
+
+    # One invoice per billed customer: the Hamburg site bills on its parent, Westhang not at all.
+    rows = page.get_by_role("region", name="Invoices of this batch").locator("tbody tr")
+    assert [row.locator("td").nth(1).inner_text() for row in rows.all()] == [NORDWIND, OSTWERK, SUEDHAFEN]
+    assert [row.locator("td").nth(4).inner_text() for row in rows.all()] == ["1071.00 EUR", "89.25 EUR", "809.20 EUR"]
+
+    def lines_of(customer_name: str) -> str:
+        page.goto(batch_url)
+        rows.filter(has_text=customer_name).get_by_role("link", name="View").click()
+        return page.locator("section[aria-labelledby=lines-h]").inner_text()
+
+    nordwind_lines = lines_of(NORDWIND)
+    assert "Nordwind Managed Services" in nordwind_lines and "Hamburg Hourly" in nordwind_lines
+    assert "Router in Hamburg replaced" in nordwind_lines
+    suedhafen_lines = lines_of(SUEDHAFEN)
+    assert "Südhafen Managed Services" in suedhafen_lines and "Südhafen Onsite Hourly" in suedhafen_lines
+    assert "Warehouse scanners installed" in suedhafen_lines
+
+    # Billed tickets are locked; the left-out one is not.
+    page.goto(f"{base}/tickets/{tickets['hamburg'].pk}/")
+    assert page.get_by_text("This ticket was billed and is locked.").is_visible()
+    page.goto(f"{base}/tickets/{tickets['westhang'].pk}/")
+    assert page.get_by_role("heading", name="Log time").is_visible()
+
+    # Delete Ostwerk's draft: its ticket is released at once.
+    page.goto(batch_url)
+    rows.filter(has_text=OSTWERK).get_by_role("button", name="Delete").click()
+    page.get_by_text("Invoice deleted; its items are unbilled again.").wait_for()
+    assert rows.count() == 2
+    page.goto(f"{base}/tickets/{tickets['ostwerk'].pk}/")
+    assert page.get_by_role("heading", name="Log time").is_visible()
+
+    # Generate: the worker renders the PDFs while the page shows their progress.
+    page.goto(batch_url)
+    fetched: list[str] = []  # every progress fragment the page fetched
+
+    def progress_fetched(response):
+        if "/invoices/pdf-progress/" in response.url:
+            fetched.append(response.text())
+
+    page.on("response", progress_fetched)
+    page.get_by_role("button", name="Generate invoices").click()
+    page.get_by_text("2 invoice(s) issued; their PDFs are being prepared.").wait_for()
+    progress = page.locator("#pdf-progress")
+    progress.get_by_text("All 2 PDFs ready").wait_for(timeout=120_000)
+    bar = progress.locator("progress")
+    assert (bar.get_attribute("value"), bar.get_attribute("max")) == ("2", "2")
+    polls = [_progress_of(fragment) for fragment in fetched]  # (done, total) as the bar filled
+    assert polls == sorted(polls) and polls[-1] == (2, 2) and all(total == 2 for _, total in polls)
+    # Once everything is ready the page stops asking (it polls every 2 s while rendering).
+    page.wait_for_timeout(4_500)
+    assert len(fetched) == len(polls)
+    page.remove_listener("response", progress_fetched)
+
+    # Open Nordwind's invoice from the batch and download its PDF as the user would.
+    nordwind_row = rows.filter(has_text=NORDWIND)
+    number = nordwind_row.locator("td").first.inner_text()
+    assert number.strip() and number != "Draft"
+    nordwind_row.get_by_role("link", name=number).click()
+    page.get_by_role("heading", name=number).wait_for()
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="PDF", exact=True).click()
+    download = download_info.value
+    assert download.suggested_filename == f"{number}.pdf"
+    content = Path(download.path()).read_bytes()
+    assert content.startswith(b"%PDF")
+    text = _pdf_text(content)
+    assert number in text and "1,071.00" in text and NORDWIND in text
+    assert "Router in Hamburg replaced" in text  # the site's time, on the parent's invoice
+    invoice_url = page.url
+
+    # Deleting the batch voids the issued invoices and releases every ticket.
+    page.goto(batch_url)
+    page.get_by_role("button", name="Delete batch").click()
+    page.get_by_text("item(s) released for rebilling").wait_for()
+    for key in ("hamburg", "suedhafen"):
+        page.goto(f"{base}/tickets/{tickets[key].pk}/")
+        assert page.get_by_role("heading", name="Log time").is_visible()
+        assert not page.get_by_text("This ticket was billed and is locked.").is_visible()
+    # The voided invoice is printed again, marked void (its page offers the new PDF once rendered).
+    page.goto(invoice_url)
+    assert "Billing batch March consolidated deleted" in page.locator("main").inner_text()
+    download_link = page.get_by_role("link", name="PDF", exact=True).or_(page.get_by_role("link", name="Download PDF"))
+    with page.expect_download() as download_info:
+        download_link.first.click(timeout=120_000)
+    text = _pdf_text(Path(download_info.value.path()).read_bytes())
+    assert number in text and "Void: Billing batch March consolidated deleted" in text
+    page.close()
