@@ -76,9 +76,10 @@ def _sql(queryset) -> tuple[str, tuple]:
     return sql, tuple(params)
 
 
-def _time_and_tickets(*, cutoff: dt.date, selection: Selection | None) -> tuple[list[tuple], int]:
-    """Rows (contract, amount, excluded, count, billed minutes, sum of entry ids) of due time,
-    and the number of tickets with picked time or charges — one scan of the due rows."""
+def _due_time(*, cutoff: dt.date, selection: Selection | None) -> tuple[list[tuple], list[tuple], int]:
+    """One scan of the due rows gives: per contract (entries, sum of entry ids, amount, and
+    the amount and billed minutes of entries not left out); per contract and line amount the
+    number of entries not left out; and the number of tickets with picked time or charges."""
     time_sql, time_params = _sql(
         ready_time_allocations(cutoff=cutoff).order_by().annotate(k_ticket=F("entry__ticket_id"))
         .values("contract_id", "amount", "bucket", "billed_minutes", "entry_id", "k_ticket")
@@ -97,73 +98,101 @@ def _time_and_tickets(*, cutoff: dt.date, selection: Selection | None) -> tuple[
             UNION ALL
             SELECT 'c', ch.contract_id, 0, 0, ch.id, ch.ticket_id, ch.id = ANY(%s::bigint[]) FROM ({charge_sql}) AS ch
         ), g AS (
-            SELECT kind, c, a, x, t, count(*) AS n, sum(m) AS m, sum(i) AS ids,
-                   bool_or((%s OR c = ANY(%s::bigint[])) AND NOT x) AS picked, GROUPING(t) AS per_contract
-            FROM r GROUP BY GROUPING SETS ((kind, c, a, x), (t))
+            SELECT kind, c, a, t, count(*) AS n, count(*) FILTER (WHERE NOT x) AS n_kept, sum(i) AS ids, sum(a) AS total,
+                   sum(a) FILTER (WHERE NOT x) AS kept_total, sum(m) FILTER (WHERE NOT x) AS kept_minutes,
+                   bool_or((%s OR c = ANY(%s::bigint[])) AND NOT x) AS picked, GROUPING(a) AS ga, GROUPING(t) AS gt
+            FROM r GROUP BY GROUPING SETS ((kind, c, a), (kind, c), (t))
         )
-        SELECT c, a, x, n, m, ids FROM g WHERE per_contract = 1 AND kind = 't'
+        SELECT 1, c, a, n_kept, NULL, NULL, NULL, NULL FROM g WHERE kind = 't' AND ga = 0 AND n_kept > 0
         UNION ALL
-        SELECT NULL, NULL, NULL, count(*), NULL, NULL FROM g WHERE per_contract = 0 AND t IS NOT NULL AND picked
+        SELECT 2, c, NULL, n, ids, total, kept_total, kept_minutes FROM g WHERE kind = 't' AND ga = 1 AND gt = 1
+        UNION ALL
+        SELECT 3, NULL, NULL, count(*), NULL, NULL, NULL, NULL FROM g WHERE gt = 0 AND t IS NOT NULL AND picked
     """
     params = (list(CHARGED_BUCKETS), excluded_entries, *time_params, excluded_charges, *charge_params, everything, picked)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    tickets = rows.pop()[3]
-    return rows, tickets
+    per_amount = [(row[1], row[2], row[3]) for row in rows if row[0] == 1]
+    per_contract = [(row[1], *row[3:]) for row in rows if row[0] == 2]
+    tickets = next(row[3] for row in rows if row[0] == 3)
+    return per_contract, per_amount, tickets
+
+
+@dataclass
+class _Bill:
+    """One invoice the batch would create: its subtotal, tax, and (when invoice-level
+    adjustments need every line) its lines by (amount, taxable)."""
+
+    customer: Customer
+    subtotal: Decimal = Decimal(0)
+    tax: Decimal = Decimal(0)
+    lines: dict = field(default_factory=lambda: defaultdict(int))
+    has_lines: bool = False
 
 
 def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolidated: bool = False) -> DueSummary:
     """Per contract the total due and the selected balance, the batch details of ``selection``
     (None: everything due, the wizard's pre-selection) and the fingerprint of what is due."""
-    time_rows, tickets = _time_and_tickets(cutoff=cutoff, selection=selection)
+    per_contract, per_amount, tickets = _due_time(cutoff=cutoff, selection=selection)
     periods = list(ready_periods(cutoff=cutoff).order_by("pk"))
     period_lines = periods_lines(periods)
     charges = list(ready_charges(cutoff=cutoff).select_related("contract", "product").order_by("pk"))
-    contract_ids = {row[0] for row in time_rows} | {p.contract_id for p in periods} | {c.contract_id for c in charges}
+    contract_ids = {row[0] for row in per_contract} | {p.contract_id for p in periods} | {c.contract_id for c in charges}
     contracts = {c.pk: c for c in Contract.objects.filter(pk__in=contract_ids).select_related("customer__parent")}
-    picked_ids = None if selection is None else selection.contract_ids
-
     figures: dict[int, ContractDue] = {pk: ContractDue() for pk in contracts}
-    # Per invoice the bill would make: customer, and its lines as {(amount, taxable): count}.
-    invoices: dict[tuple, tuple[Customer, dict[tuple[Decimal, bool], int]]] = {}
-    invoice_of: dict[int, dict[tuple[Decimal, bool], int]] = {}
+    draft_lines = DraftLineFigures()
+    bills: dict[tuple, _Bill] = {}
+    bill_of: dict[int, _Bill] = {}
 
-    def lines_of(contract: Contract) -> dict[tuple[Decimal, bool], int]:
-        lines = invoice_of.get(contract.pk)
-        if lines is None:
+    def picked(contract_id: int) -> bool:
+        return selection is None or contract_id in selection.contract_ids
+
+    def bill_for(contract: Contract) -> _Bill:
+        bill = bill_of.get(contract.pk)
+        if bill is None:
             customer = contract.customer.parent if consolidated and contract.customer.parent_id else contract.customer
             key = (customer.pk,) if consolidated else (customer.pk, contract.pk)
-            lines = invoice_of[contract.pk] = invoices.setdefault(key, (customer, defaultdict(int)))[1]
-        return lines
+            bill = bill_of[contract.pk] = bills.setdefault(key, _Bill(customer=customer))
+        return bill
 
-    due_time: dict[int, list] = defaultdict(lambda: [0, 0, Decimal(0)])
+    def add_line(bill: _Bill, amount: Decimal, taxable: bool, count: int) -> None:
+        """Lines of one amount: their tax (memoised per amount), or kept whole for the exact path."""
+        bill.has_lines = True
+        if draft_lines.adjusted:
+            bill.lines[(amount, taxable)] += count
+        else:
+            customer = bill.customer
+            bill.tax += draft_lines.line(amount, taxable=taxable, tax_exempt=customer.tax_exempt,
+                                         currency=customer.currency).tax_amount * count
+
+    fingerprint: list[tuple] = []
     minutes = 0
-    for contract_id, amount, excluded, count, billed_minutes, ids in time_rows:
-        contract = contracts[contract_id]
+    for contract_id, count, ids, total, kept_total, kept_minutes in sorted(per_contract):
         row = figures[contract_id]
-        value = amount * count
-        row.total += value
+        row.total += total
         row.entries += count
-        seen = due_time[contract_id]
-        seen[0] += count
-        seen[1] += ids
-        seen[2] += value
-        if not excluded and (picked_ids is None or contract_id in picked_ids):
-            row.selected += value
-            lines_of(contract)[(amount, contract.taxable)] += count
-            minutes += billed_minutes
-    fingerprint: list[tuple] = [("t", contract_id, seen[0], seen[1], str(seen[2])) for contract_id, seen in sorted(due_time.items())]
+        fingerprint.append(("t", contract_id, count, ids, str(total)))
+        if picked(contract_id) and kept_total is not None:
+            row.selected += kept_total
+            minutes += kept_minutes
+            bill_for(contracts[contract_id]).subtotal += kept_total
+    for contract_id, amount, count in per_amount:
+        if picked(contract_id):
+            contract = contracts[contract_id]
+            add_line(bill_for(contract), amount, contract.taxable, count)
     for period in periods:
         contract = contracts[period.contract_id]
         row = figures[contract.pk]
         row.periods += 1
-        chosen = (selection is None or (contract.pk in selection.contract_ids and period.pk not in selection.excluded_period_ids))
+        chosen = picked(contract.pk) and (selection is None or period.pk not in selection.excluded_period_ids)
         for line in period_lines[period.pk]:
             row.total += line.amount
             if chosen:
                 row.selected += line.amount
-                lines_of(contract)[(line.amount, contract.taxable)] += 1
+                bill = bill_for(contract)
+                bill.subtotal += line.amount
+                add_line(bill, line.amount, contract.taxable, 1)
         fingerprint.append(("p", period.pk, str(sum((line.amount for line in period_lines[period.pk]), Decimal(0)))))
     for charge in charges:
         contract = contracts[charge.contract_id]
@@ -171,34 +200,30 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
         row = figures[contract.pk]
         row.charges += 1
         row.total += amount
-        if selection is None or (contract.pk in selection.contract_ids and charge.pk not in selection.excluded_charge_ids):
+        if picked(contract.pk) and (selection is None or charge.pk not in selection.excluded_charge_ids):
             row.selected += amount
-            taxable = contract.taxable and (charge.product.taxable if charge.product_id else True)
-            lines_of(contract)[(amount, taxable)] += 1
+            bill = bill_for(contract)
+            bill.subtotal += amount
+            add_line(bill, amount, contract.taxable and (charge.product.taxable if charge.product_id else True), 1)
         fingerprint.append(("c", charge.pk, str(amount)))
 
     details = BatchDetails(tickets=tickets, hours=(Decimal(minutes) / 60).quantize(Decimal("0.01")))
-    draft_lines = DraftLineFigures()
     specs_cache: dict = {}
-    for customer, lines in invoices.values():
-        if not lines:
+    for bill in bills.values():
+        if not bill.has_lines:
             continue
         details.bills += 1
-        currency = customer.currency
+        customer = bill.customer
         if draft_lines.adjusted:  # shares of an invoice discount or surcharge depend on every line
-            keys = list(lines)
+            keys = list(bill.lines)
             result = invoice_preview_totals(customer=customer, lines=[LineInput(description="-", amount=a, taxable=t) for a, t in keys],
-                                            counts=[lines[k] for k in keys], config=draft_lines.config, specs_cache=specs_cache)
-            subtotal, tax, total = result.total - result.tax_total, result.tax_total, result.total
+                                            counts=[bill.lines[k] for k in keys], config=draft_lines.config, specs_cache=specs_cache)
+            subtotal, tax = result.total - result.tax_total, result.tax_total
         else:
-            subtotal = tax = Decimal(0)
-            for (amount, taxable), count in lines.items():
-                subtotal += amount * count
-                tax += draft_lines.line(amount, taxable=taxable, tax_exempt=customer.tax_exempt, currency=currency).tax_amount * count
-            total = subtotal + tax
-        sums = details.by_currency.setdefault(currency, {"billable": Decimal(0), "tax": Decimal(0), "total": Decimal(0)})
+            subtotal, tax = bill.subtotal, bill.tax
+        sums = details.by_currency.setdefault(customer.currency, {"billable": Decimal(0), "tax": Decimal(0), "total": Decimal(0)})
         sums["billable"] += subtotal
         sums["tax"] += tax
-        sums["total"] += total
+        sums["total"] += subtotal + tax
     token = hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:40]
-    return DueSummary(contracts={pk: row for pk, row in figures.items()}, details=details, token=token)
+    return DueSummary(contracts=figures, details=details, token=token)

@@ -211,3 +211,20 @@ def test_batch_details_match_the_invoices_the_run_creates(world):
     assert details.by_currency["EUR"]["total"] == sum(i.total for i in invoices)
     assert details.by_currency["EUR"]["tax"] == sum(i.tax_total for i in invoices)
     assert details.tickets == 1 and details.hours == Decimal("2.75")
+
+
+def test_with_a_default_discount_the_details_still_match_the_invoices(world):
+    """An invoice-level discount is shared over every line, so the preview and the run
+    calculate line by line; both must still agree to the cent."""
+    settings = InvoiceSettings.load()
+    settings.default_discount_percent = Decimal("3.5")
+    settings.save()
+    details = services.batch_details(cutoff=CUTOFF, selection=everything())
+    batch = services.batch_run(name="Discounted", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=world["admin"])
+    invoices = list(services.batch_invoices(batch))
+    assert all(invoice.discount_total > 0 for invoice in invoices if invoice.subtotal > 0)
+    assert details.by_currency["EUR"]["total"] == sum(i.total for i in invoices)
+    assert details.by_currency["EUR"]["tax"] == sum(i.tax_total for i in invoices)
+    for invoice in invoices:
+        lines = list(invoice.lines.all())
+        assert invoice.total == sum(line.taxable_amount + line.tax_amount for line in lines)
