@@ -261,14 +261,6 @@ def _reconciliation_csv(report, reasons):
     return response
 
 
-class AuditFilterForm(forms.Form):
-    action = forms.CharField(required=False, max_length=60)
-    object_type = forms.CharField(label="Object", required=False, max_length=60)
-    actor = forms.CharField(label="By", required=False, max_length=254)
-    start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-
-
 @requires(Capability.VIEW_BILLING)
 def audit_report(request):
     """Reports → Audit trail: every billing action, who did it, when, before and after."""
