@@ -16,6 +16,7 @@ from djmoney.settings import CURRENCY_CHOICES
 from contracts import services
 from contracts.models import Contract, Customer, DeviceClass, ExclusionSet, Product, RateItem, Role, WorkType
 from contracts.selectors import customer_parent_choices
+from msp_billing.tax_owner import lock_tax_fields, tax_owner_note
 
 CURRENCIES = sorted((code, f"{code} — {name}") for code, name in CURRENCY_CHOICES)
 
@@ -111,6 +112,7 @@ class CustomerForm(ServiceForm):
             self.fields["default_hourly_contract"].queryset = Contract.objects.filter(
                 customer=customer, type=Contract.Type.HOURLY
             )
+        lock_tax_fields(self, ["tax_exempt"])  # while an accounting system owns taxes
 
     @staticmethod
     def initial_for(customer: Customer) -> dict:
@@ -184,6 +186,20 @@ class TaxRateVersionForm(ServiceForm):
     percent = forms.DecimalField(max_digits=7, decimal_places=4, min_value=Decimal("0"), max_value=Decimal("100"))
     compound = forms.BooleanField(required=False, help_text="Charged on the amount plus the other taxes.")
     effective_from = _date("Effective from")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # While an accounting system owns taxes every field is locked and a save is refused.
+        self.taxes_owned_by = lock_tax_fields(self, list(self.fields), note_on=[next(iter(self.fields))])
+        self.taxes_note = tax_owner_note(self.taxes_owned_by) if self.taxes_owned_by else ""
+
+    def full_clean(self):
+        if self.is_bound and self.taxes_owned_by:  # refused as a whole, before any field is looked at
+            self._errors, self.cleaned_data = forms.utils.ErrorDict(), {}
+            self.add_error(None, ValidationError(f"{self.taxes_note} Tax rates cannot be changed here until it is "
+                                                 f"disconnected.", code="taxes_owned"))
+            return
+        super().full_clean()
 
 
 class TaxRateForm(TaxRateVersionForm):
@@ -290,6 +306,7 @@ class ContractForm(ServiceForm):
     def __init__(self, *args, contract: Contract | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.contract = contract
+        lock_tax_fields(self, ["taxable"])  # while an accounting system owns taxes
         if contract is None:
             del self.fields["effective_date"]
         else:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 from functools import cache
 
+from django.db import connection as db_connection
 from django.utils.module_loading import import_string
+from django_tenants.utils import get_public_schema_name
 
 from integrations.base import Connector
 
@@ -81,10 +83,22 @@ def active_connector(*, export_run=None) -> Connector | None:
 
 def owns_taxes() -> bool:
     """True while a system that computes taxes itself (QuickBooks Online) is connected: tax fields are greyed out."""
+    return bool(tax_owner())
+
+
+def tax_owner() -> str:
+    """The label of the connected system that computes taxes itself ("QuickBooks Online"), or "".
+
+    Registered with ``msp_billing.tax_owner`` (``IntegrationsConfig.ready``): the core asks
+    there. Only a *connected* connection owns taxes; outside a tenant schema nothing does.
+    """
+    if getattr(db_connection, "schema_name", "public") == get_public_schema_name():
+        return ""
     connection = active_connection()
     if connection is None or connection.status != connection.Status.CONNECTED:
-        return False
+        return ""
     try:
-        return connector_class(connection.system).owns_taxes
+        connector = connector_class(connection.system)
     except LookupError:
-        return False
+        return ""
+    return connector.label if connector.owns_taxes else ""

@@ -111,6 +111,7 @@ def accounting(request: HttpRequest) -> HttpResponse:
         "systems": systems, "active": active, "can_manage": _can_manage(request),
         "runs": selectors.recent_runs(limit=10), "failures": selectors.open_failures()[:100],
         "log": selectors.recent_log(limit=30), "owns_taxes": registry.owns_taxes(),
+        "matches": selectors.matches(system=active.system) if active else None,
     })
 
 

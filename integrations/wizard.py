@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
 
@@ -145,6 +144,14 @@ def wizard_complete(*, connection: AccountingConnection, remote: Mapping[str, Se
     local_customers_ = Customer.objects.in_bulk(list(customers))
     if len(products) + len(rate_items) != len(items) or len(local_customers_) != len(customers):
         raise ValidationError("Some entries no longer exist here; start the wizard again.")
+    for pk, value in customers.items():
+        remote_currency = str(remote_customers.get(value, {}).get("currency") or "").upper()
+        local = local_customers_[pk]
+        if remote_currency and local.currency and remote_currency != local.currency.upper():
+            raise ValidationError(
+                f"{local.legal_name} bills in {local.currency}, but “{remote_customers[value]['name']}” is a "
+                f"{remote_currency} customer in the accounting system, and a customer's currency cannot be changed "
+                f"there: match a customer in {local.currency}, or create one.")
     existing_names = {exact_key(n) for n in Customer.objects.values_list("legal_name", flat=True)}
     for rid in imports:
         if exact_key(remote_customers[rid]["name"]) in existing_names:
@@ -184,13 +191,14 @@ def wizard_complete(*, connection: AccountingConnection, remote: Mapping[str, Se
                 RemoteMapping.objects.filter(system=system, local_type="customer", local_id=str(pk)).delete()
                 continue
             record = created_customers[pk] if value == CREATE else None
+            currency = str(record.data.get("currency", "") if record else remote_customers[value].get("currency", ""))
             _map(system, "customer", pk, record.remote_id if record else value,
-                 record.name if record else remote_customers[value]["name"], "")
+                 record.name if record else remote_customers[value]["name"], "", currency=currency)
         currency = _home_currency()
         for rid in imports:
             row = remote_customers[rid]
             customer = _import_customer(row, currency=currency, acting_user=acting_user)
-            _map(system, "customer", customer.pk, rid, row["name"], "")
+            _map(system, "customer", customer.pk, rid, row["name"], "", currency=row.get("currency", ""))
         conn.wizard_completed_at = timezone.now()
         conn.save(update_fields=["wizard_completed_at", "updated_at"])
         summary = wizard_summary(item_choices=item_choices, customer_choices=customer_choices, imports=imports)
@@ -198,16 +206,18 @@ def wizard_complete(*, connection: AccountingConnection, remote: Mapping[str, Se
     return summary
 
 
-def _map(system: str, kind: str, pk: int, remote_id: str, name: str, code: str) -> None:
-    RemoteMapping.objects.update_or_create(system=system, local_type=kind, local_id=str(pk),
-                                           defaults={"remote_id": remote_id, "remote_name": name[:500], "remote_code": code[:100]})
+def _map(system: str, kind: str, pk: int, remote_id: str, name: str, code: str, *, currency: str = "") -> None:
+    """A customer's mapping remembers the remote customer's currency (it cannot change there); "" : not known."""
+    defaults = {"remote_id": remote_id, "remote_name": name[:500], "remote_code": code[:100]}
+    if kind == "customer":
+        defaults["extra"] = {"currency": currency.upper()} if currency else {}
+    RemoteMapping.objects.update_or_create(system=system, local_type=kind, local_id=str(pk), defaults=defaults)
 
 
 def _home_currency() -> str:
-    from msp_billing.tenants.models import Msp
+    from integrations.selectors import home_currency
 
-    tenant = Msp.objects.filter(schema_name=db_connection.schema_name).first()
-    return getattr(tenant, "currency", "") or "USD"
+    return home_currency()
 
 
 def _import_customer(row: Mapping[str, Any], *, currency: str, acting_user) -> Customer:

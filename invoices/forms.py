@@ -15,6 +15,7 @@ from contracts.models import Customer, TaxRate
 from invoices.calculation import Adjustment
 from invoices.models import AdjustmentKind, Invoice, InvoiceLine, InvoiceSettings, Payment
 from invoices.services import LineInput
+from msp_billing.tax_owner import lock_tax_fields, tax_owner
 
 MAX_LINES = 500
 ADJUSTMENT_CHOICES = [("", "None"), (AdjustmentKind.PERCENT, "Percent"), (AdjustmentKind.AMOUNT, "Amount")]
@@ -119,9 +120,12 @@ class LineForm(forms.Form):
     tax_codes = forms.MultipleChoiceField(label="Taxes", required=False, choices=(),
                                           widget=forms.SelectMultiple(attrs={"size": 2}))
 
-    def __init__(self, *args, tax_choices=(), **kwargs):
+    def __init__(self, *args, tax_choices=(), taxes_owned_by: str | None = None, kept_tax_codes=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["tax_codes"].choices = tax_choices
+        # While an accounting system owns taxes the taxes are locked: an existing line keeps its own.
+        self.kept_tax_codes = kept_tax_codes or {}
+        self.taxes_owned_by = lock_tax_fields(self, ["tax_codes"], owner=taxes_owned_by)
 
     def clean(self):
         data = super().clean()
@@ -146,13 +150,17 @@ class LineForm(forms.Form):
     def line_input(self) -> LineInput:
         data = self.cleaned_data
         codes = data.get("tax_codes") or []
+        tax_rate_codes = tuple(codes) if codes else None
+        if self.taxes_owned_by:  # whatever was posted: a kept line keeps its taxes, a new one takes the defaults
+            kept = self.kept_tax_codes.get(data.get("line_id"))
+            tax_rate_codes = tuple(kept) if kept is not None else None
         return LineInput(
             line_id=data.get("line_id"),
             description=data["description"],
             quantity=data["quantity"],
             unit_price=data["unit_price"],
             taxable=bool(data.get("taxable")),
-            tax_rate_codes=tuple(codes) if codes else None,
+            tax_rate_codes=tax_rate_codes,
             discount=Adjustment(data.get("discount_kind") or "", data.get("discount_value") or Decimal("0")),
         )
 
@@ -164,6 +172,12 @@ class LineForm(forms.Form):
             "discount_value": line.discount_value if line.discount_kind else None, "taxable": line.taxable,
             "tax_codes": list(line.tax_codes),
         }
+
+
+def line_form_kwargs(lines) -> dict:
+    """What every line form of an invoice's edit page needs (the tax owner is asked once per page)."""
+    return {"tax_choices": tax_code_choices(), "taxes_owned_by": tax_owner(),
+            "kept_tax_codes": {line.pk: tuple(line.tax_codes) for line in lines}}
 
 
 class BaseLineFormSet(forms.BaseFormSet):
@@ -258,6 +272,7 @@ class InvoiceSettingsForm(ServiceForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["default_tax_codes"].choices = tax_code_choices()
+        lock_tax_fields(self, ["default_tax_codes"])  # while an accounting system owns taxes
 
     @staticmethod
     def initial_for(row: InvoiceSettings) -> dict:

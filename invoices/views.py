@@ -121,15 +121,15 @@ def invoice_edit(request, invoice_id: int):
     refusal = services.edit_refusal(invoice)
     if refusal:
         return _refused(request, invoice, refusal)
-    tax_choices = forms.tax_code_choices()
     lines = list(invoice.lines.order_by("sort_order", "id"))
+    line_kwargs = forms.line_form_kwargs(lines)
     if request.method == "POST":
         header = forms.InvoiceHeaderForm(request.POST, invoice=invoice)
-        formset = forms.LineFormSet(request.POST, prefix="lines", form_kwargs={"tax_choices": tax_choices})
+        formset = forms.LineFormSet(request.POST, prefix="lines", form_kwargs=line_kwargs)
     else:
         header = forms.InvoiceHeaderForm(initial=forms.InvoiceHeaderForm.initial_for(invoice), invoice=invoice)
         formset = forms.LineFormSet(initial=[forms.LineForm.initial_for(line) for line in lines], prefix="lines",
-                                    form_kwargs={"tax_choices": tax_choices})
+                                    form_kwargs=line_kwargs)
     service_errors: list[str] = []
     if request.method == "POST":
         try:
@@ -157,7 +157,8 @@ def invoice_edit(request, invoice_id: int):
     rows = [(form, sources.get(form.initial.get("line_id") or _int(form["line_id"].value()))) for form in formset.forms]
     bad = request.method == "POST"
     return _form_page(request, "invoices/invoice_edit.html", invoice=invoice, header=header, formset=formset, rows=rows,
-                      service_errors=service_errors, status=400 if bad else 200)
+                      service_errors=service_errors, taxes_owned_by=line_kwargs["taxes_owned_by"],
+                      status=400 if bad else 200)
 
 
 def _int(value) -> int | None:

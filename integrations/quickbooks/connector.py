@@ -11,15 +11,20 @@ What QuickBooks needs and how it is met (docs/integrations.md §QuickBooks Onlin
   (the invoice id) and a ``requestid`` derived from the chunk, so a resend answers the
   first result; each document also carries its key in ``PrivateNote``, so a duplicate
   document number (6140) for a document we already created is recognised as ours;
-* QuickBooks owns taxes: lines carry ``TAX`` / ``NON`` and no tax amounts.
+* QuickBooks owns taxes: lines carry ``TAX`` / ``NON`` and no tax amounts;
+* a document in a foreign currency carries ``CurrencyRef`` (and no ``ExchangeRate``:
+  QuickBooks takes its rate for the document's date) and goes only to a QuickBooks
+  customer in that currency — a customer's currency never changes in QuickBooks, so a
+  mismatch is a failed document with a clear message, not a wrong booking.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, TypeVar
 
 import requests
@@ -60,6 +65,7 @@ DUPLICATE_DOCUMENT = "6140"
 NOTE_PREFIX = "MSP Billing "
 TAXABLE_CODE = "TAX"
 NON_TAXABLE_CODE = "NON"
+CURRENCY_MISMATCH = "currency_mismatch"
 
 
 class _Client(QuickBooks):
@@ -118,6 +124,13 @@ class QuickBooksConnector(Connector):
         self._auth: AuthClient | None = None
         self._qb: _Client | None = None
         self._resume_checked = False
+
+    @cached_property
+    def home_currency(self) -> str:
+        """The MSP's home currency: documents in it go without CurrencyRef (the QuickBooks company's own)."""
+        from integrations.selectors import home_currency
+
+        return home_currency()
 
     # --- OAuth ---------------------------------------------------------------------------
 
@@ -367,8 +380,16 @@ class QuickBooksConnector(Connector):
         created: dict[int, RemoteRecord] = {}
         customers = list(customers)
         for start in range(0, len(customers), BATCH_LIMIT):
-            chunk = customers[start:start + BATCH_LIMIT]
-            items = [{"bId": str(c.pk), "operation": "create", "Customer": _customer_body(c)} for c in chunk]
+            created.update(self._create_customer_batch(customers[start:start + BATCH_LIMIT]))
+        return created
+
+    def _create_customer_batch(self, chunk: Sequence, *, required: Container[int] | None = None) -> dict[int, RemoteRecord]:
+        """One batch request (≤ 30). A refused customer raises when ``required`` holds it (None: every one);
+        others are logged and left unmapped, to be tried again with their own documents."""
+        created: dict[int, RemoteRecord] = {}
+        if chunk:
+            items = [{"bId": str(c.pk), "operation": "create", "Customer": _customer_body(c, home_currency=self.home_currency)}
+                     for c in chunk]
             request_id = keys.chunk_key([keys.object_key("cus", c.pk) for c in chunk], prefix="c")
             answers = self._batch("customer.batch_create", items, request_id=request_id,
                                   summary=f"{len(chunk)} customers: " + ", ".join(c.legal_name for c in chunk)[:400])
@@ -376,7 +397,8 @@ class QuickBooksConnector(Connector):
                 answer = answers.get(str(customer.pk), {})
                 if "Customer" in answer:
                     row = answer["Customer"]
-                    created[customer.pk] = RemoteRecord(remote_id=row["Id"], name=row.get("DisplayName", ""))
+                    created[customer.pk] = RemoteRecord(remote_id=row["Id"], name=row.get("DisplayName", ""),
+                                                        data={"currency": self._currency_of(row)})
                     continue
                 code, message = self._fault(answer)
                 if code == DUPLICATE_NAME:  # the name is taken: that customer is this one (exact name)
@@ -384,20 +406,29 @@ class QuickBooksConnector(Connector):
                     found = self._query_all(f"SELECT * FROM Customer WHERE DisplayName = {_quote(name)}", "Customer",
                                             operation="customer.query")
                     if found:
-                        created[customer.pk] = RemoteRecord(remote_id=found[0]["Id"], name=found[0]["DisplayName"])
+                        created[customer.pk] = RemoteRecord(remote_id=found[0]["Id"], name=found[0]["DisplayName"],
+                                                            data={"currency": self._currency_of(found[0])})
                         continue
                     message += " (the name belongs to a vendor or employee in QuickBooks)"
                 self.log_call(operation="customer.create", outcome="failed", request_summary=customer.legal_name,
                               error_code=code, error=message)
-                raise IntegrationError(f"QuickBooks refused customer “{customer.legal_name}”: {message}", code=code)
+                if required is None or customer.pk in required:
+                    raise IntegrationError(f"QuickBooks refused customer “{customer.legal_name}”: {message}", code=code)
         return created
 
     def create_items(self, items: Sequence[LocalItem]) -> dict[tuple[str, int], RemoteRecord]:
-        income = self._defaults()["income_account_id"]
         created: dict[tuple[str, int], RemoteRecord] = {}
         items = list(items)
         for start in range(0, len(items), BATCH_LIMIT):
-            chunk = items[start:start + BATCH_LIMIT]
+            created.update(self._create_item_batch(items[start:start + BATCH_LIMIT]))
+        return created
+
+    def _create_item_batch(self, chunk: Sequence[LocalItem], *,
+                           required: Container[tuple[str, int]] | None = None) -> dict[tuple[str, int], RemoteRecord]:
+        """One batch request (≤ 30); refusals as in :meth:`_create_customer_batch` (key: (local_type, local_id))."""
+        created: dict[tuple[str, int], RemoteRecord] = {}
+        if chunk:
+            income = self._defaults()["income_account_id"]
             requests_ = [{"bId": f"{i.local_type}-{i.local_id}", "operation": "create", "Item": _item_body(i, income)}
                          for i in chunk]
             request_id = keys.chunk_key([keys.object_key(i.local_type, i.local_id) for i in chunk], prefix="i")
@@ -420,7 +451,8 @@ class QuickBooksConnector(Connector):
                         continue
                 self.log_call(operation="item.create", outcome="failed", request_summary=item.name, error_code=code,
                               error=message)
-                raise IntegrationError(f"QuickBooks refused item “{item.name}”: {message}", code=code)
+                if required is None or (item.local_type, item.local_id) in required:
+                    raise IntegrationError(f"QuickBooks refused item “{item.name}”: {message}", code=code)
         return created
 
     # --- documents -------------------------------------------------------------------------
@@ -441,6 +473,8 @@ class QuickBooksConnector(Connector):
         }
         doc_keys = {doc.pk: keys.document_key(doc.pk) for doc in documents}
         results: dict[int, DocumentResult] = {}
+        for doc, refusal in self._currency_refusals(documents, customer_ids).items():
+            results[doc.pk] = DocumentResult(invoice_id=doc.pk, ok=False, error=refusal, error_code=CURRENCY_MISMATCH)
 
         if self.export_run is not None and self.export_run.attempts > 1 and not self._resume_checked:
             # A worker died mid-run: documents it created may not be recorded here yet.
@@ -452,7 +486,8 @@ class QuickBooksConnector(Connector):
         if to_send:
             items = []
             for doc in to_send:
-                entity, body = _document_body(doc, doc_keys[doc.pk], customer_ids, item_ids, defaults)
+                entity, body = _document_body(doc, doc_keys[doc.pk], customer_ids, item_ids, defaults,
+                                              home_currency=self.home_currency)
                 items.append({"bId": str(doc.pk), "operation": "create", entity: body})
             request_id = keys.chunk_key([doc_keys[doc.pk] for doc in to_send])
             answers = self._batch("document.batch_create", items, request_id=request_id,
@@ -485,6 +520,43 @@ class QuickBooksConnector(Connector):
         return DocumentResult(invoice_id=doc.pk, ok=True, remote_id=str(remote_id),
                               remote_url=self.document_url(str(remote_id), kind=kind))
 
+    def _currency_of(self, row: Mapping[str, Any]) -> str:
+        """A QuickBooks customer's currency (none given: the company's home currency, taken to be ours)."""
+        return str((row.get("CurrencyRef") or {}).get("value") or self.home_currency).upper()
+
+    def _currency_refusals(self, documents: Sequence, customers: Mapping[str, RemoteMapping]) -> dict:
+        """Documents whose QuickBooks customer is in another currency: doc → why it is not sent.
+
+        A QuickBooks customer's currency cannot change, so such a document would be refused (or, worse,
+        booked in the wrong currency). The customer's currency is remembered in its mapping; for a
+        foreign-currency document whose customer's is not known yet it is read once from QuickBooks.
+        """
+        home = self.home_currency
+        unknown = {customers[str(doc.customer_id)] for doc in documents
+                   if doc.currency != home and str(doc.customer_id) in customers
+                   and not (customers[str(doc.customer_id)].extra or {}).get("currency")}
+        if unknown:
+            ids = ", ".join(_quote(mapping.remote_id) for mapping in sorted(unknown, key=lambda m: m.remote_id))
+            rows = self._query_all(f"SELECT * FROM Customer WHERE Id IN ({ids})", "Customer",
+                                   operation="customer.query")
+            found = {str(row["Id"]): self._currency_of(row) for row in rows}
+            for mapping in unknown:
+                if mapping.remote_id in found:
+                    mapping.extra = {**(mapping.extra or {}), "currency": found[mapping.remote_id]}
+                    mapping.save(update_fields=["extra", "updated_at"])
+        refusals = {}
+        for doc in documents:
+            mapping = customers.get(str(doc.customer_id))
+            remote = str((mapping.extra or {}).get("currency") or "").upper() if mapping else ""
+            if remote and remote != doc.currency.upper():
+                kind = "credit note" if doc.is_credit_note else "invoice"
+                refusals[doc] = (
+                    f"Not sent: {doc.number} is in {doc.currency}, but the QuickBooks customer "
+                    f"“{mapping.remote_name or mapping.remote_id}” it is matched to is in {remote}. A QuickBooks "
+                    f"customer's currency cannot be changed: match “{doc.customer.legal_name}” to a QuickBooks "
+                    f"customer in {doc.currency} (or create one) in the sync wizard, then retry this {kind}.")
+        return refusals
+
     def _already_there(self, documents: Sequence, doc_keys: Mapping[int, str]) -> dict:
         """Documents QuickBooks already has *from us* (our key in PrivateNote): doc → remote id."""
         found = {}
@@ -508,10 +580,32 @@ class QuickBooksConnector(Connector):
         customers = {doc.customer_id: doc.customer for doc in documents}
         known = services.mappings_for(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_ids=customers)
         missing = [customer for pk, customer in customers.items() if str(pk) not in known]
-        if missing:
-            for pk, record in self.create_customers(missing).items():
+        if not missing:
+            return
+        # The customers of the run's later documents go in the same batches: a first export creates
+        # its customers 30 to a request, not a few with every chunk (one batch per chunk otherwise).
+        wanted = missing + self._customers_ahead(exclude=customers)
+        for start in range(0, len(wanted), BATCH_LIMIT):
+            created = self._create_customer_batch(wanted[start:start + BATCH_LIMIT], required=customers)
+            for pk, record in created.items():
                 services.mapping_set(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_id=pk,
-                                     remote_id=record.remote_id, remote_name=record.name)
+                                     remote_id=record.remote_id, remote_name=record.name,
+                                     extra=customer_mapping_extra(record))
+
+    def _customers_ahead(self, *, exclude: Container[int]) -> list:
+        """Customers without a mapping whose documents in this run are still to send (none outside a run)."""
+        from contracts.models import Customer
+        from integrations import services
+
+        ahead = _documents_ahead(self.export_run, self.system)
+        if ahead is None:
+            return []
+        ids = [pk for pk in ahead.order_by("customer_id").values_list("customer_id", flat=True).distinct()
+               if pk not in exclude]
+        known = services.mappings_for(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_ids=ids)
+        unmapped = [pk for pk in ids if str(pk) not in known]
+        found = Customer.objects.in_bulk(unmapped)
+        return [found[pk] for pk in unmapped if pk in found]
 
     def _ensure_items(self, documents: Sequence) -> None:
         from integrations import services
@@ -520,25 +614,46 @@ class QuickBooksConnector(Connector):
         for doc in documents:
             for line in doc.lines.all():
                 if line.product_id:
-                    product = line.product
-                    wanted[("product", product.pk)] = LocalItem(
-                        local_type="product", local_id=product.pk, name=product.name, price=product.price.amount,
-                        currency=str(product.price.currency), taxable=product.taxable, sku=product.sku,
-                        accounting_code=product.accounting_code)
+                    wanted[("product", line.product_id)] = _product_item(line.product)
                 elif line.rate_item_id:
-                    rate_item = line.rate_item
-                    wanted[("rate_item", rate_item.pk)] = LocalItem(
-                        local_type="rate_item", local_id=rate_item.pk, name=rate_item.name, price=rate_item.rate.amount,
-                        currency=str(rate_item.rate.currency), accounting_code=rate_item.accounting_code)
-        missing = []
-        for local_type in ("product", "rate_item"):
-            ids = [local_id for (kind, local_id) in wanted if kind == local_type]
-            known = services.mappings_for(system=self.system, local_type=local_type, local_ids=ids)
-            missing += [wanted[(local_type, local_id)] for local_id in ids if str(local_id) not in known]
-        if missing:
-            for (local_type, local_id), record in self.create_items(missing).items():
+                    wanted[("rate_item", line.rate_item_id)] = _rate_item_item(line.rate_item)
+        missing = self._unmapped_items(wanted)
+        if not missing:
+            return
+        # As with customers: the items the rest of the run uses go in the same batches.
+        wanted_later = {key: item for key, item in self._items_ahead().items() if key not in wanted}
+        missing += self._unmapped_items(wanted_later)
+        for start in range(0, len(missing), BATCH_LIMIT):
+            created = self._create_item_batch(missing[start:start + BATCH_LIMIT], required=wanted)
+            for (local_type, local_id), record in created.items():
                 services.mapping_set(system=self.system, local_type=local_type, local_id=local_id,
                                      remote_id=record.remote_id, remote_name=record.name, remote_code=record.code)
+
+    def _unmapped_items(self, items: Mapping[tuple[str, int], LocalItem]) -> list[LocalItem]:
+        from integrations import services
+
+        missing = []
+        for local_type in ("product", "rate_item"):
+            ids = [local_id for (kind, local_id) in items if kind == local_type]
+            known = services.mappings_for(system=self.system, local_type=local_type, local_ids=ids)
+            missing += [items[(local_type, local_id)] for local_id in ids if str(local_id) not in known]
+        return missing
+
+    def _items_ahead(self) -> dict[tuple[str, int], LocalItem]:
+        """Products and rate items on the lines of the run's documents still to send (none outside a run)."""
+        from contracts.models import Product, RateItem
+        from invoices.models import InvoiceLine
+
+        ahead = _documents_ahead(self.export_run, self.system)
+        if ahead is None:
+            return {}
+        lines = InvoiceLine.objects.filter(invoice__in=ahead)
+        items = {("product", product.pk): _product_item(product) for product in
+                 Product.objects.filter(pk__in=lines.filter(product__isnull=False).values("product_id")).order_by("pk")}
+        items.update({("rate_item", rate_item.pk): _rate_item_item(rate_item) for rate_item in
+                      RateItem.objects.filter(pk__in=lines.filter(product__isnull=True, rate_item__isnull=False)
+                                              .values("rate_item_id")).order_by("pk")})
+        return items
 
     # --- payments --------------------------------------------------------------------------
 
@@ -587,9 +702,17 @@ def _address_text(address: dict | None) -> str:
     return "\n".join(part for part in parts if part)
 
 
-def _customer_body(customer) -> dict:
+def customer_mapping_extra(record: RemoteRecord) -> dict:
+    """What a customer mapping remembers besides the id: its QuickBooks currency (it never changes there)."""
+    currency = str(record.data.get("currency") or "").upper()
+    return {"currency": currency} if currency else {}
+
+
+def _customer_body(customer, *, home_currency: str) -> dict:
     body = QboCustomer()
     body.DisplayName = _display_name(customer.legal_name)
+    if customer.currency and customer.currency.upper() != home_currency:
+        body.CurrencyRef = _ref(customer.currency.upper())  # fixed for good once created
     body.CompanyName = customer.legal_name[:100]
     if customer.billing_email:
         body.PrimaryEmailAddr = EmailAddress()
@@ -615,6 +738,26 @@ def _item_body(item: LocalItem, income_account_id: str) -> dict:
     return json.loads(body.to_json())
 
 
+def _product_item(product) -> LocalItem:
+    return LocalItem(local_type="product", local_id=product.pk, name=product.name, price=product.price.amount,
+                     currency=str(product.price.currency), taxable=product.taxable, sku=product.sku,
+                     accounting_code=product.accounting_code)
+
+
+def _rate_item_item(rate_item) -> LocalItem:
+    return LocalItem(local_type="rate_item", local_id=rate_item.pk, name=rate_item.name, price=rate_item.rate.amount,
+                     currency=str(rate_item.rate.currency), accounting_code=rate_item.accounting_code)
+
+
+def _documents_ahead(run, system: str):
+    """The run's documents not exported to ``system`` yet and not refused in it; None outside a run."""
+    if run is None:
+        return None
+    from invoices.models import Invoice
+
+    return Invoice.objects.filter(pk__in=run.document_ids).exclude(pk__in=run.failed_ids).exclude(exported_to=system)
+
+
 def _item_ids(documents: Iterable) -> dict[str, set[int]]:
     ids: dict[str, set[int]] = {"product": set(), "rate_item": set()}
     for doc in documents:
@@ -627,11 +770,16 @@ def _item_ids(documents: Iterable) -> dict[str, set[int]]:
 
 
 def _document_body(doc, key: str, customers: Mapping[str, RemoteMapping], items: Mapping[str, Mapping[str, RemoteMapping]],
-                   defaults: Mapping[str, str]) -> tuple[str, dict]:
+                   defaults: Mapping[str, str], *, home_currency: str = "") -> tuple[str, dict]:
     """An Invoice or a CreditMemo (positive figures), without tax lines: QuickBooks computes tax."""
     credit = doc.is_credit_note
     body = CreditMemo() if credit else QboInvoice()
     body.DocNumber = doc.number
+    if home_currency and doc.currency.upper() != home_currency:
+        body.CurrencyRef = _ref(doc.currency.upper())
+        # python-quickbooks sends ExchangeRate 1 (invoice) / 0 (credit memo) by default, which would book a
+        # foreign document at par: leave it out, and QuickBooks uses its rate for the document's date (TxnDate).
+        body.ExchangeRate = None
     body.TxnDate = doc.issue_date.isoformat()
     if not credit and doc.due_date:
         body.DueDate = doc.due_date.isoformat()

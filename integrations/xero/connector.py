@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -85,6 +85,7 @@ class XeroConnector(Connector):
         self._token: dict[str, Any] | None = None
         self.day_remaining: int | None = None  # X-DayLimit-Remaining of the last answer
         self.minute_remaining: int | None = None
+        self._tax_rates: list[RemoteRecord] | None = None  # GET /TaxRates, once per connector (a task run)
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -523,10 +524,14 @@ class XeroConnector(Connector):
         contact_ids = {int(local_id): m.remote_id for local_id, m in mapped.items()}
         missing = [customer for customer_id, customer in customers.items() if customer_id not in contact_ids]
         if missing:
-            for customer_id, record in self.create_customers(missing).items():
-                mapping_set(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_id=customer_id,
-                            remote_id=record.remote_id, remote_name=record.name, remote_code=record.code)
-                contact_ids[customer_id] = record.remote_id
+            # The customers of the run's later documents go in the same requests: a first export creates
+            # its contacts 50 to a request, not a few with every chunk.
+            wanted = missing + self._customers_ahead(exclude=customers)
+            for chunk in _chunks(wanted, self.export_batch_size):
+                for customer_id, record in self.create_customers(chunk).items():
+                    mapping_set(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_id=customer_id,
+                                remote_id=record.remote_id, remote_name=record.name, remote_code=record.code)
+                    contact_ids[customer_id] = record.remote_id
         for document in documents:
             if document.customer_id not in contact_ids:
                 results[document.pk] = DocumentResult(document.pk, ok=False, error_code="contact",
@@ -545,6 +550,25 @@ class XeroConnector(Connector):
             default_account_code=self._option("sales_account_code", mapping.DEFAULT_SALES_ACCOUNT),
         )
 
+    def _customers_ahead(self, *, exclude: Container[int]) -> list[Any]:
+        """Customers without a contact mapping whose documents in this run are still to send (none outside a run)."""
+        from contracts.models import Customer
+        from integrations.models import RemoteMapping
+        from integrations.services import mappings_for
+        from invoices.models import Invoice
+
+        run = self.export_run
+        if run is None:
+            return []
+        ahead = (Invoice.objects.filter(pk__in=run.document_ids).exclude(pk__in=run.failed_ids)
+                 .exclude(exported_to=self.system))
+        ids = [pk for pk in ahead.order_by("customer_id").values_list("customer_id", flat=True).distinct()
+               if pk not in exclude]
+        known = mappings_for(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_ids=ids)
+        unmapped = [pk for pk in ids if str(pk) not in known]
+        found = Customer.objects.in_bulk(unmapped)
+        return [found[pk] for pk in unmapped if pk in found]
+
     def _tax_types(self, lines: Iterable[Any]) -> dict[str, str]:
         """The tax mapping; keys nobody mapped yet are matched exactly against Xero's rates (one call) and saved."""
         from integrations.models import RemoteMapping
@@ -559,7 +583,9 @@ class XeroConnector(Connector):
             if key and key not in known and key not in wanted:
                 wanted[key] = mapping.LocalTax(key=key, components=tuple((tax.percent, tax.compound) for tax in taxes))
         if wanted:
-            remote = self.fetch_tax_codes()
+            if self._tax_rates is None:
+                self._tax_rates = self.fetch_tax_codes()
+            remote = self._tax_rates
             for key, tax_type in mapping.suggest_tax_types(list(wanted.values()), remote).items():
                 name = next((r.name for r in remote if r.code == tax_type), tax_type)
                 mapping_set(system=self.system, local_type=RemoteMapping.LocalType.TAX_RATE, local_id=key,

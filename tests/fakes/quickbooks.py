@@ -32,7 +32,7 @@ import re
 import secrets
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,6 +49,43 @@ BATCH_LIMIT = 30
 def fault(code: str | int, message: str, detail: str = "", *, type_: str = "ValidationFault") -> dict:
     return {"Fault": {"Error": [{"Message": message, "Detail": detail or message, "code": str(code), "element": ""}],
                       "type": type_}, "time": _now_text()}
+
+
+# QuickBooks Online's limits per company (realm): requests and batch requests per minute, at once.
+REAL_LIMITS = {"per_minute": 500, "batch_per_minute": 40, "concurrent": 10}
+API_ENDPOINTS = {"query", "batch", "companyinfo", *ENTITIES}  # calls the per-company limits count
+NON_API_ENDPOINTS = {"/.well-known/openid_configuration/": "discovery", "/oauth2/authorize": "oauth.authorize",
+                     "/oauth2/v1/tokens/bearer": "oauth.token", "/oauth2/v1/tokens/revoke": "oauth.revoke"}
+
+
+def _currency_of(obj: dict, company: Company) -> str:
+    """A customer's or document's currency: its CurrencyRef, else the company's home currency."""
+    return str((obj.get("CurrencyRef") or {}).get("value") or company.home_currency).upper()
+
+
+def _currency_fault(detail: str) -> dict:
+    return fault(6000, "A business validation error has occurred while processing your request",
+                 f"Business Validation Error: {detail}")
+
+
+def _multicurrency_off_fault(company: Company, currency: str) -> dict:
+    return _currency_fault(f"Multicurrency is not turned on for this company: everything is in its home currency "
+                           f"{company.home_currency}, not {currency}.")
+
+
+def throttle_fault() -> dict:
+    """QuickBooks' answer (429) to a request over a limit."""
+    return fault(3001, "message=ThrottleExceeded; errorCode=003001; statusCode=429", "The request limit was reached.",
+                 type_="ThrottleExceeded")
+
+
+def endpoint(method: str, path: str) -> str:
+    """What a call was, for counting: the company API's entity or ``batch`` / ``query``, else the OAuth step."""
+    path = urlparse(path).path
+    match = re.match(r"^/v3/company/[^/]+/(?P<rest>.+)$", path)
+    if match:
+        return match["rest"].split("/")[0].lower()
+    return NON_API_ENDPOINTS.get(path, f"{method} {path}")
 
 
 def _now_text() -> str:
@@ -70,6 +107,13 @@ class Company:
     name: str
     entities: dict[str, dict[str, dict]] = field(default_factory=lambda: defaultdict(dict))
     ids: Any = field(default_factory=lambda: itertools.count(1))
+    # Currencies (Preferences.CurrencyPrefs): off by default, as in a new QuickBooks company. With
+    # multicurrency on, every customer and sales document carries CurrencyRef, a customer's currency
+    # never changes, a document must be in its customer's currency, and ExchangeRate (home units per
+    # foreign unit) defaults to ``exchange_rates`` — QuickBooks' own rate for the document's date.
+    home_currency: str = "USD"
+    multicurrency: bool = False
+    exchange_rates: dict[str, Decimal] = field(default_factory=dict)
 
 
 class FakeQuickBooks:
@@ -95,6 +139,12 @@ class FakeQuickBooks:
         self.injected: list[Injected] = []
         self.calls: list[tuple[str, str, str]] = []  # (method, path, requestid)
         self.hits: dict[tuple[str, str], deque] = defaultdict(deque)  # (realm, bucket) → times
+        # Requests being answered at once per realm; ``concurrent`` (QuickBooks: 10 per company) is
+        # off (None) unless a test or the benchmark sets it — see :meth:`with_real_limits`.
+        self.concurrent: int | None = None
+        self.in_flight: dict[str, int] = defaultdict(int)
+        self.answers: Counter = Counter()  # (endpoint, HTTP status) → calls answered
+        self.retry_afters: list[float] = []  # Retry-After of every 429 given
         self.next_realm = "9130350000000001"
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
@@ -156,6 +206,10 @@ class FakeQuickBooks:
             self.per_minute, self.batch_per_minute, self.window, self.latency = 500, 40, 60.0, 0.0
             self.hold_after_invoices = None
             self.released.set()
+            self.concurrent = None
+            self.in_flight.clear()
+            self.answers.clear()
+            self.retry_afters.clear()
 
     def company(self, realm: str | None = None, *, name: str = "Fake Company") -> Company:
         with self.lock:
@@ -208,6 +262,65 @@ class FakeQuickBooks:
         with self.lock:
             return sum(1 for _, path, _ in self.calls if path_part in path)
 
+    def enable_multicurrency(self, realm: str | None = None, *, home: str = "EUR",
+                             rates: dict[str, Decimal] | None = None) -> Company:
+        """Turn multicurrency on (QuickBooks: once on, never off) with ``home`` as the home currency."""
+        with self.lock:
+            company = self.company(realm)
+            company.home_currency, company.multicurrency = home, True
+            company.exchange_rates.update(rates or {})
+            return company
+
+    # --- rate limits and call counts (the export benchmark) ----------------------------------
+
+    @classmethod
+    def with_real_limits(cls, *, window: float = 60.0, **kwargs: Any) -> FakeQuickBooks:
+        """QuickBooks Online's own limits per company (../shared/INTEGRATIONS.md): 500 requests and
+        40 batch requests per ``window`` (a minute; shorter to run faster), 10 at once."""
+        fake = cls(per_minute=REAL_LIMITS["per_minute"], batch_per_minute=REAL_LIMITS["batch_per_minute"],
+                   window=window, **kwargs)
+        fake.concurrent = REAL_LIMITS["concurrent"]
+        return fake
+
+    def rate_limits(self) -> dict[str, tuple[int, float]]:
+        """What the limiter allows: bucket → (calls, per seconds). ``all`` counts every API call."""
+        return {"all": (self.per_minute, self.window), "batch": (self.batch_per_minute, self.window)}
+
+    def _answered(self, method: str, path: str, status: int, headers: dict | None) -> None:
+        with self.lock:
+            self.answers[(endpoint(method, path), status)] += 1
+            if status == 429:
+                self.retry_afters.append(float((headers or {}).get("Retry-After") or 0))
+
+    def calls_by_endpoint(self, *, status: int | None = None) -> Counter:
+        """Calls answered, per endpoint (``batch``, ``query``, ``oauth.token``, ``discovery`` …)."""
+        with self.lock:
+            found: Counter = Counter()
+            for (name, answered), count in self.answers.items():
+                if status is None or answered == status:
+                    found[name] += count
+            return found
+
+    def api_calls(self, *, bucket: str = "all", accepted_only: bool = False) -> int:
+        """Calls to the company API (what the per-company limits count); ``bucket="batch"``: batch calls only."""
+        with self.lock:
+            return sum(count for (name, status), count in self.answers.items()
+                       if name in API_ENDPOINTS and (bucket == "all" or name == bucket)
+                       and not (accepted_only and status == 429))
+
+    def throttled(self) -> int:
+        """429 answers given (every limit)."""
+        with self.lock:
+            return sum(count for (_, status), count in self.answers.items() if status == 429)
+
+    def clear_counts(self) -> None:
+        """Forget counted calls and the limiter's windows (records stay)."""
+        with self.lock:
+            self.calls.clear()
+            self.answers.clear()
+            self.retry_afters.clear()
+            self.hits.clear()
+
     # --- internals -------------------------------------------------------------------------
 
     def _add(self, company: Company, entity: str, data: dict) -> dict:
@@ -255,6 +368,10 @@ class FakeQuickBooks:
             existing = objects.get(str(body["Id"]))
             if existing is None:
                 return 400, fault(610, "Object Not Found", f"{entity} {body['Id']} not found")
+            if entity == "Customer" and body.get("CurrencyRef") and \
+                    _currency_of(body, company) != _currency_of(existing, company):
+                return 400, _currency_fault(f"The currency of customer {existing.get('DisplayName', '')} "
+                                            f"({_currency_of(existing, company)}) cannot be changed.")
             existing.update({k: v for k, v in body.items() if k not in ("Id", "SyncToken", "MetaData")})
             existing["SyncToken"] = str(int(existing["SyncToken"]) + 1)
             existing["MetaData"]["LastUpdatedTime"] = _now_text()
@@ -270,6 +387,11 @@ class FakeQuickBooks:
                 return 400, fault(6240, "Duplicate Name Exists Error",
                                   "The name supplied already exists. : Another customer, vendor or employee is already using this name. Please use a different name.")
             body = {**body, "FullyQualifiedName": name, "Balance": 0}
+            currency = _currency_of(body, company)
+            if currency != company.home_currency and not company.multicurrency:
+                return 400, _multicurrency_off_fault(company, currency)
+            if company.multicurrency:
+                body["CurrencyRef"] = {"value": currency, "name": currency}
         elif entity == "Item":
             name = (body.get("Name") or "").strip()
             if not name:
@@ -296,6 +418,14 @@ class FakeQuickBooks:
         customer = (body.get("CustomerRef") or {}).get("value")
         if customer not in company.entities["Customer"]:
             return 400, fault(2500, "Invalid Reference Id", f"Invalid Reference Id : Customer {customer} not found")
+        currency = _currency_of(body, company)
+        if currency != company.home_currency and not company.multicurrency:
+            return 400, _multicurrency_off_fault(company, currency)
+        customer_currency = _currency_of(company.entities["Customer"][customer], company)
+        if currency != customer_currency:
+            return 400, _currency_fault(f"The transaction is in {currency} but customer "
+                                        f"{company.entities['Customer'][customer].get('DisplayName', customer)} "
+                                        f"uses {customer_currency}; a transaction must be in its customer's currency.")
         doc_number = body.get("DocNumber")
         if doc_number and any(obj.get("DocNumber") == doc_number for obj in company.entities[entity].values()):
             return 400, fault(6140, "Duplicate Document Number Error",
@@ -329,6 +459,11 @@ class FakeQuickBooks:
             return 400, fault(6000, "A business validation error has occurred", "Tax is calculated by QuickBooks")
         total = subtotal + tax
         document = {**body, "TotalAmt": float(total), "TxnTaxDetail": {"TotalTax": float(tax)}}
+        if company.multicurrency:
+            rate = Decimal(1) if currency == company.home_currency else \
+                Decimal(str(body.get("ExchangeRate") or company.exchange_rates.get(currency, Decimal(1))))
+            document.update(CurrencyRef={"value": currency, "name": currency}, ExchangeRate=float(rate),
+                            HomeTotalAmt=float((total * rate).quantize(Decimal("0.01"))))
         if entity == "Invoice":
             document["Balance"] = float(total)
         else:
@@ -430,6 +565,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: dict | str | None = None, *, headers: dict | None = None) -> None:
         payload = b"" if body is None else (body if isinstance(body, str) else json.dumps(body)).encode()
+        self.fake._answered(self.command, self.path, status, headers)
         self.send_response(status)
         content_type = "application/json" if not isinstance(body, str) else "text/html"
         self.send_header("Content-Type", content_type)
@@ -463,7 +599,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._revoke(body)
             match = re.match(r"^/v3/company/(?P<realm>[^/]+)/(?P<rest>.+)$", url.path)
             if match:
-                return self._api(method, match["realm"], match["rest"], query, body)
+                return self._api_at_once(method, match["realm"], match["rest"], query, body)
             return self._send(404, {"error": "not found"})
         except Exception as error:  # noqa: BLE001 — a fake should say what broke
             return self._send(500, fault(10000, "An application error has occurred while processing your request",
@@ -544,6 +680,21 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, None)
 
     # -- API --
+
+    def _api_at_once(self, method: str, realm: str, rest: str, query: dict, raw: bytes) -> None:
+        """The limit on requests answered at once per company (when ``concurrent`` is set), around :meth:`_api`."""
+        fake = self.fake
+        with fake.lock:
+            refused = fake.concurrent is not None and fake.in_flight[realm] >= fake.concurrent
+            if not refused:
+                fake.in_flight[realm] += 1
+        if refused:
+            return self._send(429, throttle_fault(), headers={"Retry-After": "1"})
+        try:
+            return self._api(method, realm, rest, query, raw)
+        finally:
+            with fake.lock:
+                fake.in_flight[realm] -= 1
 
     def _api(self, method: str, realm: str, rest: str, query: dict, raw: bytes) -> None:
         fake = self.fake

@@ -42,7 +42,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -71,6 +71,16 @@ class Limits:
     per_day: int = 5000
     concurrent: int = 5
     minute_seconds: float = 60  # length of the "minute" window (tests shorten it to see a retry happen)
+    day_seconds: float = 86400  # length of the "day" window (the benchmark shortens both alike)
+
+    @classmethod
+    def scaled(cls, minute_seconds: float) -> Limits:
+        """Xero's figures with the minute lasting ``minute_seconds`` and the day scaled alike."""
+        return cls(minute_seconds=minute_seconds, day_seconds=86400 * minute_seconds / 60)
+
+    def allowed(self) -> dict[str, tuple[int, float]]:
+        """What the limiter allows: window → (calls, per seconds)."""
+        return {"minute": (self.per_minute, self.minute_seconds), "day": (self.per_day, self.day_seconds)}
 
 
 @dataclass
@@ -388,6 +398,32 @@ class FakeXero:
         found = [inv for inv in org.invoices.values() if number is None or inv.get("InvoiceNumber") == number]
         return sorted(found, key=lambda inv: inv["_seq"])
 
+    # -- call counts (the export benchmark) -------------------------------------------------------
+
+    def calls_by_endpoint(self, *, status: int | None = None) -> Counter:
+        """Calls received, per endpoint (``PUT /Invoices``, ``GET /TaxRates``, ``POST /identity/connect/token`` …)."""
+        with self.lock:
+            return Counter(call_endpoint(call) for call in self.calls if status is None or call.status == status)
+
+    def accounting_calls(self, *, accepted_only: bool = False) -> int:
+        """Calls to the accounting API (what the per-organisation limits count)."""
+        with self.lock:
+            return sum(1 for call in self.calls if call.path.startswith(API_PREFIX)
+                       and not (accepted_only and call.status == 429))
+
+    def throttled(self) -> int:
+        """429 answers given (minute, day or concurrent limit)."""
+        with self.lock:
+            return sum(1 for call in self.calls if call.status == 429)
+
+    def clear_counts(self) -> None:
+        """Forget the calls received and the limiter's windows (records stay)."""
+        with self.lock:
+            self.calls.clear()
+            for org in self.organisations.values():
+                org.minute_calls.clear()
+                org.day_calls.clear()
+
     # -- the identity service -------------------------------------------------------------------
 
     def handle_identity(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -547,14 +583,14 @@ class FakeXero:
         now = self.now()
         while org.minute_calls and org.minute_calls[0] <= now - self.limits.minute_seconds:
             org.minute_calls.popleft()
-        while org.day_calls and org.day_calls[0] <= now - 86400:
+        while org.day_calls and org.day_calls[0] <= now - self.limits.day_seconds:
             org.day_calls.popleft()
         problem, retry_after = None, 0
         if org.in_flight >= self.limits.concurrent:
             problem, retry_after = "concurrent", 1
         elif len(org.day_calls) >= self.limits.per_day:
             problem = "day"
-            retry_after = org.day_calls[len(org.day_calls) - self.limits.per_day] + 86400 - now
+            retry_after = org.day_calls[len(org.day_calls) - self.limits.per_day] + self.limits.day_seconds - now
         elif len(org.minute_calls) >= self.limits.per_minute:
             problem = "minute"
             retry_after = org.minute_calls[len(org.minute_calls) - self.limits.per_minute] + self.limits.minute_seconds - now
@@ -1056,6 +1092,14 @@ class FakeXero:
             invoice["Status"] = "AUTHORISED"
             self._stamp(payment)
             self._stamp(invoice)
+
+
+_GUID = re.compile(r"/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?=/|$)")
+
+
+def call_endpoint(call: Call) -> str:
+    """``PUT /Invoices``, ``PUT /CreditNotes/{id}/Allocations``, ``POST /identity/connect/token`` …"""
+    return f"{call.method} {_GUID.sub('/{id}', call.path.removeprefix(API_PREFIX))}"
 
 
 def _contact_ref(contact: dict[str, Any]) -> dict[str, Any]:
