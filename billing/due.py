@@ -18,6 +18,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import connection
 from django.db.models import F
@@ -76,47 +77,51 @@ def _sql(queryset) -> tuple[str, tuple]:
     return sql, tuple(params)
 
 
-def _due_time(*, cutoff: dt.date, selection: Selection | None) -> tuple[list[tuple], list[tuple], int]:
-    """One scan of the due rows gives: per contract (entries, sum of entry ids, amount, and
-    the amount and billed minutes of entries not left out); per contract and line amount the
-    number of entries not left out; and the number of tickets with picked time or charges."""
-    time_sql, time_params = _sql(
-        ready_time_allocations(cutoff=cutoff).order_by().annotate(k_ticket=F("entry__ticket_id"))
-        .values("contract_id", "amount", "bucket", "billed_minutes", "entry_id", "k_ticket")
-    )
-    charge_sql, charge_params = _sql(ready_charges(cutoff=cutoff).order_by().values("contract_id", "id", "ticket_id"))
+def _due_time(*, cutoff: dt.date, selection: Selection | None) -> tuple[list[tuple], int]:
+    """Due time per (contract, line amount, left out?): entries, billed minutes, sum of entry
+    ids; and the number of tickets with picked time or charges. Two plain aggregates, which
+    PostgreSQL runs in parallel over the due rows."""
+    time_qs = ready_time_allocations(cutoff=cutoff).order_by()
+    time_sql, time_params = _sql(time_qs.annotate(k_ticket=F("entry__ticket_id")).values(
+        "contract_id", "amount", "bucket", "billed_minutes", "entry_id", "k_ticket"))
     everything = selection is None
-    picked = [] if everything else sorted(selection.contract_ids)
     excluded_entries = [] if everything else sorted(selection.excluded_entry_ids)
-    excluded_charges = [] if everything else sorted(selection.excluded_charge_ids)
-    sql = f"""
-        WITH r AS (
-            SELECT 't' AS kind, ta.contract_id AS c,
-                   CASE WHEN ta.bucket = ANY(%s::text[]) THEN ta.amount ELSE 0 END AS a,
-                   ta.billed_minutes AS m, ta.entry_id AS i, ta.k_ticket AS t, ta.entry_id = ANY(%s::bigint[]) AS x
-            FROM ({time_sql}) AS ta
-            UNION ALL
-            SELECT 'c', ch.contract_id, 0, 0, ch.id, ch.ticket_id, ch.id = ANY(%s::bigint[]) FROM ({charge_sql}) AS ch
-        ), g AS (
-            SELECT kind, c, a, t, count(*) AS n, count(*) FILTER (WHERE NOT x) AS n_kept, sum(i) AS ids, sum(a) AS total,
-                   sum(a) FILTER (WHERE NOT x) AS kept_total, sum(m) FILTER (WHERE NOT x) AS kept_minutes,
-                   bool_or((%s OR c = ANY(%s::bigint[])) AND NOT x) AS picked, GROUPING(a) AS ga, GROUPING(t) AS gt
-            FROM r GROUP BY GROUPING SETS ((kind, c, a), (kind, c), (t))
-        )
-        SELECT 1, c, a, n_kept, NULL, NULL, NULL, NULL FROM g WHERE kind = 't' AND ga = 0 AND n_kept > 0
-        UNION ALL
-        SELECT 2, c, NULL, n, ids, total, kept_total, kept_minutes FROM g WHERE kind = 't' AND ga = 1 AND gt = 1
-        UNION ALL
-        SELECT 3, NULL, NULL, count(*), NULL, NULL, NULL, NULL FROM g WHERE gt = 0 AND t IS NOT NULL AND picked
-    """
-    params = (list(CHARGED_BUCKETS), excluded_entries, *time_params, excluded_charges, *charge_params, everything, picked)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"""
+            SELECT ta.contract_id, CASE WHEN ta.bucket = ANY(%s::text[]) THEN ta.amount ELSE 0 END, ta.entry_id = ANY(%s::bigint[]),
+                   count(*), sum(ta.billed_minutes), sum(ta.entry_id)
+            FROM ({time_sql}) AS ta GROUP BY 1, 2, 3
+        """, (list(CHARGED_BUCKETS), excluded_entries, *time_params))
         rows = cursor.fetchall()
-    per_amount = [(row[1], row[2], row[3]) for row in rows if row[0] == 1]
-    per_contract = [(row[1], *row[3:]) for row in rows if row[0] == 2]
-    tickets = next(row[3] for row in rows if row[0] == 3)
-    return per_contract, per_amount, tickets
+        if not everything and not selection.contract_ids:
+            return rows, 0
+        picked_time, picked_charges = time_qs, ready_charges(cutoff=cutoff).order_by().filter(ticket__isnull=False)
+        if not everything:
+            picked_time = picked_time.filter(contract_id__in=selection.contract_ids).exclude(entry_id__in=selection.excluded_entry_ids)
+            picked_charges = picked_charges.filter(contract_id__in=selection.contract_ids).exclude(pk__in=selection.excluded_charge_ids)
+        ticket_sql, ticket_params = _sql(picked_time.annotate(ticket_id=F("entry__ticket_id")).values("ticket_id"))
+        charge_sql, charge_params = _sql(picked_charges.values("ticket_id"))
+        cursor.execute(f"""
+            SELECT count(*) FROM (
+                SELECT ticket_id FROM ({ticket_sql}) AS te GROUP BY 1
+                UNION SELECT ticket_id FROM ({charge_sql}) AS ch
+            ) AS tickets
+        """, (*ticket_params, *charge_params))
+        tickets = cursor.fetchone()[0]
+    return rows, tickets
+
+
+class _ContractInfo(NamedTuple):
+    pk: int
+    taxable: bool
+    customer_id: int
+    parent_id: int | None
+
+
+class _CustomerInfo(NamedTuple):
+    pk: int
+    currency: str
+    tax_exempt: bool
 
 
 @dataclass
@@ -124,7 +129,7 @@ class _Bill:
     """One invoice the batch would create: its subtotal, tax, and (when invoice-level
     adjustments need every line) its lines by (amount, taxable)."""
 
-    customer: Customer
+    customer: _CustomerInfo
     subtotal: Decimal = Decimal(0)
     tax: Decimal = Decimal(0)
     lines: dict = field(default_factory=lambda: defaultdict(int))
@@ -134,12 +139,17 @@ class _Bill:
 def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolidated: bool = False) -> DueSummary:
     """Per contract the total due and the selected balance, the batch details of ``selection``
     (None: everything due, the wizard's pre-selection) and the fingerprint of what is due."""
-    per_contract, per_amount, tickets = _due_time(cutoff=cutoff, selection=selection)
+    time_rows, tickets = _due_time(cutoff=cutoff, selection=selection)
     periods = list(ready_periods(cutoff=cutoff).order_by("pk"))
     period_lines = periods_lines(periods)
     charges = list(ready_charges(cutoff=cutoff).select_related("contract", "product").order_by("pk"))
-    contract_ids = {row[0] for row in per_contract} | {p.contract_id for p in periods} | {c.contract_id for c in charges}
-    contracts = {c.pk: c for c in Contract.objects.filter(pk__in=contract_ids).select_related("customer__parent")}
+    contract_ids = {row[0] for row in time_rows} | {p.contract_id for p in periods} | {c.contract_id for c in charges}
+    # Plain rows, not model instances: the page may list thousands of contracts.
+    contracts = {pk: _ContractInfo(pk, taxable, customer_id, parent_id) for pk, taxable, customer_id, parent_id in
+                 Contract.objects.filter(pk__in=contract_ids).values_list("pk", "taxable", "customer_id", "customer__parent_id")}
+    customer_ids = {c.customer_id for c in contracts.values()} | {c.parent_id for c in contracts.values() if c.parent_id}
+    customers = {pk: _CustomerInfo(pk, currency, tax_exempt) for pk, currency, tax_exempt in
+                 Customer.objects.filter(pk__in=customer_ids).values_list("pk", "currency", "tax_exempt")}
     figures: dict[int, ContractDue] = {pk: ContractDue() for pk in contracts}
     draft_lines = DraftLineFigures()
     bills: dict[tuple, _Bill] = {}
@@ -148,10 +158,10 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
     def picked(contract_id: int) -> bool:
         return selection is None or contract_id in selection.contract_ids
 
-    def bill_for(contract: Contract) -> _Bill:
+    def bill_for(contract: _ContractInfo) -> _Bill:
         bill = bill_of.get(contract.pk)
         if bill is None:
-            customer = contract.customer.parent if consolidated and contract.customer.parent_id else contract.customer
+            customer = customers[contract.parent_id if consolidated and contract.parent_id else contract.customer_id]
             key = (customer.pk,) if consolidated else (customer.pk, contract.pk)
             bill = bill_of[contract.pk] = bills.setdefault(key, _Bill(customer=customer))
         return bill
@@ -166,21 +176,25 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
             bill.tax += draft_lines.line(amount, taxable=taxable, tax_exempt=customer.tax_exempt,
                                          currency=customer.currency).tax_amount * count
 
-    fingerprint: list[tuple] = []
+    due_time: dict[int, list] = defaultdict(lambda: [0, 0, Decimal(0)])
     minutes = 0
-    for contract_id, count, ids, total, kept_total, kept_minutes in sorted(per_contract):
+    for contract_id, amount, excluded, count, billed_minutes, ids in time_rows:
         row = figures[contract_id]
-        row.total += total
+        value = amount * count
+        row.total += value
         row.entries += count
-        fingerprint.append(("t", contract_id, count, ids, str(total)))
-        if picked(contract_id) and kept_total is not None:
-            row.selected += kept_total
-            minutes += kept_minutes
-            bill_for(contracts[contract_id]).subtotal += kept_total
-    for contract_id, amount, count in per_amount:
-        if picked(contract_id):
+        seen = due_time[contract_id]
+        seen[0] += count
+        seen[1] += ids
+        seen[2] += value
+        if not excluded and picked(contract_id):
             contract = contracts[contract_id]
-            add_line(bill_for(contract), amount, contract.taxable, count)
+            row.selected += value
+            minutes += billed_minutes
+            bill = bill_for(contract)
+            bill.subtotal += value
+            add_line(bill, amount, contract.taxable, count)
+    fingerprint: list[tuple] = [("t", contract_id, seen[0], seen[1], str(seen[2])) for contract_id, seen in sorted(due_time.items())]
     for period in periods:
         contract = contracts[period.contract_id]
         row = figures[contract.pk]
@@ -196,7 +210,7 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
         fingerprint.append(("p", period.pk, str(sum((line.amount for line in period_lines[period.pk]), Decimal(0)))))
     for charge in charges:
         contract = contracts[charge.contract_id]
-        amount = line_amount(quantity=charge.quantity, unit_price=charge_unit_price(charge), currency=contract.currency)
+        amount = line_amount(quantity=charge.quantity, unit_price=charge_unit_price(charge), currency=charge.contract.currency)
         row = figures[contract.pk]
         row.charges += 1
         row.total += amount
@@ -216,7 +230,7 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
         customer = bill.customer
         if draft_lines.adjusted:  # shares of an invoice discount or surcharge depend on every line
             keys = list(bill.lines)
-            result = invoice_preview_totals(customer=customer, lines=[LineInput(description="-", amount=a, taxable=t) for a, t in keys],
+            result = invoice_preview_totals(customer=Customer.objects.get(pk=customer.pk), lines=[LineInput(description="-", amount=a, taxable=t) for a, t in keys],
                                             counts=[bill.lines[k] for k in keys], config=draft_lines.config, specs_cache=specs_cache)
             subtotal, tax = result.total - result.tax_total, result.tax_total
         else:
