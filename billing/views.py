@@ -88,6 +88,8 @@ def batch_new(request):
     context = {
         "filter_form": form, "cutoff": cutoff, "filters": filters, "run_form": run_form, "details": summary.details,
         "rows": wizard_rows(filters=filters, summary=summary, selection=selection, items=items), "due_token": summary.token,
+        # one prefix for every row's "load items" link (reversing it per row costs on a long list)
+        "items_base": reverse("billing:batch_contract_items", args=[1]).removesuffix("1/items/"), "cutoff_iso": cutoff.isoformat(),
     }
     return render(request, "billing/batch_new.html", context, status=status)
 

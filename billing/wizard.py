@@ -83,10 +83,19 @@ class ContractRow:
     def has_due(self) -> bool:
         return bool(self.due.entries or self.due.periods or self.due.charges)
 
+    @property
+    def counts(self) -> str:
+        """What is due, counted: "1 period, 14 time entries"."""
+        due = self.due
+        parts = [f"{n} {one if n == 1 else many}" for n, one, many in (
+            (due.periods, "period", "periods"), (due.entries, "time entry", "time entries"), (due.charges, "charge", "charges")) if n]
+        return ", ".join(parts)
+
 
 def wizard_rows(*, filters: dict, summary: DueSummary, selection: Selection | None, items: dict[int, ContractItems]) -> list[ContractRow]:
     """One row per active contract (filtered) with its balances; ``selection`` None: all picked."""
-    contracts = Contract.objects.filter(status=Contract.Status.ACTIVE).select_related("customer").order_by("customer__legal_name", "priority", "pk")
+    contracts = (Contract.objects.filter(status=Contract.Status.ACTIVE).select_related("customer")
+                 .only("id", "name", "type", "priority", "customer__legal_name").order_by("customer__legal_name", "priority", "pk"))
     if filters.get("type"):
         contracts = contracts.filter(type=filters["type"])
     if filters.get("taxable"):
