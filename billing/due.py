@@ -97,7 +97,12 @@ def _due_time(*, cutoff: dt.date, selection: Selection | None) -> tuple[list[tup
             return rows, 0
         picked_time, picked_charges = time_qs, ready_charges(cutoff=cutoff).order_by().filter(ticket__isnull=False)
         if not everything:
-            picked_time = picked_time.filter(contract_id__in=selection.contract_ids).exclude(entry_id__in=selection.excluded_entry_ids)
+            # Usually nearly every contract is picked: filter by the few that are not.
+            left_out = sorted({row[0] for row in rows} - selection.contract_ids)
+            if left_out:
+                picked_time = picked_time.exclude(contract_id__in=left_out)
+            if selection.excluded_entry_ids:
+                picked_time = picked_time.exclude(entry_id__in=selection.excluded_entry_ids)
             picked_charges = picked_charges.filter(contract_id__in=selection.contract_ids).exclude(pk__in=selection.excluded_charge_ids)
         ticket_sql, ticket_params = _sql(picked_time.annotate(ticket_id=F("entry__ticket_id")).values("ticket_id"))
         charge_sql, charge_params = _sql(picked_charges.values("ticket_id"))

@@ -201,6 +201,13 @@ def test_a_stale_page_bills_nothing(world):
 
 
 def test_batch_details_match_the_invoices_the_run_creates(world):
+    # Only the retainer picked, its period left out: its absorbed time still makes a bill on the ticket.
+    retainer_only = services.Selection(frozenset({world["retainer"].pk}), excluded_period_ids=frozenset({world["march"].pk}))
+    partial = services.batch_details(cutoff=CUTOFF, selection=retainer_only)
+    assert partial.tickets == 1 and partial.by_currency["EUR"]["total"] == Decimal("0.00")
+    hourly_entries = frozenset(e.pk for e in TimeEntry.objects.filter(allocations__contract=world["hourly"]))
+    nothing = services.Selection(frozenset({world["hourly"].pk}), excluded_entry_ids=hourly_entries)
+    assert services.batch_details(cutoff=CUTOFF, selection=nothing).tickets == 0
     details = services.batch_details(cutoff=CUTOFF, selection=everything())
     assert services.batch_details(cutoff=CUTOFF, selection=None) == details
     consolidated = services.batch_details(cutoff=CUTOFF, selection=everything(), consolidated=True)
