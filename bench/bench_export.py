@@ -44,7 +44,6 @@ import os
 import random
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -54,6 +53,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+
+from bench._processes import stop_process_groups, vm_hwm_mb
 
 INVOICES = int(os.environ.get("BENCH_EXPORT_INVOICES", "1000"))
 CUSTOMERS = int(os.environ.get("BENCH_EXPORT_CUSTOMERS", "200"))
@@ -217,28 +218,6 @@ def _wait_for_worker(app, worker: subprocess.Popen, log_dir: Path, timeout: floa
         if time.monotonic() > deadline:
             raise TimeoutError("the benchmark worker did not start")
         time.sleep(0.5)
-
-
-def _stop_worker(worker: subprocess.Popen | None) -> None:
-    if worker is None or worker.poll() is not None:
-        return
-    os.killpg(worker.pid, signal.SIGTERM)
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
-
-
-def _vm_hwm_mb(pid: int) -> float:
-    """Peak resident memory of one process (VmHWM), in MB."""
-    try:
-        for row in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if row.startswith("VmHWM:"):
-                return int(row.split()[1]) / 1024
-    except FileNotFoundError:
-        pass
-    return 0.0
 
 
 def _worker_main(argv: list[str]) -> None:
@@ -428,7 +407,7 @@ def main() -> None:
                     outcomes.append(outcome)
                     _print(outcome)
                 connection_disconnect(connection=AccountingConnection.objects.get(pk=connection_row.pk), acting_user=None)
-            worker_peak = _vm_hwm_mb(worker.pid)
+            worker_peak = vm_hwm_mb(worker.pid)
         print(f"  peak memory of the worker (VmHWM): {worker_peak:.0f} MB; of this process (max RSS, includes setup "
               f"and the fakes): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
         if xero is not None and xero.spec.problems:
@@ -438,7 +417,7 @@ def main() -> None:
             raise SystemExit(f"export benchmark: the check failed for {', '.join(f'{o.system} {o.scenario}' for o in failed)}")
         finished = True
     finally:
-        _stop_worker(worker)
+        stop_process_groups([worker] if worker is not None else [])
         for fake in (qbo, xero):
             if fake is not None:
                 fake.stop()

@@ -19,12 +19,13 @@ import os
 import random
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+
+from bench._processes import stop_process_groups, vm_hwm_mb
 
 INVOICES = int(os.environ.get("BENCH_PDF_INVOICES", 500))
 WORKERS = int(os.environ.get("BENCH_PDF_WORKERS", 2))
@@ -61,17 +62,6 @@ def _ceiling(html: str, sheets: list[str], count: int, processes: int, work_dir:
     running = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
     seconds = [float(process.communicate()[0]) for process in running]
     return processes * count / max(seconds)
-
-
-def _vm_hwm_mb(pid: int) -> float:
-    """Peak resident memory of one process (VmHWM), in MB."""
-    try:
-        for row in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if row.startswith("VmHWM:"):
-                return int(row.split()[1]) / 1024
-    except FileNotFoundError:
-        pass
-    return 0.0
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -160,18 +150,6 @@ def _wait_for_workers(app, workers: list[subprocess.Popen], timeout: float = 120
         if time.monotonic() > deadline:
             raise TimeoutError("benchmark workers did not start")
         time.sleep(0.5)
-
-
-def _stop_workers(workers: list[subprocess.Popen]) -> None:
-    for worker in workers:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-    for worker in workers:
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
 
 
 def _wait_done(ids: list[int], timeout: float) -> None:
@@ -263,8 +241,8 @@ def main() -> None:
                         pages = _pages(done)
                     _clear_pdfs(chunk)
             sequential_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            peaks = [(worker.pid, max(_vm_hwm_mb(pid) for pid in _process_tree(worker.pid))) for worker in workers]
-            _stop_workers(workers)
+            peaks = [(worker.pid, max(vm_hwm_mb(pid) for pid in _process_tree(worker.pid))) for worker in workers]
+            stop_process_groups(workers)
 
             sample = invoice_html(selectors.invoice_document(invoice_id=ids[0]))
             sheets = [str(CSS_DIR / "invoice.css"), str(CSS_DIR / "classic.css")]
@@ -293,7 +271,7 @@ def main() -> None:
                   f"{'met' if peak <= 300 else 'NOT met'})")
         print(f"  peak memory of the sequential process (max RSS, includes setup): {sequential_rss:.0f} MB")
     finally:
-        _stop_workers(workers)
+        stop_process_groups(workers)
         hooks.register_invoice_listener(queue_pdf_render)
         connection.set_schema_to_public()
         msp.delete(force_drop=True)

@@ -82,3 +82,23 @@ def sign_in(page, port: int, email: str) -> None:
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+
+
+@contextmanager
+def committed_msp(django_db_blocker, *, name: str, subdomain: str, admin_email: str):
+    """An MSP of its own, created through the real service and committed so that other
+    processes and connections see it (a gunicorn server, a Celery worker, parallel
+    threads); dropped with its schema on exit. Build its data with
+    ``django_db_blocker.unblock()`` and ``schema_context(subdomain)``."""
+    from msp_billing.tenants.services import MspRequest, msp_create
+
+    with django_db_blocker.unblock():
+        msp = msp_create(request=MspRequest(name=name, subdomain=subdomain, region="europe", currency="EUR",
+                                            timezone="Europe/Berlin", admin_email=admin_email, admin_password=PASSWORD))
+        connection.set_schema_to_public()
+    try:
+        yield msp
+    finally:
+        with django_db_blocker.unblock():
+            connection.set_schema_to_public()
+            msp.delete(force_drop=True)

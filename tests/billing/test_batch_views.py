@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 
-import pytest
 
 from billing.models import BillingBatch
 from invoices.models import Invoice

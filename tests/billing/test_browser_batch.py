@@ -3,11 +3,10 @@ generate, print, delete the batch and see the ticket released; a billed ticket r
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 from django_tenants.utils import schema_context
 
 from tests.billing.test_batches import build_world
-from tests.support import PASSWORD
+from tests.support import PASSWORD, committed_msp
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 SCHEMA = "monthend"
@@ -16,19 +15,12 @@ SCHEMA = "monthend"
 @pytest.fixture(scope="module")
 def monthend(django_db_setup, django_db_blocker):
     from msp_billing.accounts.services import user_create
-    from msp_billing.tenants.services import MspRequest, msp_create
 
-    with django_db_blocker.unblock():
-        msp = msp_create(request=MspRequest(name="Month End IT", subdomain=SCHEMA, region="europe", currency="EUR",
-                                            timezone="Europe/Berlin", admin_email="billing-admin@monthend.example", admin_password=PASSWORD))
-        with schema_context(SCHEMA):
+    with committed_msp(django_db_blocker, name="Month End IT", subdomain=SCHEMA, admin_email="billing-admin@monthend.example"):
+        with django_db_blocker.unblock(), schema_context(SCHEMA):
             user_create(email="technician@monthend.example", role="technician", password=PASSWORD)
             world = build_world(admin_email="billing-admin@monthend.example", tech_email="technician@monthend.example")
-        connection.set_schema_to_public()
-    yield world
-    with django_db_blocker.unblock():
-        connection.set_schema_to_public()
-        msp.delete(force_drop=True)
+        yield world
 
 
 def test_month_end_in_the_browser(server, browser, monthend):

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django_tenants.utils import schema_context
 from pypdf import PdfReader
 
-from tests.support import PASSWORD
+from tests.support import PASSWORD, committed_msp
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db]
 
@@ -112,19 +111,12 @@ def _month_end_world() -> dict:
 @pytest.fixture(scope="module")
 def closing(django_db_setup, django_db_blocker):
     """An MSP of its own with the world above, committed (the server and the worker see it); dropped afterwards."""
-    from msp_billing.tenants.services import MspRequest, msp_create
-
-    with django_db_blocker.unblock():
-        msp = msp_create(request=MspRequest(name="Closing Time IT", subdomain=SCHEMA, region="europe", currency="EUR",
-                                            timezone="Europe/Berlin", admin_email=ADMIN, admin_password=PASSWORD))
-        with schema_context(SCHEMA):
+    with committed_msp(django_db_blocker, name="Closing Time IT", subdomain=SCHEMA, admin_email=ADMIN):
+        with django_db_blocker.unblock(), schema_context(SCHEMA):
             world = _month_end_world()
-        connection.set_schema_to_public()
-    yield world
-    with django_db_blocker.unblock():
-        _renders_finished(timeout=60)
-        connection.set_schema_to_public()
-        msp.delete(force_drop=True)
+        yield world
+        with django_db_blocker.unblock():
+            _renders_finished(timeout=60)
     shutil.rmtree(Path(settings.MEDIA_ROOT) / SCHEMA, ignore_errors=True)
 
 

@@ -5,13 +5,13 @@ import threading
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, connections
+from django.db import connections
 from django_tenants.utils import schema_context
 
 from billing import services
 from billing.models import BatchItem, BillingBatch
 from tests.billing.test_batches import CUTOFF, build_world
-from tests.support import PASSWORD
+from tests.support import PASSWORD, committed_msp
 
 pytestmark = pytest.mark.django_db
 SCHEMA = "concurrency"
@@ -21,19 +21,12 @@ SCHEMA = "concurrency"
 def committed_world(django_db_setup, django_db_blocker):
     """A tenant of its own, committed so that other connections see it; dropped afterwards."""
     from msp_billing.accounts.services import user_create
-    from msp_billing.tenants.services import MspRequest, msp_create
 
-    with django_db_blocker.unblock():
-        msp = msp_create(request=MspRequest(name="Concurrency IT", subdomain=SCHEMA, region="europe", currency="EUR",
-                                            timezone="Europe/Berlin", admin_email="billing-admin@concurrency.example", admin_password=PASSWORD))
-        with schema_context(SCHEMA):
+    with committed_msp(django_db_blocker, name="Concurrency IT", subdomain=SCHEMA, admin_email="billing-admin@concurrency.example"):
+        with django_db_blocker.unblock(), schema_context(SCHEMA):
             user_create(email="technician@concurrency.example", role="technician", password=PASSWORD)
             world = build_world(admin_email="billing-admin@concurrency.example", tech_email="technician@concurrency.example")
-        connection.set_schema_to_public()
-    yield world
-    with django_db_blocker.unblock():
-        connection.set_schema_to_public()
-        msp.delete(force_drop=True)
+        yield world
 
 
 def test_two_simultaneous_runs_bill_each_item_exactly_once(committed_world, django_db_blocker):

@@ -10,10 +10,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django_tenants.utils import schema_context
 
-from tests.support import PASSWORD, free_port, process_env, running
+from tests.support import PASSWORD, committed_msp, free_port, process_env, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 SCHEMA = "qbosync"
@@ -50,12 +49,9 @@ def qbo_site(django_db_setup, django_db_blocker, qbo_server, tmp_path_factory):
 def msp(django_db_setup, django_db_blocker):
     """An MSP of its own (committed: the server process must see it), dropped afterwards."""
     from contracts.models import Customer, Product, RateItem
-    from msp_billing.tenants.services import MspRequest, msp_create
 
-    with django_db_blocker.unblock():
-        tenant = msp_create(request=MspRequest(name="QBO Sync IT", subdomain=SCHEMA, region="europe", currency="EUR",
-                                               timezone="Europe/Berlin", admin_email=ADMIN, admin_password=PASSWORD))
-        with schema_context(SCHEMA):
+    with committed_msp(django_db_blocker, name="QBO Sync IT", subdomain=SCHEMA, admin_email=ADMIN):
+        with django_db_blocker.unblock(), schema_context(SCHEMA):
             def product(sku: str, name: str, price: str) -> Product:
                 return Product.objects.create(sku=sku, name=name, price=Decimal(price), price_currency="EUR",
                                               cost=Decimal(1), cost_currency="EUR")
@@ -73,11 +69,7 @@ def msp(django_db_setup, django_db_blocker):
                 "zeta": Customer.objects.create(legal_name="Zeta Solutions GmbH", currency="EUR"),  # picked by hand
                 "newco": Customer.objects.create(legal_name="Newco Ltd", currency="EUR"),  # created in QuickBooks
             }
-        connection.set_schema_to_public()
-    yield local
-    with django_db_blocker.unblock():
-        connection.set_schema_to_public()
-        tenant.delete(force_drop=True)
+        yield local
 
 
 @pytest.fixture
