@@ -75,12 +75,14 @@ def celery_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "msp_billing", *args]
 
 
-def sign_in(page, port: int, email: str) -> None:
-    from msp_billing.tenants.demo import DEMO_PASSWORD
+def sign_in(page, port: int, email: str, *, subdomain: str = "demo", password: str | None = None) -> None:
+    """Sign in through the sign-in page in the browser (the demo MSP and its password by default)."""
+    if password is None:
+        from msp_billing.tenants.demo import DEMO_PASSWORD as password
 
-    page.goto(f"http://demo.localhost:{port}/")
+    page.goto(f"http://{subdomain}.localhost:{port}/")
     page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
 
 

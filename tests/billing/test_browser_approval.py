@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from django_tenants.utils import schema_context
 
-from tests.support import PASSWORD, committed_msp
+from tests.support import PASSWORD, committed_msp, sign_in
 from tests.tickets.builders import catalogue, contract, customer, rate_line, technician, ticket
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
@@ -46,10 +46,7 @@ def approvals(django_db_setup, django_db_blocker):
 def test_approve_and_post_in_the_browser(server, browser, approvals):
     base = f"http://{SCHEMA}.localhost:{server}"
     page = browser.new_page()
-    page.goto(base + "/accounts/login/")
-    page.get_by_label("E-mail").fill(ADMIN)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, server, ADMIN, subdomain=SCHEMA, password=PASSWORD)
     page.wait_for_url(base + "/dashboard/")
 
     # Waiting time is not due: nothing to bill yet.

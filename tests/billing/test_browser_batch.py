@@ -6,7 +6,7 @@ import pytest
 from django_tenants.utils import schema_context
 
 from tests.billing.test_batches import build_world
-from tests.support import PASSWORD, committed_msp
+from tests.support import PASSWORD, committed_msp, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 SCHEMA = "monthend"
@@ -26,10 +26,7 @@ def monthend(django_db_setup, django_db_blocker):
 def test_month_end_in_the_browser(server, browser, monthend):
     base = f"http://{SCHEMA}.localhost:{server}"
     page = browser.new_page()
-    page.goto(base + "/accounts/login/")
-    page.get_by_label("E-mail").fill("billing-admin@monthend.example")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, server, "billing-admin@monthend.example", subdomain=SCHEMA, password=PASSWORD)
     page.wait_for_url(base + "/dashboard/")
 
     page.goto(base + "/billing/batches/new/?cutoff=2026-03-31")

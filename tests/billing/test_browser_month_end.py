@@ -21,7 +21,7 @@ from django.conf import settings
 from django_tenants.utils import schema_context
 from pypdf import PdfReader
 
-from tests.support import PASSWORD, committed_msp
+from tests.support import PASSWORD, committed_msp, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db]
 
@@ -147,10 +147,7 @@ def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, b
     contracts, tickets = closing["contracts"], closing["tickets"]
     page = browser.new_page()
     page.set_default_timeout(30_000)
-    page.goto(base + "/accounts/login/")
-    page.get_by_label("E-mail").fill(ADMIN)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, server, ADMIN, subdomain=SCHEMA, password=PASSWORD)
     page.wait_for_url(base + "/dashboard/")
 
     # Select: everything due is pre-selected; Westhang waits for next month. Then consolidate.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django_tenants.utils import schema_context
 
-from tests.support import PASSWORD, committed_msp, free_port, process_env, running
+from tests.support import PASSWORD, committed_msp, free_port, process_env, running, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 SCHEMA = "qbosync"
@@ -116,10 +116,7 @@ def test_connect_and_walk_the_sync_wizard(qbo_site, browser, msp, quickbooks):
         return {entity: qbo.count(entity) for entity in in_quickbooks} == in_quickbooks
 
     page = browser.new_page()
-    page.goto(base + "/accounts/login/")
-    page.get_by_label("E-mail").fill(ADMIN)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, qbo_site, ADMIN, subdomain=SCHEMA, password=PASSWORD)
     page.wait_for_url(base + "/dashboard/")
 
     # Admin → Accounting → Connect QuickBooks Online: the fake's sign-in sends us back to the callback.
