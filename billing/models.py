@@ -1,7 +1,10 @@
 """Billing batches: what was billed together, and which item went on which invoice.
 
-``BatchItem`` is the ledger of billed items. Its unique constraints make billing an item
-twice impossible in the database itself, whatever two runs do at the same moment.
+``BatchInvoice`` lists the invoices a batch created. Billed periods and charges are
+recorded in ``BatchItem``; billed time by the invoice's time lines themselves. Unique
+constraints on both (``period_billed_once``, ``charge_billed_once`` here,
+``line_time_billed_once`` on invoice lines) make billing an item twice impossible in the
+database itself, whatever two runs do at the same moment.
 """
 from __future__ import annotations
 
@@ -38,12 +41,18 @@ class BillingBatch(models.Model):
         return self.name
 
 
+class BatchInvoice(models.Model):
+    """An invoice created by a batch."""
+
+    batch = models.ForeignKey(BillingBatch, on_delete=models.CASCADE, related_name="invoice_links")
+    invoice = models.OneToOneField("invoices.Invoice", on_delete=models.PROTECT, related_name="batch_link")
+
+
 class BatchItem(models.Model):
-    """One billed item (period, time allocation or charge) and the invoice it is on."""
+    """One billed period or charge and the invoice it is on (billed time is on the invoice's time lines)."""
 
     class Kind(models.TextChoices):
         PERIOD = "period", "Contract period"
-        TIME = "time", "Time"
         CHARGE = "charge", "Part or expense"
 
     batch = models.ForeignKey(BillingBatch, on_delete=models.CASCADE, related_name="items")
@@ -52,22 +61,18 @@ class BatchItem(models.Model):
     # Each is indexed by its "billed once" unique constraint below (only where set).
     period = models.ForeignKey("contracts.ContractPeriod", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                                db_index=False)
-    allocation = models.ForeignKey("tickets.TimeAllocation", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                                   db_index=False)
     charge = models.ForeignKey("tickets.Charge", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["period"], condition=models.Q(period__isnull=False), name="period_billed_once"),
-            models.UniqueConstraint(fields=["allocation"], condition=models.Q(allocation__isnull=False), name="time_billed_once"),
             models.UniqueConstraint(fields=["charge"], condition=models.Q(charge__isnull=False), name="charge_billed_once"),
             models.CheckConstraint(
                 condition=(
-                    models.Q(kind="period", period__isnull=False, allocation__isnull=True, charge__isnull=True)
-                    | models.Q(kind="time", period__isnull=True, allocation__isnull=False, charge__isnull=True)
-                    | models.Q(kind="charge", period__isnull=True, allocation__isnull=True, charge__isnull=False)
+                    models.Q(kind="period", period__isnull=False, charge__isnull=True)
+                    | models.Q(kind="charge", period__isnull=True, charge__isnull=False)
                 ),
-                name="batch_item_one_source",
+                name="batch_item_period_or_charge",
             ),
         ]
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 from django.db.models import Prefetch
 
-from billing.models import BatchItem
 from billing.readiness import DONE_STATUSES, _approval_required
 from contracts.rules.routing import Bucket
+from invoices.models import InvoiceLine
 from tickets.models import Charge, TimeAllocation, TimeEntry
 
 REASONS = ["billed — charged", "billed — covered by a contract", "not billable", "unrouted", "ticket not resolved",
@@ -62,7 +62,9 @@ def reconcile(*, start: dt.date, end: dt.date) -> Reconciliation:
     approval = _approval_required()
     batch_of = {
         allocation_id: name
-        for allocation_id, name in BatchItem.objects.filter(allocation__entry__date__range=(start, end)).values_list("allocation_id", "batch__name")
+        for allocation_id, name in InvoiceLine.objects.filter(
+            time_allocation__entry__date__range=(start, end), source_released_at__isnull=True,
+        ).values_list("time_allocation_id", "invoice__batch_link__batch__name")
     }
     entries = (
         TimeEntry.objects.filter(date__range=(start, end)).select_related("ticket", "technician")
@@ -86,7 +88,7 @@ def reconcile(*, start: dt.date, end: dt.date) -> Reconciliation:
             kind = "billed — charged" if allocation.bucket in (Bucket.CHARGED, Bucket.OVERAGE) else "billed — covered by a contract"
             report.minutes_by_reason[kind] += share
             report.by_technician[tech][kind] += share
-            batch = batch_of.get(allocation.pk, "an earlier batch")
+            batch = batch_of.get(allocation.pk) or "an earlier batch"
             report.minutes_by_batch[batch] = report.minutes_by_batch.get(batch, 0) + share
     for charge in Charge.objects.filter(date__range=(start, end)).select_related("ticket"):
         if charge.billed_at:

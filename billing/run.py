@@ -5,16 +5,23 @@ services like any other line. Time entries can number a million in a month-end r
 their lines are written by PostgreSQL from the due rows themselves:
 
 1. The picked time allocations are copied to a temporary table (one scan of the due rows).
-2. Items are claimed in id order (``SELECT … FOR UPDATE`` then ``UPDATE billed_at``):
-   an item another run billed a moment ago is not claimed again, and a claim that comes
-   up short bills nothing ("billed by another batch a moment ago"). ``BatchItem``'s
-   unique constraints stay the last word.
+2. Items are claimed (``UPDATE … SET billed_at … WHERE billed_at IS NULL``, periods and
+   charges locked in id order first): an item another run billed a moment ago is not
+   claimed again, and a claim that comes up short bills nothing ("billed by another batch
+   a moment ago"). Unique constraints stay the last word: ``BatchItem``'s for periods and
+   charges, ``line_time_billed_once`` on the time lines themselves.
 3. One draft per contract (or per customer, consolidated) is created with its period and
-   charge lines; then the time lines are inserted with ``INSERT … SELECT``. Their figures
-   come from ``invoices.calculation``: lines with the same amount on the same invoice have
-   the same tax, so each distinct amount is calculated once (with an invoice-level
-   discount or surcharge the invoice is recalculated line by line instead).
-4. Batch items, ticket locks and invoice totals follow, set-based.
+   charge lines; then the time lines and their taxes are inserted with one
+   ``INSERT … SELECT``. Their figures come from ``invoices.calculation``: lines with the
+   same amount on the same invoice have the same tax, so each distinct amount is
+   calculated once (with an invoice-level discount or surcharge the invoice is
+   recalculated line by line instead).
+4. The batch's invoices and items, ticket locks and invoice totals follow, set-based.
+
+What the run writes per time entry is kept to the minimum, because at a million entries
+every row, index entry and foreign-key check counts: one invoice line (the billed-once
+record too), its tax rows, and ``billed_at`` on the entry, updated in place (no index
+depends on it; see tickets migration 0006).
 
 Time lines print as ``#ticket title — work type, date, technician`` with the bucket noted
 (covered by the contract, deducted from the block, overage), after the invoice's period
@@ -29,11 +36,11 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from billing.due import CHARGED_BUCKETS, Selection, due_summary
-from billing.models import BatchItem, BillingBatch
+from billing.models import BatchInvoice, BatchItem, BillingBatch
 from billing.readiness import ready_charges, ready_periods, ready_time_allocations
 from billing.selectors import charge_unit_price
 from contracts.models import Contract, ContractPeriod, Customer
@@ -49,6 +56,9 @@ ANOTHER_BATCH = "Nothing was billed: some of the selected items were billed by a
 NOTHING_DUE = "Nothing was billed: select at least one contract with items due."
 TEMP_TABLE = "batch_run_time"
 DEADLOCK = "40P01"
+# The run's joins and sorts over a month of time entries stay in memory up to this size
+# (per sort or hash, for this transaction only) instead of spilling to temporary files.
+RUN_WORK_MEM = "128MB"
 
 
 def picked_time(*, cutoff: dt.date, selection: Selection) -> QuerySet[TimeAllocation]:
@@ -56,26 +66,28 @@ def picked_time(*, cutoff: dt.date, selection: Selection) -> QuerySet[TimeAlloca
         entry_id__in=selection.excluded_entry_ids)
 
 
-def split_entries(*, cutoff: dt.date, selection: Selection) -> set[int]:
-    """Tickets whose picked time entries also have time on a contract that is not picked
-    (an entry is billed whole, so such a selection cannot be billed as it stands)."""
-    left_out = ready_time_allocations(cutoff=cutoff).exclude(contract_id__in=selection.contract_ids)
-    if not left_out.exists():  # every contract with time due is picked: nothing can be split
-        return set()
-    return set(
-        left_out.filter(entry_id__in=picked_time(cutoff=cutoff, selection=selection).values("entry_id"))
-        .values_list("entry__ticket_id", flat=True).distinct()
-    )
+def split_tickets(selection: Selection) -> list[int]:
+    """Tickets whose picked time entries (in the run's temporary table) also have time on a
+    contract that is not picked: an entry is billed whole, so such a selection cannot be
+    billed as it stands. Every allocation of a ready entry with a contract is ready itself."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            SELECT DISTINCT e.ticket_id FROM {TEMP_TABLE} bt
+            JOIN tickets_timeallocation other ON other.entry_id = bt.entry_id AND other.id <> bt.id
+            JOIN tickets_timeentry e ON e.id = bt.entry_id
+            WHERE other.contract_id IS NOT NULL AND other.contract_id <> ALL(%s::bigint[])
+            ORDER BY 1 LIMIT 11
+        """, [sorted(selection.contract_ids)])
+        return [row[0] for row in cursor.fetchall()]
 
 
-def selection_problems(*, cutoff: dt.date, selection: Selection, contracts: dict[int, Contract]) -> list[str]:
+def selection_problems(*, selection: Selection, contracts: dict[int, Contract], split: list[int]) -> list[str]:
     problems = []
     missing = selection.contract_ids - set(contracts)
     if missing:
         problems.append(f"{len(missing)} contract(s) not found")
-    split = split_entries(cutoff=cutoff, selection=selection)
     if split:
-        tickets = ", ".join(f"#{t}" for t in sorted(split)[:10])
+        tickets = ", ".join(f"#{t}" for t in split[:10])
         problems.append(f"time on ticket(s) {tickets} is shared between a picked contract and one left out — "
                         "pick both contracts or leave those entries out")
     return problems
@@ -144,20 +156,21 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     if not selection.contract_ids:
         raise ValidationError(NOTHING_DUE)
     contracts = {c.pk: c for c in Contract.objects.filter(pk__in=selection.contract_ids).select_related("customer__parent")}
-    problems = selection_problems(cutoff=cutoff, selection=selection, contracts=contracts)
-    if problems:
-        raise ValidationError("Nothing was billed: " + "; ".join(problems) + ". Reload the page to see what is due now.")
-
     periods = sorted(ready_periods(cutoff=cutoff).filter(contract_id__in=contracts).exclude(pk__in=selection.excluded_period_ids),
                      key=lambda p: (p.contract.priority, p.contract_id, p.start))
     charges = list(ready_charges(cutoff=cutoff).filter(contract_id__in=contracts).exclude(pk__in=selection.excluded_charge_ids)
                    .select_related("ticket", "product", "contract").order_by("date", "id"))
-    time_sql, time_params = picked_time(cutoff=cutoff, selection=selection).order_by().values(
-        "id", "entry_id", "contract_id", "amount", "bucket").query.sql_with_params()
+    time_sql, time_params = picked_time(cutoff=cutoff, selection=selection).order_by().annotate(
+        ticket_id=F("entry__ticket_id")).values("id", "entry_id", "ticket_id", "contract_id", "amount", "bucket").query.sql_with_params()
     with connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'")
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{TEMP_TABLE}")
         cursor.execute(f"CREATE TEMP TABLE {TEMP_TABLE} AS {time_sql}", time_params)
         cursor.execute(f"ANALYZE {TEMP_TABLE}")
+    problems = selection_problems(selection=selection, contracts=contracts, split=split_tickets(selection))
+    if problems:
+        raise ValidationError("Nothing was billed: " + "; ".join(problems) + ". Reload the page to see what is due now.")
+    with connection.cursor() as cursor:
         cursor.execute(f"""SELECT contract_id, CASE WHEN bucket = ANY(%s::text[]) THEN amount ELSE 0 END AS a, count(*)
                            FROM {TEMP_TABLE} GROUP BY 1, 2 ORDER BY 1, 2""", [list(CHARGED_BUCKETS)])
         time_groups: dict[int, list[tuple[Decimal, int]]] = defaultdict(list)
@@ -206,30 +219,23 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
         line_counts[invoice.pk] = len(plan["lines"])
         for contract_id in plan["contracts"]:
             invoice_of_contract[contract_id] = invoice
-    time_lines = _time_lines_insert(invoice_of_contract, time_groups, line_counts,
-                                    taxable={pk: c.taxable for pk, c in contracts.items()}, acting_user=acting_user)
-
-    items = [BatchItem(batch=batch, invoice=invoice_of_contract[p.contract_id], kind=BatchItem.Kind.PERIOD, period_id=p.pk) for p in periods]
-    items += [BatchItem(batch=batch, invoice=invoice_of_contract[c.contract_id], kind=BatchItem.Kind.CHARGE, charge_id=c.pk) for c in charges]
-    invoice_ids = sorted({invoice.pk for invoice in invoice_of_contract.values()})
     try:
         with transaction.atomic():
-            BatchItem.objects.bulk_create(items)
-            with connection.cursor() as cursor:
-                cursor.execute("""
-                    INSERT INTO billing_batchitem (batch_id, invoice_id, kind, allocation_id)
-                    SELECT %s, l.invoice_id, %s, l.time_allocation_id FROM invoices_invoiceline l
-                    WHERE l.invoice_id = ANY(%s::bigint[]) AND l.time_allocation_id IS NOT NULL
-                """, [batch.pk, BatchItem.Kind.TIME.value, invoice_ids])
+            time_lines = _time_lines_insert(invoice_of_contract, time_groups, line_counts,
+                                            taxable={pk: c.taxable for pk, c in contracts.items()}, acting_user=acting_user)
+            BatchInvoice.objects.bulk_create([BatchInvoice(batch=batch, invoice=invoice) for invoice in created])
+            BatchItem.objects.bulk_create(
+                [BatchItem(batch=batch, invoice=invoice_of_contract[p.contract_id], kind=BatchItem.Kind.PERIOD, period_id=p.pk) for p in periods]
+                + [BatchItem(batch=batch, invoice=invoice_of_contract[c.contract_id], kind=BatchItem.Kind.CHARGE, charge_id=c.pk) for c in charges])
     except IntegrityError:
         raise ValidationError(ANOTHER_BATCH) from None
+    invoice_ids = sorted({invoice.pk for invoice in invoice_of_contract.values()})
     for period in periods:
         period_snapshot_take(period_id=period.pk)
     with connection.cursor() as cursor:
         cursor.execute(f"""
             UPDATE tickets_ticket SET billed_at = %s WHERE billed_at IS NULL AND id IN (
-                SELECT e.ticket_id FROM tickets_timeentry e WHERE e.id IN (SELECT entry_id FROM {TEMP_TABLE})
-                UNION SELECT unnest(%s::bigint[]))
+                SELECT ticket_id FROM {TEMP_TABLE} UNION SELECT unnest(%s::bigint[]))
         """, [now, [c.ticket_id for c in charges if c.ticket_id]])
         tickets = cursor.rowcount
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{TEMP_TABLE}")
@@ -255,7 +261,8 @@ def charge_line_input(charge: Charge) -> LineInput:
 
 def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dict[int, list[tuple[Decimal, int]]],
                        line_counts: dict[int, int], *, taxable: dict[int, bool], acting_user) -> int:
-    """Insert the time lines of every invoice and bring its figures up to date."""
+    """Insert the time lines of every invoice and their taxes in one statement, and bring
+    each invoice's figures up to date."""
     if not time_groups:
         return 0
     draft_lines = DraftLineFigures()
@@ -295,9 +302,22 @@ def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dic
                 tax_value.append(tax.amount)
                 tax_order.append(order)
         sums[invoice_id] = (subtotal, tax_total)
+    taxes_sql = """
+        , taxes AS (
+            INSERT INTO invoices_invoicelinetax (line_id, tax_rate_id, code, name, percent, compound, base, amount, sort_order)
+            SELECT l.id, x.rate_id, x.code, x.name, x.percent, x.compound, x.base, x.amount, x.sort_order
+            FROM lines l
+            JOIN unnest(%s::bigint[], %s::numeric[], %s::boolean[], %s::bigint[], %s::text[], %s::text[], %s::numeric[],
+                        %s::boolean[], %s::numeric[], %s::numeric[], %s::int[])
+                 AS x(invoice_id, key_amount, taxable, rate_id, code, name, percent, compound, base, amount, sort_order)
+              ON l.invoice_id = x.invoice_id AND l.fixed_amount = x.key_amount AND l.taxable = x.taxable)
+    """ if tax_inv else ""
     contract_ids = sorted(time_groups)
     with connection.cursor() as cursor:
+        # The new lines feed their taxes straight from RETURNING: no second read of a million
+        # fresh rows. Each line is also the record that its time is billed (line_time_billed_once).
         cursor.execute(f"""
+            WITH lines AS (
             INSERT INTO invoices_invoiceline (
                 invoice_id, sort_order, description, quantity, unit_price, fixed_amount, gross_amount, discount_kind,
                 discount_value, discount_amount, amount, invoice_discount_share, invoice_surcharge_share, taxable_amount,
@@ -323,24 +343,17 @@ def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dic
             JOIN unnest(%s::bigint[], %s::numeric[], %s::boolean[], %s::numeric[]) AS f(invoice_id, amount, taxable, tax)
                  ON f.invoice_id = m.invoice_id AND f.taxable = c.taxable
                 AND f.amount = CASE WHEN a.bucket = ANY(%s::text[]) THEN a.amount ELSE 0 END
+            RETURNING id, invoice_id, fixed_amount, taxable, time_allocation_id)
+            {taxes_sql}
+            SELECT count(*) FROM lines
         """, [
             json.dumps(codes), InvoiceLine.SourceKind.TIME.value,
             contract_ids, [invoice_of_contract[c].pk for c in contract_ids], [line_counts[invoice_of_contract[c].pk] for c in contract_ids],
             figures_inv, figures_amount, figures_taxable, figures_tax, list(CHARGED_BUCKETS),
+            *([tax_inv, tax_amount_key, tax_taxable, tax_rate, tax_code, tax_name, tax_percent, tax_compound, tax_base,
+               tax_value, tax_order] if tax_inv else []),
         ])
-        inserted = cursor.rowcount
-        if tax_inv:
-            cursor.execute("""
-                INSERT INTO invoices_invoicelinetax (line_id, tax_rate_id, code, name, percent, compound, base, amount, sort_order)
-                SELECT l.id, x.rate_id, x.code, x.name, x.percent, x.compound, x.base, x.amount, x.sort_order
-                FROM invoices_invoiceline l
-                JOIN unnest(%s::bigint[], %s::numeric[], %s::boolean[], %s::bigint[], %s::text[], %s::text[], %s::numeric[],
-                            %s::boolean[], %s::numeric[], %s::numeric[], %s::int[])
-                     AS x(invoice_id, key_amount, taxable, rate_id, code, name, percent, compound, base, amount, sort_order)
-                  ON l.invoice_id = x.invoice_id AND l.fixed_amount = x.key_amount AND l.taxable = x.taxable
-                WHERE l.invoice_id = ANY(%s::bigint[]) AND l.time_allocation_id IS NOT NULL
-            """, [tax_inv, tax_amount_key, tax_taxable, tax_rate, tax_code, tax_name, tax_percent, tax_compound, tax_base,
-                  tax_value, tax_order, sorted(set(tax_inv))])
+        inserted = cursor.fetchone()[0]
         if sums and not draft_lines.adjusted:
             ids = sorted(sums)
             cursor.execute("""

@@ -2,9 +2,9 @@
 
 * ``batch_details``: the wizard's live figures for a selection (``billing.due``).
 * ``batch_run`` (``billing.run``) bills a selection in one transaction: items claimed,
-  tickets locked, one draft invoice per contract (or per customer when consolidated),
-  each item recorded in ``BatchItem`` whose unique constraints make billing an item twice
-  impossible.
+  tickets locked, one draft invoice per contract (or per customer when consolidated);
+  periods and charges recorded in ``BatchItem``, time by its invoice lines, whose unique
+  constraints make billing an item twice impossible.
 * ``batch_invoice_delete`` and ``batch_delete`` release items for rebilling.
 * ``batch_generate`` issues the drafts (numbers; PDFs follow in the background).
 """
@@ -18,13 +18,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing.due import BatchDetails, Selection, due_summary
-from billing.models import BatchItem, BillingBatch
+from billing.models import BatchInvoice, BatchItem, BillingBatch
 from billing.readiness import ready_charges, ready_periods, ready_time_allocations
 from billing.run import batch_run
 from contracts.models import Contract, ContractPeriod
 from invoices import services as invoice_services
 from invoices.audit import audit_record
-from invoices.models import Invoice
+from invoices.models import Invoice, InvoiceLine
 from tickets.models import Charge, Ticket, TimeAllocation, TimeEntry
 
 __all__ = ["Selection", "batch_details", "batch_run", "batch_invoice_delete", "batch_delete", "batch_generate",
@@ -38,21 +38,25 @@ def batch_details(*, cutoff: dt.date, selection: Selection | None, consolidated:
     return due_summary(cutoff=cutoff, selection=selection, consolidated=consolidated).details
 
 
-def _release(items: list[BatchItem]) -> None:
-    """Make items unbilled again; a ticket unlocks once none of its items is billed."""
-    allocation_ids = [i.allocation_id for i in items if i.allocation_id]
-    entry_ids = set(TimeAllocation.objects.filter(pk__in=allocation_ids).values_list("entry_id", flat=True))
+def _release(items: list[BatchItem], invoice_ids: list[int]) -> int:
+    """Make the batch items and the time on ``invoice_ids`` unbilled again; a ticket unlocks
+    once none of its items is billed. Returns how many items were released."""
+    now = timezone.now()
+    time_lines = InvoiceLine.objects.filter(invoice_id__in=invoice_ids, time_allocation__isnull=False, source_released_at__isnull=True)
+    entries = TimeEntry.objects.filter(pk__in=TimeAllocation.objects.filter(pk__in=time_lines.values("time_allocation_id")).values("entry_id"))
     charge_ids = [i.charge_id for i in items if i.charge_id]
     period_ids = [i.period_id for i in items if i.period_id]
-    ticket_ids = set(TimeEntry.objects.filter(pk__in=entry_ids).values_list("ticket_id", flat=True)) | set(
+    ticket_ids = set(entries.values_list("ticket_id", flat=True).distinct()) | set(
         Charge.objects.filter(pk__in=charge_ids, ticket__isnull=False).values_list("ticket_id", flat=True))
     BatchItem.objects.filter(pk__in=[i.pk for i in items]).delete()
-    TimeEntry.objects.filter(pk__in=entry_ids).update(billed_at=None)
+    entries.update(billed_at=None)
+    released_time = time_lines.update(source_released_at=now)
     Charge.objects.filter(pk__in=charge_ids).update(billed_at=None)
     ContractPeriod.objects.filter(pk__in=period_ids).update(billed_at=None)
     still_billed = set(TimeEntry.objects.filter(ticket_id__in=ticket_ids, billed_at__isnull=False).values_list("ticket_id", flat=True)) | set(
         Charge.objects.filter(ticket_id__in=ticket_ids, billed_at__isnull=False).values_list("ticket_id", flat=True))
     Ticket.objects.filter(pk__in=ticket_ids - still_billed).update(billed_at=None)
+    return len(items) + released_time
 
 
 def _releasable(invoice: Invoice) -> None:
@@ -64,15 +68,16 @@ def _releasable(invoice: Invoice) -> None:
 def batch_invoice_delete(*, batch_id: int, invoice_id: int, acting_user) -> None:
     """Take one draft invoice out of its batch; its items become unbilled again."""
     batch = BillingBatch.objects.select_for_update().get(pk=batch_id)
-    items = list(BatchItem.objects.filter(batch=batch, invoice_id=invoice_id))
-    if not items:
+    link = BatchInvoice.objects.filter(batch=batch, invoice_id=invoice_id).first()
+    if link is None:
         raise Invoice.DoesNotExist  # not an invoice of this batch
     invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
     if invoice.status != Invoice.Status.DRAFT:
         raise ValidationError(f"Invoice {invoice.number} is issued: void it or credit it instead of deleting it.")
-    _release(items)
+    released = _release(list(BatchItem.objects.filter(batch=batch, invoice_id=invoice_id)), [invoice_id])
+    link.delete()
     invoice_services.invoice_delete_draft(invoice_id=invoice.pk, acting_user=acting_user)
-    audit_record(actor=acting_user, action="batch_invoice_deleted", obj=batch, after={"invoice": invoice_id, "released_items": len(items)})
+    audit_record(actor=acting_user, action="batch_invoice_deleted", obj=batch, after={"invoice": invoice_id, "released_items": released})
 
 
 @transaction.atomic
@@ -80,20 +85,20 @@ def batch_delete(*, batch_id: int, acting_user) -> int:
     """Delete a batch and release every item. Drafts are deleted; issued invoices are voided
     (their numbers stay, so the series has no gap). Refused if any invoice is paid or exported."""
     batch = BillingBatch.objects.select_for_update().get(pk=batch_id)
-    invoice_ids = set(batch.items.values_list("invoice_id", flat=True))
+    invoice_ids = sorted(batch.invoice_links.values_list("invoice_id", flat=True))
     invoices = list(Invoice.objects.select_for_update().filter(pk__in=invoice_ids).order_by("pk"))
     for invoice in invoices:
         _releasable(invoice)
-    items = list(batch.items.all())
-    _release(items)
+    released = _release(list(batch.items.all()), invoice_ids)
+    batch.invoice_links.all().delete()
     for invoice in invoices:
         if invoice.status == Invoice.Status.DRAFT:
             invoice_services.invoice_delete_draft(invoice_id=invoice.pk, acting_user=acting_user)
         elif invoice.status != Invoice.Status.VOID:
             invoice_services.invoice_void(invoice_id=invoice.pk, acting_user=acting_user, reason=f"Billing batch {batch.name} deleted")
-    audit_record(actor=acting_user, action="batch_deleted", obj=batch, before={"name": batch.name, "invoices": len(invoices), "items": len(items)})
+    audit_record(actor=acting_user, action="batch_deleted", obj=batch, before={"name": batch.name, "invoices": len(invoices), "items": released})
     batch.delete()
-    return len(items)
+    return released
 
 
 @transaction.atomic
@@ -110,7 +115,7 @@ def batch_generate(*, batch_id: int, acting_user, issue_date: dt.date | None = N
 
 
 def batch_invoices(batch: BillingBatch):
-    ids = BatchItem.objects.filter(batch=batch).values("invoice_id")
+    ids = BatchInvoice.objects.filter(batch=batch).values("invoice_id")
     return Invoice.objects.filter(pk__in=ids).select_related("customer").order_by("customer__legal_name", "pk")
 
 

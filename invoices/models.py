@@ -361,7 +361,13 @@ class InvoiceLine(models.Model):
     tax_amount = models.DecimalField(**AMOUNT)
     # Where the line came from; invoices never change their sources, billing/ does.
     source_kind = models.CharField(max_length=12, choices=SourceKind.choices, default=SourceKind.MANUAL)
-    time_allocation = models.ForeignKey("tickets.TimeAllocation", null=True, blank=True, on_delete=models.PROTECT, related_name="invoice_lines")
+    # A time line is the record that its time was billed: at most one line per allocation
+    # whose source is not released (constraint ``line_time_billed_once``, which also indexes it).
+    time_allocation = models.ForeignKey("tickets.TimeAllocation", null=True, blank=True, on_delete=models.PROTECT,
+                                        related_name="invoice_lines", db_index=False)
+    source_released_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When billing released this line's source for rebilling (its batch was deleted); the line stays on its void invoice.")
     # Sparse references (most lines are time) are indexed only where set: a month-end run
     # writes a million time lines, and every index costs on each of them.
     charge = models.ForeignKey("tickets.Charge", null=True, blank=True, on_delete=models.PROTECT, related_name="invoice_lines",
@@ -381,6 +387,10 @@ class InvoiceLine(models.Model):
         indexes = [
             models.Index(fields=[name], condition=models.Q(**{f"{name}__isnull": False}), name=f"line_{name}_set"[:30])
             for name in ("charge", "contract_period", "product", "rate_item", "credited_line")
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["time_allocation", "source_released_at"], condition=models.Q(time_allocation__isnull=False),
+                                    nulls_distinct=False, name="line_time_billed_once"),
         ]
 
     def __str__(self) -> str:

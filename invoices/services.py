@@ -280,25 +280,24 @@ def invoice_create_drafts(*, drafts: Sequence[DraftInput], acting_user) -> list[
     as ``invoice_create_draft``, in a fixed number of queries however many drafts."""
     config = InvoiceSettings.load()
     invoices = [_draft_instance(customer=d.customer, config=config, acting_user=acting_user, notes=d.notes) for d in drafts]
-    Invoice.objects.bulk_create(invoices)
+    # Lines, figures and taxes are worked out on the unsaved objects, then each kind of row is
+    # written once (its references filled in as the rows it points to get their ids).
     refs = _existing_sources(line for d in drafts for line in d.lines)
-    lines = {invoice.pk: _built_lines(invoice, d.lines, config=config, existing={}, refs=refs)[0] for invoice, d in zip(invoices, drafts)}
-    InvoiceLine.objects.bulk_create([line for built in lines.values() for line in built])
+    lines = [_built_lines(invoice, d.lines, config=config, existing={}, refs=refs)[0] for invoice, d in zip(invoices, drafts)]
     specs_cache: dict = {}
-    taxes: dict[int, list[InvoiceLineTax]] = {}
+    taxes: list[list[InvoiceLineTax]] = []
     today = tenant_today()
-    for invoice in invoices:
-        codes = frozenset(code for line in lines[invoice.pk] for code in line.tax_codes)
+    for invoice, invoice_lines in zip(invoices, lines):
+        codes = frozenset(code for line in invoice_lines for code in line.tax_codes)
         if codes not in specs_cache:
             specs_cache[codes] = _tax_specs(invoice, codes, tax_date=today, frozen=False)
-        taxes[invoice.pk] = _figures(invoice, lines[invoice.pk], specs_cache[codes], tax_exempt=invoice.customer.tax_exempt)
-    all_lines = [line for built in lines.values() for line in built]
-    if all_lines:
-        InvoiceLine.objects.bulk_update(all_lines, FIGURE_FIELDS, batch_size=2000)
-    InvoiceLineTax.objects.bulk_create([tax for group in taxes.values() for tax in group])
-    Invoice.objects.bulk_update(invoices, TOTAL_FIELDS, batch_size=2000)
+        taxes.append(_figures(invoice, invoice_lines, specs_cache[codes], tax_exempt=invoice.customer.tax_exempt))
+    Invoice.objects.bulk_create(invoices)
+    InvoiceLine.objects.bulk_create([line for built in lines for line in built])
+    InvoiceLineTax.objects.bulk_create([tax for group in taxes for tax in group])
     audit_record_many(actor=acting_user, action="invoice_created", records=[
-        (invoice, None, _state(invoice, lines=lines[invoice.pk], taxes=taxes[invoice.pk])) for invoice in invoices])
+        (invoice, None, _state(invoice, lines=invoice_lines, taxes=invoice_taxes))
+        for invoice, invoice_lines, invoice_taxes in zip(invoices, lines, taxes)])
     for invoice in invoices:
         _notify(invoice.pk, "created")
     return invoices
@@ -884,7 +883,7 @@ def _replace_lines(invoice: Invoice, inputs: Sequence[LineInput], *, config: Inv
 
 
 def _built_lines(invoice: Invoice, inputs: Sequence[LineInput], *, config: InvoiceSettings, existing: dict[int, InvoiceLine],
-                 refs: dict[type, set[int]]) -> tuple[list[InvoiceLine], set[int]]:
+                 refs: dict[type | str, set[int]]) -> tuple[list[InvoiceLine], set[int]]:
     """``inputs`` checked and turned into line rows (new, or ``existing`` ones kept), unsaved."""
     errors = _Errors()
     currency = invoice.currency
@@ -944,6 +943,8 @@ def _built_lines(invoice: Invoice, inputs: Sequence[LineInput], *, config: Invoi
                 if value is not None:
                     if value not in refs[model]:
                         errors.add("lines", f"{label}: {model._meta.verbose_name} {value} does not exist.")
+                    elif model is TimeAllocation and value in refs[BILLED_TIME]:
+                        errors.add("lines", f"{label}: that time is already billed on another invoice.")
                     setattr(line, name, value)
             line.detail = dict(item.detail or {})
         if errors:
@@ -962,7 +963,7 @@ def _built_lines(invoice: Invoice, inputs: Sequence[LineInput], *, config: Invoi
     return built, kept
 
 
-def _existing_sources(inputs: Iterable[LineInput]) -> dict[type, set[int]]:
+def _existing_sources(inputs: Iterable[LineInput]) -> dict[type | str, set[int]]:
     wanted: dict[type, set[int]] = defaultdict(set)
     for item in inputs:
         if not isinstance(item, LineInput) or item.line_id is not None:
@@ -973,10 +974,16 @@ def _existing_sources(inputs: Iterable[LineInput]) -> dict[type, set[int]]:
             value = getattr(item, name)
             if isinstance(value, int) and not isinstance(value, bool):
                 wanted[model].add(value)
-    found: dict[type, set[int]] = defaultdict(set)
+    found: dict[type | str, set[int]] = defaultdict(set)
     for model, ids in wanted.items():
         found[model] = set(model.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    if wanted.get(TimeAllocation):  # time is billed once: by the one line that still bills it
+        found[BILLED_TIME] = set(InvoiceLine.objects.filter(time_allocation_id__in=wanted[TimeAllocation], source_released_at__isnull=True)
+                                 .values_list("time_allocation_id", flat=True))
     return found
+
+
+BILLED_TIME = "billed time"
 
 
 def _tax_specs(invoice: Invoice, codes: Iterable[str], *, tax_date: dt.date, frozen: bool) -> dict[str, TaxSpec]:

@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any
 
 from django import forms as django_forms
+from django.apps import apps
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -67,6 +68,9 @@ def invoice_list(request):
             crud.choice_filter("status", "Status", choices=Invoice.Status.choices),
             crud.choice_filter("kind", "Kind", choices=Invoice.Kind.choices),
             crud.model_filter("customer", "Customer", queryset=Customer.objects.order_by("legal_name")),
+            # billing/ builds on invoices/, so its batches are looked up by name, not imported
+            crud.model_filter("batch", "Billing batch", queryset=apps.get_model("billing", "BillingBatch").objects.order_by("-created_at"),
+                              lookup="batch_link__batch"),
             crud.Filter("issued_from", _DateFilterField(label="Issued from", required=False), "issue_date__gte"),
             crud.Filter("issued_to", _DateFilterField(label="Issued to", required=False), "issue_date__lte"),
         ],

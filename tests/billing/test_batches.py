@@ -6,11 +6,13 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 
 from billing import services
 from billing.models import BatchItem, BillingBatch
 from contracts.models import ContractPeriod, TaxRate
-from invoices.models import Invoice, InvoiceSettings
+from invoices import services as invoice_services
+from invoices.models import Invoice, InvoiceLine, InvoiceSettings
 from msp_billing.accounts.models import User
 from tests.tickets.builders import block, catalogue, contract, customer, eur, exclusion_set, rate_line, technician, ticket
 from tickets import services as ticket_services
@@ -139,8 +141,9 @@ def test_deleting_an_invoice_with_several_items_releases_them_all(world):
     batch = services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=True, acting_user=world["admin"])
     invoice = services.batch_invoices(batch).get()
     assert BatchItem.objects.filter(invoice=invoice).count() > 1
+    assert invoice.lines.filter(time_allocation__isnull=False).count() > 1
     services.batch_invoice_delete(batch_id=batch.pk, invoice_id=invoice.pk, acting_user=world["admin"])
-    assert not BatchItem.objects.exists()
+    assert not BatchItem.objects.exists() and not InvoiceLine.objects.exists()
     assert not Ticket.objects.get(pk=world["ticket"].pk).is_locked
     assert due()["periods"] == {world["march"].pk, world["blocks_march"].pk}
 
@@ -156,6 +159,25 @@ def test_deleting_the_batch_releases_everything_and_unlocks_tickets(world):
     # Issued invoices keep their numbers (no gaps) and are voided.
     assert sorted(Invoice.objects.filter(status="void").values_list("number", flat=True)) == numbers
     assert due()["entries"] == {e.pk for e in world["entries"].values()}
+    # The void invoices keep their time lines, marked released; the time bills again.
+    void_time = InvoiceLine.objects.filter(invoice__status="void", time_allocation__isnull=False)
+    assert void_time.exists() and not void_time.filter(source_released_at__isnull=True).exists()
+    again = services.batch_run(name="March again", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=world["admin"])
+    rebilled = InvoiceLine.objects.filter(invoice__batch_link__batch=again, time_allocation__isnull=False)
+    assert set(rebilled.values_list("time_allocation_id", flat=True)) == set(void_time.values_list("time_allocation_id", flat=True))
+
+
+def test_time_already_billed_cannot_go_on_another_invoice(world):
+    batch = services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=world["admin"])
+    line = InvoiceLine.objects.filter(invoice__batch_link__batch=batch, time_allocation__isnull=False).first()
+    copy = invoice_services.LineInput(description="Same time again", quantity=Decimal(1), unit_price=Decimal(10),
+                                      time_allocation_id=line.time_allocation_id)
+    with pytest.raises(ValidationError, match="that time is already billed on another invoice"):
+        invoice_services.invoice_create_draft(customer=line.invoice.customer, lines=[copy], acting_user=world["admin"])
+    # The database refuses a second line billing it too, whatever path writes it.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        InvoiceLine.objects.create(invoice=line.invoice, description="Raw copy", time_allocation_id=line.time_allocation_id,
+                                   source_kind=InvoiceLine.SourceKind.TIME)
 
 
 def test_a_paid_invoice_blocks_deleting_its_batch(world):

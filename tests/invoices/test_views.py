@@ -90,8 +90,21 @@ def test_the_list_searches_and_filters(admin_client, data):
     assert [i.pk for i in drafts.context["listing"].objects] == [data["draft"].pk]
     january = admin_client.get(url("list"), {"issued_from": "2026-01-01", "issued_to": "2026-01-31"})
     assert [i.pk for i in january.context["listing"].objects] == [other.pk]
-    for bad in ({"status": "lost"}, {"issued_from": "yesterday"}, {"customer": "999999"}):
+    for bad in ({"status": "lost"}, {"issued_from": "yesterday"}, {"customer": "999999"}, {"batch": "999999"}):
         assert admin_client.get(url("list"), bad).status_code == 400
+
+
+def test_the_list_filters_by_billing_batch(admin_client, data):
+    from billing.models import BatchInvoice, BillingBatch
+
+    batch = BillingBatch.objects.create(name="January run", cutoff=dt.date(2026, 1, 31))
+    BatchInvoice.objects.create(batch=batch, invoice=data["draft"])
+    response = admin_client.get(url("list"), {"batch": batch.pk})
+    assert response.status_code == 200
+    assert [i.pk for i in response.context["listing"].objects] == [data["draft"].pk]
+    assert "January run" in response.content.decode()
+    detail = admin_client.get(url("detail", data["draft"])).content.decode()
+    assert "Billing batch" in detail and f"/billing/batches/{batch.pk}/" in detail
 
 
 def test_create_edit_issue_pay_and_credit_through_the_pages(admin_client, data):
