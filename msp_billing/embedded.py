@@ -16,6 +16,8 @@ from urllib.parse import quote
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("MSP_VAR_DIR", BASE_DIR / "var"))
 
+EMBEDDED_MAX_WAL_SIZE = "4GB"
+
 # Handles must outlive the call: the servers stop when their last handle is dropped.
 _handles: dict[str, object] = {}
 
@@ -27,6 +29,10 @@ def _start_postgres() -> str:
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
     _handles["postgres"] = server
+    # A month-end run of a million time entries writes about 1.5 GB of WAL: with the default
+    # 1 GB it would force a checkpoint halfway through the run's transaction.
+    server.psql(f"ALTER SYSTEM SET max_wal_size = '{EMBEDDED_MAX_WAL_SIZE}'")
+    server.psql("SELECT pg_reload_conf()")
     # Connect over the Unix socket in the data folder; the host is percent-encoded.
     return f"postgres://postgres@{quote(str(data_dir), safe='')}/postgres"
 
