@@ -870,6 +870,12 @@ def _replace_lines(invoice: Invoice, inputs: Sequence[LineInput], *, config: Inv
     existing = {line.pk: line for line in invoice.lines.all()} if invoice.pk else {}
     built, kept = _built_lines(invoice, inputs, config=config, existing=existing, refs=_existing_sources(inputs))
     removed = [pk for pk in existing if pk not in kept]
+    billing_sources = [pk for pk in removed if existing[pk].source_released_at is None and (
+        existing[pk].time_allocation_id or existing[pk].charge_id or existing[pk].contract_period_id)]
+    if billing_sources:  # the item would stay billed with no line anywhere
+        raise ValidationError({"lines": [
+            "A line that bills time, a part or a contract period cannot be removed: delete the invoice from its "
+            "billing batch to release its items, or keep the line (its amount can be changed)."]})
     if removed:
         InvoiceLine.objects.filter(pk__in=removed).delete()
     # A batch may bring hundreds of lines: one statement for the new ones, one for the kept ones.

@@ -257,3 +257,14 @@ def test_with_a_default_discount_the_details_still_match_the_invoices(world):
     for invoice in invoices:
         lines = list(invoice.lines.all())
         assert invoice.total == sum(line.taxable_amount + line.tax_amount for line in lines)
+
+
+def test_a_line_billing_time_cannot_be_dropped_from_a_batch_draft(world):
+    batch = services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=world["admin"])
+    invoice = next(i for i in services.batch_invoices(batch) if i.lines.filter(time_allocation__isnull=False).exists())
+    lines = list(invoice.lines.order_by("sort_order", "id"))
+    kept = [invoice_services.LineInput(description=l.description, quantity=l.quantity, unit_price=l.unit_price,
+                                       taxable=l.taxable, line_id=l.pk) for l in lines if l.time_allocation_id is None]
+    with pytest.raises(ValidationError, match="cannot be removed: delete the invoice from its billing batch"):
+        invoice_services.invoice_edit(invoice_id=invoice.pk, acting_user=world["admin"], lines=kept)
+    assert invoice.lines.count() == len(lines)
