@@ -117,3 +117,31 @@ def test_audit_trail_on_the_batch_page_and_as_a_filterable_report(client_for, wo
     assert csv["Content-Type"] == "text/csv" and "batch_run" in csv.content.decode()
     assert client_for("alpha", "accountant").get("/billing/reports/audit/", {"start": "not a date"}).status_code == 400
     assert client_for("alpha", "technician").get("/billing/reports/audit/").status_code == 403
+
+
+def test_batch_invoices_are_found_from_the_invoice_pages_and_keep_their_time_lines(client_for, world):  # noqa: F811
+    from tests.invoices.test_views import edit_post, existing_rows
+
+    client = client_for("alpha", "billing_admin")
+    assert wizard_post(client, world).status_code == 302
+    batch = BillingBatch.objects.get()
+    invoice = Invoice.objects.filter(batch_link__batch=batch, lines__time_allocation__isnull=False).distinct().first()
+    from invoices.services import invoice_create_draft
+
+    by_hand = invoice_create_draft(customer=invoice.customer, acting_user=world["admin"], notes="Not from a batch")
+    assert by_hand.pk in {i.pk for i in client.get("/invoices/").context["listing"].objects}
+    listed = client.get("/invoices/", {"batch": batch.pk})
+    assert listed.status_code == 200
+    assert {i.pk for i in listed.context["listing"].objects} == set(batch.invoice_links.values_list("invoice_id", flat=True))
+    assert f"/billing/batches/{batch.pk}/" in client.get(f"/invoices/{invoice.pk}/").content.decode()
+    # Ticking "Remove" on a time line of the batch's draft is refused with a message; nothing changes.
+    rows = existing_rows(invoice)
+    time_line = invoice.lines.filter(time_allocation__isnull=False).order_by("sort_order").first()
+    for row in rows:
+        if row["line_id"] == str(time_line.pk):
+            row["DELETE"] = "on"
+    before = invoice.lines.count()
+    response = client.post(f"/invoices/{invoice.pk}/edit/", edit_post(invoice, rows))
+    assert response.status_code == 400
+    assert "cannot be removed: delete the invoice from its billing batch" in response.content.decode()
+    assert invoice.lines.count() == before and TimeEntry.objects.get(pk=time_line.time_allocation.entry_id).billed_at

@@ -234,6 +234,14 @@ def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, b
     assert number in text and "1,071.00" in text and NORDWIND in text
     assert "Router in Hamburg replaced" in text  # the site's time, on the parent's invoice
     invoice_url = page.url
+    # The invoice names its batch, and the invoice list finds the batch's invoices.
+    assert batch_url.endswith(page.get_by_role("link", name="March consolidated").get_attribute("href"))
+    page.goto(f"{base}/invoices/")
+    page.get_by_label("Billing batch").select_option(label="March consolidated")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url("**batch=*")
+    listed = page.locator("table.data tbody tr")
+    assert listed.count() == 2 and listed.filter(has_text=number).count() == 1
 
     # Deleting the batch voids the issued invoices and releases every ticket.
     page.goto(batch_url)
