@@ -53,7 +53,11 @@ def django_db_setup(django_db_setup, django_db_blocker):
         raise RuntimeError(f"refusing to set up test tenants in the database {name!r}: it is not a test database")
     with django_db_blocker.unblock():
         platform_ensure()
+        from msp_billing.tenants.models import Msp
+
         for subdomain in TENANTS:
+            if Msp.objects.filter(schema_name=subdomain).exists():
+                continue  # kept from an earlier run with --reuse-db
             msp = msp_create(
                 request=MspRequest(
                     name=f"{subdomain.title()} Managed IT",
