@@ -1,11 +1,12 @@
 """Hold requests and answers to Xero's published OpenAPI description (openapi-core).
 
-``../shared/specs/xero_accounting.yaml`` is Xero's own description of the accounting API.
+``xero_accounting.yaml`` is Xero's own description of the accounting API (where the tests
+find it: :mod:`tests.fakes.xero_spec`).
 The fake Xero (``tests/fakes/xero.py``) runs every request the connector sends and every
 answer it gives through :class:`XeroSpec`, so the connector is held to Xero's contract and
 the fake cannot drift into answers Xero would never give.
 
-Two deliberate allowances, both written down in ``../shared/INTEGRATIONS.md``:
+Two deliberate allowances, both written down in ``docs/integrations-xero.md``:
 
 * the file fails openapi-core's own strict check (some boolean defaults are written as
   strings), so it is loaded with ``Config(spec_validator_cls=None)``;
@@ -20,18 +21,15 @@ documents them in prose only) cannot be checked against it; they are counted apa
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-SPEC_PATH = Path(os.environ.get("XERO_OPENAPI_SPEC", Path(__file__).resolve().parents[3] / "shared" / "specs" / "xero_accounting.yaml"))
 # The file's server; requests are checked as if they had been sent there.
 SPEC_ORIGIN = "https://api.xero.com"
 SPEC_BASE_PATH = "/api.xro/2.0"
@@ -86,7 +84,15 @@ def _validators():
     class Factory(SecurityProviderFactory):
         PROVIDERS = {**SecurityProviderFactory.PROVIDERS, "oauth2": _BearerProvider}
 
-    api = OpenAPI.from_file_path(str(SPEC_PATH), config=Config(spec_validator_cls=None))
+    import pytest
+
+    from tests.fakes.xero_spec import XeroSpecUnavailable, xero_spec_path
+
+    try:
+        path = xero_spec_path()
+    except XeroSpecUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
+    api = OpenAPI.from_file_path(str(path), config=Config(spec_validator_cls=None))
     return (V30RequestValidator(api.spec, security_provider_factory=Factory()),
             V30ResponseValidator(api.spec))
 

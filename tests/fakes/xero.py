@@ -271,6 +271,9 @@ class FakeXero:
     client_secret = "fake-xero-client-secret"
 
     def __init__(self, *, spec: SpecCheck | None = None, limits: Limits | None = None) -> None:
+        from tests.fakes.openapi import _validators
+
+        _validators()  # Xero's OpenAPI file, found (or the test fails saying how to provide it) before the server starts
         self.spec = spec if spec is not None else SpecCheck()
         self.limits = limits or Limits()
         self.lock = threading.RLock()
