@@ -23,17 +23,23 @@ from __future__ import annotations
 import datetime as dt
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import connection as db_connection
+from django.db.models import QuerySet
+
+from contracts.models import Customer
+from integrations import store
+from integrations.models import IntegrationLog, RemoteMapping
+from invoices.models import Invoice
+from msp_billing.money import line_amount, round_unit_price
 
 if TYPE_CHECKING:
-    from contracts.models import Customer
-    from integrations.models import AccountingConnection, ExportRun, IntegrationLog
-    from invoices.models import Invoice
+    from integrations.models import AccountingConnection, ExportRun
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -207,17 +213,13 @@ class Connector(ABC):
     def store_tokens(self, *, access_token: str, refresh_token: str, expires_in: float | None = None,
                      refresh_expires_in: float | None = None) -> None:
         """Persist the newest tokens now (own transaction if none is open)."""
-        from integrations.services import connection_tokens_update
-
-        connection_tokens_update(connection=self.connection, access_token=access_token, refresh_token=refresh_token,
+        store.connection_tokens_update(connection=self.connection, access_token=access_token, refresh_token=refresh_token,
                                  expires_in=expires_in, refresh_expires_in=refresh_expires_in)
 
     def log_call(self, *, operation: str, outcome: str, request_summary: str = "", invoice_id: int | None = None,
                  idempotency_key: str = "", http_status: int | None = None, error_code: str = "", error: str = "",
                  remote_id: str = "", started: float | None = None) -> IntegrationLog:
         """One row in ``IntegrationLog`` (``started``: ``time.monotonic()`` before the call)."""
-        from integrations.models import IntegrationLog
-
         return IntegrationLog.objects.create(
             system=self.system, operation=operation[:60], outcome=outcome, request_summary=request_summary[:500],
             invoice_id=invoice_id, export_run=self.export_run, idempotency_key=idempotency_key[:128],
@@ -228,3 +230,45 @@ class Connector(ABC):
     @property
     def schema_name(self) -> str:
         return db_connection.schema_name
+
+    # -- what both API connectors do the same way -------------------------------------------
+
+    def documents_ahead(self) -> QuerySet[Invoice] | None:
+        """The export run's documents not sent to this system yet and not refused in it; None outside a run."""
+        run = self.export_run
+        if run is None:
+            return None
+        return Invoice.objects.filter(pk__in=run.document_ids).exclude(pk__in=run.failed_ids).exclude(exported_to=self.system)
+
+    def customers_ahead(self, *, exclude: Container[int]) -> list[Customer]:
+        """Customers with no mapping yet whose documents in this run are still to send (none outside a run).
+
+        A first export creates them together with the first chunk's customers, as many to a
+        request as the system takes, instead of a few with every chunk.
+        """
+        ahead = self.documents_ahead()
+        if ahead is None:
+            return []
+        ids = [pk for pk in ahead.order_by("customer_id").values_list("customer_id", flat=True).distinct()
+               if pk not in exclude]
+        known = store.mappings_for(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_ids=ids)
+        unmapped = [pk for pk in ids if str(pk) not in known]
+        found = Customer.objects.in_bulk(unmapped)
+        return [found[pk] for pk in unmapped if pk in found]
+
+
+def quantity_and_price(*, quantity: Decimal, unit_price: Decimal, target: Decimal, currency: str) -> tuple[Decimal, Decimal]:
+    """A quantity and a 4-place unit price whose product rounds to exactly ``target``.
+
+    The printed quantity and price when they do; else the quantity with the price recomputed
+    (rated time: 7 min = 0.1167 h); else 1 × ``target`` (a prorated fee, a discounted line).
+    Accounting systems recompute a line from quantity × price, so what they book must be
+    what the invoice printed.
+    """
+    if quantity and line_amount(quantity=quantity, unit_price=unit_price, currency=currency) == target:
+        return quantity, unit_price
+    if quantity:
+        price = round_unit_price(Fraction(target) / Fraction(quantity))
+        if line_amount(quantity=quantity, unit_price=price, currency=currency) == target:
+            return quantity, price
+    return Decimal("1"), target

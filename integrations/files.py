@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from integrations.base import quantity_and_price
 from invoices.models import Invoice, InvoiceLine
-from msp_billing.money import line_amount, round_unit_price
 
 # --- QuickBooks Desktop IIF ---------------------------------------------------------------
 
@@ -129,7 +129,7 @@ def iif_rows(invoice: Invoice) -> list[list[str]]:
     rows = [["TRNS", "", trnstype, date, IIF_AR_ACCOUNT, name, _money(invoice.total), number,
              _text(invoice.notes)[:4000], due, "N", name, *[_text(part) for part in address[:4]]]]
     for line in invoice.lines.all():
-        quantity, price = quantity_and_price(line)
+        quantity, price = line_quantity_and_price(line)
         rows.append(["SPL", "", trnstype, date, _text(_accounting_code(line) or IIF_INCOME_ACCOUNT), "",
                      _money(-line.taxable_amount), number, _text(line.description)[:4000], _plain(-quantity),
                      _plain(price), _text(_item_name(line)), "Y" if line.tax_amount else "N"])
@@ -148,21 +148,10 @@ def iif_file(invoices: Sequence[Invoice]) -> ExportFile:
     return ExportFile(filename=_filename(invoices, "iif"), content_type="application/octet-stream", content=content)
 
 
-def quantity_and_price(line: InvoiceLine) -> tuple[Decimal, Decimal]:
-    """A quantity and unit price that give the line's taxable amount exactly.
-
-    The printed quantity and price when they do; else the quantity with the price
-    recomputed (4 places); else 1 × the amount (a prorated fee, a discounted line).
-    """
-    amount = line.taxable_amount
-    currency = line.invoice.currency
-    quantity = line.quantity if line.quantity else Decimal("1")
-    if line.quantity and line_amount(quantity=line.quantity, unit_price=line.unit_price, currency=currency) == amount:
-        return line.quantity, line.unit_price
-    price = round_unit_price(amount / quantity) if quantity else amount
-    if line_amount(quantity=quantity, unit_price=price, currency=currency) == amount:
-        return quantity, price
-    return Decimal("1"), amount
+def line_quantity_and_price(line: InvoiceLine) -> tuple[Decimal, Decimal]:
+    """A quantity and unit price that give the line's taxable amount exactly (see :func:`base.quantity_and_price`)."""
+    return quantity_and_price(quantity=line.quantity or Decimal("1"), unit_price=line.unit_price, target=line.taxable_amount,
+                              currency=line.invoice.currency)
 
 
 def parse_iif(content: bytes) -> list[dict]:
@@ -198,7 +187,7 @@ def xero_rows(invoice: Invoice, *, item_codes: dict[tuple[str, int], str] | None
     address = (_customer_address(invoice) + [""] * 4)[:4]
     rows = []
     for line in invoice.lines.all():
-        quantity, price = quantity_and_price(line)
+        quantity, price = line_quantity_and_price(line)
         if invoice.is_credit_note:  # Xero's credit note import takes positive figures
             if price < 0:
                 price = -price

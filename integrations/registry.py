@@ -13,6 +13,7 @@ from django.utils.module_loading import import_string
 from django_tenants.utils import get_public_schema_name
 
 from integrations.base import Connector
+from integrations.models import AccountingConnection
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ def available_systems() -> list[str]:
 
 def active_connection():
     """This MSP's chosen connection (connected, or expired/revoked awaiting reconnect), or None."""
-    from integrations.models import AccountingConnection
 
     return (AccountingConnection.objects.exclude(status=AccountingConnection.Status.DISCONNECTED)
             .order_by("-status_changed_at").first())

@@ -5,10 +5,13 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.db import connection as db_connection
 from django.db.models import Prefetch, QuerySet
 
+from contracts.models import Customer, Product, RateItem
 from integrations.models import ExportRun, IntegrationLog, RemoteMapping, System
 from invoices.models import Invoice, InvoiceLine, InvoiceLineTax
+from msp_billing.tenants.models import Msp
 
 EXPORTABLE_STATUSES = (Invoice.Status.ISSUED, Invoice.Status.PARTIALLY_PAID, Invoice.Status.PAID)
 
@@ -32,9 +35,7 @@ def documents_for_export(*, ids: Sequence[int]) -> list[Invoice]:
 
 def home_currency() -> str:
     """This MSP's home currency (the tenant's); a QuickBooks company's home currency is taken to be the same."""
-    from django.db import connection as db_connection
 
-    from msp_billing.tenants.models import Msp
 
     tenant = Msp.objects.filter(schema_name=db_connection.schema_name).only("currency").first()
     return (getattr(tenant, "currency", "") or "USD").upper()
@@ -105,7 +106,6 @@ class MatchGroup:
 
 def matches(*, system: str) -> list[MatchGroup]:
     """The customers, then the products and rate items, matched to ``system`` (a group per kind, rows by name)."""
-    from contracts.models import Customer, Product, RateItem
 
     mappings = list(RemoteMapping.objects.filter(
         system=system, local_type__in=[RemoteMapping.LocalType.CUSTOMER, RemoteMapping.LocalType.PRODUCT,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,13 +20,43 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import connection as db_connection
 from django.db import transaction
+from django.db.models import Q
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from integrations import registry
-from integrations.base import ConnectionLost, DocumentResult, IntegrationError, RateLimited, TemporaryFailure
-from integrations.models import AccountingConnection, ExportRun, IntegrationLog, RemoteMapping, System
+from integrations import crypto, registry
+from integrations.base import (
+    ConnectionLost,
+    DocumentResult,
+    IntegrationError,
+    RateLimited,
+    TemporaryFailure,
+)
+from integrations.files import FORMATS as FILE_FORMATS
+from integrations.models import (
+    AccountingConnection,
+    ExportRun,
+    IntegrationLog,
+    RemoteMapping,
+    System,
+)
+from integrations.selectors import documents_for_export, open_failures
+from integrations.store import (  # noqa: F401 (re-exported: callers write services.mapping_set)
+    connection_tokens_update,
+    mapping_get,
+    mapping_set,
+    mappings_for,
+    token_expiry,
+    xero_item_codes,
+)
 from invoices.audit import audit_record
-from invoices.models import Invoice
+from invoices.models import Invoice, Payment
+from invoices.services import payment_record, tenant_today
+from msp_billing.accounts.models import User
+from msp_billing.accounts.roles import Role
+from msp_billing.celery import app as celery_app
+from msp_billing.tenants.models import Msp
+from msp_billing.tenants.urls import tenant_url
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +71,6 @@ __all__ = [
 
 
 # --- connections ---------------------------------------------------------------------------
-
-
-def _expiry(seconds: float | None) -> dt.datetime | None:
-    return timezone.now() + dt.timedelta(seconds=float(seconds)) if seconds else None
 
 
 @transaction.atomic
@@ -70,8 +96,8 @@ def connection_store(*, system: str, tokens: dict[str, Any], acting_user) -> Acc
     conn.remote_name = str(tokens.get("remote_name") or conn.remote_name or "")[:200]
     conn.access_token = tokens.get("access_token") or ""
     conn.refresh_token = tokens.get("refresh_token") or ""
-    conn.access_expires_at = _expiry(tokens.get("expires_in"))
-    conn.refresh_expires_at = _expiry(tokens.get("refresh_expires_in"))
+    conn.access_expires_at = token_expiry(tokens.get("expires_in"))
+    conn.refresh_expires_at = token_expiry(tokens.get("refresh_expires_in"))
     conn.scopes = str(tokens.get("scopes") or "")[:500]
     conn.status = AccountingConnection.Status.CONNECTED
     conn.status_changed_at = timezone.now()
@@ -83,20 +109,6 @@ def connection_store(*, system: str, tokens: dict[str, Any], acting_user) -> Acc
     audit_record(actor=acting_user, action="accounting_connected", obj=conn,
                  after={"system": system, "remote_tenant_id": conn.remote_tenant_id, "remote_name": conn.remote_name})
     return conn
-
-
-def connection_tokens_update(*, connection: AccountingConnection, access_token: str, refresh_token: str,
-                             expires_in: float | None = None, refresh_expires_in: float | None = None) -> None:
-    """Persist refreshed tokens at once — the old refresh token may already be dead."""
-    connection.access_token = access_token
-    if refresh_token:
-        connection.refresh_token = refresh_token
-    connection.access_expires_at = _expiry(expires_in)
-    if refresh_expires_in:
-        connection.refresh_expires_at = _expiry(refresh_expires_in)
-    fields = ["access_token_encrypted", "refresh_token_encrypted", "access_expires_at", "refresh_expires_at", "updated_at"]
-    # Outside any caller's transaction would be ideal; an UPDATE of one row is the next best.
-    connection.save(update_fields=fields)
 
 
 def connection_mark_lost(*, connection: AccountingConnection, error: IntegrationError) -> AccountingConnection:
@@ -137,7 +149,6 @@ def connection_disconnect(*, connection: AccountingConnection, acting_user) -> A
 @transaction.atomic
 def connections_reencrypt() -> int:
     """Re-encrypt every stored token with the current first key (after adding a new key)."""
-    from integrations import crypto
 
     count = 0
     for conn in AccountingConnection.objects.select_for_update().all():
@@ -146,37 +157,6 @@ def connections_reencrypt() -> int:
         conn.save(update_fields=["access_token_encrypted", "refresh_token_encrypted", "updated_at"])
         count += 1
     return count
-
-
-# --- remote mappings -----------------------------------------------------------------------
-
-
-def mapping_get(*, system: str, local_type: str, local_id: int | str) -> RemoteMapping | None:
-    return RemoteMapping.objects.filter(system=system, local_type=local_type, local_id=str(local_id)).first()
-
-
-def mappings_for(*, system: str, local_type: str, local_ids: Iterable[int | str]) -> dict[str, RemoteMapping]:
-    ids = [str(value) for value in local_ids]
-    return {m.local_id: m for m in RemoteMapping.objects.filter(system=system, local_type=local_type, local_id__in=ids)}
-
-
-def mapping_set(*, system: str, local_type: str, local_id: int | str, remote_id: str, remote_name: str = "",
-                remote_code: str = "", extra: dict | None = None) -> RemoteMapping:
-    mapping, _ = RemoteMapping.objects.update_or_create(
-        system=system, local_type=local_type, local_id=str(local_id),
-        defaults={"remote_id": str(remote_id), "remote_name": remote_name[:500], "remote_code": remote_code[:100],
-                  "extra": extra or {}})
-    return mapping
-
-
-def xero_item_codes() -> dict[tuple[str, int], str]:
-    """(local_type, local id) → Xero item code, for products / rate items matched to a Xero item."""
-    return {
-        (mapping.local_type, int(mapping.local_id)): mapping.remote_code
-        for mapping in RemoteMapping.objects.filter(
-            system=System.XERO, local_type__in=[RemoteMapping.LocalType.PRODUCT, RemoteMapping.LocalType.RATE_ITEM]
-        ).exclude(remote_code="")
-    }
 
 
 # --- export runs -----------------------------------------------------------------------------
@@ -234,10 +214,16 @@ def export_run_create(*, document_ids: Sequence[int], acting_user) -> ExportRun:
     return run
 
 
-def _enqueue_run(run_id: int, *, countdown: float | None = None) -> None:
-    from integrations.tasks import export_run_task
+def _queue(task: str, *args: Any, countdown: float | None = None) -> None:
+    """Queue one of ``integrations.tasks`` once this transaction commits.
 
-    transaction.on_commit(lambda: export_run_task.apply_async(args=(run_id,), countdown=countdown))
+    By name: the tasks call these services, so the services do not import the tasks.
+    The MSP's schema travels with it (``msp_billing.celery``)."""
+    transaction.on_commit(lambda: celery_app.send_task(f"integrations.tasks.{task}", args=args, countdown=countdown))
+
+
+def _enqueue_run(run_id: int, *, countdown: float | None = None) -> None:
+    _queue("export_run_task", run_id, countdown=countdown)
 
 
 def _advisory_key(run_id: int) -> str:
@@ -335,7 +321,6 @@ def export_run_execute(*, run_id: int) -> ExportStep:
 
 
 def selectors_documents(ids: Sequence[int]) -> list[Invoice]:
-    from integrations.selectors import documents_for_export
 
     return documents_for_export(ids=ids)
 
@@ -380,9 +365,7 @@ def _record_failures(run: ExportRun, chunk: Sequence[Invoice], error: Integratio
 
 
 def _notify_later() -> None:
-    from integrations.tasks import failures_notify_task
-
-    transaction.on_commit(lambda: failures_notify_task.delay())
+    _queue("failures_notify_task")
 
 
 def export_runs_resume(*, older_than: dt.timedelta = dt.timedelta(minutes=2)) -> list[int]:
@@ -424,10 +407,13 @@ class PaymentsPulled:
     failed: int = 0
 
 
+def payments_pull_later() -> None:
+    """Pull payments in the background once this transaction commits."""
+    _queue("payments_pull_task")
+
+
 def payments_pull() -> PaymentsPulled:
     """Record payments made in the accounting system against exported invoices (once each)."""
-    from invoices.models import Payment
-    from invoices.services import payment_record, tenant_today
 
     connection = _usable_connection()
     connector = registry.connector_for(connection)
@@ -471,6 +457,19 @@ def payments_pull() -> PaymentsPulled:
     return PaymentsPulled(recorded=recorded, already_known=known, unmatched=unmatched, failed=failed)
 
 
+# --- file downloads ----------------------------------------------------------------------------
+
+
+def file_download_record(*, fmt: str, documents: Sequence[Invoice]) -> IntegrationLog:
+    """An export file was downloaded: logged like a push, so the invoices' export history shows it."""
+    ids = [doc.pk for doc in documents]
+    return IntegrationLog.objects.create(
+        system=f"file.{fmt}", operation="file.download", outcome=IntegrationLog.Outcome.OK,
+        invoice=documents[0] if len(documents) == 1 else None,
+        request_summary=f"{FILE_FORMATS[fmt]}: {len(documents)} document(s) " + ",".join(map(str, ids[:60]))[:400],
+    )
+
+
 # --- failures ---------------------------------------------------------------------------------
 
 
@@ -495,16 +494,12 @@ def failure_retry(*, log_id: int, acting_user) -> ExportRun | None:
             return None
         return export_run_create(document_ids=[invoice.pk], acting_user=acting_user)
     if log.operation.startswith("payment"):
-        from integrations.tasks import payments_pull_task
-
-        transaction.on_commit(lambda: payments_pull_task.delay())
+        payments_pull_later()
     failure_resolve(log_id=log.pk, acting_user=acting_user)
     return None
 
 
 def _billing_admin_emails() -> list[str]:
-    from msp_billing.accounts.models import User
-    from msp_billing.accounts.roles import Role
 
     return sorted(User.objects.filter(is_active=True, role__in=[Role.OWNER, Role.BILLING_ADMIN])
                   .values_list("email", flat=True))
@@ -512,11 +507,7 @@ def _billing_admin_emails() -> list[str]:
 
 def failures_notify(*, resend_after: dt.timedelta = dt.timedelta(hours=24)) -> int:
     """E-mail billing admins the open failures not mailed in the last ``resend_after``; returns how many."""
-    from django.urls import NoReverseMatch, reverse
 
-    from integrations.selectors import open_failures
-    from msp_billing.tenants.models import Msp
-    from msp_billing.tenants.urls import tenant_url
 
     now = timezone.now()
     due = list(open_failures().filter(models_q_not_notified_since(now - resend_after))[:200])
@@ -544,6 +535,5 @@ def failures_notify(*, resend_after: dt.timedelta = dt.timedelta(hours=24)) -> i
 
 
 def models_q_not_notified_since(moment: dt.datetime):
-    from django.db.models import Q
 
     return Q(notified_at__isnull=True) | Q(notified_at__lt=moment)

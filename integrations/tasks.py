@@ -5,14 +5,15 @@ countdown — a worker never sleeps on a remote limit.
 """
 from __future__ import annotations
 
+import datetime as dt
+
+from integrations import registry, services
 from msp_billing.tasks import tenant_task
 
 
 @tenant_task(bind=True, max_retries=None, acks_late=True)
 def export_run_task(self, run_id: int) -> str:
-    from integrations.services import export_run_execute
-
-    step = export_run_execute(run_id=run_id)
+    step = services.export_run_execute(run_id=run_id)
     if step.retry_after is not None:
         raise self.retry(countdown=step.retry_after)
     return step.state
@@ -21,27 +22,18 @@ def export_run_task(self, run_id: int) -> str:
 @tenant_task
 def export_runs_resume(older_than_seconds: float = 120) -> list[int]:
     """Beat (every few minutes, per tenant): runs whose worker died go on."""
-    import datetime as dt
-
-    from integrations.services import export_runs_resume as resume
-
-    return resume(older_than=dt.timedelta(seconds=older_than_seconds))
+    return services.export_runs_resume(older_than=dt.timedelta(seconds=older_than_seconds))
 
 
 @tenant_task
 def payments_pull_task() -> dict:
-    from integrations import registry
-    from integrations.services import payments_pull
-
     connection = registry.active_connection()
     if connection is None or not connection.is_usable:
         return {}
-    return payments_pull().__dict__
+    return services.payments_pull().__dict__
 
 
 @tenant_task
 def failures_notify_task() -> int:
     """After a failed run, and daily (beat): e-mail billing admins the open failures, until resolved."""
-    from integrations.services import failures_notify
-
-    return failures_notify()
+    return services.failures_notify()

@@ -6,13 +6,19 @@ id that is not this MSP's is 404 — never 500.
 """
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+import secrets
 
-from integrations import files, selectors, services
-from integrations.forms import FORMAT_ALIASES, ExportFileForm
-from integrations.models import IntegrationLog
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from integrations import files, registry, selectors, services, wizard
+from integrations.base import IntegrationError
+from integrations.forms import FORMAT_ALIASES, ExportFileForm, ExportForm
+from integrations.models import AccountingConnection, ExportRun, IntegrationLog, System
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
 
@@ -38,11 +44,7 @@ def _file_response(request: HttpRequest, fmt: str, ids: list[int]) -> HttpRespon
     if fmt == "xero_csv":
         options["item_codes"] = services.xero_item_codes()
     export = files.export_file(fmt, documents, **options)
-    IntegrationLog.objects.create(
-        system=f"file.{fmt}", operation="file.download", outcome=IntegrationLog.Outcome.OK,
-        invoice=documents[0] if len(documents) == 1 else None,
-        request_summary=f"{files.FORMATS[fmt]}: {len(documents)} document(s) " + ",".join(map(str, ids[:60]))[:400],
-    )
+    services.file_download_record(fmt=fmt, documents=documents)
     response = HttpResponse(export.content, content_type=export.content_type)
     response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
     return response
@@ -71,20 +73,6 @@ def invoice_export_file(request: HttpRequest, invoice_id: int, fmt: str) -> Http
 
 
 # --- Admin → Accounting ---------------------------------------------------------------------
-
-import secrets  # noqa: E402
-
-from django.contrib import messages  # noqa: E402
-from django.core.exceptions import ValidationError  # noqa: E402
-from django.db import transaction  # noqa: E402
-from django.shortcuts import get_object_or_404, redirect  # noqa: E402
-from django.urls import reverse  # noqa: E402
-from django.views.decorators.http import require_POST  # noqa: E402
-
-from integrations import registry, wizard  # noqa: E402
-from integrations.base import IntegrationError  # noqa: E402
-from integrations.forms import ExportForm  # noqa: E402
-from integrations.models import AccountingConnection, ExportRun, System  # noqa: E402
 
 manage = requires(Capability.MANAGE_BILLING)
 SESSION_OAUTH = "integrations_oauth"
@@ -310,12 +298,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @manage
 @require_POST
 def payments_pull(request: HttpRequest) -> HttpResponse:
-    from integrations.tasks import payments_pull_task
-
     connection = registry.active_connection()
     if connection is None or not connection.is_usable:
         return _problem(request, "Connect (or reconnect) an accounting system first.", status=409)
-    transaction.on_commit(lambda: payments_pull_task.delay())
+    services.payments_pull_later()
     messages.success(request, "Payments are being fetched; paid invoices update in a moment.")
     return redirect("integrations:accounting")
 

@@ -16,10 +16,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from contracts.models import Customer, Product, RateItem
+from contracts.services import customer_create
 from integrations import registry
 from integrations.base import LocalItem, RemoteRecord
 from integrations.matching import Candidate, Proposal, exact_key, name_key, propose
 from integrations.models import AccountingConnection, RemoteMapping
+from integrations.selectors import home_currency
 from invoices.audit import audit_record
 
 CREATE = "create"
@@ -215,13 +217,11 @@ def _map(system: str, kind: str, pk: int, remote_id: str, name: str, code: str, 
 
 
 def _home_currency() -> str:
-    from integrations.selectors import home_currency
 
     return home_currency()
 
 
 def _import_customer(row: Mapping[str, Any], *, currency: str, acting_user) -> Customer:
-    from contracts.services import customer_create
 
     return customer_create(legal_name=row["name"][:200], currency=(row.get("currency") or currency)[:3].upper(),
                            billing_email=row.get("email", ""), address=row.get("address", ""), acting_user=acting_user)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from decimal import Decimal
 from functools import cached_property
 from typing import Any, TypeVar
@@ -32,83 +32,33 @@ from django.db import transaction
 from intuitlib.client import AuthClient
 from intuitlib.enums import Scopes
 from intuitlib.exceptions import AuthClientError
-from quickbooks import QuickBooks
 from quickbooks.exceptions import AuthorizationException, QuickbooksException
-from quickbooks.objects.base import Address, EmailAddress, Ref
-from quickbooks.objects.creditmemo import CreditMemo
-from quickbooks.objects.customer import Customer as QboCustomer
-from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
-from quickbooks.objects.invoice import Invoice as QboInvoice
 from quickbooks.objects.item import Item as QboItem
 
-from integrations import keys
+from contracts.models import Product, RateItem
+from integrations import keys, selectors, store
 from integrations.base import (
     ConnectionLost,
     Connector,
     DocumentResult,
     IntegrationError,
     LocalItem,
-    RateLimited,
     RemotePayment,
     RemoteRecord,
     TemporaryFailure,
 )
-from integrations.files import quantity_and_price
 from integrations.models import AccountingConnection, RemoteMapping, System
+from integrations.quickbooks import mapping as bodies
+from integrations.quickbooks.client import QuickBooksClient
 from integrations.quickbooks.config import qbo_config
+from invoices.models import Invoice, InvoiceLine
 
 T = TypeVar("T")
 BATCH_LIMIT = 30
 PAGE = 1000
 DUPLICATE_NAME = "6240"
 DUPLICATE_DOCUMENT = "6140"
-NOTE_PREFIX = "MSP Billing "
-TAXABLE_CODE = "TAX"
-NON_TAXABLE_CODE = "NON"
 CURRENCY_MISMATCH = "currency_mismatch"
-
-
-class _Client(QuickBooks):
-    """python-quickbooks with the HTTP status read before the body is parsed."""
-
-    last_response: requests.Response | None = None
-
-    def process_request(self, request_type, url, headers="", params="", data=""):
-        try:
-            response = super().process_request(request_type, url, headers=headers, params=params, data=data)
-        except requests.RequestException as error:
-            raise TemporaryFailure(f"QuickBooks could not be reached: {error}") from error
-        self.last_response = response
-        if response.status_code == 429:
-            raise RateLimited("QuickBooks rate limit reached", retry_after=_retry_after(response.headers),
-                              code="429", problem="minute")
-        if response.status_code >= 500:
-            raise TemporaryFailure(f"QuickBooks answered {response.status_code}: {response.text[:300]}",
-                                   http_status=response.status_code, code=str(response.status_code))
-        return response
-
-
-def _retry_after(headers: Mapping[str, str]) -> float:
-    try:
-        return float(headers.get("Retry-After") or 60)
-    except ValueError:
-        return 60.0
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _display_name(name: str) -> str:
-    """QuickBooks refuses ``:`` in names (it separates sub-customers) and names over 100 characters."""
-    return " ".join(name.replace(":", "-").split())[:100]
-
-
-def _ref(value: str, name: str = "") -> Ref:
-    ref = Ref()
-    ref.value = str(value)
-    ref.name = name
-    return ref
 
 
 class QuickBooksConnector(Connector):
@@ -122,15 +72,13 @@ class QuickBooksConnector(Connector):
         self.config = qbo_config()
         self.export_batch_size = self.config.batch_size
         self._auth: AuthClient | None = None
-        self._qb: _Client | None = None
+        self._qb: QuickBooksClient | None = None
         self._resume_checked = False
 
     @cached_property
     def home_currency(self) -> str:
         """The MSP's home currency: documents in it go without CurrencyRef (the QuickBooks company's own)."""
-        from integrations.selectors import home_currency
-
-        return home_currency()
+        return selectors.home_currency()
 
     # --- OAuth ---------------------------------------------------------------------------
 
@@ -187,7 +135,7 @@ class QuickBooksConnector(Connector):
 
     # --- tokens and the client -------------------------------------------------------------
 
-    def _client(self) -> _Client:
+    def _client(self) -> QuickBooksClient:
         if self._qb is None:
             conn = self.connection
             expires = conn.access_expires_at
@@ -196,13 +144,13 @@ class QuickBooksConnector(Connector):
             self._qb = self._build_client()
         return self._qb
 
-    def _build_client(self) -> _Client:
+    def _build_client(self) -> QuickBooksClient:
         conn = self.connection
         if self._auth is None:
             self._auth = self._auth_client()
         self._auth.access_token = conn.access_token
         self._auth.refresh_token = conn.refresh_token
-        client_class = type("QuickBooksClient", (_Client,), {"api_url_v3": self.config.api_url,
+        client_class = type("QuickBooksClient", (QuickBooksClient,), {"api_url_v3": self.config.api_url,
                                                              "sandbox_api_url_v3": self.config.api_url})
         return client_class(auth_client=self._auth, refresh_token=conn.refresh_token, company_id=conn.remote_tenant_id,
                             minorversion=self.config.minor_version)
@@ -251,7 +199,7 @@ class QuickBooksConnector(Connector):
             raise failure[0]
         self.log_call(operation="oauth.refresh", outcome="ok", http_status=200, started=started)
 
-    def _call(self, operation: str, fn: Callable[[_Client], T], *, summary: str = "", invoice_id: int | None = None,
+    def _call(self, operation: str, fn: Callable[[QuickBooksClient], T], *, summary: str = "", invoice_id: int | None = None,
               key: str = "", remote_id: Callable[[T], str] | None = None, log: bool = True) -> T:
         """Run ``fn(client)``, logged; on 401 refresh, rebuild the client and run it once more."""
         for attempt in (1, 2):
@@ -284,7 +232,7 @@ class QuickBooksConnector(Connector):
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _status(client: _Client) -> int | None:
+    def _status(client: QuickBooksClient) -> int | None:
         return client.last_response.status_code if client.last_response is not None else None
 
     def _log_failure(self, operation, error: QuickbooksException, client, summary, invoice_id, key, started) -> None:
@@ -311,7 +259,7 @@ class QuickBooksConnector(Connector):
         assert len(items) <= BATCH_LIMIT
         body = json.dumps({"BatchItemRequest": items})
 
-        def send(qb: _Client) -> dict:
+        def send(qb: QuickBooksClient) -> dict:
             url = f"{qb.api_url}/company/{qb.company_id}/batch"
             return qb.make_request("POST", url, body, request_id=request_id)
 
@@ -339,13 +287,13 @@ class QuickBooksConnector(Connector):
             options["income_account_id"] = preferred["Id"]
         if not options.get("default_item_id"):
             name = "Services"
-            found = self._query_all(f"SELECT * FROM Item WHERE Name = {_quote(name)}", "Item", operation="item.query")
+            found = self._query_all(f"SELECT * FROM Item WHERE Name = {bodies.quote(name)}", "Item", operation="item.query")
             if found:
                 options["default_item_id"] = found[0]["Id"]
             else:
                 item = QboItem()
                 item.Name, item.Type = name, "Service"
-                item.IncomeAccountRef = _ref(options["income_account_id"])
+                item.IncomeAccountRef = bodies.ref(options["income_account_id"])
                 key = keys.object_key("item-default", 0)
                 created = self._call("item.create", lambda qb: item.save(qb=qb, request_id=key), summary=name, key=key,
                                      remote_id=lambda obj: obj.Id)
@@ -362,7 +310,7 @@ class QuickBooksConnector(Connector):
                              data={"company_name": row.get("CompanyName", ""),
                                    "email": (row.get("PrimaryEmailAddr") or {}).get("Address", ""),
                                    "currency": (row.get("CurrencyRef") or {}).get("value", ""),
-                                   "address": _address_text(row.get("BillAddr"))})
+                                   "address": bodies.address_text(row.get("BillAddr"))})
                 for row in rows]
 
     def fetch_items(self) -> list[RemoteRecord]:
@@ -388,7 +336,7 @@ class QuickBooksConnector(Connector):
         others are logged and left unmapped, to be tried again with their own documents."""
         created: dict[int, RemoteRecord] = {}
         if chunk:
-            items = [{"bId": str(c.pk), "operation": "create", "Customer": _customer_body(c, home_currency=self.home_currency)}
+            items = [{"bId": str(c.pk), "operation": "create", "Customer": bodies.customer_body(c, home_currency=self.home_currency)}
                      for c in chunk]
             request_id = keys.chunk_key([keys.object_key("cus", c.pk) for c in chunk], prefix="c")
             answers = self._batch("customer.batch_create", items, request_id=request_id,
@@ -402,8 +350,8 @@ class QuickBooksConnector(Connector):
                     continue
                 code, message = self._fault(answer)
                 if code == DUPLICATE_NAME:  # the name is taken: that customer is this one (exact name)
-                    name = _display_name(customer.legal_name)
-                    found = self._query_all(f"SELECT * FROM Customer WHERE DisplayName = {_quote(name)}", "Customer",
+                    name = bodies.display_name(customer.legal_name)
+                    found = self._query_all(f"SELECT * FROM Customer WHERE DisplayName = {bodies.quote(name)}", "Customer",
                                             operation="customer.query")
                     if found:
                         created[customer.pk] = RemoteRecord(remote_id=found[0]["Id"], name=found[0]["DisplayName"],
@@ -429,7 +377,7 @@ class QuickBooksConnector(Connector):
         created: dict[tuple[str, int], RemoteRecord] = {}
         if chunk:
             income = self._defaults()["income_account_id"]
-            requests_ = [{"bId": f"{i.local_type}-{i.local_id}", "operation": "create", "Item": _item_body(i, income)}
+            requests_ = [{"bId": f"{i.local_type}-{i.local_id}", "operation": "create", "Item": bodies.item_body(i, income)}
                          for i in chunk]
             request_id = keys.chunk_key([keys.object_key(i.local_type, i.local_id) for i in chunk], prefix="i")
             answers = self._batch("item.batch_create", requests_, request_id=request_id,
@@ -443,7 +391,7 @@ class QuickBooksConnector(Connector):
                     continue
                 code, message = self._fault(answer)
                 if code == DUPLICATE_NAME:
-                    found = self._query_all(f"SELECT * FROM Item WHERE Name = {_quote(_display_name(item.name))}", "Item",
+                    found = self._query_all(f"SELECT * FROM Item WHERE Name = {bodies.quote(bodies.display_name(item.name))}", "Item",
                                             operation="item.query")
                     if found:
                         created[(item.local_type, item.local_id)] = RemoteRecord(remote_id=found[0]["Id"],
@@ -458,18 +406,16 @@ class QuickBooksConnector(Connector):
     # --- documents -------------------------------------------------------------------------
 
     def export_documents(self, documents: Sequence) -> list[DocumentResult]:
-        from integrations import services  # the mapping helpers
-
         documents = list(documents)
         assert len(documents) <= self.export_batch_size
         defaults = self._defaults()
         self._ensure_customers(documents)
         self._ensure_items(documents)
-        customer_ids = services.mappings_for(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER,
+        customer_ids = store.mappings_for(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER,
                                              local_ids={doc.customer_id for doc in documents})
         item_ids = {
-            local_type: services.mappings_for(system=self.system, local_type=local_type, local_ids=ids)
-            for local_type, ids in _item_ids(documents).items()
+            local_type: store.mappings_for(system=self.system, local_type=local_type, local_ids=ids)
+            for local_type, ids in bodies.item_ids(documents).items()
         }
         doc_keys = {doc.pk: keys.document_key(doc.pk) for doc in documents}
         results: dict[int, DocumentResult] = {}
@@ -486,7 +432,7 @@ class QuickBooksConnector(Connector):
         if to_send:
             items = []
             for doc in to_send:
-                entity, body = _document_body(doc, doc_keys[doc.pk], customer_ids, item_ids, defaults,
+                entity, body = bodies.document_body(doc, doc_keys[doc.pk], customer_ids, item_ids, defaults,
                                               home_currency=self.home_currency)
                 items.append({"bId": str(doc.pk), "operation": "create", entity: body})
             request_id = keys.chunk_key([doc_keys[doc.pk] for doc in to_send])
@@ -536,7 +482,7 @@ class QuickBooksConnector(Connector):
                    if doc.currency != home and str(doc.customer_id) in customers
                    and not (customers[str(doc.customer_id)].extra or {}).get("currency")}
         if unknown:
-            ids = ", ".join(_quote(mapping.remote_id) for mapping in sorted(unknown, key=lambda m: m.remote_id))
+            ids = ", ".join(bodies.quote(mapping.remote_id) for mapping in sorted(unknown, key=lambda m: m.remote_id))
             rows = self._query_all(f"SELECT * FROM Customer WHERE Id IN ({ids})", "Customer",
                                    operation="customer.query")
             found = {str(row["Id"]): self._currency_of(row) for row in rows}
@@ -564,59 +510,40 @@ class QuickBooksConnector(Connector):
                              ("CreditMemo", [d for d in documents if d.is_credit_note])):
             if not docs:
                 continue
-            numbers = ", ".join(_quote(d.number) for d in docs)
+            numbers = ", ".join(bodies.quote(d.number) for d in docs)
             rows = self._query_all(f"SELECT * FROM {entity} WHERE DocNumber IN ({numbers})", entity,
                                    operation=f"{entity.lower()}.query")
             by_note = {row.get("PrivateNote", ""): row["Id"] for row in rows}
             for doc in docs:
-                remote = by_note.get(NOTE_PREFIX + doc_keys[doc.pk])
+                remote = by_note.get(bodies.NOTE_PREFIX + doc_keys[doc.pk])
                 if remote:
                     found[doc] = remote
         return found
 
     def _ensure_customers(self, documents: Sequence) -> None:
-        from integrations import services
-
         customers = {doc.customer_id: doc.customer for doc in documents}
-        known = services.mappings_for(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_ids=customers)
+        known = store.mappings_for(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_ids=customers)
         missing = [customer for pk, customer in customers.items() if str(pk) not in known]
         if not missing:
             return
         # The customers of the run's later documents go in the same batches: a first export creates
         # its customers 30 to a request, not a few with every chunk (one batch per chunk otherwise).
-        wanted = missing + self._customers_ahead(exclude=customers)
+        wanted = missing + self.customers_ahead(exclude=customers)
         for start in range(0, len(wanted), BATCH_LIMIT):
             created = self._create_customer_batch(wanted[start:start + BATCH_LIMIT], required=customers)
             for pk, record in created.items():
-                services.mapping_set(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_id=pk,
+                store.mapping_set(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_id=pk,
                                      remote_id=record.remote_id, remote_name=record.name,
-                                     extra=customer_mapping_extra(record))
-
-    def _customers_ahead(self, *, exclude: Container[int]) -> list:
-        """Customers without a mapping whose documents in this run are still to send (none outside a run)."""
-        from contracts.models import Customer
-        from integrations import services
-
-        ahead = _documents_ahead(self.export_run, self.system)
-        if ahead is None:
-            return []
-        ids = [pk for pk in ahead.order_by("customer_id").values_list("customer_id", flat=True).distinct()
-               if pk not in exclude]
-        known = services.mappings_for(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_ids=ids)
-        unmapped = [pk for pk in ids if str(pk) not in known]
-        found = Customer.objects.in_bulk(unmapped)
-        return [found[pk] for pk in unmapped if pk in found]
+                                     extra=bodies.customer_mapping_extra(record))
 
     def _ensure_items(self, documents: Sequence) -> None:
-        from integrations import services
-
         wanted: dict[tuple[str, int], LocalItem] = {}
         for doc in documents:
             for line in doc.lines.all():
                 if line.product_id:
-                    wanted[("product", line.product_id)] = _product_item(line.product)
+                    wanted[("product", line.product_id)] = bodies.product_item(line.product)
                 elif line.rate_item_id:
-                    wanted[("rate_item", line.rate_item_id)] = _rate_item_item(line.rate_item)
+                    wanted[("rate_item", line.rate_item_id)] = bodies.rate_item_item(line.rate_item)
         missing = self._unmapped_items(wanted)
         if not missing:
             return
@@ -626,31 +553,26 @@ class QuickBooksConnector(Connector):
         for start in range(0, len(missing), BATCH_LIMIT):
             created = self._create_item_batch(missing[start:start + BATCH_LIMIT], required=wanted)
             for (local_type, local_id), record in created.items():
-                services.mapping_set(system=self.system, local_type=local_type, local_id=local_id,
+                store.mapping_set(system=self.system, local_type=local_type, local_id=local_id,
                                      remote_id=record.remote_id, remote_name=record.name, remote_code=record.code)
 
     def _unmapped_items(self, items: Mapping[tuple[str, int], LocalItem]) -> list[LocalItem]:
-        from integrations import services
-
         missing = []
         for local_type in ("product", "rate_item"):
             ids = [local_id for (kind, local_id) in items if kind == local_type]
-            known = services.mappings_for(system=self.system, local_type=local_type, local_ids=ids)
+            known = store.mappings_for(system=self.system, local_type=local_type, local_ids=ids)
             missing += [items[(local_type, local_id)] for local_id in ids if str(local_id) not in known]
         return missing
 
     def _items_ahead(self) -> dict[tuple[str, int], LocalItem]:
         """Products and rate items on the lines of the run's documents still to send (none outside a run)."""
-        from contracts.models import Product, RateItem
-        from invoices.models import InvoiceLine
-
-        ahead = _documents_ahead(self.export_run, self.system)
+        ahead = self.documents_ahead()
         if ahead is None:
             return {}
         lines = InvoiceLine.objects.filter(invoice__in=ahead)
-        items = {("product", product.pk): _product_item(product) for product in
+        items = {("product", product.pk): bodies.product_item(product) for product in
                  Product.objects.filter(pk__in=lines.filter(product__isnull=False).values("product_id")).order_by("pk")}
-        items.update({("rate_item", rate_item.pk): _rate_item_item(rate_item) for rate_item in
+        items.update({("rate_item", rate_item.pk): bodies.rate_item_item(rate_item) for rate_item in
                       RateItem.objects.filter(pk__in=lines.filter(product__isnull=True, rate_item__isnull=False)
                                               .values("rate_item_id")).order_by("pk")})
         return items
@@ -658,11 +580,9 @@ class QuickBooksConnector(Connector):
     # --- payments --------------------------------------------------------------------------
 
     def fetch_payments(self, *, since: dt.datetime | None) -> list[RemotePayment]:
-        from invoices.models import Invoice
-
         sql = "SELECT * FROM Payment"
         if since is not None:
-            sql += f" WHERE MetaData.LastUpdatedTime >= {_quote(since.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%S-00:00'))}"
+            sql += f" WHERE MetaData.LastUpdatedTime >= {bodies.quote(since.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%S-00:00'))}"
         rows = self._query_all(sql, "Payment", operation="payment.query")
         our_credit_memos = set(Invoice.objects.filter(exported_to=self.system, kind=Invoice.Kind.CREDIT_NOTE)
                                .exclude(remote_id="").values_list("remote_id", flat=True))
@@ -691,129 +611,3 @@ class QuickBooksConnector(Connector):
         return f"{self.config.app_url}/{page}?txnId={remote_id}"
 
 
-# --- bodies ---------------------------------------------------------------------------------
-
-
-def _address_text(address: dict | None) -> str:
-    if not address:
-        return ""
-    parts = [address.get(f"Line{n}", "") for n in range(1, 6)] + [address.get("City", ""), address.get("PostalCode", ""),
-                                                                   address.get("Country", "")]
-    return "\n".join(part for part in parts if part)
-
-
-def customer_mapping_extra(record: RemoteRecord) -> dict:
-    """What a customer mapping remembers besides the id: its QuickBooks currency (it never changes there)."""
-    currency = str(record.data.get("currency") or "").upper()
-    return {"currency": currency} if currency else {}
-
-
-def _customer_body(customer, *, home_currency: str) -> dict:
-    body = QboCustomer()
-    body.DisplayName = _display_name(customer.legal_name)
-    if customer.currency and customer.currency.upper() != home_currency:
-        body.CurrencyRef = _ref(customer.currency.upper())  # fixed for good once created
-    body.CompanyName = customer.legal_name[:100]
-    if customer.billing_email:
-        body.PrimaryEmailAddr = EmailAddress()
-        body.PrimaryEmailAddr.Address = customer.billing_email
-    lines = [line.strip() for line in (customer.address or "").splitlines() if line.strip()]
-    if lines:
-        body.BillAddr = Address()
-        for number, line in enumerate(lines[:5], start=1):
-            setattr(body.BillAddr, f"Line{number}", line[:500])
-    body.Taxable = not customer.tax_exempt
-    return json.loads(body.to_json())
-
-
-def _item_body(item: LocalItem, income_account_id: str) -> dict:
-    body = QboItem()
-    body.Name = _display_name(item.name)
-    body.Type = "NonInventory" if item.local_type == "product" else "Service"
-    body.UnitPrice = item.price
-    body.Taxable = item.taxable
-    body.IncomeAccountRef = _ref(income_account_id)
-    if item.sku:
-        body.Sku = item.sku[:100]
-    return json.loads(body.to_json())
-
-
-def _product_item(product) -> LocalItem:
-    return LocalItem(local_type="product", local_id=product.pk, name=product.name, price=product.price.amount,
-                     currency=str(product.price.currency), taxable=product.taxable, sku=product.sku,
-                     accounting_code=product.accounting_code)
-
-
-def _rate_item_item(rate_item) -> LocalItem:
-    return LocalItem(local_type="rate_item", local_id=rate_item.pk, name=rate_item.name, price=rate_item.rate.amount,
-                     currency=str(rate_item.rate.currency), accounting_code=rate_item.accounting_code)
-
-
-def _documents_ahead(run, system: str):
-    """The run's documents not exported to ``system`` yet and not refused in it; None outside a run."""
-    if run is None:
-        return None
-    from invoices.models import Invoice
-
-    return Invoice.objects.filter(pk__in=run.document_ids).exclude(pk__in=run.failed_ids).exclude(exported_to=system)
-
-
-def _item_ids(documents: Iterable) -> dict[str, set[int]]:
-    ids: dict[str, set[int]] = {"product": set(), "rate_item": set()}
-    for doc in documents:
-        for line in doc.lines.all():
-            if line.product_id:
-                ids["product"].add(line.product_id)
-            elif line.rate_item_id:
-                ids["rate_item"].add(line.rate_item_id)
-    return ids
-
-
-def _document_body(doc, key: str, customers: Mapping[str, RemoteMapping], items: Mapping[str, Mapping[str, RemoteMapping]],
-                   defaults: Mapping[str, str], *, home_currency: str = "") -> tuple[str, dict]:
-    """An Invoice or a CreditMemo (positive figures), without tax lines: QuickBooks computes tax."""
-    credit = doc.is_credit_note
-    body = CreditMemo() if credit else QboInvoice()
-    body.DocNumber = doc.number
-    if home_currency and doc.currency.upper() != home_currency:
-        body.CurrencyRef = _ref(doc.currency.upper())
-        # python-quickbooks sends ExchangeRate 1 (invoice) / 0 (credit memo) by default, which would book a
-        # foreign document at par: leave it out, and QuickBooks uses its rate for the document's date (TxnDate).
-        body.ExchangeRate = None
-    body.TxnDate = doc.issue_date.isoformat()
-    if not credit and doc.due_date:
-        body.DueDate = doc.due_date.isoformat()
-    body.PrivateNote = NOTE_PREFIX + key
-    customer = customers[str(doc.customer_id)]
-    body.CustomerRef = _ref(customer.remote_id, customer.remote_name)
-    email = doc.customer_email or doc.customer.billing_email
-    if email:
-        body.BillEmail = EmailAddress()
-        body.BillEmail.Address = email
-    exempt = doc.customer_tax_exempt if doc.customer_name else doc.customer.tax_exempt
-    for number, line in enumerate(doc.lines.all(), start=1):
-        quantity, price = quantity_and_price(line)
-        amount = line.taxable_amount
-        if credit:  # a credit memo carries positive figures
-            amount = -amount
-            if price < 0:
-                price = -price
-            else:
-                quantity = -quantity
-        item_ref = defaults["default_item_id"]
-        if line.product_id and str(line.product_id) in items["product"]:
-            item_ref = items["product"][str(line.product_id)].remote_id
-        elif line.rate_item_id and str(line.rate_item_id) in items["rate_item"]:
-            item_ref = items["rate_item"][str(line.rate_item_id)].remote_id
-        detail = SalesItemLineDetail()
-        detail.ItemRef = _ref(item_ref)
-        detail.Qty = quantity
-        detail.UnitPrice = price
-        detail.TaxCodeRef = _ref(TAXABLE_CODE if line.taxable and not exempt else NON_TAXABLE_CODE)
-        sales_line = SalesItemLine()
-        sales_line.LineNum = number
-        sales_line.Description = line.description[:4000]
-        sales_line.Amount = amount
-        sales_line.SalesItemLineDetail = detail
-        body.Line.append(sales_line)
-    return ("CreditMemo" if credit else "Invoice"), json.loads(body.to_json())

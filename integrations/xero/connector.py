@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -34,7 +34,8 @@ from xero_python.accounting import models as xm
 from xero_python.api_client.serializer import serialize
 from xero_python.exceptions import ApiException, RateLimitException
 
-from integrations import keys
+from contracts.models import Contract
+from integrations import keys, store
 from integrations.base import (
     ConnectionLost,
     Connector,
@@ -46,6 +47,7 @@ from integrations.base import (
     RemoteRecord,
     TemporaryFailure,
 )
+from integrations.models import AccountingConnection, RemoteMapping
 from integrations.xero import mapping
 from integrations.xero.client import (
     SCOPES,
@@ -56,6 +58,7 @@ from integrations.xero.client import (
     build_api_client,
     identity_api,
 )
+from invoices.models import Invoice
 
 logger = logging.getLogger(__name__)
 
@@ -515,21 +518,18 @@ class XeroConnector(Connector):
 
     def _export_context(self, documents: list[Any], results: dict[int, DocumentResult]) -> mapping.ExportContext:
         """Contacts (created when missing), tax types (matched when missing), codes; failures go to ``results``."""
-        from contracts.models import Contract
-        from integrations.models import RemoteMapping
-        from integrations.services import mapping_set, mappings_for, xero_item_codes
 
         customers = {document.customer_id: document.customer for document in documents}
-        mapped = mappings_for(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_ids=customers)
+        mapped = store.mappings_for(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_ids=customers)
         contact_ids = {int(local_id): m.remote_id for local_id, m in mapped.items()}
         missing = [customer for customer_id, customer in customers.items() if customer_id not in contact_ids]
         if missing:
             # The customers of the run's later documents go in the same requests: a first export creates
             # its contacts 50 to a request, not a few with every chunk.
-            wanted = missing + self._customers_ahead(exclude=customers)
+            wanted = missing + self.customers_ahead(exclude=customers)
             for chunk in _chunks(wanted, self.export_batch_size):
                 for customer_id, record in self.create_customers(chunk).items():
-                    mapping_set(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_id=customer_id,
+                    store.mapping_set(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_id=customer_id,
                                 remote_id=record.remote_id, remote_name=record.name, remote_code=record.code)
                     contact_ids[customer_id] = record.remote_id
         for document in documents:
@@ -544,35 +544,14 @@ class XeroConnector(Connector):
         if "short_code" not in (self.connection.options or {}):
             self._remember_short_code()
         return mapping.ExportContext(
-            contact_ids=contact_ids, item_codes=xero_item_codes(), tax_types=tax_types,
+            contact_ids=contact_ids, item_codes=store.xero_item_codes(), tax_types=tax_types,
             account_codes=self._account_codes(), contract_names=names,
             no_tax_type=self._option("no_tax_type", mapping.NO_TAX_TYPE),
             default_account_code=self._option("sales_account_code", mapping.DEFAULT_SALES_ACCOUNT),
         )
 
-    def _customers_ahead(self, *, exclude: Container[int]) -> list[Any]:
-        """Customers without a contact mapping whose documents in this run are still to send (none outside a run)."""
-        from contracts.models import Customer
-        from integrations.models import RemoteMapping
-        from integrations.services import mappings_for
-        from invoices.models import Invoice
-
-        run = self.export_run
-        if run is None:
-            return []
-        ahead = (Invoice.objects.filter(pk__in=run.document_ids).exclude(pk__in=run.failed_ids)
-                 .exclude(exported_to=self.system))
-        ids = [pk for pk in ahead.order_by("customer_id").values_list("customer_id", flat=True).distinct()
-               if pk not in exclude]
-        known = mappings_for(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_ids=ids)
-        unmapped = [pk for pk in ids if str(pk) not in known]
-        found = Customer.objects.in_bulk(unmapped)
-        return [found[pk] for pk in unmapped if pk in found]
-
     def _tax_types(self, lines: Iterable[Any]) -> dict[str, str]:
         """The tax mapping; keys nobody mapped yet are matched exactly against Xero's rates (one call) and saved."""
-        from integrations.models import RemoteMapping
-        from integrations.services import mapping_set
 
         known = {m.local_id: m.remote_code or m.remote_id for m in
                  RemoteMapping.objects.filter(system=self.system, local_type=RemoteMapping.LocalType.TAX_RATE)}
@@ -588,13 +567,12 @@ class XeroConnector(Connector):
             remote = self._tax_rates
             for key, tax_type in mapping.suggest_tax_types(list(wanted.values()), remote).items():
                 name = next((r.name for r in remote if r.code == tax_type), tax_type)
-                mapping_set(system=self.system, local_type=RemoteMapping.LocalType.TAX_RATE, local_id=key,
+                store.mapping_set(system=self.system, local_type=RemoteMapping.LocalType.TAX_RATE, local_id=key,
                             remote_id=tax_type, remote_name=name, remote_code=tax_type, extra={"matched": "percent"})
                 known[key] = tax_type
         return known
 
     def _account_codes(self) -> dict[str, str]:
-        from integrations.models import RemoteMapping
 
         return {m.local_id: m.remote_code or m.remote_id for m in
                 RemoteMapping.objects.filter(system=self.system, local_type=RemoteMapping.LocalType.ACCOUNT)}
@@ -604,7 +582,6 @@ class XeroConnector(Connector):
 
     def _remember_short_code(self) -> None:
         """The organisation's short code makes deep links open the right organisation (read once)."""
-        from integrations.models import AccountingConnection
 
         answer = self._call("organisation.get", "GET /Organisation", self.api.get_organisations)
         organisation = (answer.organisations or [None])[0]
@@ -629,7 +606,6 @@ class XeroConnector(Connector):
 
     def fetch_payments(self, *, since: dt.datetime | None) -> list[RemotePayment]:
         """Payments on our exported invoices, and credits applied in Xero from credit notes we did not send."""
-        from invoices.models import Invoice
 
         modified = {"if_modified_since": since} if since is not None else {}
         payments = self._paged("payment.list", "/Payments", self.api.get_payments, "payments",

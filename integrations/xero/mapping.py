@@ -32,14 +32,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from xero_python.accounting import models as xm
 
-from integrations.base import LocalItem, RemotePayment, RemoteRecord
-from msp_billing.money import line_amount as money_line_amount
-from msp_billing.money import round_unit_price
+from integrations.base import LocalItem, RemotePayment, RemoteRecord, quantity_and_price
 
 DEFAULT_SALES_ACCOUNT = "200"
 NO_TAX_TYPE = "NONE"
@@ -207,18 +204,6 @@ def currency_code(code: str, *, strict: bool = True) -> xm.CurrencyCode | None:
         return None
 
 
-def _quantity_and_price(quantity: Decimal, unit_price: Decimal, target: Decimal, currency: str) -> tuple[Decimal, Decimal]:
-    """Quantity and a 4-place unit price whose product rounds to ``target``: as printed, else the
-    price recomputed (rated time, 7 min = 0.1167 h), else ``1 × target`` (a prorated fee)."""
-    if money_line_amount(quantity=quantity, unit_price=unit_price, currency=currency) == target:
-        return quantity, unit_price
-    if quantity:
-        price = round_unit_price(Fraction(target) / Fraction(quantity))
-        if money_line_amount(quantity=quantity, unit_price=price, currency=currency) == target:
-            return quantity, price
-    return Decimal("1"), target
-
-
 def line_figures(*, quantity: Decimal, unit_price: Decimal, gross: Decimal, amount: Decimal,
                  currency: str) -> tuple[Decimal, Decimal, Decimal | None]:
     """(Quantity, UnitAmount, DiscountAmount) that give exactly ``amount`` in Xero.
@@ -229,9 +214,9 @@ def line_figures(*, quantity: Decimal, unit_price: Decimal, gross: Decimal, amou
     """
     discount = gross - amount
     if discount == 0 or (discount > 0 and gross > 0):
-        q, u = _quantity_and_price(quantity, unit_price, gross, currency)
+        q, u = quantity_and_price(quantity=quantity, unit_price=unit_price, target=gross, currency=currency)
         return q, u, (discount or None)
-    q, u = _quantity_and_price(quantity, unit_price, amount, currency)
+    q, u = quantity_and_price(quantity=quantity, unit_price=unit_price, target=amount, currency=currency)
     return q, u, None
 
 
