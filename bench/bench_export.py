@@ -6,7 +6,7 @@ queue, so no other worker on the broker takes these tasks) runs ``export_run_exe
 the real connector and client library against the fake on 127.0.0.1. A 429 goes back to
 Celery as a retry with the fake's ``Retry-After`` as countdown, as in production.
 
-Each fake enforces its system's own limits (``../shared/INTEGRATIONS.md``) over a window of
+Each fake enforces its system's own limits (``docs/accounting-apis.md``) over a window of
 BENCH_EXPORT_WINDOW seconds standing for the minute (default 6; 60 is the real minute):
 QuickBooks 500 requests and 40 batch requests per window and 10 at once per company; Xero 60
 calls per window, 5,000 per (equally scaled) day and 5 at once per organisation. Floors are

@@ -1,7 +1,7 @@
 """Threshold alerts: blocks (contracts/) and project budgets (time from tickets/).
 
 Budgets live here rather than in contracts/ because they are measured on routed time
-(``tickets.TimeAllocation``) and contracts/ knows no tickets (DESIGN.md §3).
+(``tickets.TimeAllocation``) and contracts/ knows no tickets (docs/architecture.md).
 
 A contract with a budget — in practice a *Project — hourly* contract — is measured by
 what it has been allocated so far, billed or not: ``billed_minutes`` against

@@ -1,5 +1,5 @@
-"""Approve & Post: time waiting for an admin's approval (DESIGN.md §2 "Readiness, periods
-and approval").
+"""Approve & Post: time waiting for an admin's approval (docs/design.md § Readiness, periods
+and approval).
 
 Where the MSP turns on time approval, an entry is ready for a batch only once approved
 (``billing.readiness``). This page lists what waits — billable, unbilled entries of

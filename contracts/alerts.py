@@ -1,6 +1,6 @@
 """Block alerts at the contract's thresholds, and the optional auto-repurchase.
 
-DESIGN.md §2 "Contracts": alerts go out at configurable thresholds (75 / 90 / 100 % used)
+docs/design.md § Contracts: alerts go out at configurable thresholds (75 / 90 / 100 % used)
 by e-mail and on the dashboard; an optional auto-repurchase buys the next block.
 
 **Usage** is measured over the contract's *usable* blocks, in the sense of

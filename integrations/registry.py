@@ -1,7 +1,7 @@
 """Which connector serves which system, and which one this MSP uses.
 
 Connectors are named by dotted path and imported on first use, so the core never imports
-them (DESIGN.md §3) and a system whose module is absent simply is not offered.
+them (docs/architecture.md) and a system whose module is absent simply is not offered.
 """
 from __future__ import annotations
 

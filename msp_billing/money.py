@@ -1,8 +1,8 @@
 """The one place where money is rounded.
 
 Every amount that ends up on an invoice passes through this module, so there is
-exactly one rounding rule to read, test and explain to a customer (DESIGN.md §2
-"Money and time"):
+exactly one rounding rule to read, test and explain to a customer (docs/design.md
+§ Money and time):
 
 * **Unit prices and rates** keep ``UNIT_PRICE_PLACES`` (4) decimal places, rounded
   half-up (:func:`round_unit_price`).

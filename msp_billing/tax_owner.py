@@ -7,7 +7,7 @@ pages, where every field is a tax field, refuse the save instead).
 
 The core apps (contracts/, invoices/) ask :func:`tax_owner`; integrations/ answers by
 registering a provider at start-up (``AppConfig.ready``), so the core never imports it
-(DESIGN.md §3). The answer is read from the live connection on every request, so there
+(docs/architecture.md). The answer is read from the live connection on every request, so there
 is no flag to keep in step with connect / disconnect.
 """
 from __future__ import annotations

@@ -132,7 +132,7 @@ def _hourly(ref, customer, rate, *, priority=9, name="Hourly T&M", ooh_rate=None
 def _contracts() -> list[dict]:
     m365 = {"product": "M365-BP", "effective_from": CONTRACT_START}
     return [
-        # The field example of DESIGN.md: Retainer (excludes Onsite, Out-of-Hours) → Block Hours
+        # The worked example of docs/design.md § Routing: Retainer (excludes Onsite, Out-of-Hours) → Block Hours
         # (excludes Out-of-Hours) → Hourly.
         {"ref": "hvd-retainer", "customer": CHAIN, "name": "Managed Services Gold", "type": "retainer",
          "start_date": CONTRACT_START, "end_date": "2026-12-31", "auto_renew": True, "renewal_notice_days": 60,

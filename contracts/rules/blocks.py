@@ -1,6 +1,6 @@
 """Block Hours / Block Money deduction and the Retainer included-hours cap.
 
-DESIGN.md §2 "Contracts". A block is a prepaid balance: minutes (``int``) for Block
+docs/design.md § Contracts. A block is a prepaid balance: minutes (``int``) for Block
 Hours, money (``Decimal``, already valued at rates and rounded) for Block Money. The
 same rules serve both, and a call never mixes the two.
 

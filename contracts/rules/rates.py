@@ -1,6 +1,6 @@
 """Rate resolution for a time entry: most specific first, effective-dated.
 
-DESIGN.md §2 "Rates". The order, most specific first:
+docs/design.md § Rates. The order, most specific first:
 
 1. the contract's rate for the entry's (work type, role)
 2. the contract's rate for the work type

@@ -1,6 +1,6 @@
 """Billed minutes from raw minutes, by a contract's rounding rule.
 
-Time is stored exactly; what is billed is derived (DESIGN.md §2 "Money and time").
+Time is stored exactly; what is billed is derived (docs/design.md § Money and time).
 :func:`billed_minutes` therefore *returns* the billed minutes and never touches the
 raw minutes, which stay on the time entry: re-rounding under a changed rule, the
 timesheet-vs-batch reconciliation and profitability all need the raw figure.

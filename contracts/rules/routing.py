@@ -1,6 +1,6 @@
 """Which contract pays for a time entry — the routing decision, as a pure function.
 
-DESIGN.md §2 "Routing". For an entry with no explicitly chosen contract:
+docs/design.md § Routing. For an entry with no explicitly chosen contract:
 
 1. Take the customer's contracts, then the parent customer's, each group in priority
    order (lower number first; equal priorities by id, so the order is stable).
@@ -13,7 +13,7 @@ DESIGN.md §2 "Routing". For an entry with no explicitly chosen contract:
    in order, so the entry is split. A block already at zero with cascade on is passed
    over ("block exhausted").
 4. A Retainer with an included-hours cap absorbs up to what is left of the cap; the
-   rest is overage on the Retainer (the cap does not cascade: DESIGN.md gives cascade
+   rest is overage on the Retainer (the cap does not cascade: docs/design.md gives cascade
    to blocks only, and ``cascade`` is ignored on other contract types).
 5. If minutes remain, the customer's default Hourly contract takes them, then the
    parent customer's (a site without its own Hourly contract bills hourly to its

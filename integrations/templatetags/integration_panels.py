@@ -1,4 +1,4 @@
-"""Integration panels other pages include without their views knowing integrations/ (DESIGN.md §3).
+"""Integration panels other pages include without their views knowing integrations/ (docs/architecture.md).
 
 ``{% load integration_panels %}{% failed_syncs_panel %}`` — the billing dashboard's "Failed
 syncs": how many calls to the accounting system failed and are not resolved, the latest

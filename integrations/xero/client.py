@@ -1,6 +1,6 @@
 """xero-python, configured: where it connects, how it refreshes, and no sleeping on 429.
 
-Three things the SDK does not do the way we need (``../shared/INTEGRATIONS.md``):
+Three things the SDK does not do the way we need (``docs/accounting-apis.md``):
 
 * **Where**: ``AccountingApi`` and ``IdentityApi`` take a ``base_url``; the token and
   revocation URLs are class attributes of ``TokenApi``. :class:`XeroToken` overrides

@@ -1,4 +1,4 @@
-"""The audit trail every billing action writes to (DESIGN.md "Audit trail").
+"""The audit trail every billing action writes to (docs/design.md § Audit trail).
 
 Its own small app so that every other app — contracts, tickets, billing, invoices,
 integrations — can record and show events without importing one another.

@@ -3,7 +3,7 @@
     audit_record(actor=request.user, action="invoice_issued", obj=invoice,
                  before={"status": "draft"}, after={"status": "issued", "number": "INV-2026-00042"})
 
-Call it inside the action's own transaction (CONVENTIONS.md habit 2): the record is
+Call it inside the action's own transaction (docs/architecture.md, "A request"): the record is
 written or rolled back together with the change it describes. Any app may call it; the
 values are turned into JSON here (Decimal and Money as strings, dates in ISO format,
 model instances as their primary key), so callers pass what they have.

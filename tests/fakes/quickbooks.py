@@ -1,7 +1,7 @@
 """A small, faithful QuickBooks Online on 127.0.0.1 for tests (and the benchmark).
 
 Speaks the wire format python-quickbooks and intuit-oauth use (docs/integrations.md,
-../shared/INTEGRATIONS.md):
+docs/accounting-apis.md):
 
 * ``GET /.well-known/openid_configuration/`` — the discovery document;
 * ``GET /oauth2/authorize`` — approves at once and redirects to ``redirect_uri`` with
@@ -275,7 +275,7 @@ class FakeQuickBooks:
 
     @classmethod
     def with_real_limits(cls, *, window: float = 60.0, **kwargs: Any) -> FakeQuickBooks:
-        """QuickBooks Online's own limits per company (../shared/INTEGRATIONS.md): 500 requests and
+        """QuickBooks Online's own limits per company (docs/accounting-apis.md): 500 requests and
         40 batch requests per ``window`` (a minute; shorter to run faster), 10 at once."""
         fake = cls(per_minute=REAL_LIMITS["per_minute"], batch_per_minute=REAL_LIMITS["batch_per_minute"],
                    window=window, **kwargs)

@@ -240,7 +240,7 @@ def test_bad_line_input_is_refused_with_the_line_named():
 
 
 def test_a_source_amount_stands_for_quantity_times_price():
-    # 430.00 for 16 of October's 31 days = 221.94 (DESIGN.md): the period code computed it.
+    # 430.00 for 16 of October's 31 days = 221.94 (docs/design.md): the period code computed it.
     invoice = draft(lines=[line("Retainer fee, 16/31 days", "1", "430", amount=d("221.94"), source_kind="period")])
     (only,) = invoice.lines.all()
     assert (only.fixed_amount, only.amount, invoice.total) == (d("221.94"), d("221.94"), d("221.94"))

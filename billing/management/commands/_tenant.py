@@ -1,4 +1,4 @@
-"""Commands that act for one MSP name it explicitly (CONVENTIONS.md: tenant context is explicit)."""
+"""Commands that act for one MSP name it explicitly (docs/architecture.md: tenant context is explicit)."""
 from __future__ import annotations
 
 from django.conf import settings

@@ -48,7 +48,7 @@ def contract(contract_id, contract_type, *, priority=None, name=None, start=D(20
     )
 
 
-# The chain from DESIGN.md: Retainer (excludes Onsite, Out-of-Hours) → Block Hours
+# The chain from docs/design.md: Retainer (excludes Onsite, Out-of-Hours) → Block Hours
 # (excludes Out-of-Hours) → Hourly.
 RETAINER = contract(
     1, ContractType.RETAINER, name="Managed Services", excluded_work_type_ids={ONSITE, OUT_OF_HOURS},
