@@ -268,3 +268,29 @@ def test_a_line_billing_time_cannot_be_dropped_from_a_batch_draft(world):
     with pytest.raises(ValidationError, match="cannot be removed: delete the invoice from its billing batch"):
         invoice_services.invoice_edit(invoice_id=invoice.pk, acting_user=world["admin"], lines=kept)
     assert invoice.lines.count() == len(lines)
+
+
+def test_a_partial_period_over_two_device_classes_bills_the_fee_rounded_once(world):
+    from contracts.models import DeviceClass, DeviceCount
+
+    cust = customer("Monitored Ltd")
+    monitoring = contract(cust, "remote_monitoring", name="Monitoring", start_date=dt.date(2026, 3, 16),
+                          billing_frequency="monthly", billing_timing="advance")
+    for name, count in (("Laptops", 3), ("Workstations", 7)):
+        device_class = DeviceClass.objects.create(contract=monitoring, name=name, unit_price=eur("43.00"))
+        DeviceCount.objects.create(device_class=device_class, effective_date=dt.date(2026, 3, 16), count=count)
+    ContractPeriod.objects.create(contract=monitoring, start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 31),
+                                  covered_start=dt.date(2026, 3, 16), covered_end=dt.date(2026, 3, 31), bill_date=dt.date(2026, 3, 16))
+    selection = services.Selection(frozenset({monitoring.pk}))
+    details = services.batch_details(cutoff=CUTOFF, selection=selection)
+    batch = services.batch_run(name="Monitoring", cutoff=CUTOFF, selection=selection, consolidated=False, acting_user=world["admin"])
+    invoice = services.batch_invoices(batch).get()
+    lines = list(invoice.lines.order_by("sort_order", "id"))
+    # 10 devices × 43.00 = 430.00 a month, 16 of March's 31 days: 221.9354… → 221.94, split
+    # 129.00 × 16/31 = 66.5806… → 66.58 and 301.00 × 16/31 = 155.3548… → 155.36 (the cent the
+    # classes rounded apart would lose). VAT 19 % per line: 12.65 + 29.52 = 42.17.
+    assert [(line.description.split(",")[0], line.amount) for line in lines] == [
+        ("Laptops: 3 devices", Decimal("66.58")), ("Workstations: 7 devices", Decimal("155.36"))]
+    assert "16 Mar – 31 Mar 2026 (16/31 days)" in lines[0].description
+    assert (invoice.subtotal, invoice.tax_total, invoice.total) == (Decimal("221.94"), Decimal("42.17"), Decimal("264.11"))
+    assert details.by_currency["EUR"]["total"] == Decimal("264.11")
