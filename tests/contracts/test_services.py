@@ -35,7 +35,7 @@ def routing_calls():
     """Every notify_routing_changed call, as (contract_ids, effective_date)."""
     calls = []
 
-    def listener(*, contract_ids, effective_date):
+    def listener(*, contract_ids, effective_date, customer_ids):
         calls.append((list(contract_ids), effective_date))
 
     hooks.register_routing_listener(listener)
