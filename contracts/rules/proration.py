@@ -45,7 +45,12 @@ from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 
-from msp_billing.money import ExactAmount, allocate_exactly, require_decimal, round_money
+from msp_billing.money import (
+    ExactAmount,
+    allocate_exactly,
+    require_decimal,
+    round_money,
+)
 
 _ONE_DAY = dt.timedelta(days=1)
 

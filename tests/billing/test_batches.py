@@ -336,3 +336,23 @@ def test_time_released_by_a_deleted_batch_is_rerouted_and_billed_again_at_the_ne
     services.batch_delete(batch_id=again.pk, acting_user=world["admin"])
     with pytest.raises(ValidationError, match="printed on a void invoice"):
         ticket_services.time_entry_delete(entry_id=ooh.pk)
+
+
+def test_a_partial_retainer_period_bills_its_fee_and_service_lines_rounded_once(world):
+    from contracts.models import RecurringServiceLine
+
+    cust = customer("Retained Ltd")
+    retainer = contract(cust, "retainer", name="Care Plan", fee=eur("400.00"), start_date=dt.date(2026, 3, 16),
+                        billing_frequency="monthly", billing_timing="advance")
+    RecurringServiceLine.objects.create(contract=retainer, description="Backup licences", quantity=Decimal(3),
+                                        unit_price=eur("10.00"), effective_from=dt.date(2026, 3, 16))
+    ContractPeriod.objects.create(contract=retainer, start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 31),
+                                  covered_start=dt.date(2026, 3, 16), covered_end=dt.date(2026, 3, 31), bill_date=dt.date(2026, 3, 16))
+    selection = services.Selection(frozenset({retainer.pk}))
+    batch = services.batch_run(name="Care", cutoff=CUTOFF, selection=selection, consolidated=False, acting_user=world["admin"])
+    invoice = services.batch_invoices(batch).get()
+    # 400.00 + 3 × 10.00 = 430.00 a month for 16/31 days = 221.94: fee 206.4516… → 206.45,
+    # licences 15.4838… → 15.49 (apart they would make 206.45 + 15.48 = 221.93).
+    # VAT 19 % per line: 39.23 + 2.94 = 42.17.
+    assert [line.amount for line in invoice.lines.order_by("sort_order", "id")] == [Decimal("206.45"), Decimal("15.49")]
+    assert (invoice.subtotal, invoice.tax_total, invoice.total) == (Decimal("221.94"), Decimal("42.17"), Decimal("264.11"))
