@@ -73,7 +73,7 @@ def split_tickets(selection: Selection) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(f"""
             SELECT DISTINCT e.ticket_id FROM {TEMP_TABLE} bt
-            JOIN tickets_timeallocation other ON other.entry_id = bt.entry_id AND other.id <> bt.id
+            JOIN tickets_timeallocation other ON other.entry_id = bt.entry_id AND other.id <> bt.id AND other.superseded_at IS NULL
             JOIN tickets_timeentry e ON e.id = bt.entry_id
             WHERE other.contract_id IS NOT NULL AND other.contract_id <> ALL(%s::bigint[])
             ORDER BY 1 LIMIT 11

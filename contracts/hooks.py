@@ -17,14 +17,14 @@ from typing import Protocol
 
 
 class RoutingListener(Protocol):
-    def __call__(self, *, contract_ids: list[int], effective_date: dt.date) -> None: ...
+    def __call__(self, *, contract_ids: list[int], effective_date: dt.date | None, customer_ids: list[int]) -> None: ...
 
 
 _listeners: list[RoutingListener] = []
 
 
 def register_routing_listener(listener: RoutingListener) -> RoutingListener:
-    """Call ``listener(contract_ids=..., effective_date=...)`` on every routing change.
+    """Call ``listener(contract_ids=..., effective_date=..., customer_ids=...)`` on every routing change.
 
     Registering the same function twice has no effect (``ready()`` may run more than
     once in tests). Returns the listener, so it can be used as a decorator.
@@ -40,13 +40,18 @@ def unregister_routing_listener(listener: RoutingListener) -> None:
         _listeners.remove(listener)
 
 
-def notify_routing_changed(*, contract_ids: Iterable[int], effective_date: dt.date) -> None:
-    """Routing of entries dated on or after ``effective_date`` may have changed for these contracts."""
+def notify_routing_changed(*, contract_ids: Iterable[int], effective_date: dt.date | None,
+                           customer_ids: Iterable[int] = ()) -> None:
+    """Routing of entries dated on or after ``effective_date`` (None: every unbilled entry) may
+    have changed for the customers of these contracts, for ``customer_ids`` (a customer whose
+    parent or default Hourly contract changed, whether or not it has contracts of its own),
+    and for the sites of all of them."""
     ids = sorted({int(contract_id) for contract_id in contract_ids})
-    if not ids:
+    customers = sorted({int(customer_id) for customer_id in customer_ids})
+    if not ids and not customers:
         return
     for listener in list(_listeners):
-        listener(contract_ids=ids, effective_date=effective_date)
+        listener(contract_ids=ids, effective_date=effective_date, customer_ids=customers)
 
 
 def routing_listeners() -> tuple[Callable[..., None], ...]:

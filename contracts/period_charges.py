@@ -8,6 +8,11 @@ Choices (also in docs/periods-and-alerts.md):
 * **Remote Monitoring** bills each device class per stretch of days with the same count:
   a change on the 16th of a 31-day month gives two lines, 15/31 and 16/31 of the period.
   The count in force on a day is the latest ledger row dated on or before it.
+* **The period's recurring fee is rounded once**, however many lines print it: the contract
+  fee, the service lines and the device lines of a period are prorated together
+  (``contracts.rules.proration.prorate_lines``) and the rounded total is split into the
+  lines by largest remainder. Device classes of 3 × 43.00 and 7 × 43.00 for 16 of 31 days
+  bill 430.00 × 16/31 = 221.94 as 66.58 + 155.36, not 66.58 + 155.35 = 221.93.
 * **Online Backup** bills the highest usage measured in the covered days (or, with no
   measurement in the period, the latest one before it), less the included quantity.
   Usage is a level, not a duration: it is not prorated.
@@ -34,6 +39,7 @@ from fractions import Fraction
 from django.db import transaction
 
 from contracts.models import BlockPurchase, Contract, ContractPeriod, DeviceClass, DeviceCount, Milestone, RecurringServiceLine, UsageRecord
+from contracts.rules.proration import prorate_lines
 from msp_billing.money import allocate_exactly, round_money, round_unit_price
 
 _ONE_DAY = dt.timedelta(days=1)
@@ -62,11 +68,29 @@ def _describe_range(start: dt.date, end: dt.date, period: ContractPeriod) -> str
     return f"{start:%d %b} – {end:%d %b %Y} ({_days(start, end)}/{_period_days(period)} days)"
 
 
-def _prorated_line(*, kind: str, description: str, quantity: Decimal, unit_price: Decimal, start: dt.date, end: dt.date,
-                   period: ContractPeriod, currency: str) -> PeriodLine:
-    exact = Fraction(quantity) * Fraction(unit_price) * _days(start, end) / _period_days(period)
-    return PeriodLine(kind=kind, description=f"{description}, {_describe_range(start, end, period)}", quantity=quantity,
-                      unit_price=round_unit_price(unit_price), amount=round_money(exact, currency))
+@dataclass(frozen=True)
+class _RecurringPart:
+    """One printed line of the period's recurring fee, before the fee is rounded."""
+
+    kind: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    start: dt.date
+    end: dt.date
+
+
+def _recurring_lines(parts: list[_RecurringPart], period: ContractPeriod, currency: str) -> list[PeriodLine]:
+    """The recurring fee's lines, prorated and rounded once together (see the module docstring)."""
+    amounts = prorate_lines(
+        lines=[(Fraction(part.quantity) * Fraction(part.unit_price), _days(part.start, part.end)) for part in parts],
+        days_in_period=_period_days(period), currency=currency,
+    )
+    return [
+        PeriodLine(kind=part.kind, description=f"{part.description}, {_describe_range(part.start, part.end, period)}",
+                   quantity=part.quantity, unit_price=round_unit_price(part.unit_price), amount=amount)
+        for part, amount in zip(parts, amounts)
+    ]
 
 
 @dataclass
@@ -170,30 +194,30 @@ def period_lines(*, period: ContractPeriod, terms: ContractTerms | None = None) 
     terms = terms or ContractTerms.load([contract.pk], needs_ledgers=not period.snapshot)
     currency = contract.currency
     start, end = period.covered_start, period.covered_end
-    lines: list[PeriodLine] = []
     kind = contract.type
 
+    recurring: list[_RecurringPart] = []
     if kind in (Contract.Type.RETAINER, Contract.Type.REMOTE_MONITORING, Contract.Type.ONLINE_BACKUP) and contract.fee is not None:
-        lines.append(_prorated_line(kind="fee", description=f"{contract.name} fee", quantity=Decimal(1), unit_price=contract.fee.amount,
-                                    start=start, end=end, period=period, currency=currency))
+        recurring.append(_RecurringPart(kind="fee", description=f"{contract.name} fee", quantity=Decimal(1),
+                                        unit_price=contract.fee.amount, start=start, end=end))
 
     for service in terms.service_lines[contract.pk]:
         s_start = max(start, service.effective_from)
         s_end = min(end, service.effective_to) if service.effective_to else end
         if s_start <= s_end:
-            lines.append(_prorated_line(kind="service", description=service.description, quantity=service.quantity,
-                                        unit_price=service.unit_price.amount, start=s_start, end=s_end, period=period, currency=currency))
+            recurring.append(_RecurringPart(kind="service", description=service.description, quantity=service.quantity,
+                                            unit_price=service.unit_price.amount, start=s_start, end=s_end))
 
     snapshot = period_snapshot(period, terms)
     for device_class in snapshot.get("devices", []):
         for segment in device_class["segments"]:
             if segment["count"]:
-                lines.append(_prorated_line(
+                recurring.append(_RecurringPart(
                     kind="devices", description=f"{device_class['class']}: {segment['count']} devices",
                     quantity=Decimal(segment["count"]), unit_price=Decimal(device_class["unit_price"]),
                     start=dt.date.fromisoformat(segment["from"]), end=dt.date.fromisoformat(segment["to"]),
-                    period=period, currency=currency,
                 ))
+    lines: list[PeriodLine] = _recurring_lines(recurring, period, currency)
 
     usage = snapshot.get("usage")
     if kind == Contract.Type.ONLINE_BACKUP and usage and contract.unit_price is not None:

@@ -319,10 +319,13 @@ def customer_update(*, customer: Customer, data: Mapping[str, Any], acting_user)
     after = _snapshot(customer, watched)
     _audit("customer_update", customer, acting_user, before=audited_before, after=_snapshot(customer, CUSTOMER_AUDITED))
     if (before["parent_id"], before["default_hourly_contract_id"]) != (after["parent_id"], after["default_hourly_contract_id"]):
+        # The customer (and so its sites) now falls back elsewhere; a site that moved has left
+        # its old parent's list of sites, so the customers are named, not found through contracts.
+        # A parent or fallback has no effective date: every unbilled entry is re-routed.
         owners = {customer.pk, before["parent_id"], after["parent_id"]} - {None}
         contract_ids = set(Contract.objects.filter(customer_id__in=owners).values_list("pk", flat=True))
         contract_ids |= {before["default_hourly_contract_id"], after["default_hourly_contract_id"]} - {None}
-        notify_routing_changed(contract_ids=contract_ids, effective_date=tenant_today())
+        notify_routing_changed(contract_ids=contract_ids, customer_ids=owners, effective_date=None)
     return customer
 
 

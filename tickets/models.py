@@ -127,8 +127,22 @@ class TimeEntry(models.Model):
         return self.posted_minutes if self.posted_minutes is not None else self.minutes
 
 
+class CurrentAllocations(models.Manager):
+    """The allocations that route their entry now: superseded ones are left out."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(superseded_at__isnull=True)
+
+
 class TimeAllocation(models.Model):
-    """Part of a time entry taken by one contract (or unrouted), rated and ready to bill."""
+    """Part of a time entry taken by one contract (or unrouted), rated and ready to bill.
+
+    Re-routing an unbilled entry replaces its allocations. One still printed on an invoice
+    (a void invoice: its batch was deleted and the time released) is kept for that
+    invoice's lines and marked ``superseded_at``; the entry bills from its new allocations.
+    ``objects`` (and ``entry.allocations``) give current allocations only;
+    ``with_superseded`` gives every row, and an invoice line reaches its allocation either way.
+    """
 
     entry = models.ForeignKey(TimeEntry, on_delete=models.CASCADE, related_name="allocations")
     contract = models.ForeignKey(Contract, null=True, on_delete=models.PROTECT, related_name="time_allocations")
@@ -139,10 +153,17 @@ class TimeAllocation(models.Model):
     amount = MoneyField(**AMOUNT, null=True, help_text="What is charged (charged and overage buckets only).")
     value = MoneyField(**AMOUNT, null=True, help_text="Worth at rate, for absorbed and deducted time (profitability).")
     rate_explanation = models.TextField(blank=True)
+    superseded_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the entry was re-routed while this allocation was on a (void) invoice; the row stays for that invoice.")
+
+    objects = CurrentAllocations()
+    with_superseded = models.Manager()
 
     class Meta:
         ordering = ["entry", "id"]
         indexes = [models.Index(fields=["contract", "bucket"])]
+        base_manager_name = "with_superseded"
 
 
 class Charge(models.Model):

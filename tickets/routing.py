@@ -312,10 +312,17 @@ def _deduct(context: RoutingContext, terms: ContractTerms, quantity, on: dt.date
 
 
 def clear_routing(entry_ids: list[int]) -> None:
-    """Remove earlier routing of these (unbilled) entries: allocations and their deductions."""
+    """Remove earlier routing of these (unbilled) entries: allocations and their deductions.
+
+    An allocation still printed on an invoice (a void one, whose time was released) is not
+    deleted but marked superseded: the invoice keeps its lines as issued, and the entry is
+    billed from the allocations routing writes next.
+    """
     allocation_ids = list(TimeAllocation.objects.filter(entry_id__in=entry_ids).values_list("pk", flat=True))
     if allocation_ids:
         BlockLedgerEntry.objects.filter(source__in=[_source(pk) for pk in allocation_ids]).delete()
+        invoiced = TimeAllocation.objects.filter(pk__in=allocation_ids, invoice_lines__isnull=False)
+        TimeAllocation.objects.filter(pk__in=invoiced.values("pk")).update(superseded_at=timezone.now())
         TimeAllocation.objects.filter(pk__in=allocation_ids).delete()
 
 

@@ -384,21 +384,33 @@ def time_entry_delete(*, entry_id: int) -> None:
     entry = TimeEntry.objects.select_for_update().get(pk=entry_id)
     if entry.billed_at is not None:
         raise LockedError(f"This time entry was billed and is locked. {LOCKED_HINT}")
+    if TimeAllocation.with_superseded.filter(entry=entry, invoice_lines__isnull=False).exists():
+        raise ValidationError("This time entry is printed on a void invoice, which keeps it; "
+                              "mark it not billable instead of deleting it.")
     clear_routing([entry.pk])
     with _database_lock_as_message("This time entry"):
         entry.delete()
 
 
-def entries_reroute(*, contract_ids, effective_date: dt.date) -> int:
-    """Re-route the unbilled entries dated on or after a change to these contracts' terms."""
-    customers = Contract.objects.filter(pk__in=contract_ids).values_list("customer_id", flat=True)
-    parents_of = Customer.objects.filter(parent_id__in=customers).values_list("pk", flat=True)
+def rerouted_customer_ids(*, contract_ids=(), customer_ids=()) -> set[int]:
+    """The customers whose time a routing change reaches: the customers of these contracts and
+    the customers named (with or without contracts of their own), and every site of them,
+    since a site's time falls through to its parent's contracts and default Hourly contract."""
+    owners = set(Contract.objects.filter(pk__in=list(contract_ids)).values_list("customer_id", flat=True)) | set(customer_ids)
+    return owners | set(Customer.objects.filter(parent_id__in=owners).values_list("pk", flat=True))
+
+
+def entries_reroute(*, contract_ids, effective_date: dt.date | None, customer_ids=()) -> int:
+    """Re-route the unbilled entries dated on or after a routing change (None: all of them) of
+    the customers it reaches (``rerouted_customer_ids``)."""
     entries = (
-        TimeEntry.objects.filter(billed_at__isnull=True, date__gte=effective_date)
-        .filter(Q(ticket__customer_id__in=customers) | Q(ticket__customer_id__in=parents_of))
+        TimeEntry.objects.filter(billed_at__isnull=True,
+                                 ticket__customer_id__in=rerouted_customer_ids(contract_ids=contract_ids, customer_ids=customer_ids))
         .select_related(*_ENTRY_RELATED)
         .order_by("date", "id")
     )
+    if effective_date is not None:
+        entries = entries.filter(date__gte=effective_date)
     return entries_route(entries)
 
 

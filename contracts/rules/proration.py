@@ -25,18 +25,32 @@ Choices:
   piece is within one minor unit of its exact share, and no single (last) period
   carries the whole rounding difference. Over whole periods each piece is exactly
   the fee, so the pieces sum to the fee × the number of periods.
+* **A fee printed on several lines of one period** (:func:`prorate_lines`: the contract
+  fee, its recurring service lines, each device class and each stretch of days with one
+  device count) is prorated as one amount and rounded once — the sum of every line's
+  whole-period amount × its days ÷ the days in the period — then split into the lines by
+  the same largest remainder. So a monthly 430.00 for 16 of 31 days bills 221.94 whether
+  it is printed on one line or split into device classes of 129.00 and 301.00 (rounded
+  each on its own, 66.58 + 155.35 = 221.93 would lose a cent). Each line stays within one
+  minor unit of its own exact share.
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 
-from msp_billing.money import allocate_exactly, require_decimal, round_money
+from msp_billing.money import (
+    ExactAmount,
+    allocate_exactly,
+    require_decimal,
+    round_money,
+)
 
 _ONE_DAY = dt.timedelta(days=1)
 
@@ -103,6 +117,40 @@ def prorate_period(*, fee: Decimal, period: Period, currency: str) -> Decimal:
         days_in_period=period.days_in_period,
         currency=currency,
     )
+
+
+def prorate_lines(
+    *, lines: Sequence[tuple[ExactAmount, int]], days_in_period: int, currency: str
+) -> list[Decimal]:
+    """Amounts of the lines one period's fee is printed on, rounded once together.
+
+    ``lines`` holds, per printed line, its whole-period amount (quantity × unit price,
+    exact) and the days of the period it covers. The amounts returned, in the same
+    order, sum exactly to the period's total (Σ amount × days ÷ days in the period)
+    rounded once, each within one minor unit of its exact share (largest remainder, as
+    :func:`split_fee_over_range`). Lines of opposite signs (a credit line among charges)
+    have no common remainder to share, so charges and credits are each split this way
+    on their own.
+    """
+    _require_days(days_in_period, "days_in_period")
+    shares = []
+    for amount, days in lines:
+        _require_days(days, "days", allow_zero=True)
+        if days > days_in_period:
+            raise ValueError("a line cannot cover more days than the period has")
+        if isinstance(amount, Decimal):
+            require_decimal(amount, "amount")
+        elif isinstance(amount, (bool, float)) or not isinstance(amount, (Fraction, int)):
+            raise TypeError(f"amount must be Decimal, Fraction or int, got {type(amount).__name__}")
+        shares.append(Fraction(amount) * days / days_in_period)
+    if all(share >= 0 for share in shares) or all(share <= 0 for share in shares):
+        return allocate_exactly(parts=shares, currency=currency)
+    amounts: list[Decimal] = [Decimal(0)] * len(shares)
+    for keep in (lambda share: share >= 0, lambda share: share < 0):
+        indexes = [i for i, share in enumerate(shares) if keep(share)]
+        for i, amount in zip(indexes, allocate_exactly(parts=[shares[i] for i in indexes], currency=currency)):
+            amounts[i] = amount
+    return amounts
 
 
 def contract_periods(

@@ -268,3 +268,91 @@ def test_a_line_billing_time_cannot_be_dropped_from_a_batch_draft(world):
     with pytest.raises(ValidationError, match="cannot be removed: delete the invoice from its billing batch"):
         invoice_services.invoice_edit(invoice_id=invoice.pk, acting_user=world["admin"], lines=kept)
     assert invoice.lines.count() == len(lines)
+
+
+def test_a_partial_period_over_two_device_classes_bills_the_fee_rounded_once(world):
+    from contracts.models import DeviceClass, DeviceCount
+
+    cust = customer("Monitored Ltd")
+    monitoring = contract(cust, "remote_monitoring", name="Monitoring", start_date=dt.date(2026, 3, 16),
+                          billing_frequency="monthly", billing_timing="advance")
+    for name, count in (("Laptops", 3), ("Workstations", 7)):
+        device_class = DeviceClass.objects.create(contract=monitoring, name=name, unit_price=eur("43.00"))
+        DeviceCount.objects.create(device_class=device_class, effective_date=dt.date(2026, 3, 16), count=count)
+    ContractPeriod.objects.create(contract=monitoring, start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 31),
+                                  covered_start=dt.date(2026, 3, 16), covered_end=dt.date(2026, 3, 31), bill_date=dt.date(2026, 3, 16))
+    selection = services.Selection(frozenset({monitoring.pk}))
+    details = services.batch_details(cutoff=CUTOFF, selection=selection)
+    batch = services.batch_run(name="Monitoring", cutoff=CUTOFF, selection=selection, consolidated=False, acting_user=world["admin"])
+    invoice = services.batch_invoices(batch).get()
+    lines = list(invoice.lines.order_by("sort_order", "id"))
+    # 10 devices × 43.00 = 430.00 a month, 16 of March's 31 days: 221.9354… → 221.94, split
+    # 129.00 × 16/31 = 66.5806… → 66.58 and 301.00 × 16/31 = 155.3548… → 155.36 (the cent the
+    # classes rounded apart would lose). VAT 19 % per line: 12.65 + 29.52 = 42.17.
+    assert [(line.description.split(",")[0], line.amount) for line in lines] == [
+        ("Laptops: 3 devices", Decimal("66.58")), ("Workstations: 7 devices", Decimal("155.36"))]
+    assert "16 Mar – 31 Mar 2026 (16/31 days)" in lines[0].description
+    assert (invoice.subtotal, invoice.tax_total, invoice.total) == (Decimal("221.94"), Decimal("42.17"), Decimal("264.11"))
+    assert details.by_currency["EUR"]["total"] == Decimal("264.11")
+
+
+def test_time_released_by_a_deleted_batch_is_rerouted_and_billed_again_at_the_new_rate(world):
+    from invoices.pdf import invoice_html
+    from tickets.models import TimeAllocation
+
+    batch = services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=world["admin"])
+    services.batch_generate(batch_id=batch.pk, acting_user=world["admin"], issue_date=dt.date(2026, 4, 1))
+    ooh = world["entries"]["ooh"]
+    old_line = InvoiceLine.objects.get(time_allocation__entry=ooh)
+    # Out-of-hours 30 minutes at 120 × 1.5 = 180/h: 90.00.
+    assert old_line.amount == Decimal("90.00")
+    void_invoice = old_line.invoice
+    services.batch_delete(batch_id=batch.pk, acting_user=world["admin"])
+    # The rate changes from 1 March and the unbilled time is recalculated: the released entry's
+    # allocation is still printed on the void invoice, yet the entry is re-routed.
+    rate_line(world["hourly"], "140", effective_from=dt.date(2026, 3, 1))
+    ticket_services.unbilled_recalculate(contract=world["hourly"])
+    allocation = TimeAllocation.objects.get(entry=ooh)
+    assert allocation.pk != old_line.time_allocation_id
+    assert allocation.amount.amount == Decimal("105.00")  # 140 × 1.5 = 210/h, half an hour
+    old_allocation = TimeAllocation.with_superseded.get(pk=old_line.time_allocation_id)
+    assert old_allocation.superseded_at is not None and old_allocation.amount.amount == Decimal("90.00")
+
+    again = services.batch_run(name="March again", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=world["admin"])
+    new_line = InvoiceLine.objects.get(invoice__batch_link__batch=again, time_allocation__entry=ooh)
+    assert (new_line.time_allocation_id, new_line.amount) == (allocation.pk, Decimal("105.00"))
+    assert new_line.invoice.total == Decimal("124.95")  # 105.00 + 19 % VAT 19.95
+    # The void invoice is as it was issued: the old line, its allocation and ticket, 90.00 + 17.10.
+    void_invoice.refresh_from_db()
+    old_line.refresh_from_db()
+    assert void_invoice.status == Invoice.Status.VOID and void_invoice.total == Decimal("107.10")
+    assert old_line.amount == Decimal("90.00") and old_line.source_released_at is not None
+    html = invoice_html(void_invoice)
+    assert "90.00" in html and f"#{world['ticket'].pk}" in html
+    # Billed once: the entry has one line that still bills it, the new one.
+    assert list(InvoiceLine.objects.filter(time_allocation__entry=ooh, source_released_at__isnull=True)) == [new_line]
+    assert TimeEntry.objects.get(pk=ooh.pk).billed_at is not None
+    # An entry kept by a void invoice is not deleted (it would take the invoice's line with it).
+    services.batch_delete(batch_id=again.pk, acting_user=world["admin"])
+    with pytest.raises(ValidationError, match="printed on a void invoice"):
+        ticket_services.time_entry_delete(entry_id=ooh.pk)
+
+
+def test_a_partial_retainer_period_bills_its_fee_and_service_lines_rounded_once(world):
+    from contracts.models import RecurringServiceLine
+
+    cust = customer("Retained Ltd")
+    retainer = contract(cust, "retainer", name="Care Plan", fee=eur("400.00"), start_date=dt.date(2026, 3, 16),
+                        billing_frequency="monthly", billing_timing="advance")
+    RecurringServiceLine.objects.create(contract=retainer, description="Backup licences", quantity=Decimal(3),
+                                        unit_price=eur("10.00"), effective_from=dt.date(2026, 3, 16))
+    ContractPeriod.objects.create(contract=retainer, start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 31),
+                                  covered_start=dt.date(2026, 3, 16), covered_end=dt.date(2026, 3, 31), bill_date=dt.date(2026, 3, 16))
+    selection = services.Selection(frozenset({retainer.pk}))
+    batch = services.batch_run(name="Care", cutoff=CUTOFF, selection=selection, consolidated=False, acting_user=world["admin"])
+    invoice = services.batch_invoices(batch).get()
+    # 400.00 + 3 × 10.00 = 430.00 a month for 16/31 days = 221.94: fee 206.4516… → 206.45,
+    # licences 15.4838… → 15.49 (apart they would make 206.45 + 15.48 = 221.93).
+    # VAT 19 % per line: 39.23 + 2.94 = 42.17.
+    assert [line.amount for line in invoice.lines.order_by("sort_order", "id")] == [Decimal("206.45"), Decimal("15.49")]
+    assert (invoice.subtotal, invoice.tax_total, invoice.total) == (Decimal("221.94"), Decimal("42.17"), Decimal("264.11"))

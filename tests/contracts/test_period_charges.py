@@ -52,12 +52,37 @@ def test_remote_monitoring_counts_by_class_with_a_mid_period_change(cust):
     DeviceCount.objects.create(device_class=servers, effective_date=dt.date(2026, 10, 16), count=6)
     DeviceCount.objects.create(device_class=desktops, effective_date=dt.date(2026, 1, 1), count=25)
     p = period(c, *OCT)
-    # Servers: 4 × 30 × 15/31 = 58.06; 6 × 30 × 16/31 = 92.90. Workstations: 25 × 8 = 200.00.
-    assert amounts(p) == [("devices", Decimal("58.06")), ("devices", Decimal("92.90")), ("devices", Decimal("200.00"))]
+    # Servers: 4 × 30 × 15/31 = 58.0645…; 6 × 30 × 16/31 = 92.9032…. Workstations: 25 × 8 = 200.00.
+    # Rounded once: 350.9677… → 350.97 (each line alone would make 350.96); the cent goes to
+    # the line that lost the most when cut to the cent (0.45 of a cent against 0.32).
+    assert amounts(p) == [("devices", Decimal("58.07")), ("devices", Decimal("92.90")), ("devices", Decimal("200.00"))]
     # Frozen: a later correction of the ledger does not change the period.
     period_snapshot_take(period_id=p.pk)
     DeviceCount.objects.create(device_class=desktops, effective_date=dt.date(2026, 10, 1), count=99)
     assert amounts(ContractPeriod.objects.get(pk=p.pk))[-1] == ("devices", Decimal("200.00"))
+
+
+def test_a_partial_period_over_several_device_classes_is_rounded_once(cust):
+    c = contract(cust, "remote_monitoring", start_date=dt.date(2026, 10, 16))
+    small = DeviceClass.objects.create(contract=c, name="Laptops", unit_price=eur("43.00"))
+    large = DeviceClass.objects.create(contract=c, name="Workstations", unit_price=eur("43.00"))
+    DeviceCount.objects.create(device_class=small, effective_date=dt.date(2026, 10, 16), count=3)
+    DeviceCount.objects.create(device_class=large, effective_date=dt.date(2026, 10, 16), count=7)
+    p = period(c, *OCT, covered_start=dt.date(2026, 10, 16))
+    # 10 × 43.00 = 430.00 a month, 16 of 31 days: 221.9354… → 221.94. Each class on its own would
+    # give 129 × 16/31 = 66.58 and 301 × 16/31 = 155.35, one cent short.
+    assert amounts(p) == [("devices", Decimal("66.58")), ("devices", Decimal("155.36"))]
+    assert sum(amount for _, amount in amounts(p)) == Decimal("221.94")
+
+
+def test_a_retainer_fee_and_its_service_lines_are_rounded_once(cust):
+    c = contract(cust, "retainer", fee=eur("400.00"), start_date=dt.date(2026, 10, 16))
+    RecurringServiceLine.objects.create(contract=c, description="Backup licences", quantity=Decimal(3),
+                                        unit_price=eur("10.00"), effective_from=dt.date(2026, 10, 16))
+    p = period(c, *OCT, covered_start=dt.date(2026, 10, 16))
+    # 400.00 + 3 × 10.00 = 430.00 a month for 16/31 days = 221.94: fee 206.4516… and licences
+    # 15.4838…; rounded apart 206.45 + 15.48 = 221.93, rounded once the licences take the cent.
+    assert amounts(p) == [("fee", Decimal("206.45")), ("service", Decimal("15.49"))]
 
 
 def test_online_backup_bills_peak_usage_over_the_included_quantity(cust):

@@ -35,7 +35,7 @@ def routing_calls():
     """Every notify_routing_changed call, as (contract_ids, effective_date)."""
     calls = []
 
-    def listener(*, contract_ids, effective_date):
+    def listener(*, contract_ids, effective_date, customer_ids):
         calls.append((list(contract_ids), effective_date))
 
     hooks.register_routing_listener(listener)
@@ -71,17 +71,19 @@ def test_listeners_are_registered_once_and_called_with_sorted_unique_ids(monkeyp
     monkeypatch.setattr(hooks, "_listeners", [])  # without the tickets app's listener: no database here
     calls = []
 
-    def listener(*, contract_ids, effective_date):
-        calls.append((contract_ids, effective_date))
+    def listener(*, contract_ids, effective_date, customer_ids):
+        calls.append((contract_ids, effective_date, customer_ids))
 
     hooks.register_routing_listener(listener)
     hooks.register_routing_listener(listener)
     try:
         hooks.notify_routing_changed(contract_ids=[3, 1, 3], effective_date=START)
         hooks.notify_routing_changed(contract_ids=[], effective_date=START)
+        # A customer without contracts (a site whose parent changed) is named directly.
+        hooks.notify_routing_changed(contract_ids=[], customer_ids=[7, 5, 7], effective_date=None)
     finally:
         hooks.unregister_routing_listener(listener)
-    assert calls == [([1, 3], START)]
+    assert calls == [([1, 3], START, []), ([], None, [5, 7])]
 
 
 # --- customers ----------------------------------------------------------------------------

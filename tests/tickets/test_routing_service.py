@@ -245,3 +245,69 @@ def test_parts_on_a_ticket_bill_to_its_contract_or_the_hourly_fallback(setup, ch
     assert switch.contract == project
     stray = services.charge_add(ticket=ticket(customer("Nobody Pays")), description="Toner", date=DAY, quantity=Decimal(1), unit_price=eur("60"))
     assert stray.contract is None  # listed as unrouted, not dropped
+
+
+# --- a customer's parent or default Hourly contract changes ------------------------------
+
+
+@pytest.fixture
+def admin(tenant):
+    from msp_billing.accounts.models import User
+
+    return User.objects.get(email="billing-admin@alpha.example")
+
+
+def hourly_at(cust, name, rate):
+    hourly = contract(cust, "hourly", name=name)
+    rate_line(hourly, rate)
+    return hourly
+
+
+def current(entry):
+    return allocations(type(entry).objects.get(pk=entry.pk))
+
+
+def test_a_new_default_hourly_contract_on_the_parent_routes_its_sites_unbilled_time(setup, admin):
+    from contracts.services import customer_update
+
+    parent = customer("Chain GmbH")
+    site = customer("Chain GmbH — Berlin", parent=parent)
+    entry = log(setup, ticket(site), "remote", 60)  # dated 3 March, long before today
+    assert current(entry) == [(None, "unrouted", 60, None, None)]
+    fallback = hourly_at(parent, "Hourly T&M", "150")
+    customer_update(customer=parent, data={"default_hourly_contract": fallback}, acting_user=admin)
+    # The site has no contract of its own: its time falls to the parent's fallback, 60 min × 150/h.
+    assert current(entry) == [("Hourly T&M", "charged", 60, eur("150.00"), None)]
+
+
+def test_a_site_moved_to_another_parent_is_rerouted_at_the_new_parents_rate(setup, admin):
+    from contracts.services import customer_update
+
+    old, new = customer("Old Holding"), customer("New Holding")
+    for owner, rate in ((old, "120"), (new, "150")):
+        owner.default_hourly_contract = hourly_at(owner, f"Hourly {owner.legal_name}", rate)
+        owner.save()
+    site = customer("Shop Hamburg", parent=old)
+    entry = log(setup, ticket(site), "remote", 90)
+    billed = log(setup, ticket(site), "remote", 30)
+    type(billed).objects.filter(pk=billed.pk).update(billed_at=timezone.now())
+    assert current(entry) == [("Hourly Old Holding", "charged", 90, eur("180.00"), None)]  # 1.5 h × 120
+    customer_update(customer=site, data={"parent": new}, acting_user=admin)
+    assert current(entry) == [("Hourly New Holding", "charged", 90, eur("225.00"), None)]  # 1.5 h × 150
+    assert current(billed) == [("Hourly Old Holding", "charged", 30, eur("60.00"), None)]  # billed: unchanged
+
+
+def test_a_site_leaving_its_parent_no_longer_bills_to_the_parents_contract(setup, admin):
+    from contracts.services import customer_update
+
+    parent = customer("Chain GmbH")
+    parent.default_hourly_contract = hourly_at(parent, "Hourly T&M", "120")
+    parent.save()
+    site = customer("Chain GmbH — Berlin", parent=parent)
+    entry = log(setup, ticket(site), "remote", 60, date=dt.date.today())
+    assert current(entry) == [("Hourly T&M", "charged", 60, eur("120.00"), None)]
+    # The site is no longer among the parent's sites once saved, and has no contract of its
+    # own: it must still be re-routed, and is unrouted now.
+    customer_update(customer=site, data={"parent": None}, acting_user=admin)
+    assert current(entry) == [(None, "unrouted", 60, None, None)]
+    assert type(entry).objects.get(pk=entry.pk).is_unrouted

@@ -14,6 +14,7 @@ from contracts.rules.proration import (
     Period,
     contract_periods,
     prorate,
+    prorate_lines,
     prorate_period,
     split_fee_over_range,
 )
@@ -228,3 +229,79 @@ def test_prorate_is_bounded_by_the_fee(fee, days_in_period, data, currency):
     assert Decimal(0) <= amount <= round_money(fee, currency)
     if days == days_in_period:
         assert amount == round_money(fee, currency)
+
+
+# --- one period's fee printed on several lines ---------------------------------------
+
+
+def test_a_fee_split_into_device_classes_is_rounded_once():
+    # 430.00 a month as 3 × 43.00 and 7 × 43.00, for 16 of 31 days:
+    # 129.00 × 16/31 = 66.5806… and 301.00 × 16/31 = 155.3548…; each rounded alone, 66.58 +
+    # 155.35 = 221.93. Rounded once: 430.00 × 16/31 = 221.9354… → 221.94, the missing cent
+    # going to the line that lost the most (0.48 of a cent against 0.06).
+    amounts = prorate_lines(lines=[(Decimal("129.00"), 16), (Decimal("301.00"), 16)], days_in_period=31, currency="EUR")
+    assert amounts == [Decimal("66.58"), Decimal("155.36")]
+    assert sum(amounts) == prorate(fee=Decimal("430.00"), days_covered=16, days_in_period=31, currency="EUR")
+
+
+def test_lines_covering_different_days_share_one_rounding():
+    # Servers 4 × 30.00 for 15 days, then 6 × 30.00 for 16 days, workstations 25 × 8.00 all
+    # month: 58.0645… + 92.9032… + 200 = 350.9677… → 350.97; each alone would give 350.96.
+    amounts = prorate_lines(lines=[(Decimal("120.00"), 15), (Decimal("180.00"), 16), (Decimal("200.00"), 31)],
+                            days_in_period=31, currency="EUR")
+    assert amounts == [Decimal("58.07"), Decimal("92.90"), Decimal("200.00")]
+
+
+def test_whole_period_lines_on_the_cent_are_left_as_they_are():
+    amounts = prorate_lines(lines=[(Decimal("1000.00"), 30), (Decimal("12.50"), 30), (0, 30)], days_in_period=30, currency="EUR")
+    assert amounts == [Decimal("1000.00"), Decimal("12.50"), Decimal("0.00")]
+    assert prorate_lines(lines=[], days_in_period=30, currency="EUR") == []
+
+
+def test_a_credit_line_among_charges_is_split_on_its_own():
+    amounts = prorate_lines(lines=[(Decimal("129.00"), 16), (Decimal("-301.00"), 16)], days_in_period=31, currency="EUR")
+    assert amounts == [Decimal("66.58"), Decimal("-155.35")]
+
+
+@pytest.mark.parametrize("lines, error", [
+    ([(Decimal("10"), 32)], ValueError),
+    ([(Decimal("10"), -1)], ValueError),
+    ([(10.0, 3)], TypeError),
+    ([("10", 3)], TypeError),
+    ([(Decimal("NaN"), 3)], ValueError),
+])
+def test_prorate_lines_refuses_impossible_input(lines, error):
+    with pytest.raises(error):
+        prorate_lines(lines=lines, days_in_period=31, currency="EUR")
+
+
+line_amounts = st.decimals(min_value=Decimal("0"), max_value=Decimal("100000"), places=4)
+
+
+@given(
+    days_in_period=st.integers(min_value=28, max_value=366),
+    data=st.data(),
+    currency=currencies,
+)
+def test_period_lines_sum_to_the_whole_amount_rounded_once(days_in_period, data, currency):
+    days = data.draw(st.integers(min_value=0, max_value=days_in_period))
+    wholes = data.draw(st.lists(line_amounts, min_size=1, max_size=12))
+    amounts = prorate_lines(lines=[(whole, days) for whole in wholes], days_in_period=days_in_period, currency=currency)
+    unit = Decimal(1).scaleb(-minor_unit_exponent(currency))
+    # the sum is the whole monthly amount × days ÷ days in the period, rounded once
+    total = sum(wholes, Decimal(0))
+    assert sum(amounts, Decimal(0)) == prorate(fee=total, days_covered=days, days_in_period=days_in_period, currency=currency)
+    for whole, amount in zip(wholes, amounts):
+        exact = Fraction(whole) * days / days_in_period
+        assert abs(Fraction(amount) - exact) < Fraction(unit)
+
+
+@given(days_in_period=st.integers(min_value=28, max_value=366), data=st.data(), currency=currencies)
+def test_lines_over_different_days_sum_to_their_exact_total_rounded_once(days_in_period, data, currency):
+    lines = data.draw(st.lists(
+        st.tuples(line_amounts, st.integers(min_value=0, max_value=days_in_period)), min_size=1, max_size=12))
+    amounts = prorate_lines(lines=lines, days_in_period=days_in_period, currency=currency)
+    exact = [Fraction(whole) * days / days_in_period for whole, days in lines]
+    assert sum(amounts, Decimal(0)) == round_money(sum(exact, Fraction(0)), currency)
+    unit = Fraction(Decimal(1).scaleb(-minor_unit_exponent(currency)))
+    assert all(abs(Fraction(amount) - share) < unit for amount, share in zip(amounts, exact))
