@@ -1184,7 +1184,7 @@ class _Importer:
 
     def _entry_key(self, entry: TimeEntry) -> tuple:
         return (entry.ticket_id, entry.technician_id, entry.work_type_id, entry.date, entry.minutes,
-                entry.notes.strip(), entry.started_at)
+                entry.billable_minutes, entry.notes.strip(), entry.started_at)
 
     def _time_entry(self, path: tuple, item: dict) -> tuple[TimeEntry, dt.datetime | None]:
         missing = False
@@ -1218,6 +1218,11 @@ class _Importer:
         if not work_type.is_active:
             self.problem((*path, "work_type"), f"work type {work_type.name} is no longer in use")
             raise _Failed
+        billable_minutes = item.get("billable_minutes")
+        if billable_minutes is not None and billable_minutes > minutes:
+            self.problem((*path, "billable_minutes"), f"{billable_minutes} billable minutes is more than the "
+                                                      f"{minutes} minutes worked")
+            raise _Failed
         after_hours = item.get("after_hours")
         if after_hours is None:
             after_hours = work_type.is_after_hours or ticket_services.is_after_hours(
@@ -1229,7 +1234,7 @@ class _Importer:
             approval = TimeEntry.Approval.APPROVED
         entry = TimeEntry(
             ticket=ticket, technician=technician, role=role, work_type=work_type, date=day, started_at=started,
-            ended_at=ended, minutes=minutes, notes=(item.get("notes") or "").strip(),
+            ended_at=ended, minutes=minutes, billable_minutes=billable_minutes, notes=(item.get("notes") or "").strip(),
             billable=item.get("billable", work_type.billable), after_hours=after_hours, chosen_contract=chosen,
             chosen_rate_item=resolved.get("rate_item"), approval=approval,
         )
