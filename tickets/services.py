@@ -393,6 +393,39 @@ def time_entry_approve(*, entry_id: int, seen: str | None, acting_user, minutes:
 
 
 @transaction.atomic
+def time_approval_switch(*, required: bool, acting_user):
+    """Turn time approval on or off for the active MSP (audited), safely for time already logged.
+
+    * Off: readiness goes back to the ticket — every unbilled entry, including those still
+      waiting for approval, is ready to bill once its ticket is resolved or closed. Their
+      waiting state is kept, so switching approval on again makes them wait again.
+    * On: unbilled entries on tickets still open that nobody approved wait for approval
+      (else open work would become billable at once); entries on resolved or closed tickets
+      were already ready to bill and stay so.
+    """
+    from msp_billing.tenants.services import msp_set_time_approval
+
+    if not isinstance(required, bool):
+        raise ValidationError({"time_approval_required": "Choose whether time needs approval: on or off."})
+    msp = current_msp()
+    if msp.time_approval_required == required:
+        return msp
+    held = 0
+    if required is True:
+        held = (TimeEntry.objects.filter(billed_at__isnull=True, approval=TimeEntry.Approval.APPROVED, approved_by__isnull=True,
+                                         approved_at__isnull=True)
+                .exclude(ticket__status__in=(Ticket.Status.RESOLVED, Ticket.Status.CLOSED))
+                .update(approval=TimeEntry.Approval.PENDING))
+    waiting = TimeEntry.objects.filter(billed_at__isnull=True, approval=TimeEntry.Approval.PENDING).count()
+    if required is True:
+        message = f"Time approval switched on: {held} unbilled time entries on open tickets now wait for approval."
+    else:
+        message = (f"Time approval switched off: {waiting} entries that waited for approval are ready to bill "
+                   "once their ticket is resolved or closed.")
+    return msp_set_time_approval(msp_id=msp.pk, required=required, acting_user=acting_user, message=message)
+
+
+@transaction.atomic
 def time_entry_delete(*, entry_id: int) -> None:
     entry = TimeEntry.objects.select_for_update().get(pk=entry_id)
     if entry.billed_at is not None:

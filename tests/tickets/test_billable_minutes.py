@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from decimal import Decimal
 
@@ -12,7 +13,16 @@ from django.urls import reverse
 from billing import services as billing_services
 from contracts.models import BlockLedgerEntry
 from msp_billing.accounts.models import User
-from tests.tickets.builders import block, catalogue, contract, customer, eur, rate_line, technician, ticket
+from tests.tickets.builders import (
+    block,
+    catalogue,
+    contract,
+    customer,
+    eur,
+    rate_line,
+    technician,
+    ticket,
+)
 from tickets import services
 from tickets.models import TimeEntry
 
@@ -22,7 +32,7 @@ CUTOFF = dt.date(2026, 3, 31)
 
 @pytest.fixture
 def setup(tenant):
-    remote, onsite, ooh, engineer = catalogue()
+    remote, onsite, _ooh, engineer = catalogue()
     cust = customer("Visit GmbH")
     # Hourly at 100/h with a rounding rule that would turn 45 minutes into 60: 15-minute steps, minimum 60.
     hourly = contract(cust, "hourly", priority=3, name="Hourly 100", rounding_increment=15, rounding_minimum=60)
@@ -108,7 +118,7 @@ def test_blocks_deduct_and_retainers_absorb_the_billable_minutes(setup):
 ])
 def test_bad_billable_minutes_are_refused_and_nothing_is_logged(setup, billable, message):
     start, end = visit(9, 11)
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(ValidationError, match=re.escape(message)):
         log(setup, started_at=start, ended_at=end, billable_minutes=billable)
     assert not TimeEntry.objects.exists()
 
