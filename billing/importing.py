@@ -453,15 +453,17 @@ class _Importer:
                 data[name] = self.decimal(data[name])
         config = InvoiceSettings.load()
         changes = {name: value for name, value in data.items() if not self._same(config, name, value)}
+        numbering_usable = True
         if changes:
             try:
                 self.attempt(path, invoice_services.invoice_settings_update, data=changes, acting_user=self.acting_user)
                 self.count("invoice settings", "updated")
             except _Failed:
-                pass
+                numbering_usable = False  # next numbers depend on the numbering settings: checked once those are right
         elif data:
             self.count("invoice settings", "unchanged")
-        self._next_numbers(path, record.get("next_numbers") or [])
+        if numbering_usable:
+            self._next_numbers(path, record.get("next_numbers") or [])
         if "time_approval_required" in record:
             required = record["time_approval_required"]
             if required == self.tenant.time_approval_required:

@@ -56,7 +56,7 @@ def settings_home(request):
 def time_approval(request):
     """Turn time approval (Approve & Post) on or off: owners and billing admins; every switch is audited."""
     tenant = connection.tenant
-    form = TimeApprovalForm(request.POST or None, initial={"time_approval_required": tenant.time_approval_required})
+    form = TimeApprovalForm(request.POST if request.method == "POST" else None, initial={"time_approval_required": tenant.time_approval_required})
     if request.method == "POST" and form.is_valid():
         try:
             time_approval_switch(required=form.cleaned_data["time_approval_required"], acting_user=request.user)

@@ -30,7 +30,7 @@ def moving_in(**settings) -> dict:
                                       {"series": "credit_note", "next_number": 88}],
                      "default_payment_terms_days": 14, "terms": "Net 14", **settings},
         "work_types": [{"name": "Onsite Support"}],
-        "roles": [{"name": "Engineer", "default_rate": "100.00"}],
+        "roles": [{"name": "Engineer", "default_rate": "100.00", "cost_rate": "40.00"}],
         "technicians": [{"email": TECH, "role": "Engineer"}],
         "customers": [{"legal_name": "Visit GmbH", "default_hourly_contract": "visit-hourly"}],
         "contracts": [{"ref": "visit-hourly", "customer": "Visit GmbH", "name": "Hourly 100", "type": "hourly",
@@ -107,11 +107,9 @@ def test_bad_settings_are_listed_per_value_and_nothing_is_imported(tenant):
         "$.settings.number_padding: must be at least 1",
         "$.settings.time_approval_required: must be a boolean, not \"yes\"",
     ]
-    doc = moving_in(number_prefix="R E", credit_note_prefix="RE")
-    assert problems_of(doc) == [
-        "$.settings.credit_note_prefix: Credit notes need a prefix of their own, so their numbers never look like invoice numbers.",
-        "$.settings.number_prefix: Use letters, digits and - _ / . only.",
-    ]
+    assert problems_of(moving_in(number_prefix="R E")) == ["$.settings.number_prefix: Use letters, digits and - _ / . only."]
+    assert problems_of(moving_in(credit_note_prefix="re")) == [
+        "$.settings.credit_note_prefix: Credit notes need a prefix of their own, so their numbers never look like invoice numbers."]
     assert not TimeEntry.objects.exists() and InvoiceSettings.load().number_prefix == "INV"
 
 
