@@ -297,6 +297,10 @@ def billing_data_import(*, document: Any, acting_user=None, dry_run: bool = Fals
                 raise _DryRun
     except _DryRun:
         pass
+    finally:
+        # A rolled-back file (problems, dry run) may have switched time approval in memory only.
+        if getattr(tenant, "pk", None) is not None and hasattr(tenant, "time_approval_required"):
+            tenant.refresh_from_db(fields=["time_approval_required"])
     return summary
 
 

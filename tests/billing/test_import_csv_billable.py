@@ -6,7 +6,14 @@ from decimal import Decimal
 import pytest
 
 from billing.importing_csv import time_csv_import, time_csv_preview
-from tests.tickets.builders import catalogue, contract, customer, rate_line, technician, ticket
+from tests.tickets.builders import (
+    catalogue,
+    contract,
+    customer,
+    rate_line,
+    technician,
+    ticket,
+)
 from tickets.models import TimeEntry
 
 TECH = "technician@alpha.example"

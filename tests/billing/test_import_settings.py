@@ -144,3 +144,14 @@ def test_time_approval_from_the_file_applies_to_its_time_and_is_audited(tenant):
     assert set(TimeEntry.objects.values_list("approval", flat=True)) == {"pending"}
     event = AuditEvent.objects.get(action="time_approval_switched")
     assert event.after == {"time_approval_required": True} and event.actor_label == "import"
+
+
+def test_a_rejected_file_leaves_time_approval_as_it_was(tenant):
+    doc = moving_in(time_approval_required=True)
+    doc["time_entries"][0]["billable_minutes"] = 150
+    problems_of(doc)
+    assert Msp.objects.get(schema_name="alpha").time_approval_required is False
+    assert connection.tenant.time_approval_required is False
+    assert not AuditEvent.objects.filter(action="time_approval_switched").exists()
+    billing_data_import(document=moving_in(time_approval_required=True), dry_run=True)
+    assert connection.tenant.time_approval_required is False

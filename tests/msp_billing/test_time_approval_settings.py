@@ -9,7 +9,14 @@ from django.core.exceptions import ValidationError
 from billing.readiness import ready_time_allocations
 from msp_billing.audit.models import AuditEvent
 from msp_billing.tenants.models import Msp
-from tests.tickets.builders import catalogue, contract, customer, rate_line, technician, ticket
+from tests.tickets.builders import (
+    catalogue,
+    contract,
+    customer,
+    rate_line,
+    technician,
+    ticket,
+)
 from tickets import services
 from tickets.models import Ticket, TimeEntry
 
@@ -28,7 +35,7 @@ def work(tenant):
     cust.default_hourly_contract = hourly
     cust.save()
     done, still_open = ticket(cust), ticket(cust)
-    log = lambda tkt: services.time_entry_log(ticket=tkt, technician=tech, work_type=remote, date=DAY, minutes=60)  # noqa: E731
+    log = lambda tkt: services.time_entry_log(ticket=tkt, technician=tech, work_type=remote, date=DAY, minutes=60)
     entries = {"done": log(done), "open": log(still_open)}
     services.ticket_set_status(ticket_id=done.pk, status="resolved")
     return {"done": done, "open": still_open, "entries": entries}
