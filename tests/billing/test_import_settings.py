@@ -93,8 +93,8 @@ def test_a_next_number_at_or_below_an_issued_one_is_a_problem_and_nothing_is_imp
     issued(), issued()  # INV-00001, INV-00002
     doc = moving_in(next_numbers=[{"series": "invoice", "next_number": 2}])
     assert problems_of(doc) == [
-        "$.settings.next_numbers[0].next_number: INV-00002 was already issued: the next invoice number must be above 2 "
-        "(numbers are never given twice). Nothing was changed."]
+        ("$.settings.next_numbers[0].next_number: INV-00002 was already issued: the next invoice number must be above 2 "
+        "(numbers are never given twice). Nothing was changed.")]
     assert InvoiceSettings.load().number_prefix == "INV"
     assert NumberSequence.objects.get(series="invoice", year=0).next_number == 3
     assert not TimeEntry.objects.exists()
@@ -120,12 +120,12 @@ def test_next_numbers_need_a_year_exactly_when_numbering_restarts_each_year(tena
         "$.settings.next_numbers[1].year: is required: invoice numbers restart each year, so give the year this next number is for",
     ]
     doc = moving_in(next_numbers=[{"series": "invoice", "year": 2026, "next_number": 5}])
-    assert problems_of(doc) == ["$.settings.next_numbers[0].year: numbers do not restart each year "
-                                "(number_yearly_reset is false): leave the year out"]
+    assert problems_of(doc) == [("$.settings.next_numbers[0].year: numbers do not restart each year "
+                                "(number_yearly_reset is false): leave the year out")]
     doc = moving_in(number_yearly_reset=True, next_numbers=[{"series": "invoice", "year": 2026, "next_number": 5},
                                                             {"series": "invoice", "year": 2026, "next_number": 6}])
-    assert problems_of(doc) == ["$.settings.next_numbers[1]: the next invoice number for 2026 is already in the file "
-                                "at $.settings.next_numbers[0]"]
+    assert problems_of(doc) == [("$.settings.next_numbers[1]: the next invoice number for 2026 is already in the file "
+                                "at $.settings.next_numbers[0]")]
     doc = moving_in(number_yearly_reset=True, next_numbers=[{"series": "invoice", "year": 2026, "next_number": 5}])
     billing_data_import(document=doc)
     assert NumberSequence.objects.get(series="invoice", year=2026).next_number == 5

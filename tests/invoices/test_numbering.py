@@ -53,8 +53,8 @@ def test_a_number_at_or_below_one_issued_is_refused_and_nothing_changes(two_issu
     with pytest.raises(ValidationError) as caught:
         services.invoice_numbering_set_next(series=INVOICE, year=2026, next_number=number, acting_user=admin())
     assert caught.value.message_dict["next_number"] == [
-        "INV-2026-00002 was already issued: the next invoice number in 2026 must be above 2 "
-        "(numbers are never given twice). Nothing was changed."]
+        ("INV-2026-00002 was already issued: the next invoice number in 2026 must be above 2 "
+        "(numbers are never given twice). Nothing was changed.")]
     assert next_in(INVOICE) == 3
     assert not AuditEvent.objects.filter(action="invoice_settings_updated").exists()
     assert issued().number == "INV-2026-00003"
