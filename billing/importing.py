@@ -58,6 +58,8 @@ from contracts.models import (
     TaxRate,
     WorkType,
 )
+from invoices import services as invoice_services
+from invoices.models import InvoiceSettings
 from msp_billing.accounts.models import User
 from msp_billing.accounts.roles import Role as UserRole
 from msp_billing.accounts.services import user_create
@@ -67,7 +69,7 @@ from tickets.models import Charge, TechnicianProfile, Ticket, TimeEntry
 
 SCHEMA_PATH = Path(settings.BASE_DIR) / "docs" / "import.schema.json"
 SECTIONS = (
-    "work_types", "roles", "rate_items", "products", "tax_rates", "exclusion_sets", "technicians",
+    "settings", "work_types", "roles", "rate_items", "products", "tax_rates", "exclusion_sets", "technicians",
     "customers", "contracts", "tickets", "time_entries", "charges",
 )
 # What a contract's ``billed_through`` and a ``billed`` date stand for: noon, MSP time.
@@ -75,6 +77,11 @@ BILLED_HOUR = dt.time(12, 0)
 RESOLVED_HOUR = dt.time(17, 0)
 MAX_ENTRY_MINUTES = ticket_services.MAX_MINUTES_PER_ENTRY
 
+# ``settings``: invoice numbering and defaults (``invoices.services.invoice_settings_update``).
+INVOICE_SETTING_FIELDS = (
+    "number_prefix", "number_padding", "number_yearly_reset", "credit_note_prefix", "default_payment_terms_days",
+    "default_discount_percent", "default_surcharge_percent", "terms", "payment_instructions", "footer",
+)
 # Catalogue values the services take as Decimal (the file may give them as strings).
 CATALOGUE_DECIMALS = frozenset({"after_hours_multiplier", "default_rate", "cost_rate", "rate", "price", "cost"})
 COMMON_CONTRACT_FIELDS = tuple(f for f in contract_services.CONTRACT_COMMON_FIELDS if f != "name")
@@ -290,6 +297,10 @@ def billing_data_import(*, document: Any, acting_user=None, dry_run: bool = Fals
                 raise _DryRun
     except _DryRun:
         pass
+    finally:
+        # A rolled-back file (problems, dry run) may have switched time approval in memory only.
+        if getattr(tenant, "pk", None) is not None and hasattr(tenant, "time_approval_required"):
+            tenant.refresh_from_db(fields=["time_approval_required"])
     return summary
 
 
@@ -412,6 +423,7 @@ class _Importer:
     # -- the run --
 
     def run(self) -> None:
+        self.import_settings()
         self.import_work_types()
         self.import_roles()
         self.import_rate_items()
@@ -427,6 +439,73 @@ class _Importer:
         self.import_charges()
         self.import_ticket_statuses()
         self.mark_billed()
+
+    # -- settings --
+
+    def import_settings(self) -> None:
+        """Invoice numbering and defaults, next numbers and time approval, through the settings pages' services.
+
+        Applied first, so the file's time entries follow the file's time approval setting.
+        """
+        record = self.doc.get("settings")
+        if not isinstance(record, dict) or () in self.blocked or any(p[:1] == ("settings",) for p in self.blocked):
+            return  # its schema problems are listed already
+        path = ("settings",)
+        data = {name: record[name] for name in INVOICE_SETTING_FIELDS if name in record}
+        for name in ("default_discount_percent", "default_surcharge_percent"):
+            if name in data:
+                data[name] = self.decimal(data[name])
+        config = InvoiceSettings.load()
+        changes = {name: value for name, value in data.items() if not self._same(config, name, value)}
+        numbering_usable = True
+        if changes:
+            try:
+                self.attempt(path, invoice_services.invoice_settings_update, data=changes, acting_user=self.acting_user)
+                self.count("invoice settings", "updated")
+            except _Failed:
+                numbering_usable = False  # next numbers depend on the numbering settings: checked once those are right
+        elif data:
+            self.count("invoice settings", "unchanged")
+        if numbering_usable:
+            self._next_numbers(path, record.get("next_numbers") or [])
+        if "time_approval_required" in record:
+            required = record["time_approval_required"]
+            if required == self.tenant.time_approval_required:
+                self.count("time approval setting", "unchanged")
+            else:
+                try:
+                    self.attempt(path, ticket_services.time_approval_switch, required=required, acting_user=self.acting_user)
+                    self.count("time approval setting", "updated")
+                except _Failed:
+                    pass
+                self.tenant = current_msp()
+
+    def _next_numbers(self, path: tuple, items: list) -> None:
+        yearly = InvoiceSettings.load().number_yearly_reset
+        seen: dict = {}
+        for index, item in enumerate(items):
+            where = (*path, "next_numbers", index)
+            series, year = item["series"], item.get("year")
+            if yearly and year is None:
+                self.problem((*where, "year"), "is required: invoice numbers restart each year, so give the year "
+                                               "this next number is for")
+                continue
+            if not yearly and year is not None:
+                self.problem((*where, "year"), "numbers do not restart each year (number_yearly_reset is false): "
+                                               "leave the year out")
+                continue
+            if not self.unique_in_file(seen, (series, year), where, f"the next {series.replace('_', ' ')} number"
+                                       + (f" for {year}" if year else "")):
+                continue
+            if invoice_services.next_number_of(series=series, year=year) == item["next_number"]:
+                self.count("next numbers", "unchanged")
+                continue
+            try:
+                self.attempt(where, invoice_services.invoice_numbering_set_next, series=series, year=year,
+                             next_number=item["next_number"], acting_user=self.acting_user)
+                self.count("next numbers", "updated")
+            except _Failed:
+                pass
 
     # -- catalogue --
 
@@ -1184,7 +1263,7 @@ class _Importer:
 
     def _entry_key(self, entry: TimeEntry) -> tuple:
         return (entry.ticket_id, entry.technician_id, entry.work_type_id, entry.date, entry.minutes,
-                entry.notes.strip(), entry.started_at)
+                entry.billable_minutes, entry.notes.strip(), entry.started_at)
 
     def _time_entry(self, path: tuple, item: dict) -> tuple[TimeEntry, dt.datetime | None]:
         missing = False
@@ -1218,6 +1297,11 @@ class _Importer:
         if not work_type.is_active:
             self.problem((*path, "work_type"), f"work type {work_type.name} is no longer in use")
             raise _Failed
+        billable_minutes = item.get("billable_minutes")
+        if billable_minutes is not None and billable_minutes > minutes:
+            self.problem((*path, "billable_minutes"), f"{billable_minutes} billable minutes is more than the "
+                                                      f"{minutes} minutes worked")
+            raise _Failed
         after_hours = item.get("after_hours")
         if after_hours is None:
             after_hours = work_type.is_after_hours or ticket_services.is_after_hours(
@@ -1229,7 +1313,7 @@ class _Importer:
             approval = TimeEntry.Approval.APPROVED
         entry = TimeEntry(
             ticket=ticket, technician=technician, role=role, work_type=work_type, date=day, started_at=started,
-            ended_at=ended, minutes=minutes, notes=(item.get("notes") or "").strip(),
+            ended_at=ended, minutes=minutes, billable_minutes=billable_minutes, notes=(item.get("notes") or "").strip(),
             billable=item.get("billable", work_type.billable), after_hours=after_hours, chosen_contract=chosen,
             chosen_rate_item=resolved.get("rate_item"), approval=approval,
         )

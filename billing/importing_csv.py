@@ -53,10 +53,15 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "minutes": ("minutes", "duration (minutes)", "time (minutes)", "mins", "time spent (minutes)"),
     "notes": ("notes", "note", "description", "details", "work description", "comment", "comments"),
     "billable": ("billable", "is billable", "billable?", "bill"),
+    "billable_hours": ("billable hours", "billed hours", "hours billed", "billable time", "billable time (hours)",
+                       "billable duration"),
+    "billable_minutes": ("billable minutes", "billed minutes", "minutes billed", "billable time (minutes)",
+                         "billable mins"),
 }
 LABELS = {
     "date": "Date", "customer": "Customer", "ticket": "Ticket", "technician": "Technician",
     "work_type": "Work Type", "hours": "Hours", "minutes": "Minutes", "notes": "Notes", "billable": "Billable",
+    "billable_hours": "Billable Hours", "billable_minutes": "Billable Minutes",
 }
 REQUIRED = ("date", "customer", "ticket", "technician", "work_type")
 TRUE_WORDS = {"yes", "y", "true", "t", "1", "billable", "x"}
@@ -96,11 +101,12 @@ class AcceptedRow:
     minutes: int
     notes: str
     billable: bool | None  # None: the work type's default
+    billable_minutes: int | None = None  # None: the time worked is billed
 
     @property
     def key(self) -> tuple:
         return (self.row, self.date.isoformat(), self.customer_id, self.ticket_id, _norm(self.ticket_title),
-                self.technician_id, self.work_type_id, self.minutes, self.notes, self.billable)
+                self.technician_id, self.work_type_id, self.minutes, self.notes, self.billable, self.billable_minutes)
 
 
 @dataclass
@@ -191,7 +197,8 @@ def _map_headers(header: list[str]) -> tuple[dict[str, int], dict[str, str], lis
     if "hours" not in positions and "minutes" not in positions:
         missing.append("Hours or Minutes")
     if missing:
-        expected = "Date, Customer, Ticket, Technician, Work Type, Hours or Minutes (optional: Notes, Billable)"
+        expected = ("Date, Customer, Ticket, Technician, Work Type, Hours or Minutes "
+                    "(optional: Notes, Billable, Billable Hours or Billable Minutes)")
         found = ", ".join(title.strip() for title in header if title.strip()) or "none"
         raise CsvFileError(f"The file does not have the columns this import needs. Missing: {', '.join(missing)}. "
                            f"Expected: {expected}. Found: {found}.")
@@ -429,6 +436,7 @@ class _Row:
         technician = self.value("technician", lookups.technician)
         work_type = self.value("work_type", lookups.work_type)
         minutes = self._minutes()
+        billable_minutes = self._billable_minutes(minutes)
         billable = self.value("billable", parse_billable, required=False) if "billable" in self.values else None
         ticket = None
         title = self.values.get("ticket", "")
@@ -448,7 +456,30 @@ class _Row:
             ticket_id=ticket.pk if ticket else None, ticket_title=ticket.title if ticket else title,
             technician_id=technician.pk, technician_email=technician.email, work_type_id=work_type.pk,
             work_type_name=work_type.name, minutes=minutes, notes=self.values.get("notes", ""), billable=billable,
+            billable_minutes=billable_minutes,
         )
+
+    def _billable_minutes(self, worked: int | None) -> int | None:
+        """Billable time, when the row gives it (an empty cell: the time worked is billed)."""
+        from_minutes = (self.value("billable_minutes", parse_minutes, required=False)
+                        if self.values.get("billable_minutes") else None)
+        from_hours = (self.value("billable_hours", parse_hours, required=False)
+                      if self.values.get("billable_hours") else None)
+        if from_minutes is None and from_hours is None:
+            return None
+        if from_minutes is not None and from_hours is not None and from_minutes != from_hours:
+            self.problem("billable_minutes", f"{from_minutes} billable minutes does not match "
+                                             f"{self.values['billable_hours']} billable hours")
+            return None
+        billable = from_minutes if from_minutes is not None else from_hours
+        column = "billable_minutes" if from_minutes is not None else "billable_hours"
+        if billable < 0:
+            self.problem(column, "billable time cannot be negative")
+            return None
+        if worked is not None and billable > worked:
+            self.problem(column, f"billable time ({billable} minutes) is more than the time worked ({worked} minutes)")
+            return None
+        return billable
 
     def _minutes(self) -> int | None:
         from_minutes = self.value("minutes", parse_minutes, required=False) if "minutes" in self.values else None
@@ -508,6 +539,7 @@ def time_csv_import(*, text: str, fingerprint: str, acting_user=None) -> CsvImpo
             entries.append(ticket_services.time_entry_log(
                 ticket=ticket, technician=users[row.technician_id], work_type=work_types[row.work_type_id],
                 date=row.date, minutes=row.minutes, notes=row.notes, billable=row.billable,
+                billable_minutes=row.billable_minutes,
             ))
         except ValidationError as error:
             raise CsvPreviewStale(f"Row {row.row} can no longer be imported: {' '.join(error.messages)} "

@@ -7,6 +7,7 @@ services', whose messages come back onto the same form (``ServiceForm.add_servic
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import ClassVar
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -268,6 +269,20 @@ class InvoiceSettingsForm(ServiceForm):
     terms = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000)
     payment_instructions = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000)
     footer = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=5000)
+    next_invoice_number = forms.IntegerField(
+        label="Next invoice number", required=False, min_value=1, max_value=2_147_483_647,
+        help_text="The number the next issued invoice takes, such as the one after the last invoice of the system "
+                  "you move from. It must be above every invoice number already issued.")
+    next_credit_note_number = forms.IntegerField(
+        label="Next credit note number", required=False, min_value=1, max_value=2_147_483_647,
+        help_text="The same for credit notes, which have a series of their own.")
+    numbering_year = forms.IntegerField(
+        label="Year of these next numbers", required=False, min_value=2000, max_value=2999,
+        help_text="When numbering restarts each year: the year the next numbers above are for (this year when empty).")
+
+    NEXT_NUMBER_FIELDS: ClassVar[dict[str, str]] = {"next_invoice_number": "invoice", "next_credit_note_number": "credit_note"}
+    field_order: ClassVar[list[str]] = ["number_prefix", "number_padding", "number_yearly_reset", "credit_note_prefix", "next_invoice_number",
+                   "next_credit_note_number", "numbering_year"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -276,16 +291,26 @@ class InvoiceSettingsForm(ServiceForm):
 
     @staticmethod
     def initial_for(row: InvoiceSettings) -> dict:
-        from invoices.services import SETTINGS_FIELDS
+        from invoices.services import SETTINGS_FIELDS, next_number_of, numbering_year
 
         initial = {name: getattr(row, name) for name in SETTINGS_FIELDS}
         initial["default_tax_codes"] = row.tax_codes()
+        for field, series in InvoiceSettingsForm.NEXT_NUMBER_FIELDS.items():
+            initial[field] = next_number_of(series=series)
+        initial["numbering_year"] = numbering_year(config=row) or None
         return initial
 
     def service_data(self) -> dict:
-        data = dict(self.cleaned_data)
+        data = {name: value for name, value in self.cleaned_data.items()
+                if name not in self.NEXT_NUMBER_FIELDS and name != "numbering_year"}
         data["default_tax_codes"] = ", ".join(data.get("default_tax_codes") or [])
         return data
+
+    def next_numbers(self) -> dict[str, tuple[str, int]]:
+        """Field → (series, next number) for the next numbers the admin changed (or set for another year)."""
+        year_changed = "numbering_year" in self.changed_data
+        return {field: (series, self.cleaned_data[field]) for field, series in self.NEXT_NUMBER_FIELDS.items()
+                if self.cleaned_data.get(field) is not None and (field in self.changed_data or year_changed)}
 
 
 class BrandingForm(ServiceForm):

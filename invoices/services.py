@@ -55,10 +55,10 @@ from msp_billing.money import minor_unit_exponent, round_money, round_unit_price
 from tickets.models import Charge, TimeAllocation
 
 __all__ = [
-    "Adjustment", "CreditLineInput", "LineInput", "ReleasedSources",
-    "credit_note_create", "credit_note_refusal", "edit_refusal", "format_number", "invoice_create_draft",
-    "invoice_delete_draft", "invoice_edit", "invoice_issue", "invoice_recalculate", "invoice_settings_update",
-    "invoice_void", "payment_record", "payment_refusal", "void_refusal",
+    "Adjustment", "CreditLineInput", "LineInput", "ReleasedSources", "credit_note_create", "credit_note_refusal",
+    "edit_refusal", "format_number", "invoice_create_draft", "invoice_delete_draft", "invoice_edit", "invoice_issue",
+    "invoice_numbering_set_next", "invoice_recalculate", "invoice_settings_update", "invoice_void", "next_number_of",
+    "numbering_year", "payment_record", "payment_refusal", "void_refusal",
 ]
 
 CURRENCY_CODES = frozenset(code for code, _ in CURRENCY_CHOICES)
@@ -202,6 +202,72 @@ def invoice_settings_update(*, data: Mapping[str, Any], acting_user) -> InvoiceS
     audit_record(actor=acting_user, action="invoice_settings_updated", obj=row,
                  before=_changed(before, after, side=0), after=_changed(before, after, side=1))
     return row
+
+
+MAX_SEQUENCE_NUMBER = 2_147_483_647  # what the number columns hold
+SERIES_NAMES = {NumberSequence.Series.INVOICE: "invoice", NumberSequence.Series.CREDIT_NOTE: "credit note"}
+
+
+def numbering_year(*, year: int | None = None, config: InvoiceSettings | None = None) -> int:
+    """The year a series is counted in: ``year`` (this year when None) when numbers restart each year, else 0."""
+    config = config or InvoiceSettings.load()
+    if not config.number_yearly_reset:
+        return 0
+    return tenant_today().year if year is None else year
+
+
+def next_number_of(*, series: str, year: int | None = None) -> int:
+    """The number the next document of ``series`` will take (in ``year`` when numbers restart each year)."""
+    year = numbering_year(year=year)
+    sequence = NumberSequence.objects.filter(series=series, year=year).first()
+    return sequence.next_number if sequence else 1
+
+
+@transaction.atomic
+def invoice_numbering_set_next(*, series: str, next_number: int, acting_user, year: int | None = None) -> NumberSequence:
+    """Set the number the next invoice (or credit note) of a series takes — when moving in from another
+    system, the number after its last one.
+
+    ``year``: when numbers restart each year, the year whose series is set (None: this year);
+    without yearly reset there is one series for all years and ``year`` is not used. Refused
+    when ``next_number`` is at or below a number already issued in that series and year, so
+    numbers are never given twice and stay gapless from the new number on. Audited as a
+    settings change; setting the number it already has changes nothing.
+    """
+    errors = _Errors()
+    if series not in NumberSequence.Series.values:
+        errors.add("series", f"Unknown series “{series}”: choose invoice or credit_note.")
+    if not isinstance(next_number, int) or isinstance(next_number, bool) or not 1 <= next_number <= MAX_SEQUENCE_NUMBER:
+        errors.add("next_number", f"Enter a whole number from 1 to {MAX_SEQUENCE_NUMBER}.")
+    config = InvoiceSettings.load()
+    if year is not None and config.number_yearly_reset and (
+            not isinstance(year, int) or isinstance(year, bool) or not EARLIEST_DATE.year <= year <= LATEST_DATE.year):
+        errors.add("year", f"Enter a year from {EARLIEST_DATE.year} to {LATEST_DATE.year}.")
+    errors.raise_if_any()
+    year = numbering_year(year=year, config=config)
+    # The same lock an issue takes: no document is numbered while the series changes.
+    NumberSequence.objects.bulk_create([NumberSequence(series=series, year=year)], ignore_conflicts=True)
+    sequence = NumberSequence.objects.select_for_update().get(series=series, year=year)
+    name = SERIES_NAMES[series]
+    in_year = f" in {year}" if year else ""
+    last = (Invoice.objects.filter(kind=series, number_year=year, number_sequence__isnull=False)
+            .order_by("-number_sequence").only("number", "number_sequence").first())
+    if last is not None and next_number <= last.number_sequence:
+        raise ValidationError({"next_number": (
+            f"{last.number} was already issued: the next {name} number{in_year} must be above {last.number_sequence} "
+            "(numbers are never given twice). Nothing was changed.")})
+    if next_number == sequence.next_number:
+        return sequence
+    before = sequence.next_number
+    sequence.next_number = next_number
+    sequence.save(update_fields=["next_number"])
+    example = format_number(prefix=config.credit_note_prefix if series == NumberSequence.Series.CREDIT_NOTE else config.number_prefix,
+                            year=year, number=next_number, padding=config.number_padding)
+    audit_record(actor=acting_user, action="invoice_settings_updated", obj=config,
+                 before={"series": series, "year": year, "next_number": before},
+                 after={"series": series, "year": year, "next_number": next_number},
+                 message=f"Next {name} number{in_year} set to {next_number} ({example}).")
+    return sequence
 
 
 def format_number(*, prefix: str, year: int, number: int, padding: int) -> str:

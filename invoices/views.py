@@ -15,6 +15,7 @@ from django import forms as django_forms
 from django.apps import apps
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -326,7 +327,15 @@ def invoice_settings(request):
     form = forms.InvoiceSettingsForm(request.POST or None, initial=forms.InvoiceSettingsForm.initial_for(row))
     if request.method == "POST" and form.is_valid():
         try:
-            services.invoice_settings_update(data=form.service_data(), acting_user=request.user)
+            with transaction.atomic():  # a refused next number leaves the other settings unsaved too
+                services.invoice_settings_update(data=form.service_data(), acting_user=request.user)
+                for field, (series, number) in form.next_numbers().items():
+                    try:
+                        services.invoice_numbering_set_next(series=series, next_number=number, acting_user=request.user,
+                                                            year=form.cleaned_data.get("numbering_year"))
+                    except ValidationError as error:
+                        raise ValidationError({field if name == "next_number" else "numbering_year" if name == "year" else name: messages_
+                                               for name, messages_ in error.message_dict.items()}) from None
         except ValidationError as error:
             form.add_service_errors(error)
         else:

@@ -20,6 +20,7 @@ accounts_patterns = (
 settings_patterns = (
     [
         path("", account_views.settings_home, name="home"),
+        path("time-approval/", account_views.time_approval, name="time_approval"),
         path("users/", account_views.user_list, name="users"),
         path("users/<int:user_id>/", account_views.user_edit, name="user_edit"),
     ],

@@ -62,6 +62,10 @@ class TimeEntryForm(forms.Form):
     work_type = forms.ModelChoiceField(queryset=WorkType.objects.filter(is_active=True), empty_label="Pick a work type")
     date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
     duration = DurationField(label="Time worked", required=False)
+    billable_time = DurationField(
+        label="Billable time", required=False,
+        help_text="Only when less is billed than worked, such as 45 (minutes) of a 2-hour visit; 0 bills nothing. "
+                  "Leave empty to bill the time worked.")
     started_at = forms.DateTimeField(label="Start", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     ended_at = forms.DateTimeField(label="End", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
@@ -88,6 +92,7 @@ class TimeEntryForm(forms.Form):
         data = self.cleaned_data
         return {
             "work_type": data["work_type"], "date": data["date"], "minutes": data.get("duration"),
+            "billable_minutes": data.get("billable_time"),
             "started_at": data.get("started_at"), "ended_at": data.get("ended_at"), "notes": data.get("notes", ""),
             "billable": data.get("billable"), "after_hours": {"auto": None, "yes": True, "no": False}[data["after_hours"]],
             "chosen_contract": data.get("chosen_contract"), "chosen_rate_item": data.get("chosen_rate_item"),

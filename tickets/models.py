@@ -60,7 +60,13 @@ class TimeEntry(models.Model):
     date = models.DateField()
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
-    minutes = models.PositiveIntegerField(help_text="Raw time worked.")
+    minutes = models.PositiveIntegerField(help_text="Raw time worked (the logged span).")
+    billable_minutes = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Minutes to bill when they differ from the time worked (45 billable minutes of a 2-hour visit; "
+                  "0 bills nothing). Billed as given: no rounding or minimum. Empty: the time worked is billed "
+                  "under the contract's rounding rule.",
+    )
     notes = models.TextField(blank=True)
     billable = models.BooleanField(default=True)
     after_hours = models.BooleanField(default=False)
@@ -123,8 +129,10 @@ class TimeEntry(models.Model):
 
     @property
     def minutes_for_billing(self) -> int:
-        """The minutes routing starts from: as posted on approval, else as logged."""
-        return self.posted_minutes if self.posted_minutes is not None else self.minutes
+        """The minutes routing starts from: as posted on approval, else the billable minutes, else as logged."""
+        if self.posted_minutes is not None:
+            return self.posted_minutes
+        return self.billable_minutes if self.billable_minutes is not None else self.minutes
 
 
 class CurrentAllocations(models.Manager):

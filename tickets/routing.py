@@ -8,7 +8,10 @@ For one entry:
 1. The raw minutes are rounded once, by the rounding rule of the contract that takes the
    entry first (an explicit or ticket contract, else the first that routing picks). The
    raw minutes stay on the entry; allocations hold billed minutes. Time posted on
-   approval (``posted_minutes``) is billed as posted, without rounding again.
+   approval (``posted_minutes``) is billed as posted, without rounding again; billable
+   minutes given on the entry (``billable_minutes``, such as 45 billable minutes of a
+   2-hour visit) are billed as given, without rounding or minimum. The explanation says
+   which was used: the billable minutes or the logged time.
 2. The billed minutes are routed (priority, exclusion sets, parent, fallback).
 3. Each allocation is rated: charged and overage time gets an amount; absorbed and
    deducted time gets its value at rate (for profitability) but no amount. A rate posted
@@ -258,6 +261,8 @@ def _plan(context: RoutingContext, entry: TimeEntry) -> list[_Planned]:
     first, preface = _decide(context, entry, entry.minutes_for_billing)
     if entry.posted_minutes is not None:
         rule, minutes, decision = None, entry.posted_minutes, first  # billed as posted
+    elif entry.billable_minutes is not None:
+        rule, minutes, decision = None, entry.billable_minutes, first  # billed as given: no rounding, no minimum
     else:
         first_contract = next((s.contract_id for s in first.splits if s.contract_id), None)
         rule = context.loaded(first_contract).rounding if first_contract else RoundingRule()
@@ -296,11 +301,24 @@ def _plan(context: RoutingContext, entry: TimeEntry) -> list[_Planned]:
     lines = ([preface] if preface else []) + [str(step) for step in decision.steps]
     if entry.posted_minutes is not None and entry.posted_minutes != entry.minutes:
         lines.append(f"Posted on approval: {minutes} minutes (logged {entry.minutes}).")
-    elif rule is not None and minutes != entry.minutes:
-        lines.append(f"Rounded {entry.minutes} → {minutes} minutes ({rule.describe()}).")
+    elif entry.posted_minutes is None and entry.billable_minutes is not None:
+        lines.append(f"Billable {_duration(entry.billable_minutes)} of a {_duration(entry.minutes)} visit: "
+                     "billed as given, without rounding.")
+    elif rule is not None:
+        lines.append(f"Logged {_duration(entry.minutes)}: the time worked is billed.")
+        if minutes != entry.minutes:
+            lines.append(f"Rounded {entry.minutes} → {minutes} minutes ({rule.describe()}).")
     lines += [f"Rate — {note}" for note in rate_notes]
     entry.routing_explanation = "\n".join(lines)
     return planned
+
+
+def _duration(minutes: int) -> str:
+    """``45 min``, ``2 h``, ``1 h 30 min``: how the explanation names a time."""
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{rest} min"
+    return f"{hours} h" + (f" {rest} min" if rest else "")
 
 
 def _deduct(context: RoutingContext, terms: ContractTerms, quantity, on: dt.date) -> list[tuple[int, int | Decimal]]:

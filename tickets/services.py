@@ -149,7 +149,8 @@ def is_after_hours(*, tenant, date: dt.date, started_at: dt.datetime | None) -> 
 
 
 def _validated_entry_fields(*, ticket: Ticket, work_type: WorkType, date: dt.date, minutes, started_at, ended_at,
-                            chosen_contract: Contract | None, chosen_rate_item: RateItem | None) -> int:
+                            chosen_contract: Contract | None, chosen_rate_item: RateItem | None,
+                            billable_minutes=None) -> int:
     errors: dict[str, str] = {}
     if started_at and ended_at:
         if ended_at <= started_at:
@@ -160,6 +161,13 @@ def _validated_entry_fields(*, ticket: Ticket, work_type: WorkType, date: dt.dat
         errors.setdefault("minutes", "Enter the time worked, or a start and an end.")
     elif not 0 < minutes <= MAX_MINUTES_PER_ENTRY:
         errors.setdefault("minutes", "Time worked must be between 1 minute and 24 hours.")
+    if billable_minutes is not None:
+        whole = isinstance(billable_minutes, int) and not isinstance(billable_minutes, bool)
+        if not whole or billable_minutes < 0:
+            errors["billable_minutes"] = "Billable time must be a whole number of minutes, 0 or more."
+        elif minutes is not None and "minutes" not in errors and billable_minutes > minutes:
+            errors["billable_minutes"] = (f"Billable time ({billable_minutes} minutes) cannot be more than the time "
+                                          f"worked ({minutes} minutes).")
     if not work_type.is_active:
         errors["work_type"] = f"Work type {work_type.name} is no longer in use."
     if chosen_contract is not None and not contracts_valid_for(ticket.customer, date).filter(pk=chosen_contract.pk).exists():
@@ -176,21 +184,25 @@ def time_entry_log(
     *, ticket: Ticket, technician, work_type: WorkType, date: dt.date, minutes: int | None = None,
     started_at: dt.datetime | None = None, ended_at: dt.datetime | None = None, notes: str = "",
     billable: bool | None = None, after_hours: bool | None = None, chosen_contract: Contract | None = None,
-    chosen_rate_item: RateItem | None = None,
+    chosen_rate_item: RateItem | None = None, billable_minutes: int | None = None,
 ) -> TimeEntry:
-    """Log time on a ticket; the role comes from the technician's profile, the contract from routing."""
+    """Log time on a ticket; the role comes from the technician's profile, the contract from routing.
+
+    ``billable_minutes`` (None: the time worked) is what is billed when it differs from the
+    time worked — 45 billable minutes of a 2-hour visit — billed as given, without rounding.
+    """
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     _ensure_ticket_open_for_work(ticket)
     minutes = _validated_entry_fields(
         ticket=ticket, work_type=work_type, date=date, minutes=minutes, started_at=started_at, ended_at=ended_at,
-        chosen_contract=chosen_contract, chosen_rate_item=chosen_rate_item,
+        chosen_contract=chosen_contract, chosen_rate_item=chosen_rate_item, billable_minutes=billable_minutes,
     )
     msp = current_msp()
     if after_hours is None:
         after_hours = work_type.is_after_hours or is_after_hours(tenant=msp, date=date, started_at=started_at)
     entry = TimeEntry(
         ticket=ticket, technician=technician, role=role_of(technician), work_type=work_type, date=date,
-        started_at=started_at, ended_at=ended_at, minutes=minutes, notes=notes,
+        started_at=started_at, ended_at=ended_at, minutes=minutes, billable_minutes=billable_minutes, notes=notes,
         billable=work_type.billable if billable is None else billable, after_hours=after_hours,
         chosen_contract=chosen_contract, chosen_rate_item=chosen_rate_item,
         approval=TimeEntry.Approval.PENDING if msp.time_approval_required else TimeEntry.Approval.APPROVED,
@@ -209,7 +221,8 @@ def time_entry_update(*, entry_id: int, **changes) -> TimeEntry:
     if entry.billed_at is not None:
         raise LockedError(f"This time entry was billed and is locked. {LOCKED_HINT}")
     _ensure_ticket_open_for_work(entry.ticket)
-    allowed = {"work_type", "date", "minutes", "started_at", "ended_at", "notes", "billable", "after_hours", "chosen_contract", "chosen_rate_item"}
+    allowed = {"work_type", "date", "minutes", "billable_minutes", "started_at", "ended_at", "notes", "billable", "after_hours",
+               "chosen_contract", "chosen_rate_item"}
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationError(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
@@ -222,7 +235,7 @@ def time_entry_update(*, entry_id: int, **changes) -> TimeEntry:
     entry.minutes = _validated_entry_fields(
         ticket=entry.ticket, work_type=entry.work_type, date=entry.date, minutes=entry.minutes,
         started_at=entry.started_at, ended_at=entry.ended_at, chosen_contract=entry.chosen_contract,
-        chosen_rate_item=entry.chosen_rate_item,
+        chosen_rate_item=entry.chosen_rate_item, billable_minutes=entry.billable_minutes,
     )
     with _database_lock_as_message("This time entry"):
         entry.save()
@@ -239,7 +252,7 @@ def entry_fingerprint(entry: TimeEntry) -> str:
     """What an approver saw of an entry: changes whenever the entry, its approval or its routing
     changes (every re-route stamps ``routed_at``). A page carries it so a stale page acts on nothing."""
     routed = entry.routed_at.isoformat() if entry.routed_at else ""
-    raw = f"{entry.pk}|{entry.minutes}|{entry.date}|{entry.work_type_id}|{entry.billable}|{entry.approval}|{routed}"
+    raw = f"{entry.pk}|{entry.minutes}|{entry.billable_minutes}|{entry.date}|{entry.work_type_id}|{entry.billable}|{entry.approval}|{routed}"
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -377,6 +390,39 @@ def time_entry_approve(*, entry_id: int, seen: str | None, acting_user, minutes:
                  after={**after, **{key: value for key, value in posted.items() if value is not None}},
                  message=f"Logged {entry.minutes} minutes" + (", posted with adjustments" if entry.is_posted else ""))
     return entry
+
+
+@transaction.atomic
+def time_approval_switch(*, required: bool, acting_user):
+    """Turn time approval on or off for the active MSP (audited), safely for time already logged.
+
+    * Off: readiness goes back to the ticket — every unbilled entry, including those still
+      waiting for approval, is ready to bill once its ticket is resolved or closed. Their
+      waiting state is kept, so switching approval on again makes them wait again.
+    * On: unbilled entries on tickets still open that nobody approved wait for approval
+      (else open work would become billable at once); entries on resolved or closed tickets
+      were already ready to bill and stay so.
+    """
+    from msp_billing.tenants.services import msp_set_time_approval
+
+    if not isinstance(required, bool):
+        raise ValidationError({"time_approval_required": "Choose whether time needs approval: on or off."})
+    msp = current_msp()
+    if msp.time_approval_required == required:
+        return msp
+    held = 0
+    if required is True:
+        held = (TimeEntry.objects.filter(billed_at__isnull=True, approval=TimeEntry.Approval.APPROVED, approved_by__isnull=True,
+                                         approved_at__isnull=True)
+                .exclude(ticket__status__in=(Ticket.Status.RESOLVED, Ticket.Status.CLOSED))
+                .update(approval=TimeEntry.Approval.PENDING))
+    waiting = TimeEntry.objects.filter(billed_at__isnull=True, approval=TimeEntry.Approval.PENDING).count()
+    if required is True:
+        message = f"Time approval switched on: {held} unbilled time entries on open tickets now wait for approval."
+    else:
+        message = (f"Time approval switched off: {waiting} entries that waited for approval are ready to bill "
+                   "once their ticket is resolved or closed.")
+    return msp_set_time_approval(msp_id=msp.pk, required=required, acting_user=acting_user, message=message)
 
 
 @transaction.atomic

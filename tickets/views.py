@@ -24,7 +24,7 @@ def _sees_money(request) -> bool:
 def _form_errors(form, error: ValidationError) -> None:
     if hasattr(error, "error_dict"):
         for field, errors in error.error_dict.items():
-            target = {"minutes": "duration"}.get(field, field)
+            target = {"minutes": "duration", "billable_minutes": "billable_time"}.get(field, field)
             form.add_error(target if target in form.fields else None, errors)
     else:
         form.add_error(None, error)

@@ -145,3 +145,28 @@ def msp_update_preferences(*, msp_id: int, name: str, timezone: str) -> Msp:
     msp.timezone = timezone
     msp.save(update_fields=["name", "timezone"])
     return msp
+
+
+@transaction.atomic
+def msp_set_time_approval(*, msp_id: int, required: bool, acting_user, message: str = "") -> Msp:
+    """Turn time approval (Approve & Post) on or off; audited with who switched it and when.
+
+    What happens to time already logged is decided by ``tickets.services.time_approval_switch``,
+    which calls this.
+    """
+    from msp_billing.audit.services import audit_record
+
+    if not isinstance(required, bool):
+        raise ValidationError({"time_approval_required": "Choose whether time needs approval: on or off."})
+    msp = Msp.objects.select_for_update().get(pk=msp_id)
+    if msp.time_approval_required == required:
+        return msp
+    msp.time_approval_required = required
+    msp.save(update_fields=["time_approval_required"])
+    active = getattr(connection, "tenant", None)
+    if isinstance(active, Msp) and active.pk == msp.pk:
+        active.time_approval_required = required  # this request sees the new setting at once
+    audit_record(actor=acting_user, action="time_approval_switched", obj=msp,
+                 before={"time_approval_required": not required}, after={"time_approval_required": required},
+                 message=message or f"Time approval switched {'on' if required else 'off'}.")
+    return msp
