@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("tickets", "0006_entries_billed_in_place"),
+        ("tickets", "0007_time_allocation_superseded"),
     ]
 
     operations = [
