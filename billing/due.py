@@ -23,7 +23,7 @@ from typing import NamedTuple
 from django.db import connection
 from django.db.models import F
 
-from billing.readiness import ready_charges, ready_periods, ready_time_allocations
+from billing.readiness import periods_make_ready, ready_charges, ready_periods, ready_time_allocations
 from billing.selectors import charge_unit_price
 from contracts.models import Contract, Customer
 from contracts.period_charges import periods_lines
@@ -143,7 +143,9 @@ class _Bill:
 
 def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolidated: bool = False) -> DueSummary:
     """Per contract the total due and the selected balance, the batch details of ``selection``
-    (None: everything due, the wizard's pre-selection) and the fingerprint of what is due."""
+    (None: everything due, the wizard's pre-selection) and the fingerprint of what is due.
+    Periods missing by the cut-off are stored first, so they are listed, priced and billed."""
+    periods_make_ready(cutoff=cutoff)
     time_rows, tickets = _due_time(cutoff=cutoff, selection=selection)
     periods = list(ready_periods(cutoff=cutoff).order_by("pk"))
     period_lines = periods_lines(periods)

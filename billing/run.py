@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from billing.due import CHARGED_BUCKETS, Selection, due_summary
 from billing.models import BatchInvoice, BatchItem, BillingBatch
-from billing.readiness import ready_charges, ready_periods, ready_time_allocations
+from billing.readiness import periods_make_ready, ready_charges, ready_periods, ready_time_allocations
 from billing.selectors import charge_unit_price
 from contracts.models import Contract, ContractPeriod, Customer
 from contracts.period_charges import period_snapshot_take, periods_lines
@@ -150,6 +150,10 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the batch a name (Save As)."})
+    # Periods missing by the cut-off are stored in the run's own transaction, their contracts
+    # locked until it commits, before anything due is read: a contract imported or created
+    # a moment ago bills its fees with its time.
+    periods_make_ready(cutoff=cutoff)
     if selection.due_token and selection.due_token != due_summary(cutoff=cutoff).token:
         raise ValidationError("Nothing was billed: what is due changed since this page was loaded (new, changed or "
                               "billed items). Reload the page and check the batch again.")

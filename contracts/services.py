@@ -9,6 +9,9 @@ Changes that can move time entries from one contract to another (priority, exclu
 set, dates, status, type, an exclusion set's members, a customer's parent or default
 Hourly contract) end with ``contracts.hooks.notify_routing_changed``.
 
+Creating or changing a contract stores its missing periods (``contracts.periods``) in the
+same transaction, so a batch run right after bills its fees.
+
 Every action records an audit event (``msp_billing.audit``) in its own transaction: who,
 when, and before/after of what it changed. A contract's terms (rate lines, service lines,
 device classes and counts, usage, blocks, milestones) are recorded on the contract, so
@@ -31,6 +34,7 @@ from djmoney.money import Money
 from djmoney.settings import CURRENCY_CHOICES
 
 from contracts.hooks import notify_routing_changed
+from contracts.periods import contract_periods_generate
 from contracts.models import (
     BlockPurchase,
     Contract,
@@ -676,6 +680,8 @@ def contract_create(
     _contract_apply(contract, errors, {"name": name, "type": type, "start_date": start_date, **terms})
     contract.save()
     _audit("contract_create", contract, acting_user, after=_contract_audited(contract))
+    # Its periods exist as soon as the contract does: a batch run right after bills its fees.
+    contract_periods_generate(contract=contract, today=tenant_today())
     # A new contract can take unbilled time from its start on.
     notify_routing_changed(contract_ids=[contract.pk], effective_date=contract.start_date)
     return contract
@@ -702,6 +708,9 @@ def contract_update(*, contract: Contract, data: Mapping[str, Any], acting_user,
     contract.save()
     after = _snapshot(contract, watched)
     _audit("contract_update", contract, acting_user, before=before, after=after)
+    # Activated, extended or re-dated: missing periods are stored and unbilled ones follow
+    # the new terms in the same transaction.
+    contract_periods_generate(contract=contract, today=tenant_today())
 
     routing_from = _routing_change_date(before, after, effective_date or tenant_today())
     if routing_from is not None:
