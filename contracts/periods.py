@@ -17,6 +17,10 @@ written down in ``docs/periods-and-alerts.md``; in short:
   a shortened end are removed. Billed periods are never changed.
 * **Idempotent**: the unique (contract, start) constraint and a lock on the contract row
   make a second or concurrent run a no-op.
+* **Stored before money is read**: creating, editing or renewing a contract stores its
+  periods in the same transaction, and every reader of what is due (the batch pages, the
+  run, the dashboard, the contract page) first calls ``periods_generate_through`` for its
+  cut-off, which fills in only the contracts whose stored periods do not reach it.
 """
 from __future__ import annotations
 
