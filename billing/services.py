@@ -19,7 +19,12 @@ from django.utils import timezone
 
 from billing.due import BatchDetails, Selection, due_summary
 from billing.models import BatchInvoice, BatchItem, BillingBatch
-from billing.readiness import periods_make_ready, ready_charges, ready_periods, ready_time_allocations
+from billing.readiness import (
+    periods_make_ready,
+    ready_charges,
+    ready_periods,
+    ready_time_allocations,
+)
 from billing.run import batch_run
 from contracts.models import Contract, ContractPeriod
 from invoices import services as invoice_services

@@ -17,7 +17,12 @@ from decimal import Decimal
 from django import forms
 
 from billing.due import ContractDue, DueSummary, Selection
-from billing.readiness import periods_make_ready, ready_charges, ready_periods, ready_time_allocations
+from billing.readiness import (
+    periods_make_ready,
+    ready_charges,
+    ready_periods,
+    ready_time_allocations,
+)
 from billing.selectors import charge_unit_price
 from contracts.models import Contract, Customer
 from contracts.period_charges import periods_lines

@@ -34,7 +34,6 @@ from djmoney.money import Money
 from djmoney.settings import CURRENCY_CHOICES
 
 from contracts.hooks import notify_routing_changed
-from contracts.periods import contract_periods_generate
 from contracts.models import (
     BlockPurchase,
     Contract,
@@ -52,6 +51,7 @@ from contracts.models import (
     UsageRecord,
     WorkType,
 )
+from contracts.periods import contract_periods_generate
 from msp_billing.audit.services import audit_record, changed_only
 
 CURRENCY_CODES = frozenset(code for code, _ in CURRENCY_CHOICES)

@@ -273,3 +273,17 @@ def test_a_line_billing_time_cannot_be_dropped_from_a_batch_draft(world):
     with pytest.raises(ValidationError, match="cannot be removed: delete the invoice from its billing batch"):
         invoice_services.invoice_edit(invoice_id=invoice.pk, acting_user=world["admin"], lines=kept)
     assert invoice.lines.count() == len(lines)
+
+
+def test_a_period_with_nothing_to_invoice_makes_no_invoice_of_its_own(tenant):
+    from billing.due import due_summary
+
+    admin = User.objects.get(email="billing-admin@alpha.example")
+    quiet = contract(customer(), "hourly", name="Quiet Hourly")
+    # Its periods are stored before the run reads what is due, but they invoice nothing and
+    # it has no time: the page shows nothing due on it and the run creates no empty invoice.
+    assert quiet.pk not in due_summary(cutoff=CUTOFF).contracts
+    assert ContractPeriod.objects.filter(contract=quiet, bill_date__lte=CUTOFF).count() == 3
+    with pytest.raises(ValidationError, match="select at least one contract with items due"):
+        services.batch_run(name="Quiet", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=admin)
+    assert not Invoice.objects.exists()
