@@ -12,9 +12,11 @@ written down in ``docs/periods-and-alerts.md``; in short:
   when billed in arrears. For a whole period that is its start or end; a partial first
   period is not billed before the contract starts, and a partial last period is billed
   when the contract ends, not at the end of the grid period.
-* **Unbilled periods follow the contract**: when a contract's end date moves (a renewal,
-  an edit), unbilled periods are brought up to date and unbilled periods starting after
-  a shortened end are removed. Billed periods are never changed.
+* **Unbilled periods follow the contract**: when a contract's dates move (a renewal, an
+  edit), unbilled periods are brought up to date, and unbilled periods no longer on the
+  contract's grid (after a shortened end, before a later start, on the old grid after a
+  change of frequency or anchor day) are removed. Billed periods are never changed; the
+  contract services refuse a change of frequency or anchor day once a period is billed.
 * **Idempotent**: the unique (contract, start) constraint and a lock on the contract row
   make a second or concurrent run a no-op.
 * **Stored before money is read**: creating, editing or renewing a contract stores its
@@ -29,7 +31,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, Value
+from django.db.models import Exists, OuterRef, ProtectedError, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, Least
 
 from contracts.models import Contract, ContractPeriod
@@ -114,9 +116,14 @@ def _generate_locked(contracts: list[Contract], *, today: dt.date, horizon_days:
     to_refresh: list[ContractPeriod] = []
     for contract in contracts:
         stored = existing[contract.pk]
-        if contract.end_date is not None:
-            stale += [p.pk for p in stored.values() if p.billed_at is None and p.start > contract.end_date]
-        for period in planned_periods(contract=contract, today=today, horizon_days=horizon_days):
+        # Unbilled periods already stored further ahead (for a far cut-off) are planned again, not dropped.
+        furthest = max((p.start for p in stored.values() if p.billed_at is None), default=today)
+        planned = planned_periods(contract=contract, today=today, horizon_days=max(horizon_days, (furthest - today).days))
+        # Unbilled periods off the contract's grid go: after a shortened end, before a later
+        # start, or on the old grid after a change of frequency or anchor day.
+        starts = {period.start for period in planned}
+        stale += [p.pk for p in stored.values() if p.billed_at is None and p.start not in starts]
+        for period in planned:
             values = {
                 "end": period.end,
                 "covered_start": period.covered_start,
@@ -131,7 +138,7 @@ def _generate_locked(contracts: list[Contract], *, today: dt.date, horizon_days:
                     setattr(row, name, value)
                 to_refresh.append(row)
     if stale:
-        ContractPeriod.objects.filter(pk__in=stale).delete()
+        _delete_unbilled(stale)
     if to_refresh:
         ContractPeriod.objects.bulk_update(to_refresh, _REFRESHED_FIELDS, batch_size=1000)
     if to_create:
@@ -139,6 +146,17 @@ def _generate_locked(contracts: list[Contract], *, today: dt.date, horizon_days:
         # writer of the same (contract, start) from failing the whole run.
         ContractPeriod.objects.bulk_create(to_create, ignore_conflicts=True, batch_size=1000)
     return to_create
+
+
+def _delete_unbilled(ids: list[int]) -> None:
+    """Delete these unbilled periods, except any still printed on an invoice (a voided one):
+    those stay, as the invoice does."""
+    try:
+        with transaction.atomic():
+            ContractPeriod.objects.filter(pk__in=ids).delete()
+    except ProtectedError as error:
+        kept = {getattr(obj, "contract_period_id", None) for obj in error.protected_objects}
+        ContractPeriod.objects.filter(pk__in=set(ids) - kept).delete()
 
 
 @transaction.atomic

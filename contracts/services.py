@@ -704,7 +704,7 @@ def contract_update(*, contract: Contract, data: Mapping[str, Any], acting_user,
         _check_type_change(errors, contract)
     current = {name: getattr(contract, name) for name in (*CONTRACT_COMMON_FIELDS, *CONTRACT_TYPE_FIELD_DEFAULTS)}
     _contract_apply(contract, errors, {"type": contract.type, **current, **data})
-    _check_billed_periods(contract)
+    _check_billed_periods(contract, before=before)
     contract.save()
     after = _snapshot(contract, watched)
     _audit("contract_update", contract, acting_user, before=before, after=after)
@@ -750,12 +750,18 @@ def _check_type_change(errors: _Errors, contract: Contract) -> None:
                            "End it and create a new contract of the other type.")
 
 
-def _check_billed_periods(contract: Contract) -> None:
-    """Billed items never change: the dates must still cover every billed period."""
+def _check_billed_periods(contract: Contract, *, before: Mapping[str, Any]) -> None:
+    """Billed items never change: the dates must still cover every billed period, and the
+    period grid (frequency, anchor day) stays as it was billed."""
     billed = contract.periods.filter(billed_at__isnull=False)
     first = billed.order_by("start").first()
     last = billed.order_by("-end").first()
     errors = _Errors()
+    if first is not None:
+        for name, label in (("billing_frequency", "billing frequency"), ("anchor_day", "anchor day")):
+            if before[name] != getattr(contract, name):
+                errors.add(name, f"This contract already has billed periods, so its {label} cannot change. "
+                                 "End it and create a new contract for the new billing cycle.")
     if first is not None and contract.start_date > first.start:
         errors.add("start_date", f"A period from {first.start:%d %b %Y} is already billed; "
                                  "the contract cannot start later than that.")

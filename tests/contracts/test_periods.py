@@ -436,3 +436,28 @@ def test_contract_periods_daily_runs_in_a_worker_for_the_msp_that_queued_it(work
     mail = "\n".join(path.read_text() for path in sorted(worker.iterdir()))
     assert "Worker Test Customer GmbH — Worker retainer reached its end date" in mail
     assert "To: billing-admin@alpha.example, owner@alpha.example" in mail
+
+
+def test_a_new_billing_cycle_replaces_unbilled_periods_and_is_refused_once_one_is_billed(tenant):
+    from django.core.exceptions import ValidationError
+
+    from contracts.services import contract_create, contract_update
+    from msp_billing.accounts.models import User
+
+    admin = User.objects.get(email="billing-admin@alpha.example")
+    customer = Customer.objects.create(legal_name="Cycle GmbH", currency="EUR")
+    contract = contract_create(customer=customer, name="Managed", type=Contract.Type.RETAINER, start_date=D(2026, 1, 1),
+                               end_date=D(2026, 6, 30), fee=Decimal("310.00"), acting_user=admin)
+    assert [r[0] for r in rows(contract)] == [D(2026, m, 1) for m in range(1, 7)]
+    # Nothing billed yet: the anchor day moves and the periods follow, none left on the old grid.
+    contract_update(contract=contract, data={"anchor_day": 15}, acting_user=admin)
+    periods = rows(contract)
+    assert [start for start, *_ in periods] == [D(2025, 12, 15)] + [D(2026, m, 15) for m in range(1, 7)]
+    assert periods[0][2:] == (D(2026, 1, 1), D(2026, 1, 14), D(2026, 1, 1))  # covers 1–14 Jan, billed on 1 Jan
+    assert periods[-1][2:] == (D(2026, 6, 15), D(2026, 6, 30), D(2026, 6, 15))
+    # Once a period is billed the cycle stays as it was billed.
+    ContractPeriod.objects.filter(contract=contract, start=D(2025, 12, 15)).update(billed_at=timezone.now())
+    with pytest.raises(ValidationError) as refused:
+        contract_update(contract=contract, data={"billing_frequency": Contract.Frequency.QUARTERLY}, acting_user=admin)
+    assert "billed periods, so its billing frequency cannot change" in str(refused.value.message_dict["billing_frequency"])
+    assert len(rows(contract)) == 7
