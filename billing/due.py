@@ -23,7 +23,12 @@ from typing import NamedTuple
 from django.db import connection
 from django.db.models import F
 
-from billing.readiness import ready_charges, ready_periods, ready_time_allocations
+from billing.readiness import (
+    periods_make_ready,
+    ready_charges,
+    ready_periods,
+    ready_time_allocations,
+)
 from billing.selectors import charge_unit_price
 from contracts.models import Contract, Customer
 from contracts.period_charges import periods_lines
@@ -143,10 +148,15 @@ class _Bill:
 
 def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolidated: bool = False) -> DueSummary:
     """Per contract the total due and the selected balance, the batch details of ``selection``
-    (None: everything due, the wizard's pre-selection) and the fingerprint of what is due."""
+    (None: everything due, the wizard's pre-selection) and the fingerprint of what is due.
+    Periods missing by the cut-off are stored first, so they are listed, priced and billed."""
+    periods_make_ready(cutoff=cutoff)
     time_rows, tickets = _due_time(cutoff=cutoff, selection=selection)
     periods = list(ready_periods(cutoff=cutoff).order_by("pk"))
     period_lines = periods_lines(periods)
+    # A period with nothing to invoice makes nothing due (the run bills it along with its
+    # contract's other items).
+    periods = [p for p in periods if period_lines[p.pk]]
     charges = list(ready_charges(cutoff=cutoff).select_related("contract", "product").order_by("pk"))
     contract_ids = {row[0] for row in time_rows} | {p.contract_id for p in periods} | {c.contract_id for c in charges}
     # Plain rows, not model instances: the page may list thousands of contracts.

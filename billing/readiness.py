@@ -1,6 +1,9 @@
 """What is ready to bill by a cut-off date (DESIGN.md §2 "Readiness, periods and approval").
 
 * A contract period is ready once due (bill date on or before the cut-off), overdue included.
+  Every reader first calls ``periods_make_ready``: periods are stored ahead by the daily
+  task, but a contract imported or created a moment ago, or a cut-off beyond the daily
+  task's horizon, must not bill without its periods.
 * Ticket time and charges are ready once the ticket is resolved or closed — or, where the
   MSP turned on approval, once an admin approved the entry.
 * Only items with a contract are billable; unrouted time and charges stay on the
@@ -14,6 +17,7 @@ import datetime as dt
 
 from django.db.models import Q, QuerySet
 
+from contracts.periods import periods_generate_through
 from contracts.selectors_periods import contract_periods_due
 from msp_billing.tenants.today import current_msp
 from tickets.models import Charge, Ticket, TimeAllocation, TimeEntry
@@ -39,5 +43,12 @@ def ready_charges(*, cutoff: dt.date) -> QuerySet[Charge]:
     return Charge.objects.filter(ticket_ready, billed_at__isnull=True, billable=True, date__lte=cutoff, contract__isnull=False)
 
 
+def periods_make_ready(*, cutoff: dt.date) -> int:
+    """Store every contract period billed by the cut-off that is not stored yet (one quick
+    query when nothing is missing); returns how many were created. Idempotent."""
+    return periods_generate_through(cutoff=cutoff)
+
+
 def ready_periods(*, cutoff: dt.date):
+    """Due and overdue periods; call ``periods_make_ready`` first (once per page or run)."""
     return contract_periods_due(cutoff=cutoff)

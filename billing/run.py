@@ -41,7 +41,12 @@ from django.utils import timezone
 
 from billing.due import CHARGED_BUCKETS, Selection, due_summary
 from billing.models import BatchInvoice, BatchItem, BillingBatch
-from billing.readiness import ready_charges, ready_periods, ready_time_allocations
+from billing.readiness import (
+    periods_make_ready,
+    ready_charges,
+    ready_periods,
+    ready_time_allocations,
+)
 from billing.selectors import charge_unit_price
 from contracts.models import Contract, ContractPeriod, Customer
 from contracts.period_charges import period_snapshot_take, periods_lines
@@ -150,6 +155,10 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the batch a name (Save As)."})
+    # Periods missing by the cut-off are stored in the run's own transaction, their contracts
+    # locked until it commits, before anything due is read: a contract imported or created
+    # a moment ago bills its fees with its time.
+    periods_make_ready(cutoff=cutoff)
     if selection.due_token and selection.due_token != due_summary(cutoff=cutoff).token:
         raise ValidationError("Nothing was billed: what is due changed since this page was loaded (new, changed or "
                               "billed items). Reload the page and check the batch again.")
@@ -176,6 +185,11 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
         time_groups: dict[int, list[tuple[Decimal, int]]] = defaultdict(list)
         for contract_id, amount, count in cursor.fetchall():
             time_groups[contract_id].append((amount, count))
+    # A period with nothing to invoice (an Hourly contract's, a block period without a
+    # purchase) is billed along with its contract's other items; alone it makes no invoice.
+    lines_of = periods_lines(periods)
+    invoiced = {p.contract_id for p in periods if lines_of[p.pk]} | set(time_groups) | {c.contract_id for c in charges}
+    periods = [p for p in periods if p.contract_id in invoiced]
     if not (periods or charges or time_groups):
         raise ValidationError(NOTHING_DUE)
 
@@ -201,7 +215,6 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
             plan["contracts"].append(contract.pk)
         return plan
 
-    lines_of = periods_lines(periods)
     for period in periods:
         invoice_for(contracts[period.contract_id])["lines"] += period_line_inputs(period, lines_of[period.pk])
     for contract_id in time_groups:

@@ -9,7 +9,7 @@ from fractions import Fraction
 
 from django.db.models import Count, Sum
 
-from billing.readiness import ready_charges, ready_periods, ready_time_allocations
+from billing.readiness import periods_make_ready, ready_charges, ready_periods, ready_time_allocations
 from contracts.notifications import unread_notification_count
 from msp_billing.money import line_amount
 from contracts.rules.routing import Bucket
@@ -47,6 +47,7 @@ def dashboard_figures(*, today: dt.date) -> DashboardFigures:
     summary = allocations.aggregate(minutes=Sum("billed_minutes"), tickets=Count("entry__ticket", distinct=True))
     figures.ready_hours = (Decimal(summary["minutes"] or 0) / 60).quantize(Decimal("0.01"))
     figures.ready_tickets = summary["tickets"]
+    periods_make_ready(cutoff=today)
     figures.periods_due = ready_periods(cutoff=today).count()
     unrouted = unrouted_entries().aggregate(count=Count("id"), minutes=Sum("minutes"))
     figures.unrouted_entries, figures.unrouted_minutes = unrouted["count"], unrouted["minutes"] or 0

@@ -19,7 +19,12 @@ from django.utils import timezone
 
 from billing.due import BatchDetails, Selection, due_summary
 from billing.models import BatchInvoice, BatchItem, BillingBatch
-from billing.readiness import ready_charges, ready_periods, ready_time_allocations
+from billing.readiness import (
+    periods_make_ready,
+    ready_charges,
+    ready_periods,
+    ready_time_allocations,
+)
 from billing.run import batch_run
 from contracts.models import Contract, ContractPeriod
 from invoices import services as invoice_services
@@ -120,7 +125,9 @@ def batch_invoices(batch: BillingBatch):
 
 
 def selection_everything_due(*, cutoff: dt.date, contract_ids=None) -> Selection:
-    """Everything due by the cut-off, overdue included (the wizard's pre-selection)."""
+    """Everything due by the cut-off, overdue included (the wizard's pre-selection); periods
+    missing by the cut-off are stored first, so a contract with only a fee due is picked."""
+    periods_make_ready(cutoff=cutoff)
     due = set(Contract.objects.filter(contracts_with_due_items(cutoff=cutoff)).values_list("pk", flat=True))
     if contract_ids is not None:
         due &= set(contract_ids)

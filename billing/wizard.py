@@ -17,7 +17,12 @@ from decimal import Decimal
 from django import forms
 
 from billing.due import ContractDue, DueSummary, Selection
-from billing.readiness import ready_charges, ready_periods, ready_time_allocations
+from billing.readiness import (
+    periods_make_ready,
+    ready_charges,
+    ready_periods,
+    ready_time_allocations,
+)
 from billing.selectors import charge_unit_price
 from contracts.models import Contract, Customer
 from contracts.period_charges import periods_lines
@@ -131,6 +136,7 @@ def contract_items(*, cutoff: dt.date, contract_ids: set[int], selection: Select
     def ticked(kind: str, pk: int) -> bool:
         return selection is None or pk not in getattr(selection, kind)
 
+    periods_make_ready(cutoff=cutoff)
     periods = list(ready_periods(cutoff=cutoff).filter(contract_id__in=contract_ids))
     lines = periods_lines(periods)
     for period in periods:

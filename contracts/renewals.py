@@ -23,7 +23,7 @@ from django.db import transaction
 
 from contracts.models import Contract, Notification
 from contracts.notifications import notification_send_once
-from contracts.periods import term_end
+from contracts.periods import contract_periods_generate, term_end
 from msp_billing.audit.services import audit_record
 
 _ONE_DAY = dt.timedelta(days=1)
@@ -57,7 +57,9 @@ def contract_renewal_process(*, contract_id: int, today: dt.date) -> tuple[list[
         return notices, renewed
     # Catch up first: a contract whose end date passed while no run happened is extended
     # term by term until it runs past today, each extension recorded.
+    extended = False
     while contract.renewal_term_months and contract.end_date <= today:
+        extended = True
         old_end = contract.end_date
         contract.end_date = term_end(start=old_end + _ONE_DAY, months=contract.renewal_term_months)
         contract.save(update_fields=["end_date", "updated_at"])
@@ -76,6 +78,9 @@ def contract_renewal_process(*, contract_id: int, today: dt.date) -> tuple[list[
         )
         if notification:
             renewed.append(notification)
+    if extended:
+        # The new term's periods are stored with the renewal.
+        contract_periods_generate(contract=contract, today=today)
     notice_from = contract.end_date - dt.timedelta(days=contract.renewal_notice_days)
     if notice_from <= today <= contract.end_date:
         if contract.renewal_term_months:

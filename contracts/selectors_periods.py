@@ -4,10 +4,10 @@ DESIGN.md §2 "Readiness, periods and approval", measured against a batch's cut-
 
 * **billed** — the period is in a saved batch (``billed_at`` is set);
 * **open** — not billed, and its bill date is after the cut-off;
-* **due** — the latest unbilled period of its contract with bill date on or before the
-  cut-off;
-* **overdue** — any earlier unbilled period with bill date on or before the cut-off
-  (left out of an earlier batch, or never billed).
+* **due** — the period of its contract whose bill date is the latest on or before the
+  cut-off (billed or not: once billed it shows as billed);
+* **overdue** — every earlier unbilled period (left out of an earlier batch, or never
+  billed). An overdue period stays overdue: billing a later period never makes it due.
 
 The state is computed by the database (``state`` annotation), so a page or a task gets
 it without loading every period.
@@ -25,8 +25,9 @@ State = ContractPeriod.State
 
 def contract_periods_with_state(*, cutoff: dt.date) -> QuerySet[ContractPeriod]:
     """Every period, annotated with ``state`` as of ``cutoff``."""
-    latest_unbilled_due = (
-        ContractPeriod.objects.filter(contract=OuterRef("contract"), billed_at__isnull=True, bill_date__lte=cutoff)
+    # The contract's latest period billed by the cut-off, billed or not: only that one is due.
+    latest_by_cutoff = (
+        ContractPeriod.objects.filter(contract=OuterRef("contract"), bill_date__lte=cutoff)
         .order_by("-bill_date", "-start")
         .values("pk")[:1]
     )
@@ -34,7 +35,7 @@ def contract_periods_with_state(*, cutoff: dt.date) -> QuerySet[ContractPeriod]:
         state=Case(
             When(billed_at__isnull=False, then=Value(State.BILLED.value)),
             When(bill_date__gt=cutoff, then=Value(State.OPEN.value)),
-            When(pk=Subquery(latest_unbilled_due), then=Value(State.DUE.value)),
+            When(pk=Subquery(latest_by_cutoff), then=Value(State.DUE.value)),
             default=Value(State.OVERDUE.value),
             output_field=CharField(),
         )

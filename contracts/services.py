@@ -9,6 +9,9 @@ Changes that can move time entries from one contract to another (priority, exclu
 set, dates, status, type, an exclusion set's members, a customer's parent or default
 Hourly contract) end with ``contracts.hooks.notify_routing_changed``.
 
+Creating or changing a contract stores its missing periods (``contracts.periods``) in the
+same transaction, so a batch run right after bills its fees.
+
 Every action records an audit event (``msp_billing.audit``) in its own transaction: who,
 when, and before/after of what it changed. A contract's terms (rate lines, service lines,
 device classes and counts, usage, blocks, milestones) are recorded on the contract, so
@@ -48,6 +51,7 @@ from contracts.models import (
     UsageRecord,
     WorkType,
 )
+from contracts.periods import contract_periods_generate
 from msp_billing.audit.services import audit_record, changed_only
 
 CURRENCY_CODES = frozenset(code for code, _ in CURRENCY_CHOICES)
@@ -679,6 +683,8 @@ def contract_create(
     _contract_apply(contract, errors, {"name": name, "type": type, "start_date": start_date, **terms})
     contract.save()
     _audit("contract_create", contract, acting_user, after=_contract_audited(contract))
+    # Its periods exist as soon as the contract does: a batch run right after bills its fees.
+    contract_periods_generate(contract=contract, today=tenant_today())
     # A new contract can take unbilled time from its start on.
     notify_routing_changed(contract_ids=[contract.pk], effective_date=contract.start_date)
     return contract
@@ -701,10 +707,13 @@ def contract_update(*, contract: Contract, data: Mapping[str, Any], acting_user,
         _check_type_change(errors, contract)
     current = {name: getattr(contract, name) for name in (*CONTRACT_COMMON_FIELDS, *CONTRACT_TYPE_FIELD_DEFAULTS)}
     _contract_apply(contract, errors, {"type": contract.type, **current, **data})
-    _check_billed_periods(contract)
+    _check_billed_periods(contract, before=before)
     contract.save()
     after = _snapshot(contract, watched)
     _audit("contract_update", contract, acting_user, before=before, after=after)
+    # Activated, extended or re-dated: missing periods are stored and unbilled ones follow
+    # the new terms in the same transaction.
+    contract_periods_generate(contract=contract, today=tenant_today())
 
     routing_from = _routing_change_date(before, after, effective_date or tenant_today())
     if routing_from is not None:
@@ -744,12 +753,18 @@ def _check_type_change(errors: _Errors, contract: Contract) -> None:
                            "End it and create a new contract of the other type.")
 
 
-def _check_billed_periods(contract: Contract) -> None:
-    """Billed items never change: the dates must still cover every billed period."""
+def _check_billed_periods(contract: Contract, *, before: Mapping[str, Any]) -> None:
+    """Billed items never change: the dates must still cover every billed period, and the
+    period grid (frequency, anchor day) stays as it was billed."""
     billed = contract.periods.filter(billed_at__isnull=False)
     first = billed.order_by("start").first()
     last = billed.order_by("-end").first()
     errors = _Errors()
+    if first is not None:
+        for name, label in (("billing_frequency", "billing frequency"), ("anchor_day", "anchor day")):
+            if before[name] != getattr(contract, name):
+                errors.add(name, f"This contract already has billed periods, so its {label} cannot change. "
+                                 "End it and create a new contract for the new billing cycle.")
     if first is not None and contract.start_date > first.start:
         errors.add("start_date", f"A period from {first.start:%d %b %Y} is already billed; "
                                  "the contract cannot start later than that.")

@@ -38,6 +38,7 @@ from contracts.models import (
     WorkType,
 )
 from contracts.period_charges import period_lines
+from contracts.periods import periods_generate_through
 from contracts.selectors_periods import period_states
 from msp_billing import crud
 from msp_billing.accounts.access import requires
@@ -513,6 +514,8 @@ def contract_create(request):
 def contract_detail(request, pk: int):
     contract = selectors.contract_detail(contract_id=pk)
     today = services.tenant_today()
+    # Every period billed by today is listed, even before the daily task has stored it.
+    periods_generate_through(cutoff=today, today=today, contract_ids=[contract.pk])
     periods = period_states(contract=contract, cutoff=today)
     for period in periods:
         period.amount = sum((line.amount for line in period_lines(period=period)), Decimal(0))

@@ -1,9 +1,13 @@
 """The Create New Batch wizard and the batch page, as a billing admin uses them."""
 from __future__ import annotations
 
-
+import datetime as dt
+import re
+from decimal import Decimal
 
 from billing.models import BillingBatch
+from contracts.models import ContractPeriod
+from msp_billing.accounts.models import User
 from invoices.models import Invoice
 from tests.billing.test_batches import CUTOFF, world  # noqa: F401  (fixture)
 from tickets.models import Ticket, TimeEntry
@@ -145,3 +149,82 @@ def test_batch_invoices_are_found_from_the_invoice_pages_and_keep_their_time_lin
     assert response.status_code == 400
     assert "cannot be removed: delete the invoice from its billing batch" in response.content.decode()
     assert invoice.lines.count() == before and TimeEntry.objects.get(pk=time_line.time_allocation.entry_id).billed_at
+
+
+# --- periods exist as soon as the contract does; overdue stays overdue ------------------------------
+
+
+def _period_badges(html: str) -> dict[str, str]:
+    """{"01 Oct": "Overdue", …} from the wizard's expanded items or the contract page's period table."""
+    if 'id="periods-h"' in html:  # the contract page: its period table only
+        html = html.split('id="periods-h"')[1].split("</table>")[0]
+    return dict(re.findall(r"(\d\d \w{3})(?: \d{4})? – \d\d \w{3} \d{4}(?:</td>.*?)?\s*<span class=\"badge[^\"]*\">(\w+)</span>",
+                           html, re.DOTALL))
+
+
+def test_a_contract_created_on_its_page_is_due_in_the_wizard_at_once(client_for, tenant):
+    from contracts.models import Contract, Customer
+
+    client = client_for("alpha", "billing_admin")
+    customer = Customer.objects.create(legal_name="Form First GmbH", currency="EUR")
+    response = client.post("/contracts/new/", {
+        "customer": customer.pk, "name": "Managed Services", "type": "retainer", "status": "active", "fee": "430",
+        "start_date": "2026-03-01", "billing_frequency": "monthly", "billing_timing": "advance", "anchor_day": "1",
+        "priority": "10", "rounding_increment": "15", "rounding_direction": "up", "rounding_minimum": "0",
+        "renewal_notice_days": "90", "renewal_term_months": "12", "alert_thresholds": "75,90,100", "included_quantity": "0",
+    })
+    contract = Contract.objects.get(name="Managed Services", customer=customer)
+    assert response.status_code == 302 and response["Location"] == f"/contracts/{contract.pk}/"
+
+    # Straight to Create New Batch: the March fee is listed, due, and in the totals (not taxable).
+    page = client.get("/billing/batches/new/", {"cutoff": "2026-03-31"}).content.decode()
+    assert "Managed Services <span class=\"muted\">(1 period)</span>" in page
+    assert 'data-figure="total-EUR"><strong>430.00<' in page
+    items = client.get(f"/billing/batches/new/contracts/{contract.pk}/items/", {"cutoff": "2026-03-31"}).content.decode()
+    assert _period_badges(items) == {"01 Mar": "Due"}
+
+    token = page.split('name="due_token" value="')[1].split('"')[0]
+    run = client.post("/billing/batches/new/", {"cutoff": "2026-03-31", "contract": [contract.pk], "name": "March",
+                                                 "due_token": token})
+    assert run.status_code == 302
+    invoice = Invoice.objects.get(customer=customer)
+    assert (invoice.subtotal, invoice.total) == (Decimal("430.00"), Decimal("430.00"))
+    assert invoice.lines.count() == 1
+
+
+def test_a_period_left_out_stays_overdue_after_a_later_one_is_billed(client_for, tenant):
+    from contracts.models import Contract, Customer
+    from contracts.services import contract_create
+
+    client = client_for("alpha", "billing_admin")
+    customer = Customer.objects.create(legal_name="Skipped Month AG", currency="EUR")
+    admin = User.objects.get(email="billing-admin@alpha.example")
+    contract = contract_create(customer=customer, name="Managed Services", type=Contract.Type.RETAINER,
+                               start_date=dt.date(2026, 9, 1), end_date=dt.date(2026, 11, 30), fee=Decimal("300.00"),
+                               taxable=False, acting_user=admin)
+    assert contract.periods.count() == 3  # September to November, stored with the contract
+    oct_ = contract.periods.get(start=dt.date(2026, 10, 1))
+
+    def run(cutoff: str, *, leave_out=()) -> None:
+        data = {"cutoff": cutoff, "contract": [contract.pk], "name": f"To {cutoff}"}
+        if leave_out:
+            data["shown_period"] = [p.pk for p in leave_out]
+        response = client.post("/billing/batches/new/", data)
+        assert response.status_code == 302, response.content.decode()
+
+    def badges(cutoff: str) -> dict[str, str]:
+        return _period_badges(client.get(f"/billing/batches/new/contracts/{contract.pk}/items/", {"cutoff": cutoff}).content.decode())
+
+    run("2026-09-30")
+    assert badges("2026-10-31") == {"01 Oct": "Due"}  # no batch is run in October
+    assert badges("2026-11-30") == {"01 Oct": "Overdue", "01 Nov": "Due"}
+    run("2026-11-30", leave_out=[oct_])  # November billed, October left out
+    # November is the period due by 30 November, and it is billed: October is overdue, not due.
+    assert badges("2026-11-30") == {"01 Oct": "Overdue"}
+    assert badges("2026-12-31") == {"01 Oct": "Overdue"}
+    page = client.get(f"/contracts/{contract.pk}/").content.decode()
+    assert _period_badges(page) == {"01 Sep": "Billed", "01 Oct": "Overdue", "01 Nov": "Billed"}
+    # Billed at last, with a hand-computed amount: the full October fee.
+    run("2026-12-31")
+    assert Invoice.objects.filter(customer=customer).order_by("-pk").first().total == Decimal("300.00")
+    assert ContractPeriod.objects.get(pk=oct_.pk).billed_at is not None

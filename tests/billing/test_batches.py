@@ -78,7 +78,11 @@ def test_everything_due_is_preselected_and_open_tickets_wait(world):
     selection = everything()
     assert selection.contract_ids == {world["retainer"].pk, world["blocks"].pk, world["hourly"].pk}
     assert not (selection.excluded_period_ids or selection.excluded_entry_ids or selection.excluded_charge_ids)
-    assert due()["periods"] == {world["march"].pk, world["blocks_march"].pk}
+    # The Hourly contract (from 1 Jan, no period stored) gets its periods before they are read:
+    # January to March, with no fee on them.
+    hourly = set(ContractPeriod.objects.filter(contract=world["hourly"], bill_date__lte=CUTOFF).values_list("pk", flat=True))
+    assert len(hourly) == 3
+    assert due()["periods"] == {world["march"].pk, world["blocks_march"].pk} | hourly
     assert due()["entries"] == {e.pk for e in world["entries"].values()}
 
 
@@ -145,7 +149,8 @@ def test_deleting_an_invoice_with_several_items_releases_them_all(world):
     services.batch_invoice_delete(batch_id=batch.pk, invoice_id=invoice.pk, acting_user=world["admin"])
     assert not BatchItem.objects.exists() and not InvoiceLine.objects.exists()
     assert not Ticket.objects.get(pk=world["ticket"].pk).is_locked
-    assert due()["periods"] == {world["march"].pk, world["blocks_march"].pk}
+    assert due()["periods"] - set(world["hourly"].periods.values_list("pk", flat=True)) == {
+        world["march"].pk, world["blocks_march"].pk}
 
 
 def test_deleting_the_batch_releases_everything_and_unlocks_tickets(world):
@@ -356,3 +361,17 @@ def test_a_partial_retainer_period_bills_its_fee_and_service_lines_rounded_once(
     # VAT 19 % per line: 39.23 + 2.94 = 42.17.
     assert [line.amount for line in invoice.lines.order_by("sort_order", "id")] == [Decimal("206.45"), Decimal("15.49")]
     assert (invoice.subtotal, invoice.tax_total, invoice.total) == (Decimal("221.94"), Decimal("42.17"), Decimal("264.11"))
+
+
+def test_a_period_with_nothing_to_invoice_makes_no_invoice_of_its_own(tenant):
+    from billing.due import due_summary
+
+    admin = User.objects.get(email="billing-admin@alpha.example")
+    quiet = contract(customer(), "hourly", name="Quiet Hourly")
+    # Its periods are stored before the run reads what is due, but they invoice nothing and
+    # it has no time: the page shows nothing due on it and the run creates no empty invoice.
+    assert quiet.pk not in due_summary(cutoff=CUTOFF).contracts
+    assert ContractPeriod.objects.filter(contract=quiet, bill_date__lte=CUTOFF).count() == 3
+    with pytest.raises(ValidationError, match="select at least one contract with items due"):
+        services.batch_run(name="Quiet", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=admin)
+    assert not Invoice.objects.exists()

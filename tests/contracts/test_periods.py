@@ -12,7 +12,12 @@ from django_tenants.utils import schema_context
 from djmoney.money import Money
 
 from contracts.models import Contract, ContractPeriod, Customer, Notification
-from contracts.periods import contract_periods_generate, periods_generate_all
+from contracts.periods import (
+    contract_periods_generate,
+    contracts_missing_periods,
+    periods_generate_all,
+    periods_generate_through,
+)
 from msp_billing.tenants.today import tenant_today
 from contracts.selectors_periods import contract_periods_due, period_states
 from msp_billing.tasks import TenantContextMissing
@@ -261,6 +266,83 @@ def test_contract_periods_due_lists_due_and_overdue_per_contract(tenant):
     assert due[0].contract.customer.legal_name == "Another Customer"  # loaded with the period
 
 
+def test_billing_the_due_period_never_makes_an_earlier_one_due(tenant):
+    contract = make_contract(start_date=D(2026, 9, 1), end_date=D(2026, 12, 31))
+    contract_periods_generate(contract=contract, today=D(2026, 9, 1))
+    ContractPeriod.objects.filter(contract=contract, start__in=[D(2026, 9, 1), D(2026, 11, 1)]).update(billed_at=timezone.now())
+    # cut-off 30 Nov: November is the period due (and billed); October, left out, is overdue
+    states = {p.start.month: p.state for p in period_states(contract=contract, cutoff=D(2026, 11, 30))}
+    assert states == {9: "billed", 10: "overdue", 11: "billed", 12: "open"}
+    assert [(p.start, p.state) for p in contract_periods_due(cutoff=D(2026, 11, 30)).filter(contract=contract)] == [
+        (D(2026, 10, 1), "overdue")]
+
+
+# --- periods stored before money is read -------------------------------------------------
+
+
+def test_periods_generate_through_fills_only_contracts_that_do_not_reach_the_cutoff(tenant):
+    fresh = make_contract("Fresh", start_date=D(2026, 3, 1))
+    ready = make_contract("Ready", start_date=D(2026, 3, 1), customer_name="Ready Customer")
+    contract_periods_generate(contract=ready, today=D(2026, 3, 1))
+    ready_rows = rows(ready)
+    assert [c.pk for c in contracts_missing_periods(cutoff=D(2026, 3, 31))] == [fresh.pk]
+
+    created = periods_generate_through(cutoff=D(2026, 3, 31), today=D(2026, 3, 1))
+    assert created == len(rows(fresh)) == 14  # March 2026 up to the horizon (5 Apr 2027)
+    assert rows(ready) == ready_rows  # untouched
+    assert not contracts_missing_periods(cutoff=D(2026, 3, 31)).exists()
+    assert periods_generate_through(cutoff=D(2026, 3, 31), today=D(2026, 3, 1)) == 0
+
+
+def test_a_cutoff_beyond_the_horizon_gets_its_periods(tenant):
+    contract = make_contract(start_date=D(2026, 1, 1))
+    contract_periods_generate(contract=contract, today=D(2026, 1, 1))
+    assert rows(contract)[-1][0] == D(2027, 2, 1)  # the horizon: 1 Jan 2026 + 400 days
+    cutoff = D(2028, 6, 30)
+    assert [c.pk for c in contracts_missing_periods(cutoff=cutoff)] == [contract.pk]
+    periods_generate_through(cutoff=cutoff, today=D(2026, 1, 1))
+    assert rows(contract)[-1][0] == D(2028, 6, 1)
+    due = [p for p in period_states(contract=contract, cutoff=cutoff) if p.state == "due"]
+    assert [p.start for p in due] == [D(2028, 6, 1)]
+
+
+def test_contracts_that_have_all_their_periods_are_not_checked_again(tenant):
+    ended = make_contract("Ended", start_date=D(2026, 1, 1), end_date=D(2026, 2, 15), status=Contract.Status.ENDED)
+    on_start = make_contract("One-time", type=Contract.Type.PROJECT_ONE_TIME_FEE, billing_frequency=Contract.Frequency.ONE_TIME,
+                             start_date=D(2026, 1, 5), customer_name="One-time Customer")
+    waiting = make_contract("On completion", type=Contract.Type.PROJECT_ONE_TIME_FEE, billing_frequency=Contract.Frequency.ONE_TIME,
+                            billing_timing=Contract.Timing.ARREARS, start_date=D(2026, 1, 5), customer_name="One-time Customer")
+    make_contract("Draft", status=Contract.Status.DRAFT, customer_name="Draft Customer")
+    make_contract("Later", start_date=D(2027, 1, 1), customer_name="Later Customer")
+    assert {c.name for c in contracts_missing_periods(cutoff=D(2026, 12, 31))} == {"Ended", "One-time"}
+    periods_generate_through(cutoff=D(2026, 12, 31), today=D(2026, 12, 31))
+    assert [r[0] for r in rows(ended)] == [D(2026, 1, 1), D(2026, 2, 1)]
+    assert [r[0] for r in rows(on_start)] == [D(2026, 1, 5)] and rows(waiting) == []
+    assert not contracts_missing_periods(cutoff=D(2026, 12, 31)).exists()
+
+
+def test_creating_activating_and_extending_a_contract_stores_its_periods(tenant):
+    from contracts.services import contract_create, contract_update
+    from msp_billing.accounts.models import User
+
+    admin = User.objects.get(email="billing-admin@alpha.example")
+    customer = Customer.objects.create(legal_name="Service GmbH", currency="EUR")
+    today = tenant_today()
+    start = today.replace(day=1)
+    active = contract_create(customer=customer, name="Active", type=Contract.Type.RETAINER, start_date=start,
+                             fee=Decimal("100.00"), acting_user=admin)
+    assert ContractPeriod.objects.filter(contract=active, start=start, bill_date=start).exists()
+    draft = contract_create(customer=customer, name="Draft", type=Contract.Type.RETAINER, start_date=start,
+                            fee=Decimal("100.00"), status=Contract.Status.DRAFT, end_date=start + dt.timedelta(days=40),
+                            acting_user=admin)
+    assert not draft.periods.exists()
+    contract_update(contract=draft, data={"status": Contract.Status.ACTIVE}, acting_user=admin)
+    assert [p.start for p in draft.periods.order_by("start")][:1] == [start]
+    before = draft.periods.count()
+    contract_update(contract=draft, data={"end_date": start + dt.timedelta(days=100)}, acting_user=admin)
+    assert draft.periods.count() > before
+
+
 # --- the MSP's local date ----------------------------------------------------------------
 
 
@@ -354,3 +436,28 @@ def test_contract_periods_daily_runs_in_a_worker_for_the_msp_that_queued_it(work
     mail = "\n".join(path.read_text() for path in sorted(worker.iterdir()))
     assert "Worker Test Customer GmbH — Worker retainer reached its end date" in mail
     assert "To: billing-admin@alpha.example, owner@alpha.example" in mail
+
+
+def test_a_new_billing_cycle_replaces_unbilled_periods_and_is_refused_once_one_is_billed(tenant):
+    from django.core.exceptions import ValidationError
+
+    from contracts.services import contract_create, contract_update
+    from msp_billing.accounts.models import User
+
+    admin = User.objects.get(email="billing-admin@alpha.example")
+    customer = Customer.objects.create(legal_name="Cycle GmbH", currency="EUR")
+    contract = contract_create(customer=customer, name="Managed", type=Contract.Type.RETAINER, start_date=D(2026, 1, 1),
+                               end_date=D(2026, 6, 30), fee=Decimal("310.00"), acting_user=admin)
+    assert [r[0] for r in rows(contract)] == [D(2026, m, 1) for m in range(1, 7)]
+    # Nothing billed yet: the anchor day moves and the periods follow, none left on the old grid.
+    contract_update(contract=contract, data={"anchor_day": 15}, acting_user=admin)
+    periods = rows(contract)
+    assert [start for start, *_ in periods] == [D(2025, 12, 15)] + [D(2026, m, 15) for m in range(1, 7)]
+    assert periods[0][2:] == (D(2026, 1, 1), D(2026, 1, 14), D(2026, 1, 1))  # covers 1–14 Jan, billed on 1 Jan
+    assert periods[-1][2:] == (D(2026, 6, 15), D(2026, 6, 30), D(2026, 6, 15))
+    # Once a period is billed the cycle stays as it was billed.
+    ContractPeriod.objects.filter(contract=contract, start=D(2025, 12, 15)).update(billed_at=timezone.now())
+    with pytest.raises(ValidationError) as refused:
+        contract_update(contract=contract, data={"billing_frequency": Contract.Frequency.QUARTERLY}, acting_user=admin)
+    assert "billed periods, so its billing frequency cannot change" in str(refused.value.message_dict["billing_frequency"])
+    assert len(rows(contract)) == 7
