@@ -94,11 +94,12 @@ def test_an_imported_file_billed_at_once_bills_every_fee(tenant, tmp_path):
     # 80 minutes rounded up to 90 at 120.00/h = 180.00.
     assert by_contract["Hourly T&M"]["total"] == "180.00"
     assert by_contract["Hourly T&M"]["items"]["time_entries"] == 1
-    # 3 servers for 15 of 31 days and 4 for 16 of 31 days at 45.00:
-    # 135.00 × 15/31 = 65.32, 180.00 × 16/31 = 92.90.
-    assert [line["amount"] for line in by_contract["RMM"]["lines"]] == ["65.32", "92.90"]
-    assert by_contract["RMM"]["total"] == "158.22"
-    assert report["totals"]["EUR"]["total"] == "2438.22"
+    # 3 servers for 15 of 31 days and 4 for 16 of 31 days at 45.00: the period's fee is
+    # 135.00 × 15/31 + 180.00 × 16/31 = 65.3225… + 92.9032… = 158.2258… → 158.23, rounded once;
+    # split by largest remainder, the cent goes to the second line: 65.32 + 92.91.
+    assert [line["amount"] for line in by_contract["RMM"]["lines"]] == ["65.32", "92.91"]
+    assert by_contract["RMM"]["total"] == "158.23"
+    assert report["totals"]["EUR"]["total"] == "2438.23"
 
     # Every period due by the cut-off is billed once; a second run finds nothing.
     assert not ContractPeriod.objects.filter(bill_date__lte=CUTOFF, billed_at__isnull=True,
