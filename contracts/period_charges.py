@@ -46,6 +46,7 @@ class PeriodLine:
     quantity: Decimal
     unit_price: Decimal
     amount: Decimal
+    tax_category_id: int | None = None  # the item's tax category (service lines), for the line's taxes
 
 
 def _days(start: dt.date, end: dt.date) -> int:
@@ -63,10 +64,11 @@ def _describe_range(start: dt.date, end: dt.date, period: ContractPeriod) -> str
 
 
 def _prorated_line(*, kind: str, description: str, quantity: Decimal, unit_price: Decimal, start: dt.date, end: dt.date,
-                   period: ContractPeriod, currency: str) -> PeriodLine:
+                   period: ContractPeriod, currency: str, tax_category_id: int | None = None) -> PeriodLine:
     exact = Fraction(quantity) * Fraction(unit_price) * _days(start, end) / _period_days(period)
     return PeriodLine(kind=kind, description=f"{description}, {_describe_range(start, end, period)}", quantity=quantity,
-                      unit_price=round_unit_price(unit_price), amount=round_money(exact, currency))
+                      unit_price=round_unit_price(unit_price), amount=round_money(exact, currency),
+                      tax_category_id=tax_category_id)
 
 
 @dataclass
@@ -85,7 +87,7 @@ class ContractTerms:
     def load(cls, contract_ids: Iterable[int], *, needs_ledgers: bool = True) -> ContractTerms:
         ids = sorted(set(contract_ids))
         terms = cls()
-        for service in RecurringServiceLine.objects.filter(contract_id__in=ids).order_by("id"):
+        for service in RecurringServiceLine.objects.filter(contract_id__in=ids).select_related("product", "rate_item").order_by("id"):
             terms.service_lines[service.contract_id].append(service)
         for milestone in Milestone.objects.filter(contract_id__in=ids).order_by("due_date", "id"):
             terms.milestones[milestone.contract_id].append(milestone)
@@ -181,8 +183,11 @@ def period_lines(*, period: ContractPeriod, terms: ContractTerms | None = None) 
         s_start = max(start, service.effective_from)
         s_end = min(end, service.effective_to) if service.effective_to else end
         if s_start <= s_end:
+            category = (service.product.tax_category_id if service.product_id
+                        else service.rate_item.tax_category_id if service.rate_item_id else None)
             lines.append(_prorated_line(kind="service", description=service.description, quantity=service.quantity,
-                                        unit_price=service.unit_price.amount, start=s_start, end=s_end, period=period, currency=currency))
+                                        unit_price=service.unit_price.amount, start=s_start, end=s_end, period=period,
+                                        currency=currency, tax_category_id=category))
 
     snapshot = period_snapshot(period, terms)
     for device_class in snapshot.get("devices", []):
@@ -236,4 +241,4 @@ def _project_fee_lines(contract: Contract, period: ContractPeriod, currency: str
 
 
 def lines_as_dicts(lines: list[PeriodLine]) -> list[dict]:
-    return [{key: str(value) for key, value in asdict(line).items()} for line in lines]
+    return [{key: str(value) for key, value in asdict(line).items() if key != "tax_category_id"} for line in lines]
