@@ -241,6 +241,15 @@ class Invoice(models.Model):
             ),
         ]
 
+    @property
+    def reverse_charge_note(self) -> str:
+        """The legal note a reverse-charge invoice prints: the customer as it is now on a
+        draft, as frozen on issue otherwise; "" when it does not apply."""
+        from contracts.rules.taxes import REVERSE_CHARGE_NOTE
+
+        applies = self.customer.reverse_charge if self.status == self.Status.DRAFT else self.customer_reverse_charge
+        return REVERSE_CHARGE_NOTE if applies else ""
+
     def __str__(self) -> str:
         label = self.get_kind_display()
         return f"{label} {self.number}" if self.number else f"Draft {label.lower()} #{self.pk}"
