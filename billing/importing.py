@@ -70,8 +70,9 @@ from tickets import services as ticket_services
 from tickets.models import Charge, TechnicianProfile, Ticket, TimeEntry
 
 SCHEMA_PATH = Path(settings.BASE_DIR) / "docs" / "import.schema.json"
+# The order problems are listed in (the import itself takes the tax sections first).
 SECTIONS = (
-    "tax_rates", "tax_categories", "invoice_settings", "work_types", "roles", "rate_items", "products",
+    "work_types", "roles", "rate_items", "products", "tax_rates", "tax_categories", "invoice_settings",
     "exclusion_sets", "technicians", "customers", "contracts", "tickets", "time_entries", "charges",
 )
 # What a contract's ``billed_through`` and a ``billed`` date stand for: noon, MSP time.
