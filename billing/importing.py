@@ -986,11 +986,16 @@ class _Importer:
 
     def _device_classes(self, path: tuple, item: dict, contract: Contract) -> None:
         price = self.decimal(item["unit_price"])
+        category = self.tax_category(item.get("tax_category"), (*path, "tax_category"))
         device_class = DeviceClass.objects.filter(contract=contract, name__iexact=item["name"].strip()).first()
         if device_class is None:
             device_class = self.attempt(path, contract_services.device_class_add, contract=contract, name=item["name"],
-                                        unit_price=price, acting_user=self.acting_user)
+                                        unit_price=price, tax_category=category, acting_user=self.acting_user)
             self.count("device classes", "created")
+        elif "tax_category" in item and device_class.tax_category_id != (category.pk if category else None):
+            self.problem((*path, "tax_category"), "the device class already has another tax category; it cannot be "
+                                                  "changed by an import")
+            raise _Failed
         elif device_class.unit_price.amount != price:
             self.problem((*path, "unit_price"), f"the device class already costs {device_class.unit_price.amount.normalize():f}; "
                                                 "its price cannot be changed by an import")

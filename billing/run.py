@@ -12,10 +12,12 @@ their lines are written by PostgreSQL from the due rows themselves:
    charges, ``line_time_billed_once`` on the time lines themselves.
 3. One draft per contract (or per customer, consolidated) is created with its period and
    charge lines; then the time lines and their taxes are inserted with one
-   ``INSERT … SELECT``. Their figures come from ``invoices.calculation``: lines with the
-   same amount on the same invoice have the same tax, so each distinct amount is
-   calculated once (with an invoice-level discount or surcharge the invoice is
-   recalculated line by line instead).
+   ``INSERT … SELECT``. Their figures come from ``invoices.calculation`` and their tax
+   codes from ``contracts.rules.taxes`` (the work type's tax category, the contract's
+   override, the customer's codes, the tenant default; exemption and reverse charge
+   last): lines of one contract with the same amount and work-type tax category have the
+   same tax, so each such group is calculated once (with an invoice-level discount or
+   surcharge the invoice is recalculated line by line instead).
 4. The batch's invoices and items, ticket locks and invoice totals follow, set-based.
 
 What the run writes per time entry is kept to the minimum, because at a million entries

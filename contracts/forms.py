@@ -449,6 +449,11 @@ class ServiceLineEndForm(ServiceForm):
 class DeviceClassForm(ServiceForm):
     name = forms.CharField(max_length=100, help_text="Such as Servers, Workstations, Firewalls.")
     unit_price = _rate("Price per device per period")
+    tax_category = _tax_category_field()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        lock_tax_fields(self, ["tax_category"])
 
 
 class DeviceCountForm(ServiceForm):

@@ -330,6 +330,8 @@ class DeviceClass(models.Model):
     contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="device_classes")
     name = models.CharField(max_length=100)
     unit_price = MoneyField(**RATE)
+    tax_category = models.ForeignKey("TaxCategory", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                     help_text="How monitoring these devices is taxed; empty: with the customer's tax codes.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contract", "name"], name="device_class_unique_per_contract")]

@@ -93,9 +93,11 @@ class ContractTerms:
             terms.milestones[milestone.contract_id].append(milestone)
         for block in BlockPurchase.objects.filter(contract_id__in=ids).order_by("purchased_on", "id"):
             terms.blocks[block.contract_id].append(block)
+        # Device classes always (a few rows): a frozen snapshot names its classes, whose tax
+        # category the lines still need.
+        for device_class in DeviceClass.objects.filter(contract_id__in=ids).order_by("name"):
+            terms.device_classes[device_class.contract_id].append(device_class)
         if needs_ledgers:
-            for device_class in DeviceClass.objects.filter(contract_id__in=ids).order_by("name"):
-                terms.device_classes[device_class.contract_id].append(device_class)
             for count in DeviceCount.objects.filter(device_class__contract_id__in=ids).order_by("effective_date", "id"):
                 terms.device_counts[count.device_class_id].append(count)
             for record in UsageRecord.objects.filter(contract_id__in=ids).order_by("measured_on", "id"):
@@ -190,6 +192,7 @@ def period_lines(*, period: ContractPeriod, terms: ContractTerms | None = None) 
                                         currency=currency, tax_category_id=category))
 
     snapshot = period_snapshot(period, terms)
+    class_categories = {c.name: c.tax_category_id for c in terms.device_classes[contract.pk]}
     for device_class in snapshot.get("devices", []):
         for segment in device_class["segments"]:
             if segment["count"]:
@@ -197,7 +200,7 @@ def period_lines(*, period: ContractPeriod, terms: ContractTerms | None = None) 
                     kind="devices", description=f"{device_class['class']}: {segment['count']} devices",
                     quantity=Decimal(segment["count"]), unit_price=Decimal(device_class["unit_price"]),
                     start=dt.date.fromisoformat(segment["from"]), end=dt.date.fromisoformat(segment["to"]),
-                    period=period, currency=currency,
+                    period=period, currency=currency, tax_category_id=class_categories.get(device_class["class"]),
                 ))
 
     usage = snapshot.get("usage")

@@ -1126,7 +1126,8 @@ def _require_type(contract: Contract, *types: str, what: str) -> None:
 
 
 @transaction.atomic
-def device_class_add(*, contract: Contract, name: str, unit_price: Decimal | Money, acting_user) -> DeviceClass:
+def device_class_add(*, contract: Contract, name: str, unit_price: Decimal | Money,
+                     tax_category: TaxCategory | None = None, acting_user) -> DeviceClass:
     _require_type(contract, Contract.Type.REMOTE_MONITORING, what="Device classes")
     errors = _Errors()
     name = _text(name)
@@ -1135,11 +1136,14 @@ def device_class_add(*, contract: Contract, name: str, unit_price: Decimal | Mon
     elif contract.device_classes.filter(name__iexact=name).exists():
         errors.add("name", f"This contract already has a device class “{name}”.")
     price = _decimal(errors, "unit_price", unit_price, currency=contract.currency)
+    if tax_category is not None and not isinstance(tax_category, TaxCategory):
+        errors.add("tax_category", "Choose one of the tax categories.")
     errors.raise_if_any()
-    device_class = DeviceClass(contract=contract, name=name, unit_price=Money(price, contract.currency))
+    device_class = DeviceClass(contract=contract, name=name, unit_price=Money(price, contract.currency),
+                               tax_category=tax_category)
     _clean(device_class, errors, exclude=["contract"])
     _save(device_class, conflict_field="name", conflict_message=f"This contract already has a device class “{name}”.")
-    _audit("device_class_add", device_class, acting_user, on=contract, after=_snapshot(device_class, ("name", "unit_price")))
+    _audit("device_class_add", device_class, acting_user, on=contract, after=_snapshot(device_class, ("name", "unit_price", "tax_category")))
     return device_class
 
 

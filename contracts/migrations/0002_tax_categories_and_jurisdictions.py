@@ -62,6 +62,11 @@ class Migration(migrations.Migration):
             field=models.CharField(blank=True, help_text='Tax or VAT number.', max_length=60),
         ),
         migrations.AddField(
+            model_name='deviceclass',
+            name='tax_category',
+            field=models.ForeignKey(blank=True, help_text="How monitoring these devices is taxed; empty: with the customer's tax codes.", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='contracts.taxcategory'),
+        ),
+        migrations.AddField(
             model_name='product',
             name='tax_category',
             field=models.ForeignKey(blank=True, help_text="How what is sold is taxed; empty: with the customer's tax codes.", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='contracts.taxcategory'),

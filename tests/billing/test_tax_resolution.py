@@ -270,3 +270,26 @@ def test_unknown_codes_and_categories_are_reported_per_record_and_nothing_is_imp
     ):
         assert expected in problems, (expected, problems)
     assert not TaxCategory.objects.exists() and not Customer.objects.exists()
+
+
+def test_remote_monitoring_device_classes_carry_their_own_tax_category(tenant, as_of_march):
+    doc = us_document()
+    for section in ("customers", "contracts", "tickets", "time_entries", "charges"):
+        doc[section] = []
+    doc["tax_categories"].append({"code": "MONITORING", "name": "Monitoring services", "taxable": False})
+    doc["customers"].append({"legal_name": "Cascade Inc", "currency": "USD", "tax_codes": ["WA"]})
+    doc["contracts"].append({
+        "ref": "rmm", "customer": "Cascade Inc", "name": "RMM", "type": "remote_monitoring", "start_date": "2026-01-01",
+        "billed_through": "2026-02-28",
+        "device_classes": [
+            {"name": "Servers", "unit_price": "45.00", "tax_category": "MONITORING",
+             "counts": [{"effective_date": "2026-01-01", "count": 2}]},
+            {"name": "Firewalls", "unit_price": "30.00", "counts": [{"effective_date": "2026-01-01", "count": 1}]},
+        ]})
+    billing_data_import(document=doc)
+    # March: servers 2 × 45.00 = 90.00 untaxed; firewalls 30.00 × 6.5 % = 1.95.
+    assert preview_tax("USD") == Decimal("1.95")
+    invoice = by_customer(run())["Cascade Inc"]
+    assert sorted((line["description"].split(":")[0], line["amount"], line["tax"]) for line in invoice["lines"]) == [
+        ("Firewalls", "30.00", "1.95"), ("Servers", "90.00", "0.00")]
+    assert invoice["total"] == "121.95"

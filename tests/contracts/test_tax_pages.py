@@ -111,3 +111,13 @@ def test_tax_categories_are_catalogue_pages_and_set_on_work_types_and_products(t
     product = Product.objects.get()
     assert product.tax_category == goods
     assert "Goods (GOODS)" in admin.get(reverse("contracts:product_detail", args=[product.pk])).content.decode()
+
+
+def test_a_device_class_gets_a_tax_category(taxes, admin):
+    customer = Customer.objects.create(legal_name="Cascade Inc", currency="CAD")
+    contract = Contract.objects.create(customer=customer, name="RMM", type=Contract.Type.REMOTE_MONITORING,
+                                       currency="CAD", start_date=START)
+    response = admin.post(reverse("contracts:device_class_add", args=[contract.pk]),
+                          {"name": "Servers", "unit_price": "45", "tax_category": str(taxes.pk)})
+    assert response.status_code == 302
+    assert contract.device_classes.get().tax_category == taxes
