@@ -484,7 +484,7 @@ class _Importer:
 
     def _same(self, obj, name: str, value: Any) -> bool:
         if name == "tax_category":
-            return getattr(obj, "tax_category_id") == (value.pk if value is not None else None)
+            return obj.tax_category_id == (value.pk if value is not None else None)
         if name == "tax_codes":
             return getattr(obj, name) == ", ".join(parse_codes(value))
         current = getattr(obj, name)

@@ -14,8 +14,14 @@ from djmoney.models.fields import MoneyField
 
 from contracts.rules.proration import BillingFrequency
 from contracts.rules.rounding import RoundingDirection
-from contracts.rules.taxes import CategoryTerms, CustomerTaxTerms, customer_untaxed, exemption_in_effect, parse_codes
 from contracts.rules.routing import ContractType
+from contracts.rules.taxes import (
+    CategoryTerms,
+    CustomerTaxTerms,
+    customer_untaxed,
+    exemption_in_effect,
+    parse_codes,
+)
 
 RATE = dict(max_digits=14, decimal_places=4, default_currency=None)
 AMOUNT = dict(max_digits=14, decimal_places=2, default_currency=None)

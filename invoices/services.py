@@ -27,7 +27,7 @@ from djmoney.money import Money
 from djmoney.settings import CURRENCY_CHOICES
 
 from contracts.models import Contract, ContractPeriod, Customer, Product, RateItem, TaxCategory, TaxRate
-from contracts.rules.taxes import customer_untaxed, line_tax_codes, line_taxable, parse_codes
+from contracts.rules.taxes import line_tax_codes, line_taxable, parse_codes
 from invoices import hooks
 from invoices.audit import audit_record, audit_record_many
 from invoices.calculation import (
