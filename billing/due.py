@@ -126,6 +126,7 @@ class _ContractInfo(NamedTuple):
     customer_id: int
     parent_id: int | None
     tax_codes: str
+    customer_tax_codes: str  # the contract's own customer's (a site's, on a consolidated invoice)
 
 
 class _CustomerInfo(NamedTuple):
@@ -157,7 +158,7 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
     contract_ids = {row[0] for row in time_rows} | {p.contract_id for p in periods} | {c.contract_id for c in charges}
     # Plain rows, not model instances: the page may list thousands of contracts.
     contracts = {row[0]: _ContractInfo(*row) for row in Contract.objects.filter(pk__in=contract_ids).values_list(
-        "pk", "taxable", "customer_id", "customer__parent_id", "tax_codes")}
+        "pk", "taxable", "customer_id", "customer__parent_id", "tax_codes", "customer__tax_codes")}
     customer_ids = {c.customer_id for c in contracts.values()} | {c.parent_id for c in contracts.values() if c.parent_id}
     draft_lines = DraftLineFigures()
     customers = {
@@ -186,7 +187,8 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
         bill.has_lines = True
         customer = bill.customer
         is_taxable, codes = draft_lines.codes_for(taxable=taxable, category_id=category_id,
-                                                  contract_codes=contract.tax_codes, customer_codes=customer.tax_codes)
+                                                  contract_codes=contract.tax_codes,
+                                                  customer_codes=contract.customer_tax_codes or customer.tax_codes)
         if draft_lines.adjusted:
             bill.lines[(amount, is_taxable, codes)] += count
         else:

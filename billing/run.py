@@ -291,7 +291,7 @@ def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dic
         for amount, category, count in time_groups[contract_id]:
             is_taxable, codes = draft_lines.codes_for(
                 taxable=contract.taxable, category_id=None if category == -1 else category,
-                contract_codes=contract.tax_codes, customer_codes=customer.tax_codes)
+                contract_codes=contract.tax_codes, customer_codes=contract.customer.tax_codes or customer.tax_codes)
             line = None if draft_lines.adjusted else draft_lines.line(
                 amount, taxable=is_taxable, tax_exempt=untaxed[invoice.pk], currency=invoice.currency, codes=codes)
             codes_json = json.dumps(list(codes))

@@ -954,10 +954,10 @@ def _built_lines(invoice: Invoice, inputs: Sequence[LineInput], *, config: Invoi
                 category_id = refs[TAX_CATEGORY_OF].get((Product, item.product_id))
             if category_id is None and item.rate_item_id is not None:
                 category_id = refs[TAX_CATEGORY_OF].get((RateItem, item.rate_item_id))
-            contract_codes = refs[CONTRACT_TAX_CODES].get(item.contract_id, "") if item.contract_id is not None else ""
+            contract_codes, site_codes = refs[CONTRACT_TAX_CODES].get(item.contract_id, ("", ""))
             taxable = resolver.taxable(taxable=taxable, category_id=category_id)
             codes = list(resolver.codes(taxable=taxable, category_id=category_id, contract_codes=contract_codes,
-                                        customer_codes=customer.tax_codes))
+                                        customer_codes=site_codes or customer.tax_codes))
         else:
             codes = _codes(item.tax_rate_codes)
         line = existing.get(item.line_id) if item.line_id is not None else None
@@ -1013,7 +1013,9 @@ def _existing_sources(inputs: Iterable[LineInput]) -> dict[type | str, set[int]]
     found[CONTRACT_TAX_CODES] = {}
     for model, ids in wanted.items():
         if model is Contract:
-            rows = dict(Contract.objects.filter(pk__in=ids).values_list("pk", "tax_codes"))
+            # The contract's override and its own customer's codes (a site on a consolidated invoice).
+            rows = {pk: (codes, site_codes) for pk, codes, site_codes in
+                    Contract.objects.filter(pk__in=ids).values_list("pk", "tax_codes", "customer__tax_codes")}
             found[CONTRACT_TAX_CODES] = rows
             found[model] = set(rows)
         elif model in (Product, RateItem):

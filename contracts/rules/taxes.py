@@ -6,7 +6,9 @@ Plain Python, no database. For one invoice line:
    item's tax category says "not taxed" (labour in many US states): no tax.
 2. **Jurisdiction** — the contract's own tax codes when it has an override, else the
    customer's tax codes (their jurisdiction: TX, or GST + PST), else the tenant's default
-   tax codes.
+   tax codes. The customer is the contract's own: a site billed on its parent's
+   consolidated invoice keeps its own codes (and takes its parent's when it has none), so
+   consolidating never changes a line's taxes.
 3. **Item category** — a category that names tax codes keeps only those of the
    jurisdiction's codes (goods zero-rated for the provincial tax keep GST only); a
    category without codes takes the jurisdiction's codes as they are.

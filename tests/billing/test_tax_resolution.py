@@ -23,15 +23,15 @@ CUTOFF = dt.date(2026, 3, 31)
 TECH = "technician@alpha.example"
 
 
-def run() -> dict:
+def run(*args) -> dict:
     out = io.StringIO()
-    call_command("billing_run", "--tenant", "alpha", "--cutoff", CUTOFF.isoformat(), "--json", stdout=out)
+    call_command("billing_run", "--tenant", "alpha", "--cutoff", CUTOFF.isoformat(), "--json", *args, stdout=out)
     connection.set_schema("alpha")
     return json.loads(out.getvalue())
 
 
-def preview_tax(currency: str) -> Decimal:
-    return due_summary(cutoff=CUTOFF).details.by_currency[currency]["tax"]
+def preview_tax(currency: str, *, consolidated: bool = False) -> Decimal:
+    return due_summary(cutoff=CUTOFF, consolidated=consolidated).details.by_currency[currency]["tax"]
 
 
 def by_customer(report: dict) -> dict[str, dict]:
@@ -173,6 +173,22 @@ def test_a_contract_override_replaces_the_customers_codes(tenant, as_of_march):
     billing_data_import(document=doc)
     invoice = by_customer(run())["Lone Star LLC"]
     assert lines(invoice) == [("SSD 1 TB", "200.00", "13.00"), ("labour", "360.00", "0.00")]
+
+
+def test_a_site_on_its_parents_consolidated_invoice_keeps_its_own_state_rate(tenant, as_of_march):
+    doc = us_document()
+    for section in ("customers", "contracts", "tickets", "time_entries", "charges"):
+        doc[section] = doc[section][:2]
+    doc["customers"][1]["parent"] = "Lone Star LLC"  # Cascade Inc (WA) is a site of Lone Star LLC (TX)
+    billing_data_import(document=doc)
+    # Parts: 12.50 (TX) + 13.00 (WA) whether billed apart or on one invoice.
+    assert preview_tax("USD", consolidated=True) == Decimal("25.50")
+    report = run("--consolidate")
+    assert len(report["invoices"]) == 1
+    invoice = report["invoices"][0]
+    assert sorted(line["tax"] for line in invoice["lines"]) == ["0.00", "0.00", "12.50", "13.00"]
+    assert (invoice["subtotal"], invoice["tax"], invoice["total"]) == ("1120.00", "25.50", "1145.50")
+    assert taxes_by_code("Lone Star LLC") == {"TX": Decimal("12.50"), "WA": Decimal("13.00")}
 
 
 # --- (2) Canada: GST + PST side by side, and QST compound on the amount plus GST ----------------
