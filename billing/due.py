@@ -5,8 +5,12 @@ summary built here with a fixed number of queries, however many contracts and it
 due: time and charges are summed by PostgreSQL in one pass (grouped by contract and line
 amount, and — in the same scan — by ticket for the ticket count), contract periods are
 priced in Python (a few per contract). Taxes are still computed per line by
-``invoices.calculation``: lines with the same amount on the same invoice have the same
-figures, so each distinct amount is calculated once and multiplied by its count.
+``invoices.calculation``, with each line's tax codes resolved as the run resolves them
+(``contracts.rules.taxes``: item tax category, contract override, customer codes, tenant
+default; an untaxed customer last): lines with the same amount and the same resolved tax
+codes on the same invoice have the same figures, so each distinct (amount, taxable, codes)
+is calculated once and multiplied by its count. Time is grouped by its work type's tax
+category in the same SQL pass.
 
 A ``Selection`` is what the admin picked: contracts, and within them the single periods,
 time entries and charges left out. Everything else due on a picked contract is billed.
@@ -87,15 +91,15 @@ def _due_time(*, cutoff: dt.date, selection: Selection | None) -> tuple[list[tup
     ids; and the number of tickets with picked time or charges. Two plain aggregates, which
     PostgreSQL runs in parallel over the due rows."""
     time_qs = ready_time_allocations(cutoff=cutoff).order_by()
-    time_sql, time_params = _sql(time_qs.annotate(k_ticket=F("entry__ticket_id")).values(
-        "contract_id", "amount", "bucket", "billed_minutes", "entry_id", "k_ticket"))
+    time_sql, time_params = _sql(time_qs.annotate(k_ticket=F("entry__ticket_id"), k_tax_category=F("entry__work_type__tax_category_id")).values(
+        "contract_id", "amount", "bucket", "billed_minutes", "entry_id", "k_ticket", "k_tax_category"))
     everything = selection is None
     excluded_entries = [] if everything else sorted(selection.excluded_entry_ids)
     with connection.cursor() as cursor:
         cursor.execute(f"""
             SELECT ta.contract_id, CASE WHEN ta.bucket = ANY(%s::text[]) THEN ta.amount ELSE 0 END, ta.entry_id = ANY(%s::bigint[]),
-                   count(*), sum(ta.billed_minutes), sum(ta.entry_id)
-            FROM ({time_sql}) AS ta GROUP BY 1, 2, 3
+                   ta.k_tax_category, count(*), sum(ta.billed_minutes), sum(ta.entry_id)
+            FROM ({time_sql}) AS ta GROUP BY 1, 2, 3, 4
         """, (list(CHARGED_BUCKETS), excluded_entries, *time_params))
         rows = cursor.fetchall()
         if not everything and not selection.contract_ids:
@@ -126,12 +130,15 @@ class _ContractInfo(NamedTuple):
     taxable: bool
     customer_id: int
     parent_id: int | None
+    tax_codes: str
+    customer_tax_codes: str  # the contract's own customer's (a site's, on a consolidated invoice)
 
 
 class _CustomerInfo(NamedTuple):
     pk: int
     currency: str
-    tax_exempt: bool
+    untaxed: bool  # reverse charge, or an exemption in effect today
+    tax_codes: str
 
 
 @dataclass
@@ -160,13 +167,15 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
     charges = list(ready_charges(cutoff=cutoff).select_related("contract", "product").order_by("pk"))
     contract_ids = {row[0] for row in time_rows} | {p.contract_id for p in periods} | {c.contract_id for c in charges}
     # Plain rows, not model instances: the page may list thousands of contracts.
-    contracts = {pk: _ContractInfo(pk, taxable, customer_id, parent_id) for pk, taxable, customer_id, parent_id in
-                 Contract.objects.filter(pk__in=contract_ids).values_list("pk", "taxable", "customer_id", "customer__parent_id")}
+    contracts = {row[0]: _ContractInfo(*row) for row in Contract.objects.filter(pk__in=contract_ids).values_list(
+        "pk", "taxable", "customer_id", "customer__parent_id", "tax_codes", "customer__tax_codes")}
     customer_ids = {c.customer_id for c in contracts.values()} | {c.parent_id for c in contracts.values() if c.parent_id}
-    customers = {pk: _CustomerInfo(pk, currency, tax_exempt) for pk, currency, tax_exempt in
-                 Customer.objects.filter(pk__in=customer_ids).values_list("pk", "currency", "tax_exempt")}
-    figures: dict[int, ContractDue] = {pk: ContractDue() for pk in contracts}
     draft_lines = DraftLineFigures()
+    customers = {
+        customer.pk: _CustomerInfo(customer.pk, customer.currency, customer.untaxed_on(draft_lines.tax_date), customer.tax_codes)
+        for customer in Customer.objects.filter(pk__in=customer_ids).only(
+            "pk", "currency", "tax_exempt", "tax_exemption_expires", "reverse_charge", "tax_codes")}
+    figures: dict[int, ContractDue] = {pk: ContractDue() for pk in contracts}
     bills: dict[tuple, _Bill] = {}
     bill_of: dict[int, _Bill] = {}
 
@@ -181,19 +190,24 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
             bill = bill_of[contract.pk] = bills.setdefault(key, _Bill(customer=customer))
         return bill
 
-    def add_line(bill: _Bill, amount: Decimal, taxable: bool, count: int) -> None:
-        """Lines of one amount: their tax (memoised per amount), or kept whole for the exact path."""
+    def add_line(bill: _Bill, contract: _ContractInfo, amount: Decimal, taxable: bool, category_id: int | None,
+                 count: int) -> None:
+        """Lines of one amount and tax category: their tax (memoised per amount and resolved
+        tax codes), or kept whole for the exact path."""
         bill.has_lines = True
+        customer = bill.customer
+        is_taxable, codes = draft_lines.codes_for(taxable=taxable, category_id=category_id,
+                                                  contract_codes=contract.tax_codes,
+                                                  customer_codes=contract.customer_tax_codes or customer.tax_codes)
         if draft_lines.adjusted:
-            bill.lines[(amount, taxable)] += count
+            bill.lines[(amount, is_taxable, codes)] += count
         else:
-            customer = bill.customer
-            bill.tax += draft_lines.line(amount, taxable=taxable, tax_exempt=customer.tax_exempt,
+            bill.tax += draft_lines.line(amount, taxable=is_taxable, tax_exempt=customer.untaxed, codes=codes,
                                          currency=customer.currency).tax_amount * count
 
     due_time: dict[int, list] = defaultdict(lambda: [0, 0, Decimal(0)])
     minutes = 0
-    for contract_id, amount, excluded, count, billed_minutes, ids in time_rows:
+    for contract_id, amount, excluded, category_id, count, billed_minutes, ids in time_rows:
         row = figures[contract_id]
         value = amount * count
         row.total += value
@@ -208,7 +222,7 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
             minutes += billed_minutes
             bill = bill_for(contract)
             bill.subtotal += value
-            add_line(bill, amount, contract.taxable, count)
+            add_line(bill, contract, amount, contract.taxable, category_id, count)
     fingerprint: list[tuple] = [("t", contract_id, seen[0], seen[1], str(seen[2])) for contract_id, seen in sorted(due_time.items())]
     for period in periods:
         contract = contracts[period.contract_id]
@@ -221,7 +235,7 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
                 row.selected += line.amount
                 bill = bill_for(contract)
                 bill.subtotal += line.amount
-                add_line(bill, line.amount, contract.taxable, 1)
+                add_line(bill, contract, line.amount, contract.taxable, line.tax_category_id, 1)
         fingerprint.append(("p", period.pk, str(sum((line.amount for line in period_lines[period.pk]), Decimal(0)))))
     for charge in charges:
         contract = contracts[charge.contract_id]
@@ -233,7 +247,8 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
             row.selected += amount
             bill = bill_for(contract)
             bill.subtotal += amount
-            add_line(bill, amount, contract.taxable and (charge.product.taxable if charge.product_id else True), 1)
+            add_line(bill, contract, amount, contract.taxable and (charge.product.taxable if charge.product_id else True),
+                     charge.product.tax_category_id if charge.product_id else None, 1)
         fingerprint.append(("c", charge.pk, str(amount)))
 
     details = BatchDetails(tickets=tickets, hours=(Decimal(minutes) / 60).quantize(Decimal("0.01")))
@@ -245,7 +260,8 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
         customer = bill.customer
         if draft_lines.adjusted:  # shares of an invoice discount or surcharge depend on every line
             keys = list(bill.lines)
-            result = invoice_preview_totals(customer=Customer.objects.get(pk=customer.pk), lines=[LineInput(description="-", amount=a, taxable=t) for a, t in keys],
+            result = invoice_preview_totals(customer=Customer.objects.get(pk=customer.pk),
+                                            lines=[LineInput(description="-", amount=a, taxable=t, tax_rate_codes=c) for a, t, c in keys],
                                             counts=[bill.lines[k] for k in keys], config=draft_lines.config, specs_cache=specs_cache)
             subtotal, tax = result.total - result.tax_total, result.tax_total
         else:

@@ -55,9 +55,11 @@ from contracts.models import (
     RateItem,
     RecurringServiceLine,
     Role,
+    TaxCategory,
     TaxRate,
     WorkType,
 )
+from contracts.rules.taxes import parse_codes
 from invoices import services as invoice_services
 from invoices.models import InvoiceSettings
 from msp_billing.accounts.models import User
@@ -68,9 +70,10 @@ from tickets import services as ticket_services
 from tickets.models import Charge, TechnicianProfile, Ticket, TimeEntry
 
 SCHEMA_PATH = Path(settings.BASE_DIR) / "docs" / "import.schema.json"
+# The order problems are listed in (the import itself takes the tax sections first).
 SECTIONS = (
-    "settings", "work_types", "roles", "rate_items", "products", "tax_rates", "exclusion_sets", "technicians",
-    "customers", "contracts", "tickets", "time_entries", "charges",
+    "settings", "work_types", "roles", "rate_items", "products", "tax_rates", "tax_categories", "exclusion_sets",
+    "technicians", "customers", "contracts", "tickets", "time_entries", "charges",
 )
 # What a contract's ``billed_through`` and a ``billed`` date stand for: noon, MSP time.
 BILLED_HOUR = dt.time(12, 0)
@@ -325,6 +328,7 @@ class _Importer:
         self.roles = {_norm(r.name): r for r in Role.objects.all()}
         self.rate_items = {_norm(r.name): r for r in RateItem.objects.all()}
         self.products = {_norm(p.sku): p for p in Product.objects.all()}
+        self.tax_categories = {_norm(c.code): c for c in TaxCategory.objects.all()}
         self.exclusion_sets = {_norm(e.name): e for e in ExclusionSet.objects.prefetch_related("work_types", "roles")}
         self.customers = {_norm(c.legal_name): c for c in Customer.objects.all()}
         self.users = {u.email.lower(): u for u in User.objects.all()}
@@ -423,12 +427,15 @@ class _Importer:
     # -- the run --
 
     def run(self) -> None:
+        # Taxes first: categories, customers, contracts and the settings name tax codes. Then the
+        # settings, so the file's time entries follow the file's time approval setting.
+        self.import_tax_rates()
+        self.import_tax_categories()
         self.import_settings()
         self.import_work_types()
         self.import_roles()
         self.import_rate_items()
         self.import_products()
-        self.import_tax_rates()
         self.import_exclusion_sets()
         self.import_technicians()
         self.import_customers()
@@ -452,6 +459,8 @@ class _Importer:
             return  # its schema problems are listed already
         path = ("settings",)
         data = {name: record[name] for name in INVOICE_SETTING_FIELDS if name in record}
+        if "default_tax_codes" in record:  # the fallback when neither item, contract nor customer names taxes
+            data["default_tax_codes"] = ", ".join(parse_codes(record["default_tax_codes"]))
         for name in ("default_discount_percent", "default_surcharge_percent"):
             if name in data:
                 data[name] = self.decimal(data[name])
@@ -522,6 +531,12 @@ class _Importer:
                 continue
             data = {name: self.decimal(record[name]) if name in CATALOGUE_DECIMALS else record[name]
                     for name in fields if name in record}
+            if "tax_category" in record:
+                try:
+                    data["tax_category"] = self.tax_category(record["tax_category"], (*path, "tax_category"))
+                except _Failed:
+                    self.fail(kind, key)
+                    continue
             existing = table.get(_norm(key))
             try:
                 if existing is None:
@@ -540,7 +555,17 @@ class _Importer:
             except _Failed:
                 self.fail(kind, key)
 
+    def tax_category(self, value: Any, path: tuple) -> TaxCategory | None:
+        """A tax category code from the file or the database; null clears it."""
+        if value is None:
+            return None
+        return self.lookup(self.tax_categories, "tax category", value, path, "tax category")
+
     def _same(self, obj, name: str, value: Any) -> bool:
+        if name == "tax_category":
+            return obj.tax_category_id == (value.pk if value is not None else None)
+        if name == "tax_codes":
+            return getattr(obj, name) == ", ".join(parse_codes(value))
         current = getattr(obj, name)
         if isinstance(current, Money):
             return current.amount == self.decimal(value)
@@ -560,7 +585,7 @@ class _Importer:
 
     def import_work_types(self) -> None:
         self._catalogue("work_types", "work type", "name", self.work_types,
-                        ("is_after_hours", "after_hours_multiplier", "billable", "is_active"),
+                        ("is_after_hours", "after_hours_multiplier", "billable", "is_active", "tax_category"),
                         contract_services.work_type_create, contract_services.work_type_update, "work_type", self._same)
 
     def import_roles(self) -> None:
@@ -569,13 +594,14 @@ class _Importer:
                         self._compare_with_currency("default_rate"), {"currency": self.tenant.currency})
 
     def import_rate_items(self) -> None:
-        self._catalogue("rate_items", "rate item", "name", self.rate_items, ("rate", "currency", "accounting_code"),
+        self._catalogue("rate_items", "rate item", "name", self.rate_items,
+                        ("rate", "currency", "accounting_code", "tax_category"),
                         contract_services.rate_item_create, contract_services.rate_item_update, "rate_item",
                         self._compare_with_currency("rate"), {"currency": self.tenant.currency})
 
     def import_products(self) -> None:
         self._catalogue("products", "product", "sku", self.products,
-                        ("name", "price", "cost", "currency", "taxable", "accounting_code", "is_active"),
+                        ("name", "price", "cost", "currency", "taxable", "accounting_code", "is_active", "tax_category"),
                         contract_services.product_create, contract_services.product_update, "product",
                         self._compare_with_currency("price"), {"currency": self.tenant.currency})
 
@@ -612,6 +638,34 @@ class _Importer:
                 self.count("tax rates", "created")
             except _Failed:
                 pass
+
+    def import_tax_categories(self) -> None:
+        seen: dict = {}
+        for path, record in self.records("tax_categories"):
+            code = record.get("code")
+            if not self.usable(path):
+                self.fail("tax category", code)
+                continue
+            if not self.unique_in_file(seen, _norm(code), (*path, "code"), f"tax category {_show(code)}"):
+                continue
+            data = {name: record[name] for name in ("name", "taxable", "tax_codes") if name in record}
+            existing = self.tax_categories.get(_norm(code))
+            try:
+                if existing is None:
+                    self.tax_categories[_norm(code)] = self.attempt(
+                        path, contract_services.tax_category_create, code=code, **data, acting_user=self.acting_user)
+                    self.count("tax categories", "created")
+                    continue
+                changes = {name: value for name, value in data.items() if not self._same(existing, name, value)}
+                if changes:
+                    self.tax_categories[_norm(code)] = self.attempt(
+                        path, contract_services.tax_category_update, tax_category=existing, data=changes,
+                        acting_user=self.acting_user)
+                    self.count("tax categories", "updated")
+                else:
+                    self.count("tax categories", "unchanged")
+            except _Failed:
+                self.fail("tax category", code)
 
     def import_exclusion_sets(self) -> None:
         seen: dict = {}
@@ -717,7 +771,8 @@ class _Importer:
     # -- customers --
 
     CUSTOMER_FIELDS = ("display_name", "billing_email", "billing_contacts", "address", "currency", "tax_exempt",
-                       "tax_id", "payment_terms_days", "region", "is_active")
+                       "tax_id", "payment_terms_days", "region", "is_active", "tax_codes", "tax_exemption_reason",
+                       "tax_exemption_certificate", "tax_exemption_expires", "reverse_charge")
 
     def import_customers(self) -> None:
         seen: dict = {}
@@ -733,6 +788,8 @@ class _Importer:
                 continue
             try:
                 data = {key: record[key] for key in self.CUSTOMER_FIELDS if key in record}
+                if data.get("tax_exemption_expires") is not None:
+                    data["tax_exemption_expires"] = self.date(data["tax_exemption_expires"])
                 if "parent" in record:
                     data["parent"] = self.lookup(self.customers, "customer", record["parent"], (*path, "parent"), "customer")
                 existing = self.customers.get(_norm(name))
@@ -893,6 +950,8 @@ class _Importer:
     def _contract_same(self, contract: Contract, name: str, value: Any) -> bool:
         if name == "exclusion_set":
             return contract.exclusion_set_id == value.pk
+        if name == "tax_codes":
+            return self._same(contract, name, value)
         current = getattr(contract, name)
         if current is None or value is None:
             return current is value
@@ -989,11 +1048,16 @@ class _Importer:
 
     def _device_classes(self, path: tuple, item: dict, contract: Contract) -> None:
         price = self.decimal(item["unit_price"])
+        category = self.tax_category(item.get("tax_category"), (*path, "tax_category"))
         device_class = DeviceClass.objects.filter(contract=contract, name__iexact=item["name"].strip()).first()
         if device_class is None:
             device_class = self.attempt(path, contract_services.device_class_add, contract=contract, name=item["name"],
-                                        unit_price=price, acting_user=self.acting_user)
+                                        unit_price=price, tax_category=category, acting_user=self.acting_user)
             self.count("device classes", "created")
+        elif "tax_category" in item and device_class.tax_category_id != (category.pk if category else None):
+            self.problem((*path, "tax_category"), "the device class already has another tax category; it cannot be "
+                                                  "changed by an import")
+            raise _Failed
         elif device_class.unit_price.amount != price:
             self.problem((*path, "unit_price"), f"the device class already costs {device_class.unit_price.amount.normalize():f}; "
                                                 "its price cannot be changed by an import")

@@ -12,10 +12,12 @@ their lines are written by PostgreSQL from the due rows themselves:
    charges, ``line_time_billed_once`` on the time lines themselves.
 3. One draft per contract (or per customer, consolidated) is created with its period and
    charge lines; then the time lines and their taxes are inserted with one
-   ``INSERT … SELECT``. Their figures come from ``invoices.calculation``: lines with the
-   same amount on the same invoice have the same tax, so each distinct amount is
-   calculated once (with an invoice-level discount or surcharge the invoice is
-   recalculated line by line instead).
+   ``INSERT … SELECT``. Their figures come from ``invoices.calculation`` and their tax
+   codes from ``contracts.rules.taxes`` (the work type's tax category, the contract's
+   override, the customer's codes, the tenant default; exemption and reverse charge
+   last): lines of one contract with the same amount and work-type tax category have the
+   same tax, so each such group is calculated once (with an invoice-level discount or
+   surcharge the invoice is recalculated line by line instead).
 4. The batch's invoices and items, ticket locks and invoice totals follow, set-based.
 
 What the run writes per time entry is kept to the minimum, because at a million entries
@@ -108,7 +110,8 @@ def period_line_inputs(period: ContractPeriod, lines) -> list[LineInput]:
     return [
         LineInput(
             description=line.description, quantity=line.quantity, unit_price=line.unit_price, amount=line.amount,
-            taxable=period.contract.taxable, source_kind=kinds.get(line.kind, InvoiceLine.SourceKind.PERIOD),
+            taxable=period.contract.taxable, tax_category_id=line.tax_category_id,
+            source_kind=kinds.get(line.kind, InvoiceLine.SourceKind.PERIOD),
             contract_period_id=period.pk, contract_id=period.contract_id,
             detail={"period": [period.start.isoformat(), period.end.isoformat()], "kind": line.kind},
         )
@@ -170,7 +173,8 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     charges = list(ready_charges(cutoff=cutoff).filter(contract_id__in=contracts).exclude(pk__in=selection.excluded_charge_ids)
                    .select_related("ticket", "product", "contract").order_by("date", "id"))
     time_sql, time_params = picked_time(cutoff=cutoff, selection=selection).order_by().annotate(
-        ticket_id=F("entry__ticket_id")).values("id", "entry_id", "ticket_id", "contract_id", "amount", "bucket").query.sql_with_params()
+        ticket_id=F("entry__ticket_id"), work_tax_category=F("entry__work_type__tax_category_id")).values(
+        "id", "entry_id", "ticket_id", "contract_id", "amount", "bucket", "work_tax_category").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'")
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{TEMP_TABLE}")
@@ -180,11 +184,14 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     if problems:
         raise ValidationError("Nothing was billed: " + "; ".join(problems) + ". Reload the page to see what is due now.")
     with connection.cursor() as cursor:
-        cursor.execute(f"""SELECT contract_id, CASE WHEN bucket = ANY(%s::text[]) THEN amount ELSE 0 END AS a, count(*)
-                           FROM {TEMP_TABLE} GROUP BY 1, 2 ORDER BY 1, 2""", [list(CHARGED_BUCKETS)])
-        time_groups: dict[int, list[tuple[Decimal, int]]] = defaultdict(list)
-        for contract_id, amount, count in cursor.fetchall():
-            time_groups[contract_id].append((amount, count))
+        # Per contract, amount and the work type's tax category (-1: none): each group's lines
+        # have the same figures and taxes.
+        cursor.execute(f"""SELECT contract_id, CASE WHEN bucket = ANY(%s::text[]) THEN amount ELSE 0 END AS a,
+                                  COALESCE(work_tax_category, -1), count(*)
+                           FROM {TEMP_TABLE} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""", [list(CHARGED_BUCKETS)])
+        time_groups: dict[int, list[tuple[Decimal, int, int]]] = defaultdict(list)
+        for contract_id, amount, category, count in cursor.fetchall():
+            time_groups[contract_id].append((amount, category, count))
     # A period with nothing to invoice (an Hourly contract's, a block period without a
     # purchase) is billed along with its contract's other items; alone it makes no invoice.
     lines_of = periods_lines(periods)
@@ -234,8 +241,8 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
             invoice_of_contract[contract_id] = invoice
     try:
         with transaction.atomic():
-            time_lines = _time_lines_insert(invoice_of_contract, time_groups, line_counts,
-                                            taxable={pk: c.taxable for pk, c in contracts.items()}, acting_user=acting_user)
+            time_lines = _time_lines_insert(invoice_of_contract, time_groups, line_counts, contracts=contracts,
+                                            acting_user=acting_user)
             BatchInvoice.objects.bulk_create([BatchInvoice(batch=batch, invoice=invoice) for invoice in created])
             BatchItem.objects.bulk_create(
                 [BatchItem(batch=batch, invoice=invoice_of_contract[p.contract_id], kind=BatchItem.Kind.PERIOD, period_id=p.pk) for p in periods]
@@ -272,40 +279,53 @@ def charge_line_input(charge: Charge) -> LineInput:
     )
 
 
-def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dict[int, list[tuple[Decimal, int]]],
-                       line_counts: dict[int, int], *, taxable: dict[int, bool], acting_user) -> int:
+def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dict[int, list[tuple[Decimal, int, int]]],
+                       line_counts: dict[int, int], *, contracts: dict[int, Contract], acting_user) -> int:
     """Insert the time lines of every invoice and their taxes in one statement, and bring
-    each invoice's figures up to date."""
+    each invoice's figures up to date. A time line's taxes are resolved like any other line's
+    (``contracts.rules.taxes``): the work type's tax category, the contract's override, the
+    invoice customer's codes, the tenant's default; exemption and reverse charge last."""
     if not time_groups:
         return 0
     draft_lines = DraftLineFigures()
-    codes = draft_lines.codes
-    # Per invoice, each distinct (amount, taxable) once through the invoice arithmetic.
-    per_invoice: dict[int, dict[tuple[Decimal, bool], int]] = defaultdict(lambda: defaultdict(int))
-    for contract_id, groups in time_groups.items():
-        invoice = invoice_of_contract[contract_id]
-        for amount, count in groups:
-            per_invoice[invoice.pk][(amount, taxable[contract_id])] += count
+    today = draft_lines.tax_date
+    figures_contract, figures_amount, figures_category, figures_taxable, figures_codes, figures_tax = ([] for _ in range(6))
+    tax_contract, tax_amount_key, tax_codes_key, tax_rate, tax_code, tax_name, tax_percent, tax_compound, tax_base, tax_value, tax_order = ([] for _ in range(11))
     invoices = {i.pk: i for i in invoice_of_contract.values()}
-    figures_inv, figures_amount, figures_taxable, figures_tax = [], [], [], []
-    tax_inv, tax_amount_key, tax_taxable, tax_rate, tax_code, tax_name, tax_percent, tax_compound, tax_base, tax_value, tax_order = ([] for _ in range(11))
-    sums: dict[int, tuple[Decimal, Decimal]] = {}
-    for invoice_id, merged in per_invoice.items():
-        invoice = invoices[invoice_id]
-        subtotal = tax_total = Decimal(0)
-        for (amount, is_taxable), count in sorted(merged.items()):
+    sums: dict[int, list] = defaultdict(lambda: [Decimal(0), Decimal(0), 0])
+    untaxed: dict[int, bool] = {}
+    taxed_keys: set[tuple] = set()
+    for contract_id in sorted(time_groups):
+        contract = contracts[contract_id]
+        invoice = invoice_of_contract[contract_id]
+        customer = invoice.customer
+        if invoice.pk not in untaxed:
+            untaxed[invoice.pk] = customer.untaxed_on(today)
+        for amount, category, count in time_groups[contract_id]:
+            is_taxable, codes = draft_lines.codes_for(
+                taxable=contract.taxable, category_id=None if category == -1 else category,
+                contract_codes=contract.tax_codes, customer_codes=contract.customer.tax_codes or customer.tax_codes)
             line = None if draft_lines.adjusted else draft_lines.line(
-                amount, taxable=is_taxable, tax_exempt=invoice.customer.tax_exempt, currency=invoice.currency)
-            figures_inv.append(invoice_id)
+                amount, taxable=is_taxable, tax_exempt=untaxed[invoice.pk], currency=invoice.currency, codes=codes)
+            codes_json = json.dumps(list(codes))
+            figures_contract.append(contract_id)
             figures_amount.append(amount)
+            figures_category.append(category)
             figures_taxable.append(is_taxable)
+            figures_codes.append(codes_json)
             figures_tax.append(line.tax_amount if line else Decimal(0))
-            subtotal += amount * count
-            tax_total += (line.tax_amount if line else Decimal(0)) * count
+            total = sums[invoice.pk]
+            total[0] += amount * count
+            total[1] += (line.tax_amount if line else Decimal(0)) * count
+            total[2] += count
+            # Lines of one contract with the same amount and codes have the same taxes: listed once.
+            if (contract_id, amount, codes_json) in taxed_keys:
+                continue
+            taxed_keys.add((contract_id, amount, codes_json))
             for order, tax in enumerate(line.taxes if line else ()):
-                tax_inv.append(invoice_id)
+                tax_contract.append(contract_id)
                 tax_amount_key.append(amount)
-                tax_taxable.append(is_taxable)
+                tax_codes_key.append(codes_json)
                 tax_rate.append(tax.spec.rate_id)
                 tax_code.append(tax.spec.code)
                 tax_name.append(tax.spec.name)
@@ -314,17 +334,16 @@ def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dic
                 tax_base.append(tax.base)
                 tax_value.append(tax.amount)
                 tax_order.append(order)
-        sums[invoice_id] = (subtotal, tax_total)
     taxes_sql = """
         , taxes AS (
             INSERT INTO invoices_invoicelinetax (line_id, tax_rate_id, code, name, percent, compound, base, amount, sort_order)
             SELECT l.id, x.rate_id, x.code, x.name, x.percent, x.compound, x.base, x.amount, x.sort_order
             FROM lines l
-            JOIN unnest(%s::bigint[], %s::numeric[], %s::boolean[], %s::bigint[], %s::text[], %s::text[], %s::numeric[],
+            JOIN unnest(%s::bigint[], %s::numeric[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::numeric[],
                         %s::boolean[], %s::numeric[], %s::numeric[], %s::int[])
-                 AS x(invoice_id, key_amount, taxable, rate_id, code, name, percent, compound, base, amount, sort_order)
-              ON l.invoice_id = x.invoice_id AND l.fixed_amount = x.key_amount AND l.taxable = x.taxable)
-    """ if tax_inv else ""
+                 AS x(contract_id, key_amount, codes, rate_id, code, name, percent, compound, base, amount, sort_order)
+              ON l.contract_id = x.contract_id AND l.fixed_amount = x.key_amount AND l.tax_codes = x.codes::jsonb)
+    """ if tax_contract else ""
     contract_ids = sorted(time_groups)
     with connection.cursor() as cursor:
         # The new lines feed their taxes straight from RETURNING: no second read of a million
@@ -345,7 +364,7 @@ def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dic
                        || CASE a.bucket WHEN 'charged' THEN '' WHEN 'overage' THEN ' (overage)'
                                         WHEN 'deducted' THEN ' (deducted from the block)' ELSE ' (covered by the contract)' END,
                    round(a.billed_minutes / 60.0, 4), COALESCE(a.rate, 0), f.amount, f.amount, '', 0, 0, f.amount, 0, 0,
-                   f.amount, c.taxable, CASE WHEN c.taxable THEN %s::jsonb ELSE '[]'::jsonb END, f.tax, %s, a.id, a.contract_id,
+                   f.amount, f.taxable, f.codes::jsonb, f.tax, %s, a.id, a.contract_id,
                    jsonb_build_object('ticket', e.ticket_id, 'entry', e.id, 'minutes', e.minutes,
                                       'billed_minutes', a.billed_minutes, 'bucket', a.bucket, 'rate_rule', a.rate_explanation)
             FROM {TEMP_TABLE} bt
@@ -354,20 +373,20 @@ def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dic
             JOIN tickets_ticket t ON t.id = e.ticket_id
             JOIN contracts_worktype w ON w.id = e.work_type_id
             JOIN accounts_user u ON u.id = e.technician_id
-            JOIN contracts_contract c ON c.id = a.contract_id
             JOIN unnest(%s::bigint[], %s::bigint[], %s::int[]) AS m(contract_id, invoice_id, first_line) ON m.contract_id = a.contract_id
-            JOIN unnest(%s::bigint[], %s::numeric[], %s::boolean[], %s::numeric[]) AS f(invoice_id, amount, taxable, tax)
-                 ON f.invoice_id = m.invoice_id AND f.taxable = c.taxable
+            JOIN unnest(%s::bigint[], %s::numeric[], %s::bigint[], %s::boolean[], %s::text[], %s::numeric[])
+                 AS f(contract_id, amount, category, taxable, codes, tax)
+                 ON f.contract_id = a.contract_id AND f.category = COALESCE(bt.work_tax_category, -1)
                 AND f.amount = CASE WHEN a.bucket = ANY(%s::text[]) THEN a.amount ELSE 0 END
-            RETURNING id, invoice_id, fixed_amount, taxable, time_allocation_id)
+            RETURNING id, invoice_id, contract_id, fixed_amount, tax_codes, time_allocation_id)
             {taxes_sql}
             SELECT count(*) FROM lines
         """, [
-            json.dumps(codes), InvoiceLine.SourceKind.TIME.value,
+            InvoiceLine.SourceKind.TIME.value,
             contract_ids, [invoice_of_contract[c].pk for c in contract_ids], [line_counts[invoice_of_contract[c].pk] for c in contract_ids],
-            figures_inv, figures_amount, figures_taxable, figures_tax, list(CHARGED_BUCKETS),
-            *([tax_inv, tax_amount_key, tax_taxable, tax_rate, tax_code, tax_name, tax_percent, tax_compound, tax_base,
-               tax_value, tax_order] if tax_inv else []),
+            figures_contract, figures_amount, figures_category, figures_taxable, figures_codes, figures_tax, list(CHARGED_BUCKETS),
+            *([tax_contract, tax_amount_key, tax_codes_key, tax_rate, tax_code, tax_name, tax_percent, tax_compound, tax_base,
+               tax_value, tax_order] if tax_contract else []),
         ])
         inserted = cursor.fetchone()[0]
         cursor.execute("SET LOCAL enable_mergejoin = on")
@@ -379,11 +398,11 @@ def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dic
                 FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[]) AS s(id, subtotal, tax) WHERE i.id = s.id
             """, [ids, [sums[i][0] for i in ids], [sums[i][1] for i in ids]])
     if draft_lines.adjusted:  # an invoice discount or surcharge is shared over every line: line by line
-        for invoice_id in sorted(per_invoice):
+        for invoice_id in sorted(sums):
             invoice_services.invoice_recalculate(invoice_id=invoice_id, acting_user=acting_user)
     else:
         audit_record_many(actor=acting_user, action="invoice_time_lines_added", records=[
-            (invoices[i], None, {"time_lines": sum(per_invoice[i].values()), "subtotal": invoices[i].subtotal + sums[i][0],
+            (invoices[i], None, {"time_lines": sums[i][2], "subtotal": invoices[i].subtotal + sums[i][0],
                                  "tax_total": invoices[i].tax_total + sums[i][1],
-                                 "total": invoices[i].total + sums[i][0] + sums[i][1]}) for i in sorted(per_invoice)])
+                                 "total": invoices[i].total + sums[i][0] + sums[i][1]}) for i in sorted(sums)])
     return inserted

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from djmoney.settings import CURRENCY_CHOICES
 
 from contracts import services
-from contracts.models import Contract, Customer, DeviceClass, ExclusionSet, Product, RateItem, Role, WorkType
+from contracts.models import Contract, Customer, DeviceClass, ExclusionSet, Product, RateItem, Role, TaxCategory, WorkType
 from contracts.selectors import customer_parent_choices
 from msp_billing.tax_owner import lock_tax_fields, tax_owner_note
 
@@ -63,6 +63,17 @@ def minutes_as_hours(minutes: int | None) -> Decimal | None:
     return hours.quantize(Decimal("1")) if hours == hours.to_integral_value() else hours
 
 
+def _tax_codes_field(label: str, help_text: str) -> forms.CharField:
+    return forms.CharField(label=label, max_length=200, required=False, help_text=help_text,
+                           widget=forms.TextInput(attrs={"placeholder": "such as GST, PST"}))
+
+
+def _tax_category_field() -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(queryset=TaxCategory.objects.all(), required=False, label="Tax category",
+                                  empty_label="None — taxed with the customer's tax codes",
+                                  help_text="How this is taxed, such as Labour (not taxed) or Parts.")
+
+
 class ServiceForm(forms.Form):
     """A form whose cleaned data goes to a service; the service's messages come back here."""
 
@@ -92,8 +103,20 @@ class CustomerForm(ServiceForm):
     billing_contacts = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     address = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
     currency = forms.ChoiceField(choices=CURRENCIES)
-    tax_exempt = forms.BooleanField(required=False)
-    tax_id = forms.CharField(label="Tax id", max_length=60, required=False)
+    tax_exempt = forms.BooleanField(required=False, help_text="With a certificate: no tax until it expires.")
+    tax_id = forms.CharField(label="Tax id / VAT number", max_length=60, required=False)
+    tax_codes = _tax_codes_field("Tax codes", "The taxes of the customer's jurisdiction, comma-separated (such as "
+                                              "TX, or GST, PST). Empty: the default tax codes of the invoice settings.")
+    tax_exemption_reason = forms.CharField(label="Exemption reason", max_length=200, required=False,
+                                           help_text="Such as Resale or Non-profit.")
+    tax_exemption_certificate = forms.CharField(label="Exemption certificate number", max_length=60, required=False)
+    tax_exemption_expires = _date("Exemption expires", required=False,
+                                  help_text="After this date taxes are charged again. A date already past is kept "
+                                            "on file but exempts nothing.")
+    reverse_charge = forms.BooleanField(
+        label="Reverse charge", required=False,
+        help_text="EU business customer in another member state: no VAT; the invoice carries the reverse-charge "
+                  "note and their VAT number.")
     payment_terms_days = forms.IntegerField(label="Payment terms (days)", min_value=0,
                                             max_value=services.MAX_PAYMENT_TERMS_DAYS, initial=30)
     region = forms.CharField(max_length=60, required=False)
@@ -112,7 +135,7 @@ class CustomerForm(ServiceForm):
             self.fields["default_hourly_contract"].queryset = Contract.objects.filter(
                 customer=customer, type=Contract.Type.HOURLY
             )
-        lock_tax_fields(self, ["tax_exempt"])  # while an accounting system owns taxes
+        lock_tax_fields(self, services.CUSTOMER_TAX_FIELDS)  # while an accounting system owns taxes
 
     @staticmethod
     def initial_for(customer: Customer) -> dict:
@@ -133,11 +156,17 @@ class WorkTypeForm(ServiceForm):
                                                 help_text="After-hours work is billed at the rate times this.")
     billable = forms.BooleanField(required=False, initial=True)
     is_active = forms.BooleanField(label="Active", required=False, initial=True)
+    tax_category = _tax_category_field()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        lock_tax_fields(self, ["tax_category"])
 
     @staticmethod
     def initial_for(work_type: WorkType) -> dict:
         return {name: getattr(work_type, name) for name in
-                ("name", "is_after_hours", "after_hours_multiplier", "billable", "is_active")}
+                ("name", "is_after_hours", "after_hours_multiplier", "billable", "is_active")} | {
+            "tax_category": work_type.tax_category_id}
 
 
 class RoleForm(ServiceForm):
@@ -157,11 +186,16 @@ class RateItemForm(ServiceForm):
     rate = _rate("Rate (per hour)")
     currency = forms.ChoiceField(choices=CURRENCIES)
     accounting_code = forms.CharField(max_length=60, required=False, help_text="The item in the accounting system.")
+    tax_category = _tax_category_field()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        lock_tax_fields(self, ["tax_category"])
 
     @staticmethod
     def initial_for(rate_item: RateItem) -> dict:
         return {"name": rate_item.name, "rate": rate_item.rate.amount, "currency": str(rate_item.rate.currency),
-                "accounting_code": rate_item.accounting_code}
+                "accounting_code": rate_item.accounting_code, "tax_category": rate_item.tax_category_id}
 
 
 class ProductForm(ServiceForm):
@@ -173,19 +207,25 @@ class ProductForm(ServiceForm):
     taxable = forms.BooleanField(required=False, initial=True)
     accounting_code = forms.CharField(max_length=60, required=False, help_text="The item in the accounting system.")
     is_active = forms.BooleanField(label="Active", required=False, initial=True)
+    tax_category = _tax_category_field()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        lock_tax_fields(self, ["taxable", "tax_category"])
 
     @staticmethod
     def initial_for(product: Product) -> dict:
         return {"sku": product.sku, "name": product.name, "price": product.price.amount, "cost": product.cost.amount,
                 "currency": str(product.price.currency), "taxable": product.taxable,
-                "accounting_code": product.accounting_code, "is_active": product.is_active}
+                "accounting_code": product.accounting_code, "is_active": product.is_active,
+                "tax_category": product.tax_category_id}
 
 
-class TaxRateVersionForm(ServiceForm):
-    name = forms.CharField(max_length=100, help_text="Printed on invoices, such as VAT.")
-    percent = forms.DecimalField(max_digits=7, decimal_places=4, min_value=Decimal("0"), max_value=Decimal("100"))
-    compound = forms.BooleanField(required=False, help_text="Charged on the amount plus the other taxes.")
-    effective_from = _date("Effective from")
+class TaxesOwnedForm(ServiceForm):
+    """A form whose every field is a tax field: locked, and its save refused, while an
+    accounting system owns taxes."""
+
+    owned_label = "Tax rates"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -196,15 +236,39 @@ class TaxRateVersionForm(ServiceForm):
     def full_clean(self):
         if self.is_bound and self.taxes_owned_by:  # refused as a whole, before any field is looked at
             self._errors, self.cleaned_data = forms.utils.ErrorDict(), {}
-            self.add_error(None, ValidationError(f"{self.taxes_note} Tax rates cannot be changed here until it is "
-                                                 f"disconnected.", code="taxes_owned"))
+            self.add_error(None, ValidationError(f"{self.taxes_note} {self.owned_label} cannot be changed here until "
+                                                 f"it is disconnected.", code="taxes_owned"))
             return
         super().full_clean()
+
+
+class TaxRateVersionForm(TaxesOwnedForm):
+    name = forms.CharField(max_length=100, help_text="Printed on invoices, such as VAT.")
+    percent = forms.DecimalField(max_digits=7, decimal_places=4, min_value=Decimal("0"), max_value=Decimal("100"))
+    compound = forms.BooleanField(required=False, help_text="Charged on the amount plus the other taxes.")
+    effective_from = _date("Effective from")
 
 
 class TaxRateForm(TaxRateVersionForm):
     code = forms.CharField(max_length=40, help_text="Groups the versions of one tax, such as VAT20.")
     field_order = ["code", "name", "percent", "compound", "effective_from"]
+
+
+class TaxCategoryForm(TaxesOwnedForm):
+    owned_label = "Tax categories"
+
+    code = forms.CharField(max_length=40, help_text="Such as LABOUR or PARTS.")
+    name = forms.CharField(max_length=100)
+    taxable = forms.BooleanField(required=False, initial=True,
+                                 help_text="Untick when things of this category are not taxed (labour in many US states).")
+    tax_codes = _tax_codes_field("Only these tax codes", "Empty: every tax code of the customer applies. Otherwise only "
+                                                          "those of the customer's codes listed here (such as GST for "
+                                                          "goods exempt from the provincial tax).")
+
+    @staticmethod
+    def initial_for(category: TaxCategory) -> dict:
+        return {"code": category.code, "name": category.name, "taxable": category.taxable,
+                "tax_codes": category.tax_codes}
 
 
 class ExclusionSetForm(ServiceForm):
@@ -248,6 +312,9 @@ class ContractForm(ServiceForm):
     billing_timing = forms.ChoiceField(label="Billed", choices=Contract.Timing.choices, initial=Contract.Timing.ADVANCE)
     anchor_day = forms.IntegerField(label="Billing anchor day", min_value=1, max_value=31, initial=1)
     taxable = forms.BooleanField(required=False, initial=True)
+    tax_codes = _tax_codes_field("Tax codes override", "Only when this contract is taxed differently from its customer "
+                                                       "(such as work for a branch in another state); empty: the "
+                                                       "customer's tax codes.")
     # Fields of fieldsets that some types hide are optional: a hidden fieldset posts nothing.
     priority = forms.IntegerField(min_value=0, max_value=1000, initial=10, required=False,
                                   help_text="Lower numbers take time first.")
@@ -288,8 +355,8 @@ class ContractForm(ServiceForm):
 
     FIELDSETS = [
         ("Contract", ("customer", "name", "type", "currency", "status"), ALL_TYPES),
-        ("Dates and billing", ("start_date", "end_date", "billing_frequency", "billing_timing", "anchor_day", "taxable"),
-         ALL_TYPES),
+        ("Dates and billing", ("start_date", "end_date", "billing_frequency", "billing_timing", "anchor_day", "taxable",
+                               "tax_codes"), ALL_TYPES),
         ("Fee", ("fee", "fee_trigger"), (T.RETAINER, T.PROJECT_ONE_TIME_FEE)),
         ("Included hours", ("included_hours",), (T.RETAINER,)),
         ("Overage", ("overage_rate",), (T.RETAINER, T.BLOCK_HOURS)),
@@ -306,7 +373,7 @@ class ContractForm(ServiceForm):
     def __init__(self, *args, contract: Contract | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.contract = contract
-        lock_tax_fields(self, ["taxable"])  # while an accounting system owns taxes
+        lock_tax_fields(self, ["taxable", "tax_codes"])  # while an accounting system owns taxes
         if contract is None:
             del self.fields["effective_date"]
         else:
@@ -382,6 +449,11 @@ class ServiceLineEndForm(ServiceForm):
 class DeviceClassForm(ServiceForm):
     name = forms.CharField(max_length=100, help_text="Such as Servers, Workstations, Firewalls.")
     unit_price = _rate("Price per device per period")
+    tax_category = _tax_category_field()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        lock_tax_fields(self, ["tax_category"])
 
 
 class DeviceCountForm(ServiceForm):

@@ -5,6 +5,7 @@ are rounded only by ``msp_billing.money``. Dates are the MSP's local calendar da
 """
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -14,6 +15,13 @@ from djmoney.models.fields import MoneyField
 from contracts.rules.proration import BillingFrequency
 from contracts.rules.rounding import RoundingDirection
 from contracts.rules.routing import ContractType
+from contracts.rules.taxes import (
+    CategoryTerms,
+    CustomerTaxTerms,
+    customer_untaxed,
+    exemption_in_effect,
+    parse_codes,
+)
 
 RATE = dict(max_digits=14, decimal_places=4, default_currency=None)
 AMOUNT = dict(max_digits=14, decimal_places=2, default_currency=None)
@@ -31,7 +39,16 @@ class Customer(models.Model):
     address = models.TextField(blank=True)
     currency = models.CharField(max_length=3)
     tax_exempt = models.BooleanField(default=False)
-    tax_id = models.CharField(max_length=60, blank=True)
+    tax_id = models.CharField(max_length=60, blank=True, help_text="Tax or VAT number.")
+    # Taxes (docs/invoices.md "Which taxes a line charges").
+    tax_codes = models.CharField(max_length=200, blank=True,
+                                 help_text="Comma-separated tax codes of the customer's jurisdiction, such as GST, PST.")
+    tax_exemption_reason = models.CharField(max_length=200, blank=True)
+    tax_exemption_certificate = models.CharField(max_length=60, blank=True)
+    tax_exemption_expires = models.DateField(null=True, blank=True,
+                                             help_text="The exemption no longer applies after this date.")
+    reverse_charge = models.BooleanField(
+        default=False, help_text="EU business customer in another country: no VAT, the customer accounts for it.")
     payment_terms_days = models.PositiveSmallIntegerField(default=30)
     region = models.CharField(max_length=60, blank=True)
     default_hourly_contract = models.ForeignKey(
@@ -48,6 +65,40 @@ class Customer(models.Model):
     def __str__(self) -> str:
         return self.display_name or self.legal_name
 
+    def tax_terms(self) -> CustomerTaxTerms:
+        return CustomerTaxTerms(codes=parse_codes(self.tax_codes), exempt=self.tax_exempt,
+                                exemption_expires=self.tax_exemption_expires, reverse_charge=self.reverse_charge)
+
+    def exemption_in_effect(self, on: dt.date) -> bool:
+        return exemption_in_effect(exempt=self.tax_exempt, expires=self.tax_exemption_expires, on=on)
+
+    def untaxed_on(self, on: dt.date) -> bool:
+        """No tax at all on ``on``: reverse charge, or an exemption in effect."""
+        return customer_untaxed(self.tax_terms(), on=on)
+
+
+class TaxCategory(models.Model):
+    """What kind of thing is sold, for taxes: Labour, Parts, Software — set on work types,
+    rate items and products. Not taxed, or taxed with the customer's codes (optionally
+    only some of them)."""
+
+    code = models.CharField(max_length=40, unique=True, help_text="Such as LABOUR or PARTS.")
+    name = models.CharField(max_length=100)
+    taxable = models.BooleanField(default=True, help_text="Untick when this kind of item is not taxed (such as labour).")
+    tax_codes = models.CharField(
+        max_length=200, blank=True,
+        help_text="Only these of the customer's tax codes apply (comma-separated); empty: all of them.")
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "tax categories"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+    def terms(self) -> CategoryTerms:
+        return CategoryTerms(taxable=self.taxable, codes=parse_codes(self.tax_codes))
+
 
 class WorkType(models.Model):
     """The billing code a technician picks: Remote Support, Onsite Support, ..."""
@@ -57,6 +108,8 @@ class WorkType(models.Model):
     after_hours_multiplier = models.DecimalField(max_digits=6, decimal_places=4, default=Decimal("1.5"))
     billable = models.BooleanField(default=True)
     is_active = models.BooleanField(default=True)
+    tax_category = models.ForeignKey("TaxCategory", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                     help_text="How what is sold is taxed; empty: with the customer's tax codes.")
 
     class Meta:
         ordering = ["name"]
@@ -85,6 +138,8 @@ class RateItem(models.Model):
     name = models.CharField(max_length=120, unique=True)
     rate = MoneyField(**RATE)
     accounting_code = models.CharField(max_length=60, blank=True)
+    tax_category = models.ForeignKey("TaxCategory", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                     help_text="How what is sold is taxed; empty: with the customer's tax codes.")
 
     class Meta:
         ordering = ["name"]
@@ -101,6 +156,8 @@ class Product(models.Model):
     taxable = models.BooleanField(default=True)
     accounting_code = models.CharField(max_length=60, blank=True)
     is_active = models.BooleanField(default=True)
+    tax_category = models.ForeignKey("TaxCategory", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                     help_text="How what is sold is taxed; empty: with the customer's tax codes.")
 
     class Meta:
         ordering = ["name"]
@@ -189,6 +246,8 @@ class Contract(models.Model):
     billing_timing = models.CharField(max_length=10, choices=Timing.choices, default=Timing.ADVANCE)
     anchor_day = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(31)])
     taxable = models.BooleanField(default=True)
+    tax_codes = models.CharField(max_length=200, blank=True,
+                                 help_text="Overrides the customer's tax codes for this contract; empty: the customer's.")
     exclusion_set = models.ForeignKey(ExclusionSet, null=True, blank=True, on_delete=models.PROTECT, related_name="contracts")
     priority = models.PositiveSmallIntegerField(default=10, help_text="Lower numbers take time first.")
     # Renewal
@@ -277,6 +336,8 @@ class DeviceClass(models.Model):
     contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="device_classes")
     name = models.CharField(max_length=100)
     unit_price = MoneyField(**RATE)
+    tax_category = models.ForeignKey("TaxCategory", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                     help_text="How monitoring these devices is taxed; empty: with the customer's tax codes.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contract", "name"], name="device_class_unique_per_contract")]

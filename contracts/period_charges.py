@@ -52,6 +52,7 @@ class PeriodLine:
     quantity: Decimal
     unit_price: Decimal
     amount: Decimal
+    tax_category_id: int | None = None  # the item's tax category (service lines), for the line's taxes
 
 
 def _days(start: dt.date, end: dt.date) -> int:
@@ -78,6 +79,7 @@ class _RecurringPart:
     unit_price: Decimal
     start: dt.date
     end: dt.date
+    tax_category_id: int | None = None
 
 
 def _recurring_lines(parts: list[_RecurringPart], period: ContractPeriod, currency: str) -> list[PeriodLine]:
@@ -88,7 +90,8 @@ def _recurring_lines(parts: list[_RecurringPart], period: ContractPeriod, curren
     )
     return [
         PeriodLine(kind=part.kind, description=f"{part.description}, {_describe_range(part.start, part.end, period)}",
-                   quantity=part.quantity, unit_price=round_unit_price(part.unit_price), amount=amount)
+                   quantity=part.quantity, unit_price=round_unit_price(part.unit_price), amount=amount,
+                   tax_category_id=part.tax_category_id)
         for part, amount in zip(parts, amounts)
     ]
 
@@ -109,15 +112,17 @@ class ContractTerms:
     def load(cls, contract_ids: Iterable[int], *, needs_ledgers: bool = True) -> ContractTerms:
         ids = sorted(set(contract_ids))
         terms = cls()
-        for service in RecurringServiceLine.objects.filter(contract_id__in=ids).order_by("id"):
+        for service in RecurringServiceLine.objects.filter(contract_id__in=ids).select_related("product", "rate_item").order_by("id"):
             terms.service_lines[service.contract_id].append(service)
         for milestone in Milestone.objects.filter(contract_id__in=ids).order_by("due_date", "id"):
             terms.milestones[milestone.contract_id].append(milestone)
         for block in BlockPurchase.objects.filter(contract_id__in=ids).order_by("purchased_on", "id"):
             terms.blocks[block.contract_id].append(block)
+        # Device classes always (a few rows): a frozen snapshot names its classes, whose tax
+        # category the lines still need.
+        for device_class in DeviceClass.objects.filter(contract_id__in=ids).order_by("name"):
+            terms.device_classes[device_class.contract_id].append(device_class)
         if needs_ledgers:
-            for device_class in DeviceClass.objects.filter(contract_id__in=ids).order_by("name"):
-                terms.device_classes[device_class.contract_id].append(device_class)
             for count in DeviceCount.objects.filter(device_class__contract_id__in=ids).order_by("effective_date", "id"):
                 terms.device_counts[count.device_class_id].append(count)
             for record in UsageRecord.objects.filter(contract_id__in=ids).order_by("measured_on", "id"):
@@ -205,10 +210,14 @@ def period_lines(*, period: ContractPeriod, terms: ContractTerms | None = None) 
         s_start = max(start, service.effective_from)
         s_end = min(end, service.effective_to) if service.effective_to else end
         if s_start <= s_end:
+            category = (service.product.tax_category_id if service.product_id
+                        else service.rate_item.tax_category_id if service.rate_item_id else None)
             recurring.append(_RecurringPart(kind="service", description=service.description, quantity=service.quantity,
-                                            unit_price=service.unit_price.amount, start=s_start, end=s_end))
+                                            unit_price=service.unit_price.amount, start=s_start, end=s_end,
+                                            tax_category_id=category))
 
     snapshot = period_snapshot(period, terms)
+    class_categories = {c.name: c.tax_category_id for c in terms.device_classes[contract.pk]}
     for device_class in snapshot.get("devices", []):
         for segment in device_class["segments"]:
             if segment["count"]:
@@ -216,6 +225,7 @@ def period_lines(*, period: ContractPeriod, terms: ContractTerms | None = None) 
                     kind="devices", description=f"{device_class['class']}: {segment['count']} devices",
                     quantity=Decimal(segment["count"]), unit_price=Decimal(device_class["unit_price"]),
                     start=dt.date.fromisoformat(segment["from"]), end=dt.date.fromisoformat(segment["to"]),
+                    tax_category_id=class_categories.get(device_class["class"]),
                 ))
     lines: list[PeriodLine] = _recurring_lines(recurring, period, currency)
 
@@ -260,4 +270,4 @@ def _project_fee_lines(contract: Contract, period: ContractPeriod, currency: str
 
 
 def lines_as_dicts(lines: list[PeriodLine]) -> list[dict]:
-    return [{key: str(value) for key, value in asdict(line).items()} for line in lines]
+    return [{key: str(value) for key, value in asdict(line).items() if key != "tax_category_id"} for line in lines]

@@ -47,11 +47,13 @@ from contracts.models import (
     RateItem,
     RecurringServiceLine,
     Role,
+    TaxCategory,
     TaxRate,
     UsageRecord,
     WorkType,
 )
 from contracts.periods import contract_periods_generate
+from contracts.rules.taxes import parse_codes
 from msp_billing.audit.services import audit_record, changed_only
 
 CURRENCY_CODES = frozenset(code for code, _ in CURRENCY_CHOICES)
@@ -66,7 +68,7 @@ DEFAULT_ALERT_THRESHOLDS = "75,90,100"
 # Terms every contract has; the rest depends on its type.
 CONTRACT_COMMON_FIELDS = (
     "name", "status", "start_date", "end_date", "billing_frequency", "billing_timing", "anchor_day", "taxable",
-    "exclusion_set", "priority", "auto_renew", "renewal_notice_days", "renewal_term_months",
+    "tax_codes", "exclusion_set", "priority", "auto_renew", "renewal_notice_days", "renewal_term_months",
     "rounding_increment", "rounding_direction", "rounding_minimum",
 )
 # Type-specific terms and the value they take on a contract of another type.
@@ -191,6 +193,27 @@ def _check_currency(errors: _Errors, field: str, code: Any) -> str:
     return code
 
 
+def check_tax_codes(errors: _Errors, field: str, value: Any) -> str:
+    """Tax codes (comma-separated text or a list) that must all exist as tax rates; stored
+    as "GST, PST". An unknown code is named in the message."""
+    if value is None:
+        return ""
+    if not isinstance(value, (str, list, tuple)) or (not isinstance(value, str) and not all(isinstance(v, str) for v in value)):
+        errors.add(field, "Enter tax codes separated by commas, such as GST, PST.")
+        return ""
+    codes = parse_codes(value)
+    if codes:
+        known = set(TaxRate.objects.filter(code__in=codes).values_list("code", flat=True))
+        missing = [code for code in codes if code not in known]
+        if missing:
+            errors.add(field, f"Unknown tax code{'s' if len(missing) > 1 else ''}: {', '.join(missing)}. "
+                              "Add it under Catalogue → Tax rates first.")
+    text = ", ".join(codes)
+    if len(text) > 200:
+        errors.add(field, "Keep the tax codes under 200 characters.")
+    return text
+
+
 def _clean(instance: Model, errors: _Errors, *, exclude: Iterable[str] = ()) -> None:
     """Model validation (lengths, e-mail, ranges, choices) merged into ``errors``, then raise."""
     try:
@@ -276,7 +299,11 @@ def _reject_unknown(data: Mapping[str, Any], allowed: Iterable[str]) -> None:
 CUSTOMER_FIELDS = (
     "legal_name", "display_name", "parent", "billing_email", "billing_contacts", "address", "currency",
     "tax_exempt", "tax_id", "payment_terms_days", "region", "is_active",
+    "tax_codes", "tax_exemption_reason", "tax_exemption_certificate", "tax_exemption_expires", "reverse_charge",
 )
+# What an accounting system that calculates taxes owns (msp_billing.tax_owner).
+CUSTOMER_TAX_FIELDS = ("tax_exempt", "tax_codes", "tax_exemption_reason", "tax_exemption_certificate",
+                       "tax_exemption_expires", "reverse_charge")
 CUSTOMER_AUDITED = (*CUSTOMER_FIELDS, "default_hourly_contract")
 
 
@@ -295,6 +322,11 @@ def customer_create(
     payment_terms_days: int = 30,
     region: str = "",
     is_active: bool = True,
+    tax_codes: str | list[str] = "",
+    tax_exemption_reason: str = "",
+    tax_exemption_certificate: str = "",
+    tax_exemption_expires: dt.date | None = None,
+    reverse_charge: bool = False,
     acting_user,
 ) -> Customer:
     customer = Customer()
@@ -303,7 +335,9 @@ def customer_create(
         dict(legal_name=legal_name, currency=currency, display_name=display_name, parent=parent,
              billing_email=billing_email, billing_contacts=billing_contacts, address=address,
              tax_exempt=tax_exempt, tax_id=tax_id, payment_terms_days=payment_terms_days, region=region,
-             is_active=is_active),
+             is_active=is_active, tax_codes=tax_codes, tax_exemption_reason=tax_exemption_reason,
+             tax_exemption_certificate=tax_exemption_certificate, tax_exemption_expires=tax_exemption_expires,
+             reverse_charge=reverse_charge),
     )
     _save(customer, conflict_field="legal_name", conflict_message=_legal_name_taken(customer.legal_name))
     _audit("customer_create", customer, acting_user, after=_snapshot(customer, CUSTOMER_AUDITED))
@@ -333,6 +367,16 @@ def customer_update(*, customer: Customer, data: Mapping[str, Any], acting_user)
     return customer
 
 
+def _customer_tax_check(errors: _Errors, customer: Customer) -> None:
+    """Exemption and reverse charge hold together. An expiry date already past is accepted
+    (the certificate is on file) but exempts nothing: taxes are charged again. The
+    certificate details are kept when Tax exempt is unticked; they exempt nothing then."""
+    if customer.reverse_charge and customer.tax_exempt:
+        errors.add("reverse_charge", "A customer is either tax-exempt or reverse-charged, not both; untick one.")
+    if customer.reverse_charge and not customer.tax_id:
+        errors.add("tax_id", "Enter the customer's VAT number: a reverse-charge invoice must show it.")
+
+
 def _legal_name_taken(name: str) -> str:
     return f"A customer with the legal name “{name}” already exists."
 
@@ -345,7 +389,8 @@ def _customer_apply(customer: Customer, data: Mapping[str, Any], *, existing: bo
             errors.add("legal_name", "Enter the legal name accounting systems know the customer by.")
         elif Customer.objects.filter(legal_name__iexact=customer.legal_name).exclude(pk=customer.pk).exists():
             errors.add("legal_name", _legal_name_taken(customer.legal_name))
-    for name in ("display_name", "billing_contacts", "address", "tax_id", "region"):
+    for name in ("display_name", "billing_contacts", "address", "tax_id", "region", "tax_exemption_reason",
+                 "tax_exemption_certificate"):
         if name in data:
             setattr(customer, name, _text(data[name]))
     if "billing_email" in data:
@@ -355,9 +400,17 @@ def _customer_apply(customer: Customer, data: Mapping[str, Any], *, existing: bo
                 validate_email(customer.billing_email)
             except ValidationError:
                 errors.add("billing_email", "Enter a valid e-mail address.")
-    for name in ("tax_exempt", "is_active"):
+    for name in ("tax_exempt", "is_active", "reverse_charge"):
         if name in data:
             setattr(customer, name, bool(data[name]))
+    if "tax_codes" in data:
+        customer.tax_codes = check_tax_codes(errors, "tax_codes", data["tax_codes"])
+    if "tax_exemption_expires" in data:
+        expires = data["tax_exemption_expires"]
+        if expires is not None:
+            _check_date(errors, "tax_exemption_expires", expires)
+        customer.tax_exemption_expires = expires
+    _customer_tax_check(errors, customer)
     if "payment_terms_days" in data:
         days = data["payment_terms_days"]
         if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_PAYMENT_TERMS_DAYS:
@@ -493,6 +546,7 @@ def _catalogue_snapshot(kind: _CatalogueKind, instance: Model) -> dict[str, Any]
 
 
 def _work_type_check(work_type: WorkType, data: Mapping[str, Any], errors: _Errors) -> None:
+    _tax_category_check(work_type, data, errors)
     if "after_hours_multiplier" in data:
         multiplier = _decimal(errors, "after_hours_multiplier", data["after_hours_multiplier"], minimum=Decimal("1"))
         if multiplier is not None and multiplier > MAX_AFTER_HOURS_MULTIPLIER:
@@ -501,9 +555,19 @@ def _work_type_check(work_type: WorkType, data: Mapping[str, Any], errors: _Erro
             work_type.after_hours_multiplier = multiplier
 
 
+def _tax_category_check(instance: Model, data: Mapping[str, Any], errors: _Errors) -> None:
+    if "tax_category" in data:
+        category = data["tax_category"]
+        if category is not None and not isinstance(category, TaxCategory):
+            errors.add("tax_category", "Choose one of the tax categories.")
+        else:
+            instance.tax_category = category
+
+
 def _product_check(product: Product, data: Mapping[str, Any], errors: _Errors) -> None:
     if "name" in data and not product.name:
         errors.add("name", "Enter the product's name.")
+    _tax_category_check(product, data, errors)
 
 
 def _exclusion_set_members_changed(exclusion_set: ExclusionSet) -> None:
@@ -515,7 +579,7 @@ def _exclusion_set_members_changed(exclusion_set: ExclusionSet) -> None:
 
 _WORK_TYPE = _CatalogueKind(
     model=WorkType, action="work_type", unique="name", label="A work type", blank="Enter a name, such as Remote Support.",
-    fields=("name", "is_after_hours", "after_hours_multiplier", "billable", "is_active"),
+    fields=("name", "is_after_hours", "after_hours_multiplier", "billable", "is_active", "tax_category"),
     flags=("is_after_hours", "billable", "is_active"), check=_work_type_check,
 )
 _ROLE = _CatalogueKind(
@@ -525,11 +589,12 @@ _ROLE = _CatalogueKind(
 _RATE_ITEM = _CatalogueKind(
     model=RateItem, action="rate_item", unique="name", label="A rate item",
     blank="Enter a name, such as Network Engineering.",
-    fields=("name", "rate", "currency", "accounting_code"), texts=("accounting_code",), prices=("rate",),
+    fields=("name", "rate", "currency", "accounting_code", "tax_category"), texts=("accounting_code",), prices=("rate",),
+    check=_tax_category_check,
 )
 _PRODUCT = _CatalogueKind(
     model=Product, action="product", unique="sku", label="A product with SKU", blank="Enter the SKU.",
-    fields=("sku", "name", "price", "cost", "currency", "taxable", "accounting_code", "is_active"),
+    fields=("sku", "name", "price", "cost", "currency", "taxable", "accounting_code", "is_active", "tax_category"),
     texts=("name", "accounting_code"), flags=("taxable", "is_active"), prices=("price", "cost"), check=_product_check,
 )
 _EXCLUSION_SET = _CatalogueKind(
@@ -541,10 +606,11 @@ _EXCLUSION_SET = _CatalogueKind(
 
 @transaction.atomic
 def work_type_create(*, name: str, is_after_hours: bool = False, after_hours_multiplier: Decimal = Decimal("1.5"),
-                     billable: bool = True, is_active: bool = True, acting_user) -> WorkType:
+                     billable: bool = True, is_active: bool = True, tax_category: TaxCategory | None = None,
+                     acting_user) -> WorkType:
     return _catalogue_create(_WORK_TYPE, dict(name=name, is_after_hours=is_after_hours,
                                               after_hours_multiplier=after_hours_multiplier, billable=billable,
-                                              is_active=is_active), acting_user)
+                                              is_active=is_active, tax_category=tax_category), acting_user)
 
 
 @transaction.atomic
@@ -564,9 +630,10 @@ def role_update(*, role: Role, data: Mapping[str, Any], acting_user) -> Role:
 
 
 @transaction.atomic
-def rate_item_create(*, name: str, rate: Decimal, currency: str, accounting_code: str = "", acting_user) -> RateItem:
-    return _catalogue_create(_RATE_ITEM, dict(name=name, rate=rate, currency=currency, accounting_code=accounting_code),
-                             acting_user)
+def rate_item_create(*, name: str, rate: Decimal, currency: str, accounting_code: str = "",
+                     tax_category: TaxCategory | None = None, acting_user) -> RateItem:
+    return _catalogue_create(_RATE_ITEM, dict(name=name, rate=rate, currency=currency, accounting_code=accounting_code,
+                                              tax_category=tax_category), acting_user)
 
 
 @transaction.atomic
@@ -576,10 +643,11 @@ def rate_item_update(*, rate_item: RateItem, data: Mapping[str, Any], acting_use
 
 @transaction.atomic
 def product_create(*, sku: str, name: str, price: Decimal, cost: Decimal, currency: str, taxable: bool = True,
-                   accounting_code: str = "", is_active: bool = True, acting_user) -> Product:
+                   accounting_code: str = "", is_active: bool = True, tax_category: TaxCategory | None = None,
+                   acting_user) -> Product:
     return _catalogue_create(_PRODUCT, dict(sku=sku, name=name, price=price, cost=cost, currency=currency,
-                                            taxable=taxable, accounting_code=accounting_code, is_active=is_active),
-                             acting_user)
+                                            taxable=taxable, accounting_code=accounting_code, is_active=is_active,
+                                            tax_category=tax_category), acting_user)
 
 
 @transaction.atomic
@@ -653,6 +721,54 @@ def _tax_rate_build(errors: _Errors, *, code: str, name: str, percent, compound:
     tax_rate = TaxRate(code=code, name=name, percent=value, compound=bool(compound), effective_from=effective_from)
     _clean(tax_rate, errors)
     return tax_rate
+
+
+# --- tax categories -----------------------------------------------------------------------
+
+TAX_CATEGORY_FIELDS = ("code", "name", "taxable", "tax_codes")
+
+
+@transaction.atomic
+def tax_category_create(*, code: str, name: str, taxable: bool = True, tax_codes: str | list[str] = "",
+                        acting_user) -> TaxCategory:
+    """A kind of thing sold, for taxes: not taxed, or taxed with (some of) the customer's codes."""
+    category = TaxCategory()
+    _tax_category_apply(category, dict(code=code, name=name, taxable=taxable, tax_codes=tax_codes))
+    _save(category, conflict_field="code", conflict_message=f"A tax category with the code {category.code} already exists.")
+    _audit("tax_category_create", category, acting_user, after=_snapshot(category, TAX_CATEGORY_FIELDS))
+    return category
+
+
+@transaction.atomic
+def tax_category_update(*, tax_category: TaxCategory, data: Mapping[str, Any], acting_user) -> TaxCategory:
+    """Change a category; drafts follow on their next recalculation, issued invoices keep their taxes."""
+    _reject_unknown(data, TAX_CATEGORY_FIELDS)
+    category = TaxCategory.objects.select_for_update().get(pk=tax_category.pk)
+    before = _snapshot(category, TAX_CATEGORY_FIELDS)
+    _tax_category_apply(category, data)
+    _save(category, conflict_field="code", conflict_message=f"A tax category with the code {category.code} already exists.")
+    _audit("tax_category_update", category, acting_user, before=before, after=_snapshot(category, TAX_CATEGORY_FIELDS))
+    return category
+
+
+def _tax_category_apply(category: TaxCategory, data: Mapping[str, Any]) -> None:
+    errors = _Errors()
+    if "code" in data:
+        category.code = _text(data["code"]).upper()
+        if not category.code:
+            errors.add("code", "Enter a short code, such as LABOUR or PARTS.")
+        elif TaxCategory.objects.filter(code__iexact=category.code).exclude(pk=category.pk).exists():
+            errors.add("code", f"A tax category with the code {category.code} already exists.")
+    if "name" in data:
+        category.name = _text(data["name"])
+        if not category.name:
+            errors.add("name", "Enter a name, such as Labour.")
+    if "taxable" in data:
+        category.taxable = bool(data["taxable"])
+    if "tax_codes" in data:
+        category.tax_codes = check_tax_codes(errors, "tax_codes", data["tax_codes"])
+    errors.raise_if_any()
+    _clean(category, errors)
 
 
 # --- contracts ----------------------------------------------------------------------------
@@ -797,6 +913,8 @@ def _contract_apply(contract: Contract, errors: _Errors, data: Mapping[str, Any]
     for name in ("taxable", "auto_renew"):
         if name in data:
             setattr(contract, name, bool(data[name]))
+    if "tax_codes" in data:
+        contract.tax_codes = check_tax_codes(errors, "tax_codes", data["tax_codes"])
     if "exclusion_set" in data:
         contract.exclusion_set = data["exclusion_set"]
     _set_int(errors, contract, data, "anchor_day", 1, 31)
@@ -1026,7 +1144,8 @@ def _require_type(contract: Contract, *types: str, what: str) -> None:
 
 
 @transaction.atomic
-def device_class_add(*, contract: Contract, name: str, unit_price: Decimal | Money, acting_user) -> DeviceClass:
+def device_class_add(*, contract: Contract, name: str, unit_price: Decimal | Money,
+                     tax_category: TaxCategory | None = None, acting_user) -> DeviceClass:
     _require_type(contract, Contract.Type.REMOTE_MONITORING, what="Device classes")
     errors = _Errors()
     name = _text(name)
@@ -1035,11 +1154,14 @@ def device_class_add(*, contract: Contract, name: str, unit_price: Decimal | Mon
     elif contract.device_classes.filter(name__iexact=name).exists():
         errors.add("name", f"This contract already has a device class “{name}”.")
     price = _decimal(errors, "unit_price", unit_price, currency=contract.currency)
+    if tax_category is not None and not isinstance(tax_category, TaxCategory):
+        errors.add("tax_category", "Choose one of the tax categories.")
     errors.raise_if_any()
-    device_class = DeviceClass(contract=contract, name=name, unit_price=Money(price, contract.currency))
+    device_class = DeviceClass(contract=contract, name=name, unit_price=Money(price, contract.currency),
+                               tax_category=tax_category)
     _clean(device_class, errors, exclude=["contract"])
     _save(device_class, conflict_field="name", conflict_message=f"This contract already has a device class “{name}”.")
-    _audit("device_class_add", device_class, acting_user, on=contract, after=_snapshot(device_class, ("name", "unit_price")))
+    _audit("device_class_add", device_class, acting_user, on=contract, after=_snapshot(device_class, ("name", "unit_price", "tax_category")))
     return device_class
 
 

@@ -34,6 +34,7 @@ from contracts.models import (
     RateItem,
     RecurringServiceLine,
     Role,
+    TaxCategory,
     TaxRate,
     WorkType,
 )
@@ -117,15 +118,25 @@ def customer_create(request):
         **{k: v for k, v in form.cleaned_data.items() if k != "default_hourly_contract"}, acting_user=request.user))
     if customer:
         messages.success(request, f"Customer “{customer}” created.")
+        _warn_expired_exemption(request, customer)
         return redirect("contracts:customer_detail", customer.pk)
     return _form_page(request, form, title="New customer", cancel_url=reverse("contracts:customer_list"),
                       submit_label="Create customer")
 
 
+def _warn_expired_exemption(request: HttpRequest, customer: Customer) -> None:
+    """An expiry date already past is saved (the certificate is on file) but exempts nothing."""
+    if customer.tax_exempt and not customer.exemption_in_effect(services.tenant_today()):
+        messages.warning(request, f"The exemption certificate expired on {customer.tax_exemption_expires:%d %b %Y}: "
+                                  "taxes are charged until a later expiry date is entered.")
+
+
 @billing
 def customer_detail(request, pk: int):
     customer = selectors.customer_detail(customer_id=pk)
-    return render(request, "contracts/customer_detail.html", {"customer": customer, "can_manage": _can_manage(request)})
+    expired = customer.tax_exempt and not customer.exemption_in_effect(services.tenant_today())
+    return render(request, "contracts/customer_detail.html", {"customer": customer, "can_manage": _can_manage(request),
+                                                               "exemption_expired": expired})
 
 
 @billing
@@ -136,6 +147,7 @@ def customer_edit(request, pk: int):
         customer=customer, data=form.cleaned_data, acting_user=request.user))
     if saved:
         messages.success(request, f"Customer “{saved}” saved.")
+        _warn_expired_exemption(request, saved)
         return redirect("contracts:customer_detail", saved.pk)
     return _form_page(request, form, title=f"Edit {customer}",
                       cancel_url=reverse("contracts:customer_detail", args=[customer.pk]))
@@ -152,6 +164,7 @@ def catalogue(request):
         "rate_items": RateItem.objects.count(),
         "products": Product.objects.count(),
         "tax_rates": TaxRate.objects.values("code").distinct().count(),
+        "tax_categories": TaxCategory.objects.count(),
         "exclusion_sets": ExclusionSet.objects.count(),
     }
     return render(request, "contracts/catalogue.html", {"counts": counts, "can_manage": _can_manage(request)})
@@ -278,6 +291,20 @@ def _exclusion_set_edit_intro(exclusion_set: ExclusionSet) -> str:
 
 _ACTIVE = Column("Status", _active_badge)
 
+
+def _tax_category(obj: Model) -> str:
+    category = getattr(obj, "tax_category", None)
+    return str(category) if category is not None else "None — the customer's tax codes"
+
+
+def _category_taxes(category: TaxCategory) -> str:
+    if not category.taxable:
+        return "Not taxed"
+    return f"Only {category.tax_codes} of the customer's tax codes" if category.tax_codes else "Every tax code of the customer"
+
+
+_TAX_CATEGORY = Column("Tax category", _tax_category)
+
 CATALOGUE = (
     CatalogueEntity(
         name="work_type", slug="work-types", label="work type", plural="work types", model=WorkType,
@@ -296,6 +323,7 @@ CATALOGUE = (
                                                              "After hours only when logged outside business hours")),
             Column("After-hours multiplier", _multiplier("after_hours_multiplier")),
             Column("Billable", _yes_no("billable")),
+            _TAX_CATEGORY,
             Column("Status", _yes_no("is_active", "Active,Inactive")),
             Column("Excluded by", _links("exclusion_sets", "contracts:exclusion_set_detail", "No exclusion set")),
         )),),
@@ -323,7 +351,7 @@ CATALOGUE = (
         columns=(Column("Rate item", _field("name")), Column("Rate", _money("rate"), num=True),
                  Column("Accounting code", _field("accounting_code", default="—"))),
         sections=(Section(fields=(Column("Rate (per hour)", _money("rate")),
-                                  Column("Accounting code", _field("accounting_code", default="—")))),),
+                                  Column("Accounting code", _field("accounting_code", default="—")), _TAX_CATEGORY)),),
         empty_text="A rate item is a named, priced labour service that maps to an item in your accounting system.",
     ),
     CatalogueEntity(
@@ -338,11 +366,26 @@ CATALOGUE = (
                  Column("Taxable", _yes_no("taxable")), _ACTIVE),
         sections=(Section(fields=(
             Column("SKU", _field("sku")), Column("Price", _money("price")), Column("Cost", _money("cost")),
-            Column("Taxable", _yes_no("taxable")), Column("Accounting code", _field("accounting_code", default="—")),
+            Column("Taxable", _yes_no("taxable")), _TAX_CATEGORY,
+            Column("Accounting code", _field("accounting_code", default="—")),
             Column("Status", _yes_no("is_active", "Active,Inactive")),
         )),),
         empty_text="Products are catalogue items with a SKU, price and cost, billed as charges on tickets or "
                    "contracts.",
+    ),
+    CatalogueEntity(
+        name="tax_category", slug="tax-categories", label="tax category", plural="tax categories", model=TaxCategory,
+        form=forms.TaxCategoryForm, list_selector=lambda: TaxCategory.objects.all(),
+        create=services.tax_category_create, update=services.tax_category_update,
+        search_fields=("code", "name"),
+        columns=(Column("Tax category", _field("name")), Column("Code", _field("code")),
+                 Column("Taxes", _category_taxes)),
+        sections=(Section(fields=(Column("Code", _field("code")), Column("Taxes", _category_taxes)),
+                          note="Set on work types, rate items and products. A line is taxed with its contract's "
+                               "tax codes override, else its customer's tax codes, else the default tax codes; a "
+                               "category that is not taxed charges nothing, one with codes keeps only those."),),
+        empty_text="Tax categories say how what you sell is taxed: Labour (not taxed in many US states), Parts, "
+                   "Software.",
     ),
     CatalogueEntity(
         name="exclusion_set", slug="exclusion-sets", label="exclusion set", plural="exclusion sets",

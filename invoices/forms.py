@@ -265,7 +265,8 @@ class InvoiceSettingsForm(ServiceForm):
     default_payment_terms_days = forms.IntegerField(label="Default payment terms (days)", min_value=0, max_value=365)
     default_tax_codes = forms.MultipleChoiceField(label="Default taxes", required=False, choices=(),
                                                   widget=forms.CheckboxSelectMultiple,
-                                                  help_text="Charged on taxable lines that name no tax of their own.")
+                                                  help_text="The fallback: charged on taxable lines when neither the contract nor the "
+                                                            "customer names tax codes.")
     terms = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000)
     payment_instructions = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000)
     footer = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=5000)

@@ -176,7 +176,9 @@ class Invoice(models.Model):
     customer_name = models.CharField(max_length=200, blank=True)
     customer_address = models.TextField(blank=True)
     customer_tax_id = models.CharField(max_length=60, blank=True)
-    customer_tax_exempt = models.BooleanField(default=False)
+    customer_tax_exempt = models.BooleanField(default=False, help_text="An exemption in effect on the issue date.")
+    customer_reverse_charge = models.BooleanField(
+        default=False, help_text="No VAT: the customer accounts for it (the reverse-charge note is printed).")
     customer_email = models.EmailField(blank=True)
     # Tax rate versions used, frozen on issue: {code: {"id", "name", "percent", "compound"}}.
     tax_snapshot = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
@@ -238,6 +240,15 @@ class Invoice(models.Model):
                 name="invoice_credit_note_has_invoice",
             ),
         ]
+
+    @property
+    def reverse_charge_note(self) -> str:
+        """The legal note a reverse-charge invoice prints: the customer as it is now on a
+        draft, as frozen on issue otherwise; "" when it does not apply."""
+        from contracts.rules.taxes import REVERSE_CHARGE_NOTE
+
+        applies = self.customer.reverse_charge if self.status == self.Status.DRAFT else self.customer_reverse_charge
+        return REVERSE_CHARGE_NOTE if applies else ""
 
     def __str__(self) -> str:
         label = self.get_kind_display()

@@ -43,6 +43,7 @@ from django.template.loader import render_to_string
 from invoices import selectors
 from invoices.branding import logo_data_uri, text_colour_on
 from invoices.models import Invoice, InvoiceLine, InvoicePdf, InvoiceSettings, invoice_pdf_name, tenant_media_name
+from msp_billing.tenants.today import tenant_today
 
 logger = logging.getLogger(__name__)
 
@@ -223,8 +224,10 @@ def invoice_document_context(invoice: Invoice, *, branding: InvoiceSettings | No
             "name": customer.legal_name if draft else invoice.customer_name,
             "address": customer.address if draft else invoice.customer_address,
             "tax_id": customer.tax_id if draft else invoice.customer_tax_id,
-            "tax_exempt": customer.tax_exempt if draft else invoice.customer_tax_exempt,
+            "tax_exempt": customer.exemption_in_effect(tenant_today()) if draft else invoice.customer_tax_exempt,
+            "reverse_charge": bool(invoice.reverse_charge_note),
         },
+        "reverse_charge_note": invoice.reverse_charge_note,
         "sections": invoice_sections(invoice),
         "tax_summary": selectors.invoice_tax_summary(invoice),
         "watermark": "Draft" if draft else "Void" if invoice.status == Invoice.Status.VOID else "",

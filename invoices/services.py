@@ -26,7 +26,8 @@ from django.utils import timezone
 from djmoney.money import Money
 from djmoney.settings import CURRENCY_CHOICES
 
-from contracts.models import Contract, ContractPeriod, Customer, Product, RateItem, TaxRate
+from contracts.models import Contract, ContractPeriod, Customer, Product, RateItem, TaxCategory, TaxRate
+from contracts.rules.taxes import line_tax_codes, line_taxable, parse_codes
 from invoices import hooks
 from invoices.audit import audit_record, audit_record_many
 from invoices.calculation import (
@@ -80,8 +81,10 @@ class LineInput:
     """One invoice line as a caller (a billing batch, the edit page) describes it.
 
     ``amount``: an amount the source already computed and rounded (a prorated fee, rated
-    time); without it the line is quantity × unit price. ``tax_rate_codes``: None takes
-    the tenant's default taxes for a taxable line; an empty tuple means no tax.
+    time); without it the line is quantity × unit price. ``tax_rate_codes``: None resolves
+    the line's taxes (``contracts.rules.taxes``: its tax category — ``tax_category_id``, or
+    its product's or rate item's —, its contract's override, the customer's codes, the
+    tenant's default); an empty tuple means no tax.
     ``line_id`` (edits only) keeps an existing line and its source links.
     """
 
@@ -91,6 +94,7 @@ class LineInput:
     amount: Decimal | Money | None = None
     taxable: bool = True
     tax_rate_codes: Sequence[str] | None = None
+    tax_category_id: int | None = None
     discount: Adjustment = Adjustment()
     source_kind: str = InvoiceLine.SourceKind.MANUAL
     time_allocation_id: int | None = None
@@ -349,7 +353,9 @@ def invoice_create_drafts(*, drafts: Sequence[DraftInput], acting_user) -> list[
     # Lines, figures and taxes are worked out on the unsaved objects, then each kind of row is
     # written once (its references filled in as the rows it points to get their ids).
     refs = _existing_sources(line for d in drafts for line in d.lines)
-    lines = [_built_lines(invoice, d.lines, config=config, existing={}, refs=refs)[0] for invoice, d in zip(invoices, drafts)]
+    resolver = TaxCodeResolver(config=config)
+    lines = [_built_lines(invoice, d.lines, config=config, existing={}, refs=refs, resolver=resolver)[0]
+             for invoice, d in zip(invoices, drafts)]
     specs_cache: dict = {}
     taxes: list[list[InvoiceLineTax]] = []
     today = tenant_today()
@@ -357,7 +363,7 @@ def invoice_create_drafts(*, drafts: Sequence[DraftInput], acting_user) -> list[
         codes = frozenset(code for line in invoice_lines for code in line.tax_codes)
         if codes not in specs_cache:
             specs_cache[codes] = _tax_specs(invoice, codes, tax_date=today, frozen=False)
-        taxes.append(_figures(invoice, invoice_lines, specs_cache[codes], tax_exempt=invoice.customer.tax_exempt))
+        taxes.append(_figures(invoice, invoice_lines, specs_cache[codes], tax_exempt=invoice.customer.untaxed_on(today)))
     Invoice.objects.bulk_create(invoices)
     InvoiceLine.objects.bulk_create([line for built in lines for line in built])
     InvoiceLineTax.objects.bulk_create([tax for group in taxes for tax in group])
@@ -405,7 +411,14 @@ def _draft_instance(*, customer: Customer, config: InvoiceSettings, acting_user,
     )
     _set_adjustments(errors, invoice, discount=discount, surcharge=surcharge)
     errors.raise_if_any()
+    _set_draft_tax_status(invoice, customer, tenant_today())
     return invoice
+
+
+def _set_draft_tax_status(invoice: Invoice, customer: Customer, on: dt.date) -> None:
+    """A draft shows the customer's exemption and reverse charge as they are on ``on``."""
+    invoice.customer_tax_exempt = customer.exemption_in_effect(on)
+    invoice.customer_reverse_charge = customer.reverse_charge
 
 
 @transaction.atomic
@@ -468,8 +481,11 @@ def invoice_issue(*, invoice_id: int, acting_user, issue_date: dt.date | None = 
     before = _state(invoice)
     customer = Customer.objects.get(pk=invoice.customer_id)
     invoice.issue_date = issue_date
-    invoice.customer_tax_exempt = customer.tax_exempt
-    _recalculate(invoice, tax_date=issue_date, tax_exempt=customer.tax_exempt, frozen=False)
+    # Frozen on issue: the exemption as it stands on the issue date (an expired certificate
+    # no longer exempts), and the reverse charge.
+    invoice.customer_tax_exempt = customer.exemption_in_effect(issue_date)
+    invoice.customer_reverse_charge = customer.reverse_charge
+    _recalculate(invoice, tax_date=issue_date, tax_exempt=customer.untaxed_on(issue_date), frozen=False)
     if invoice.total < 0:
         raise ValidationError("The invoice total is negative; issue a credit note instead.")
     invoice.customer_name = customer.legal_name
@@ -768,6 +784,7 @@ def credit_note_create(
         customer_address=invoice.customer_address,
         customer_tax_id=invoice.customer_tax_id,
         customer_tax_exempt=invoice.customer_tax_exempt,
+        customer_reverse_charge=invoice.customer_reverse_charge,
         customer_email=invoice.customer_email,
         tax_snapshot=invoice.tax_snapshot,
         reason=reason,
@@ -955,9 +972,11 @@ def _replace_lines(invoice: Invoice, inputs: Sequence[LineInput], *, config: Inv
 
 
 def _built_lines(invoice: Invoice, inputs: Sequence[LineInput], *, config: InvoiceSettings, existing: dict[int, InvoiceLine],
-                 refs: dict[type | str, set[int]]) -> tuple[list[InvoiceLine], set[int]]:
+                 refs: dict[type | str, Any], resolver: TaxCodeResolver | None = None) -> tuple[list[InvoiceLine], set[int]]:
     """``inputs`` checked and turned into line rows (new, or ``existing`` ones kept), unsaved."""
     errors = _Errors()
+    resolver = resolver or TaxCodeResolver(config=config)
+    customer = invoice.customer
     currency = invoice.currency
     kinds = set(InvoiceLine.SourceKind.values)
     built: list[InvoiceLine] = []
@@ -994,8 +1013,17 @@ def _built_lines(invoice: Invoice, inputs: Sequence[LineInput], *, config: Invoi
             errors.add("lines", f"{label}: enter the discount with at most 4 decimal places.")
         if item.source_kind not in kinds:
             errors.add("lines", f"{label}: unknown source kind “{item.source_kind}”.")
+        taxable = bool(item.taxable)
         if item.tax_rate_codes is None:
-            codes = config.tax_codes() if item.taxable else []
+            category_id = item.tax_category_id
+            if category_id is None and item.product_id is not None:
+                category_id = refs[TAX_CATEGORY_OF].get((Product, item.product_id))
+            if category_id is None and item.rate_item_id is not None:
+                category_id = refs[TAX_CATEGORY_OF].get((RateItem, item.rate_item_id))
+            contract_codes, site_codes = refs[CONTRACT_TAX_CODES].get(item.contract_id, ("", ""))
+            taxable = resolver.taxable(taxable=taxable, category_id=category_id)
+            codes = list(resolver.codes(taxable=taxable, category_id=category_id, contract_codes=contract_codes,
+                                        customer_codes=site_codes or customer.tax_codes))
         else:
             codes = _codes(item.tax_rate_codes)
         line = existing.get(item.line_id) if item.line_id is not None else None
@@ -1028,8 +1056,8 @@ def _built_lines(invoice: Invoice, inputs: Sequence[LineInput], *, config: Invoi
         line.fixed_amount = fixed
         line.discount_kind = discount.kind
         line.discount_value = discount_value.quantize(QUANTITY_PLACES) if discount.kind else Decimal("0.0000")
-        line.taxable = bool(item.taxable)
-        line.tax_codes = codes if item.taxable else []
+        line.taxable = taxable
+        line.tax_codes = codes if taxable else []
         built.append(line)
     errors.raise_if_any()
     return built, kept
@@ -1046,9 +1074,22 @@ def _existing_sources(inputs: Iterable[LineInput]) -> dict[type | str, set[int]]
             value = getattr(item, name)
             if isinstance(value, int) and not isinstance(value, bool):
                 wanted[model].add(value)
-    found: dict[type | str, set[int]] = defaultdict(set)
+    found: dict[type | str, Any] = defaultdict(set)
+    found[TAX_CATEGORY_OF] = {}
+    found[CONTRACT_TAX_CODES] = {}
     for model, ids in wanted.items():
-        found[model] = set(model.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        if model is Contract:
+            # The contract's override and its own customer's codes (a site on a consolidated invoice).
+            rows = {pk: (codes, site_codes) for pk, codes, site_codes in
+                    Contract.objects.filter(pk__in=ids).values_list("pk", "tax_codes", "customer__tax_codes")}
+            found[CONTRACT_TAX_CODES] = rows
+            found[model] = set(rows)
+        elif model in (Product, RateItem):
+            rows = dict(model.objects.filter(pk__in=ids).values_list("pk", "tax_category_id"))
+            found[TAX_CATEGORY_OF].update({(model, pk): category for pk, category in rows.items()})
+            found[model] = set(rows)
+        else:
+            found[model] = set(model.objects.filter(pk__in=ids).values_list("pk", flat=True))
     if wanted.get(TimeAllocation):  # time is billed once: by the one line that still bills it
         found[BILLED_TIME] = set(InvoiceLine.objects.filter(time_allocation_id__in=wanted[TimeAllocation], source_released_at__isnull=True)
                                  .values_list("time_allocation_id", flat=True))
@@ -1056,6 +1097,27 @@ def _existing_sources(inputs: Iterable[LineInput]) -> dict[type | str, set[int]]
 
 
 BILLED_TIME = "billed time"
+TAX_CATEGORY_OF = "tax category of"
+CONTRACT_TAX_CODES = "contract tax codes"
+
+
+class TaxCodeResolver:
+    """The tax codes of lines (``contracts.rules.taxes``, steps 1–3), with the tax categories
+    and the tenant's default codes loaded once (one query) for any number of lines."""
+
+    def __init__(self, *, config: InvoiceSettings | None = None):
+        config = config or InvoiceSettings.load()
+        self.default_codes = parse_codes(config.tax_codes())
+        self.categories = {category.pk: category.terms() for category in TaxCategory.objects.all()}
+
+    def taxable(self, *, taxable: bool, category_id: int | None) -> bool:
+        return line_taxable(taxable=taxable, category=self.categories.get(category_id))
+
+    def codes(self, *, taxable: bool, category_id: int | None, contract_codes: str = "",
+              customer_codes: str = "") -> tuple[str, ...]:
+        return line_tax_codes(taxable=taxable, category=self.categories.get(category_id),
+                              contract_codes=parse_codes(contract_codes), customer_codes=parse_codes(customer_codes),
+                              default_codes=self.default_codes)
 
 
 def _tax_specs(invoice: Invoice, codes: Iterable[str], *, tax_date: dt.date, frozen: bool) -> dict[str, TaxSpec]:
@@ -1097,8 +1159,12 @@ def _recalculate(invoice: Invoice, *, tax_date: dt.date | None = None, tax_exemp
     if tax_date is None:
         tax_date = invoice.issue_date or tenant_today()
     if tax_exempt is None:
-        tax_exempt = Customer.objects.filter(pk=invoice.customer_id).values_list("tax_exempt", flat=True).get() \
-            if is_draft else invoice.customer_tax_exempt
+        if is_draft:
+            customer = Customer.objects.get(pk=invoice.customer_id)
+            tax_exempt = customer.untaxed_on(tax_date)
+            _set_draft_tax_status(invoice, customer, tax_date)
+        else:
+            tax_exempt = invoice.customer_tax_exempt or invoice.customer_reverse_charge
     lines = list(invoice.lines.order_by("sort_order", "id"))
     specs = _tax_specs(invoice, {code for line in lines for code in line.tax_codes}, tax_date=tax_date, frozen=frozen)
     new_taxes = _figures(invoice, lines, specs, tax_exempt=tax_exempt)
@@ -1344,27 +1410,48 @@ def _changed(before: Mapping[str, Any], after: Mapping[str, Any], *, side: int) 
 
 
 class DraftLineFigures:
-    """The figures of draft lines with a fixed amount and the tenant's default taxes, memoised
-    by (amount, taxable, tax-exempt customer, currency) — for previews and batch runs over
-    many lines. Only valid without invoice-level adjustments (``adjusted`` says whether the
-    tenant's defaults add a discount or surcharge; callers then calculate line by line)."""
+    """The figures of draft lines with a fixed amount, memoised by (amount, taxable, resolved
+    tax codes, untaxed customer, currency) — for previews and batch runs over many lines. Only
+    valid without invoice-level adjustments (``adjusted`` says whether the tenant's defaults
+    add a discount or surcharge; callers then calculate line by line). ``resolver`` gives the
+    codes of a line (``codes_for``), memoised per (contract, customer, category, taxable)."""
 
     def __init__(self, *, config: InvoiceSettings | None = None, tax_date: dt.date | None = None):
         self.config = config or InvoiceSettings.load()
         self.adjusted = bool(self.config.default_discount_percent or self.config.default_surcharge_percent)
-        codes = self.config.tax_codes()
-        found = _tax_specs(Invoice(), codes, tax_date=tax_date or tenant_today(), frozen=False) if codes else {}
-        self.codes = codes
-        self.specs = tuple(found[code] for code in codes)
+        self.tax_date = tax_date or tenant_today()
+        self.resolver = TaxCodeResolver(config=self.config)
+        self._specs: dict[tuple[str, ...], tuple[TaxSpec, ...]] = {}
+        self._codes: dict[tuple, tuple[bool, tuple[str, ...]]] = {}
         self._memo: dict[tuple, Any] = {}
 
-    def line(self, amount: Decimal, *, taxable: bool, tax_exempt: bool, currency: str):
-        """The ``LineResult`` of one such line."""
-        key = (amount, taxable, tax_exempt, currency)
+    def codes_for(self, *, taxable: bool, category_id: int | None, contract_codes: str,
+                  customer_codes: str) -> tuple[bool, tuple[str, ...]]:
+        """(taxable, codes) of a line: the same resolution a draft's line gets."""
+        key = (taxable, category_id, contract_codes, customer_codes)
+        found = self._codes.get(key)
+        if found is None:
+            is_taxable = self.resolver.taxable(taxable=taxable, category_id=category_id)
+            found = self._codes[key] = (is_taxable, self.resolver.codes(
+                taxable=is_taxable, category_id=category_id, contract_codes=contract_codes, customer_codes=customer_codes))
+        return found
+
+    def specs(self, codes: Sequence[str]) -> tuple[TaxSpec, ...]:
+        codes = tuple(codes)
+        found = self._specs.get(codes)
+        if found is None:
+            by_code = _tax_specs(Invoice(), codes, tax_date=self.tax_date, frozen=False) if codes else {}
+            found = self._specs[codes] = tuple(by_code[code] for code in codes)
+        return found
+
+    def line(self, amount: Decimal, *, taxable: bool, tax_exempt: bool, currency: str, codes: Sequence[str] = ()):
+        """The ``LineResult`` of one such line charging ``codes`` (``tax_exempt``: an untaxed customer)."""
+        codes = tuple(codes)
+        key = (amount, taxable, codes, tax_exempt, currency)
         result = self._memo.get(key)
         if result is None:
             figures = LineFigures(quantity=Decimal(1), unit_price=Decimal(0), fixed_amount=amount, taxable=taxable,
-                                  taxes=self.specs if taxable else ())
+                                  taxes=self.specs(codes) if taxable else ())
             result = self._memo[key] = calculate_invoice(lines=[figures], currency=currency, tax_exempt=tax_exempt).lines[0]
         return result
 
@@ -1373,15 +1460,17 @@ def invoice_preview_totals(*, customer: Customer, lines: Sequence[LineInput], ta
                            counts: Sequence[int] | None = None, config: InvoiceSettings | None = None,
                            specs_cache: dict | None = None):
     """What an invoice of ``lines`` for ``customer`` would come to, computed exactly as a draft
-    would be (tenant default taxes, discount and surcharge), without saving anything.
+    would be (resolved taxes, tenant default discount and surcharge), without saving anything.
 
     With ``counts``, ``lines[i]`` stands for ``counts[i]`` alike lines (only the totals and one
     result per distinct line are returned). ``specs_cache`` (a dict kept by the caller)
     saves looking the same tax rates up again when previewing many invoices."""
     config = config or InvoiceSettings.load()
     tax_date = tax_date or tenant_today()
+    resolver = TaxCodeResolver(config=config) if any(item.tax_rate_codes is None for item in lines) else None
     codes_per_line = [
-        (config.tax_codes() if item.taxable else []) if item.tax_rate_codes is None else _codes(item.tax_rate_codes)
+        list(resolver.codes(taxable=item.taxable, category_id=item.tax_category_id, customer_codes=customer.tax_codes))
+        if item.tax_rate_codes is None else _codes(item.tax_rate_codes)
         for item in lines
     ]
     wanted = frozenset(code for codes in codes_per_line for code in codes)
@@ -1407,6 +1496,6 @@ def invoice_preview_totals(*, customer: Customer, lines: Sequence[LineInput], ta
     surcharge = Adjustment(PERCENT, config.default_surcharge_percent) if config.default_surcharge_percent else Adjustment()
     if counts is not None:
         return calculate_invoice_totals(lines=figures, counts=counts, currency=customer.currency, discount=discount,
-                                        surcharge=surcharge, tax_exempt=customer.tax_exempt)
+                                        surcharge=surcharge, tax_exempt=customer.untaxed_on(tax_date))
     return calculate_invoice(lines=figures, currency=customer.currency, discount=discount, surcharge=surcharge,
-                             tax_exempt=customer.tax_exempt)
+                             tax_exempt=customer.untaxed_on(tax_date))

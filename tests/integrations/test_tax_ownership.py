@@ -183,3 +183,30 @@ def test_a_system_that_does_not_compute_taxes_locks_nothing(world, admin_client)
     assert tax_owner() == ""
     page = admin_client.get(reverse("contracts:customer_edit", args=[world["customer"].pk])).content.decode()
     assert not disabled(page, "tax_exempt")
+
+
+def test_jurisdiction_exemption_reverse_charge_and_categories_are_locked_while_connected(world, connected, admin_client):
+    from contracts.models import TaxCategory, WorkType
+
+    labour = TaxCategory.objects.create(code="LABOUR", name="Labour", taxable=False)
+    remote = WorkType.objects.create(name="Remote Support")
+    edit = reverse("contracts:customer_edit", args=[world["customer"].pk])
+    page = admin_client.get(edit).content.decode()
+    for name in ("tax_codes", "tax_exemption_reason", "tax_exemption_certificate", "tax_exemption_expires",
+                 "reverse_charge"):
+        assert disabled(page, name), name
+    response = admin_client.post(edit, {"legal_name": "Tax Acme GmbH", "currency": "EUR", "payment_terms_days": "30",
+                                        "is_active": "on", "tax_codes": "RED", "reverse_charge": "on",
+                                        "tax_id": "FR40303265045"})
+    assert response.status_code == 302
+    acme = Customer.objects.get(pk=world["customer"].pk)
+    assert (acme.tax_codes, acme.reverse_charge, acme.tax_id) == ("", False, "FR40303265045")
+    assert disabled(admin_client.get(reverse("contracts:edit", args=[world["contract"].pk])).content.decode(), "tax_codes")
+    work_type_edit = reverse("contracts:work_type_edit", args=[remote.pk])
+    assert disabled(admin_client.get(work_type_edit).content.decode(), "tax_category")
+    admin_client.post(work_type_edit, {"name": "Remote Support", "after_hours_multiplier": "1.5", "billable": "on",
+                                       "is_active": "on", "tax_category": str(labour.pk)})
+    assert WorkType.objects.get(pk=remote.pk).tax_category is None
+    response = admin_client.post(reverse("contracts:tax_category_create"), {"code": "PARTS", "name": "Parts"})
+    assert response.status_code == 400 and "Tax categories cannot be changed here" in response.content.decode()
+    assert not TaxCategory.objects.filter(code="PARTS").exists()
