@@ -18,7 +18,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from django.db import connection
 from django.db.models import F
@@ -70,6 +70,7 @@ class DueSummary:
     contracts: dict[int, ContractDue]
     details: BatchDetails
     token: str
+    selection: Selection
 
 
 def _sql(queryset) -> tuple[str, tuple]:
@@ -77,43 +78,44 @@ def _sql(queryset) -> tuple[str, tuple]:
     return sql, tuple(params)
 
 
-def _due_time(*, cutoff: dt.date, selection: Selection | None) -> tuple[list[tuple], int]:
+def _due_time(*, cutoff: dt.date, excluded_entry_ids: frozenset[int]) -> list[tuple]:
     """Due time per (contract, line amount, left out?): entries, billed minutes, sum of entry
-    ids; and the number of tickets with picked time or charges. Two plain aggregates, which
-    PostgreSQL runs in parallel over the due rows."""
+    ids. One plain aggregate over the due rows."""
     time_qs = ready_time_allocations(cutoff=cutoff).order_by()
     time_sql, time_params = _sql(time_qs.annotate(k_ticket=F("entry__ticket_id")).values(
         "contract_id", "amount", "bucket", "billed_minutes", "entry_id", "k_ticket"))
-    everything = selection is None
-    excluded_entries = [] if everything else sorted(selection.excluded_entry_ids)
     with connection.cursor() as cursor:
         cursor.execute(f"""
             SELECT ta.contract_id, CASE WHEN ta.bucket = ANY(%s::text[]) THEN ta.amount ELSE 0 END, ta.entry_id = ANY(%s::bigint[]),
                    count(*), sum(ta.billed_minutes), sum(ta.entry_id)
             FROM ({time_sql}) AS ta GROUP BY 1, 2, 3
-        """, (list(CHARGED_BUCKETS), excluded_entries, *time_params))
-        rows = cursor.fetchall()
-        if not everything and not selection.contract_ids:
-            return rows, 0
-        picked_time, picked_charges = time_qs, ready_charges(cutoff=cutoff).order_by().filter(ticket__isnull=False)
-        if not everything:
-            # Usually nearly every contract is picked: filter by the few that are not.
-            left_out = sorted({row[0] for row in rows} - selection.contract_ids)
-            if left_out:
-                picked_time = picked_time.exclude(contract_id__in=left_out)
-            if selection.excluded_entry_ids:
-                picked_time = picked_time.exclude(entry_id__in=selection.excluded_entry_ids)
-            picked_charges = picked_charges.filter(contract_id__in=selection.contract_ids).exclude(pk__in=selection.excluded_charge_ids)
-        ticket_sql, ticket_params = _sql(picked_time.annotate(ticket_id=F("entry__ticket_id")).values("ticket_id"))
-        charge_sql, charge_params = _sql(picked_charges.values("ticket_id"))
+        """, (list(CHARGED_BUCKETS), sorted(excluded_entry_ids), *time_params))
+        return cursor.fetchall()
+
+
+def _picked_tickets(*, cutoff: dt.date, selection: Selection, due_contracts: set[int]) -> int:
+    """The number of tickets with picked time or picked charges."""
+    if not selection.contract_ids:
+        return 0
+    picked_time = ready_time_allocations(cutoff=cutoff).order_by()
+    # Usually nearly every contract is picked: filter by the few that are not.
+    left_out = sorted(due_contracts - selection.contract_ids)
+    if left_out:
+        picked_time = picked_time.exclude(contract_id__in=left_out)
+    if selection.excluded_entry_ids:
+        picked_time = picked_time.exclude(entry_id__in=selection.excluded_entry_ids)
+    picked_charges = (ready_charges(cutoff=cutoff).order_by().filter(ticket__isnull=False, contract_id__in=selection.contract_ids)
+                      .exclude(pk__in=selection.excluded_charge_ids))
+    ticket_sql, ticket_params = _sql(picked_time.annotate(ticket_id=F("entry__ticket_id")).values("ticket_id"))
+    charge_sql, charge_params = _sql(picked_charges.values("ticket_id"))
+    with connection.cursor() as cursor:
         cursor.execute(f"""
             SELECT count(*) FROM (
                 SELECT ticket_id FROM ({ticket_sql}) AS te GROUP BY 1
                 UNION SELECT ticket_id FROM ({charge_sql}) AS ch
             ) AS tickets
         """, (*ticket_params, *charge_params))
-        tickets = cursor.fetchone()[0]
-    return rows, tickets
+        return cursor.fetchone()[0]
 
 
 class _ContractInfo(NamedTuple):
@@ -141,10 +143,16 @@ class _Bill:
     has_lines: bool = False
 
 
-def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolidated: bool = False) -> DueSummary:
-    """Per contract the total due and the selected balance, the batch details of ``selection``
-    (None: everything due, the wizard's pre-selection) and the fingerprint of what is due."""
-    time_rows, tickets = _due_time(cutoff=cutoff, selection=selection)
+def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolidated: bool = False,
+                preselect: Callable[[dict[int, ContractDue]], frozenset[int]] | None = None) -> DueSummary:
+    """Per contract the total due and the selected balance, the batch details of a selection
+    and the fingerprint of what is due.
+
+    The details are for ``selection``; without one, for the contracts ``preselect`` picks
+    from the per-contract figures (the wizard's pre-selection of the rows it shows), or else
+    for every contract with anything due. ``DueSummary.selection`` is the selection the
+    details are for, so the page ticks exactly what its details count."""
+    time_rows = _due_time(cutoff=cutoff, excluded_entry_ids=selection.excluded_entry_ids if selection else frozenset())
     periods = list(ready_periods(cutoff=cutoff).order_by("pk"))
     period_lines = periods_lines(periods)
     charges = list(ready_charges(cutoff=cutoff).select_related("contract", "product").order_by("pk"))
@@ -156,12 +164,41 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
     customers = {pk: _CustomerInfo(pk, currency, tax_exempt) for pk, currency, tax_exempt in
                  Customer.objects.filter(pk__in=customer_ids).values_list("pk", "currency", "tax_exempt")}
     figures: dict[int, ContractDue] = {pk: ContractDue() for pk in contracts}
+
+    # What is due, per contract, whatever is selected (and the fingerprint of it).
+    due_time: dict[int, list] = defaultdict(lambda: [0, 0, Decimal(0)])
+    for contract_id, amount, _excluded, count, _minutes, ids in time_rows:
+        row = figures[contract_id]
+        value = amount * count
+        row.total += value
+        row.entries += count
+        seen = due_time[contract_id]
+        seen[0] += count
+        seen[1] += ids
+        seen[2] += value
+    fingerprint: list[tuple] = [("t", contract_id, seen[0], seen[1], str(seen[2])) for contract_id, seen in sorted(due_time.items())]
+    for period in periods:
+        row = figures[period.contract_id]
+        row.periods += 1
+        period_total = sum((line.amount for line in period_lines[period.pk]), Decimal(0))
+        row.total += period_total
+        fingerprint.append(("p", period.pk, str(period_total)))
+    charge_amounts: dict[int, Decimal] = {}
+    for charge in charges:
+        amount = charge_amounts[charge.pk] = line_amount(quantity=charge.quantity, unit_price=charge_unit_price(charge),
+                                                         currency=charge.contract.currency)
+        row = figures[charge.contract_id]
+        row.charges += 1
+        row.total += amount
+        fingerprint.append(("c", charge.pk, str(amount)))
+
+    if selection is None:
+        selection = Selection(contract_ids=frozenset(preselect(figures) if preselect else figures))
+
+    # What the selection bills, invoice by invoice, as the run will create them.
     draft_lines = DraftLineFigures()
     bills: dict[tuple, _Bill] = {}
     bill_of: dict[int, _Bill] = {}
-
-    def picked(contract_id: int) -> bool:
-        return selection is None or contract_id in selection.contract_ids
 
     def bill_for(contract: _ContractInfo) -> _Bill:
         bill = bill_of.get(contract.pk)
@@ -174,6 +211,7 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
     def add_line(bill: _Bill, amount: Decimal, taxable: bool, count: int) -> None:
         """Lines of one amount: their tax (memoised per amount), or kept whole for the exact path."""
         bill.has_lines = True
+        bill.subtotal += amount * count
         if draft_lines.adjusted:
             bill.lines[(amount, taxable)] += count
         else:
@@ -181,50 +219,27 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
             bill.tax += draft_lines.line(amount, taxable=taxable, tax_exempt=customer.tax_exempt,
                                          currency=customer.currency).tax_amount * count
 
-    due_time: dict[int, list] = defaultdict(lambda: [0, 0, Decimal(0)])
+    picked = selection.contract_ids
     minutes = 0
-    for contract_id, amount, excluded, count, billed_minutes, ids in time_rows:
-        row = figures[contract_id]
-        value = amount * count
-        row.total += value
-        row.entries += count
-        seen = due_time[contract_id]
-        seen[0] += count
-        seen[1] += ids
-        seen[2] += value
-        if not excluded and picked(contract_id):
+    for contract_id, amount, excluded, count, billed_minutes, _ids in time_rows:
+        if not excluded and contract_id in picked:
             contract = contracts[contract_id]
-            row.selected += value
+            figures[contract_id].selected += amount * count
             minutes += billed_minutes
-            bill = bill_for(contract)
-            bill.subtotal += value
-            add_line(bill, amount, contract.taxable, count)
-    fingerprint: list[tuple] = [("t", contract_id, seen[0], seen[1], str(seen[2])) for contract_id, seen in sorted(due_time.items())]
+            add_line(bill_for(contract), amount, contract.taxable, count)
     for period in periods:
-        contract = contracts[period.contract_id]
-        row = figures[contract.pk]
-        row.periods += 1
-        chosen = picked(contract.pk) and (selection is None or period.pk not in selection.excluded_period_ids)
-        for line in period_lines[period.pk]:
-            row.total += line.amount
-            if chosen:
-                row.selected += line.amount
-                bill = bill_for(contract)
-                bill.subtotal += line.amount
-                add_line(bill, line.amount, contract.taxable, 1)
-        fingerprint.append(("p", period.pk, str(sum((line.amount for line in period_lines[period.pk]), Decimal(0)))))
+        if period.contract_id in picked and period.pk not in selection.excluded_period_ids:
+            contract = contracts[period.contract_id]
+            for line in period_lines[period.pk]:
+                figures[contract.pk].selected += line.amount
+                add_line(bill_for(contract), line.amount, contract.taxable, 1)
     for charge in charges:
-        contract = contracts[charge.contract_id]
-        amount = line_amount(quantity=charge.quantity, unit_price=charge_unit_price(charge), currency=charge.contract.currency)
-        row = figures[contract.pk]
-        row.charges += 1
-        row.total += amount
-        if picked(contract.pk) and (selection is None or charge.pk not in selection.excluded_charge_ids):
-            row.selected += amount
-            bill = bill_for(contract)
-            bill.subtotal += amount
-            add_line(bill, amount, contract.taxable and (charge.product.taxable if charge.product_id else True), 1)
-        fingerprint.append(("c", charge.pk, str(amount)))
+        if charge.contract_id in picked and charge.pk not in selection.excluded_charge_ids:
+            contract = contracts[charge.contract_id]
+            amount = charge_amounts[charge.pk]
+            figures[contract.pk].selected += amount
+            add_line(bill_for(contract), amount, contract.taxable and (charge.product.taxable if charge.product_id else True), 1)
+    tickets = _picked_tickets(cutoff=cutoff, selection=selection, due_contracts=set(contracts))
 
     details = BatchDetails(tickets=tickets, hours=(Decimal(minutes) / 60).quantize(Decimal("0.01")))
     specs_cache: dict = {}
@@ -245,4 +260,32 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
         sums["tax"] += tax
         sums["total"] += subtotal + tax
     token = hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:40]
-    return DueSummary(contracts=figures, details=details, token=token)
+    return DueSummary(contracts=figures, details=details, token=token, selection=selection)
+
+
+def issue_zero_invoices() -> bool:
+    """The tenant's choice to bill contracts whose due total is 0.00 without being asked
+    (Invoice settings; off by default)."""
+    from invoices.models import InvoiceSettings
+
+    return InvoiceSettings.load().issue_zero_invoices
+
+
+def preselection(figures: dict[int, ContractDue], *, cutoff: dt.date, candidates: set[int] | frozenset[int] | None = None,
+                 zero_invoices: bool = False) -> frozenset[int]:
+    """The contracts picked before anyone unticks anything: each candidate (None: every
+    contract) with something due — except one whose due total is 0.00 (only covered or
+    deducted time, no fee), unless the tenant issues zero invoices. A 0.00 contract that
+    shares a time entry with a picked one is picked too: an entry is billed whole."""
+    with_due = {pk for pk, due in figures.items()
+                if (candidates is None or pk in candidates) and (due.entries or due.periods or due.charges)}
+    picked = {pk for pk in with_due if zero_invoices or figures[pk].total != 0}
+    zero = with_due - picked
+    while zero and picked:
+        sharing = set(ready_time_allocations(cutoff=cutoff).filter(contract_id__in=zero, entry__allocations__contract_id__in=picked)
+                      .order_by().values_list("contract_id", flat=True).distinct())
+        if not sharing:
+            break
+        picked |= sharing
+        zero -= sharing
+    return frozenset(picked)
