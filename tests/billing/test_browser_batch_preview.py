@@ -35,7 +35,7 @@ def test_one_customer_previewed_and_billed(server, browser, generated, django_db
     page.wait_for_url(base + "/dashboard/")
 
     page.goto(base + f"/billing/batches/new/?cutoff={CUTOFF.isoformat()}")
-    page.get_by_label("Customer").select_option(label="Acme GmbH")
+    page.get_by_label("Customer", exact=True).select_option(label="Acme GmbH")
     page.get_by_role("button", name="Show").click()
     page.wait_for_url(f"**customer={acme.pk}**")
     assert "Contracts the filters hide are not in this batch" in page.locator("#batch-scope").inner_text()
