@@ -144,14 +144,15 @@ class _Bill:
 
 
 def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolidated: bool = False,
-                preselect: Callable[[dict[int, ContractDue]], frozenset[int]] | None = None) -> DueSummary:
+                preselect: Callable[[dict[int, ContractDue]], frozenset[int]] | None = None, details: bool = True) -> DueSummary:
     """Per contract the total due and the selected balance, the batch details of a selection
     and the fingerprint of what is due.
 
     The details are for ``selection``; without one, for the contracts ``preselect`` picks
     from the per-contract figures (the wizard's pre-selection of the rows it shows), or else
     for every contract with anything due. ``DueSummary.selection`` is the selection the
-    details are for, so the page ticks exactly what its details count."""
+    details are for, so the page ticks exactly what its details count. ``details=False``:
+    only the per-contract figures and the selection (no selected balances, no details)."""
     time_rows = _due_time(cutoff=cutoff, excluded_entry_ids=selection.excluded_entry_ids if selection else frozenset())
     periods = list(ready_periods(cutoff=cutoff).order_by("pk"))
     period_lines = periods_lines(periods)
@@ -194,6 +195,9 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
 
     if selection is None:
         selection = Selection(contract_ids=frozenset(preselect(figures) if preselect else figures))
+    token = hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:40]
+    if not details:
+        return DueSummary(contracts=figures, details=BatchDetails(), token=token, selection=selection)
 
     # What the selection bills, invoice by invoice, as the run will create them.
     draft_lines = DraftLineFigures()
@@ -241,12 +245,12 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
             add_line(bill_for(contract), amount, contract.taxable and (charge.product.taxable if charge.product_id else True), 1)
     tickets = _picked_tickets(cutoff=cutoff, selection=selection, due_contracts=set(contracts))
 
-    details = BatchDetails(tickets=tickets, hours=(Decimal(minutes) / 60).quantize(Decimal("0.01")))
+    preview = BatchDetails(tickets=tickets, hours=(Decimal(minutes) / 60).quantize(Decimal("0.01")))
     specs_cache: dict = {}
     for bill in bills.values():
         if not bill.has_lines:
             continue
-        details.bills += 1
+        preview.bills += 1
         customer = bill.customer
         if draft_lines.adjusted:  # shares of an invoice discount or surcharge depend on every line
             keys = list(bill.lines)
@@ -255,12 +259,11 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
             subtotal, tax = result.total - result.tax_total, result.tax_total
         else:
             subtotal, tax = bill.subtotal, bill.tax
-        sums = details.by_currency.setdefault(customer.currency, {"billable": Decimal(0), "tax": Decimal(0), "total": Decimal(0)})
+        sums = preview.by_currency.setdefault(customer.currency, {"billable": Decimal(0), "tax": Decimal(0), "total": Decimal(0)})
         sums["billable"] += subtotal
         sums["tax"] += tax
         sums["total"] += subtotal + tax
-    token = hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:40]
-    return DueSummary(contracts=figures, details=details, token=token, selection=selection)
+    return DueSummary(contracts=figures, details=preview, token=token, selection=selection)
 
 
 def issue_zero_invoices() -> bool:

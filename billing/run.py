@@ -150,7 +150,7 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the batch a name (Save As)."})
-    if selection.due_token and selection.due_token != due_summary(cutoff=cutoff).token:
+    if selection.due_token and selection.due_token != due_summary(cutoff=cutoff, details=False).token:
         raise ValidationError("Nothing was billed: what is due changed since this page was loaded (new, changed or "
                               "billed items). Reload the page and check the batch again.")
     if not selection.contract_ids:

@@ -21,7 +21,7 @@ from billing.due import BatchDetails, Selection, due_summary, issue_zero_invoice
 from billing.models import BatchInvoice, BatchItem, BillingBatch
 from billing.readiness import ready_charges, ready_periods, ready_time_allocations
 from billing.run import batch_run
-from contracts.models import Contract, ContractPeriod
+from contracts.models import ContractPeriod
 from invoices import services as invoice_services
 from invoices.audit import audit_record
 from invoices.models import Invoice, InvoiceLine
@@ -125,7 +125,7 @@ def selection_everything_due(*, cutoff: dt.date, contract_ids=None) -> Selection
     total is 0.00 unless the tenant issues zero invoices (``billing.due.preselection``)."""
     candidates = None if contract_ids is None else set(contract_ids)
     zero_invoices = issue_zero_invoices()
-    summary = due_summary(cutoff=cutoff, preselect=lambda figures: preselection(
+    summary = due_summary(cutoff=cutoff, details=False, preselect=lambda figures: preselection(
         figures, cutoff=cutoff, candidates=candidates, zero_invoices=zero_invoices))
     return Selection(contract_ids=summary.selection.contract_ids)
 

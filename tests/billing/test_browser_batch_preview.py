@@ -40,7 +40,7 @@ def test_one_customer_previewed_and_billed(server, browser, generated, django_db
     page.wait_for_url(f"**customer={acme.pk}**")
     assert "Contracts the filters hide are not in this batch" in page.locator("#batch-scope").inner_text()
     details = page.locator("#batch-details")
-    figure = lambda name: details.locator(f'[data-figure="{name}"]').inner_text()  # noqa: E731
+    figure = lambda name: details.locator(f'[data-figure="{name}"]').inner_text()
     shown = {"bills": figure("bills"), "tickets": figure("tickets"), "hours": figure("hours"),
              "billable": figure("billable-EUR"), "tax": figure("tax-EUR"), "total": figure("total-EUR")}
     # Acme alone (worked out by hand in tests/billing/generated_tenant.py); no other currency.
