@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import zoneinfo
 from decimal import Decimal
 
 import pytest
@@ -14,9 +15,10 @@ from django.db import connection
 
 from billing import services
 from billing.due import due_summary
-from billing.models import BillingBatch
+from billing.models import BillingBatch, BillingSchedule
 from billing.readiness import ready_time_allocations
 from billing.reconciliation import reconcile
+from billing.schedule import scheduled_run
 from billing.wizard import wizard_summary
 from contracts.models import ContractPeriod
 from invoices import services as invoice_services
@@ -122,3 +124,22 @@ def test_the_setting_is_on_the_invoice_settings_page_and_audited(tenant, client_
     assert InvoiceSettings.load().issue_zero_invoices is True
     event = AuditEvent.objects.filter(action="invoice_settings_updated").latest("pk")
     assert event.before == {"issue_zero_invoices": False} and event.after == {"issue_zero_invoices": True}
+
+
+@pytest.mark.parametrize("zero_invoices", [False, True])
+def test_the_scheduled_run_follows_the_setting(tenant, zero_invoices):
+    world = build_generated_tenant(tech_email="technician@alpha.example")
+    invoice_services.invoice_settings_update(data={"issue_zero_invoices": zero_invoices}, acting_user=None)
+    schedule = BillingSchedule.load()
+    schedule.enabled, schedule.day_of_month, schedule.time_of_day, schedule.mode = True, 28, dt.time(6, 0), BillingSchedule.Mode.ISSUE
+    schedule.save()
+    batch = scheduled_run(now=dt.datetime(2026, 3, 28, 6, 0, tzinfo=zoneinfo.ZoneInfo("Europe/Berlin")))
+    invoices = list(services.batch_invoices(batch))
+    assert all(invoice.number and invoice.status == Invoice.Status.ISSUED for invoice in invoices)
+    zeros = [invoice for invoice in invoices if invoice.total == 0]
+    if zero_invoices:
+        assert len(invoices) == 7 and [invoice.customer for invoice in zeros] == [world["zero"].customer]
+        assert not ready_time_allocations(cutoff=CUTOFF).filter(contract=world["zero"]).exists()
+    else:
+        assert len(invoices) == 6 and zeros == []
+        assert ready_time_allocations(cutoff=CUTOFF).filter(contract=world["zero"]).count() == 1
