@@ -62,6 +62,8 @@ def test_one_customer_previewed_and_billed(server, browser, generated, django_db
         assert sum((i.total for i in invoices), Decimal(0)) == Decimal(shown["total"])
         tickets = {line.time_allocation.entry.ticket_id for i in invoices for line in i.lines.all() if line.time_allocation_id}
         assert len(tickets) == int(shown["tickets"])
+        minutes = sum(line.time_allocation.billed_minutes for i in invoices for line in i.lines.all() if line.time_allocation_id)
+        assert Decimal(minutes) / 60 == Decimal(shown["hours"])
         # The other customers' items are still due.
         assert services.selection_everything_due(cutoff=CUTOFF).contract_ids
     page.close()
