@@ -90,7 +90,7 @@ def batch_new(request):
     context = {
         "filter_form": form, "cutoff": cutoff, "filters": filters, "run_form": run_form, "details": summary.details,
         "rows": wizard_rows(filters=filters, summary=summary, items=items), "due_token": summary.token,
-        "filter_fields": filter_fields(filters), "filtered": bool(filter_fields(filters)), "zero_invoices": issue_zero_invoices(),
+        "filter_fields": filter_fields(filters), "filtered": any(filters.get(name) for name in ("customer", "type", "taxable")), "zero_invoices": issue_zero_invoices(),
         # one prefix for every row's "load items" link (reversing it per row costs on a long list)
         "items_base": reverse("billing:batch_contract_items", args=[1]).removesuffix("1/items/"), "cutoff_iso": cutoff.isoformat(),
     }

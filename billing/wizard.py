@@ -3,12 +3,12 @@
 The page lists every active contract the filters show with its total and selected balance
 from one ``due_summary``, whose batch details are for exactly the rows it ticks: the
 pre-selection of the shown rows on the first view, the posted form after that — the same
-form Run bills. A contract the filters hide is never in the batch. A contract's single items (periods, tickets with their time entries,
-charges) are loaded when the admin expands it. The form posts the picked contracts and,
-for each expanded contract, which items were shown (``shown_entry`` …) and which are still
-ticked (``entry`` …): shown but not ticked means left out. ``due_token`` carries the
-fingerprint of what was due when the page was built, so a run over a stale page bills
-nothing.
+form Run bills. A contract the filters hide is never in the batch. A contract's single
+items (periods, tickets with their time entries, charges) are loaded when the admin
+expands it. The form posts the picked contracts and, for each expanded contract, which
+items were shown (``shown_entry`` …) and which are still ticked (``entry`` …): shown but
+not ticked means left out. ``due_token`` carries the fingerprint of what was due when the
+page was built, so a run over a stale page bills nothing.
 """
 from __future__ import annotations
 

@@ -107,6 +107,8 @@ def test_an_admin_may_tick_a_zero_contract_in_the_wizard(tenant, client_for):
     html = client.get("/billing/batches/new/", {"cutoff": CUTOFF.isoformat(), "customer": echo.customer_id}).content.decode()
     assert f'name="contract" value="{echo.pk}" id="contract-{echo.pk}" aria-label="Bill Echo Care">' in html  # not ticked
     assert "0.00 due" in html and 'data-figure="bills">0<' in html
+    assert f'<input type="hidden" name="customer" value="{echo.customer_id}">' in html  # the filter stays with the form
+    assert "Contracts the filters hide are not in this batch" in html
     summary = wizard_summary(filters={"cutoff": CUTOFF, "customer": echo.customer}, selection=None, consolidated=False)
     response = client.post("/billing/batches/new/", {"cutoff": CUTOFF.isoformat(), "contract": [echo.pk], "name": "Echo at zero",
                                                      "due_token": summary.token, "customer": echo.customer_id})
