@@ -204,11 +204,14 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
     bills: dict[tuple, _Bill] = {}
     bill_of: dict[int, _Bill] = {}
 
+    def billed_to(contract: _ContractInfo) -> int:
+        return contract.parent_id if consolidated and contract.parent_id else contract.customer_id
+
     def bill_for(contract: _ContractInfo) -> _Bill:
         bill = bill_of.get(contract.pk)
         if bill is None:
-            customer = customers[contract.parent_id if consolidated and contract.parent_id else contract.customer_id]
-            key = (customer.pk,) if consolidated else (customer.pk, contract.pk)
+            customer = customers[billed_to(contract)]
+            key = (customer.pk,) if consolidated else (customer.pk, riding.get(contract.pk, contract.pk))
             bill = bill_of[contract.pk] = bills.setdefault(key, _Bill(customer=customer))
         return bill
 
@@ -225,24 +228,27 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
 
     picked = selection.contract_ids
     minutes = 0
+    lines: list[tuple[_ContractInfo, Decimal, bool, int]] = []  # (contract, amount, taxable, count)
     for contract_id, amount, excluded, count, billed_minutes, _ids in time_rows:
         if not excluded and contract_id in picked:
             contract = contracts[contract_id]
-            figures[contract_id].selected += amount * count
             minutes += billed_minutes
-            add_line(bill_for(contract), amount, contract.taxable, count)
+            lines.append((contract, amount, contract.taxable, count))
     for period in periods:
         if period.contract_id in picked and period.pk not in selection.excluded_period_ids:
             contract = contracts[period.contract_id]
-            for line in period_lines[period.pk]:
-                figures[contract.pk].selected += line.amount
-                add_line(bill_for(contract), line.amount, contract.taxable, 1)
+            lines += [(contract, line.amount, contract.taxable, 1) for line in period_lines[period.pk]]
     for charge in charges:
         if charge.contract_id in picked and charge.pk not in selection.excluded_charge_ids:
             contract = contracts[charge.contract_id]
-            amount = charge_amounts[charge.pk]
-            figures[contract.pk].selected += amount
-            add_line(bill_for(contract), amount, contract.taxable and (charge.product.taxable if charge.product_id else True), 1)
+            lines.append((contract, charge_amounts[charge.pk], contract.taxable and (charge.product.taxable if charge.product_id else True), 1))
+    for contract, amount, _taxable, count in lines:
+        figures[contract.pk].selected += amount * count
+    zero = {contract.pk for contract, *_rest in lines if figures[contract.pk].selected == 0}
+    riding = riding_contracts(cutoff=cutoff, selection=selection, zero_ids=zero,
+                              billed_to={pk: billed_to(c) for pk, c in contracts.items()})
+    for contract, amount, taxable, count in lines:
+        add_line(bill_for(contract), amount, taxable, count)
     tickets = _picked_tickets(cutoff=cutoff, selection=selection, due_contracts=set(contracts))
 
     preview = BatchDetails(tickets=tickets, hours=(Decimal(minutes) / 60).quantize(Decimal("0.01")))
@@ -292,3 +298,21 @@ def preselection(figures: dict[int, ContractDue], *, cutoff: dt.date, candidates
         picked |= sharing
         zero -= sharing
     return frozenset(picked)
+
+
+def riding_contracts(*, cutoff: dt.date, selection: Selection, zero_ids: set[int], billed_to: dict[int, int]) -> dict[int, int]:
+    """Picked contracts whose picked items come to 0.00 and that share a picked time entry
+    with a picked contract that charges something and bills the same customer: their lines
+    go on that contract's invoice (contract → the contract whose invoice carries them), so
+    an entry split over a block and the contract it runs out into makes no 0.00 invoice."""
+    charged = selection.contract_ids - zero_ids
+    if not zero_ids or not charged:
+        return {}
+    pairs = (ready_time_allocations(cutoff=cutoff).filter(contract_id__in=zero_ids, entry__allocations__contract_id__in=charged)
+             .exclude(entry_id__in=selection.excluded_entry_ids).order_by()
+             .values_list("contract_id", "entry__allocations__contract_id").distinct())
+    riding: dict[int, int] = {}
+    for contract_id, partner_id in sorted(pairs):
+        if contract_id not in riding and billed_to.get(contract_id) == billed_to.get(partner_id):
+            riding[contract_id] = partner_id
+    return riding

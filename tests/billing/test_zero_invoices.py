@@ -26,6 +26,8 @@ from invoices.models import Invoice, InvoiceSettings
 from msp_billing.accounts.models import User
 from msp_billing.audit.models import AuditEvent
 from tests.billing.generated_tenant import CUTOFF, build_generated_tenant
+from tests.tickets.builders import block, catalogue, contract, customer, eur, rate_line, technician, ticket
+from tickets import services as ticket_services
 from tickets.models import TimeEntry
 
 pytestmark = pytest.mark.django_db
@@ -145,3 +147,33 @@ def test_the_scheduled_run_follows_the_setting(tenant, zero_invoices):
     else:
         assert len(invoices) == 6 and zeros == []
         assert ready_time_allocations(cutoff=CUTOFF).filter(contract=world["zero"]).count() == 1
+
+
+def test_a_zero_block_sharing_an_entry_with_a_charged_contract_is_picked_with_it(tenant):
+    """90 minutes on a 60-minute block that passes the rest on: 60 deducted (0.00) and 30 on
+    the Hourly contract (60.00). The entry is billed whole, so both contracts are picked, and
+    the deducted time goes on the Hourly contract's invoice: no 0.00 invoice."""
+    remote, onsite, ooh, engineer = catalogue()
+    tech = technician(engineer)
+    cust = customer()
+    hourly = contract(cust, "hourly", priority=3, name="Hourly T&M")
+    rate_line(hourly, "120")
+    cust.default_hourly_contract = hourly
+    cust.save()
+    blocks = contract(cust, "block_hours", priority=2, name="Onsite Block", cascade=True, overage_rate=eur("150"))
+    block(blocks, minutes=60, on=dt.date(2026, 1, 2), price="100.00")
+    tkt = ticket(cust)
+    ticket_services.time_entry_log(ticket=tkt, technician=tech, work_type=onsite, date=dt.date(2026, 3, 3), minutes=90)
+    ticket_services.ticket_set_status(ticket_id=tkt.pk, status="resolved")
+    figures = due_summary(cutoff=CUTOFF).contracts
+    assert (figures[blocks.pk].total, figures[hourly.pk].total) == (Decimal("0"), Decimal("60.00"))
+    selection = services.selection_everything_due(cutoff=CUTOFF)
+    assert selection.contract_ids == {blocks.pk, hourly.pk}
+    details = services.batch_details(cutoff=CUTOFF, selection=selection)
+    assert (details.bills, details.by_currency["EUR"]["total"]) == (1, Decimal("60.00"))
+    batch = services.batch_run(name="March", cutoff=CUTOFF, selection=selection, consolidated=False,
+                               acting_user=User.objects.get(email="billing-admin@alpha.example"))
+    invoice = services.batch_invoices(batch).get()
+    assert invoice.total == Decimal("60.00")
+    assert sorted((line.contract_id, line.amount, line.time_allocation.billed_minutes) for line in invoice.lines.all()) == sorted(
+        [(blocks.pk, Decimal("0.00"), 60), (hourly.pk, Decimal("60.00"), 30)])
