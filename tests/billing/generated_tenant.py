@@ -1,7 +1,7 @@
 """A tenant with several customers, currencies, contract types, taxable and not, for batch tests.
 
-Everything is due by ``CUTOFF`` (31 March 2026) unless said otherwise. No time entry is
-split over two contracts, so any set of contracts can be billed on its own.
+Everything is due by ``CUTOFF`` (31 March 2026) unless said otherwise. Only Foxtrot's
+entry is split over two contracts: those two are billed together or not at all.
 
 * Acme GmbH (EUR): Retainer "Acme Managed" (800.00 a month in advance, taxable, takes remote
   work) and "Acme T&M" (Hourly 120.00, taxable, default for onsite work and parts), plus
@@ -16,6 +16,9 @@ split over two contracts, so any set of contracts can be billed on its own.
   March; 90 min deducted, then 60 min of which 30 deducted and 30 overage at 150.00 (75.00).
 * Echo Ltd (EUR): "Echo Care" (Retainer, its next fee billed 1 April) with 30 min of remote
   work covered: due 0.00.
+* Foxtrot SARL (EUR): "Foxtrot Block" (60 min bought in January, passes the rest on) and
+  "Foxtrot T&M" (Hourly 100.00): one entry of 90 min, 60 deducted from the block (0.00)
+  and 30 on the Hourly contract (50.00, with VAT 59.50) — the only entry on two contracts.
 """
 from __future__ import annotations
 
@@ -129,5 +132,17 @@ def build_generated_tenant(*, tech_email: str) -> dict:
     log(echo_1, remote, 30)
     resolve(echo_1)
 
-    return {"customers": {c.legal_name: c for c in (acme, bergmann, crane, leeds, delta, echo)},
+    # Foxtrot (EUR): a block that runs out into an Hourly contract — one entry on both
+    foxtrot = Customer.objects.create(legal_name="Foxtrot SARL", currency="EUR")
+    foxtrot_tm = _contract(foxtrot, "hourly", "Foxtrot T&M", priority=3)
+    _rate(foxtrot_tm, "100")
+    foxtrot.default_hourly_contract = foxtrot_tm
+    foxtrot.save()
+    foxtrot_block = _contract(foxtrot, "block_hours", "Foxtrot Block", priority=2, cascade=True, overage_rate=Money(Decimal("150"), "EUR"))
+    BlockPurchase.objects.create(contract=foxtrot_block, purchased_on=dt.date(2026, 1, 2), minutes=60, price=Money(Decimal("100.00"), "EUR"))
+    foxtrot_1 = Ticket.objects.create(customer=foxtrot, title="Cabling")
+    log(foxtrot_1, onsite, 90)
+    resolve(foxtrot_1)
+
+    return {"customers": {c.legal_name: c for c in (acme, bergmann, crane, leeds, delta, echo, foxtrot)},
             "contracts": {c.name: c for c in Contract.objects.all()}, "zero": echo_care}

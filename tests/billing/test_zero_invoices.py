@@ -142,10 +142,10 @@ def test_the_scheduled_run_follows_the_setting(tenant, zero_invoices):
     assert all(invoice.number and invoice.status == Invoice.Status.ISSUED for invoice in invoices)
     zeros = [invoice for invoice in invoices if invoice.total == 0]
     if zero_invoices:
-        assert len(invoices) == 7 and [invoice.customer for invoice in zeros] == [world["zero"].customer]
+        assert len(invoices) == 8 and [invoice.customer for invoice in zeros] == [world["zero"].customer]
         assert not ready_time_allocations(cutoff=CUTOFF).filter(contract=world["zero"]).exists()
     else:
-        assert len(invoices) == 6 and zeros == []
+        assert len(invoices) == 7 and zeros == []
         assert ready_time_allocations(cutoff=CUTOFF).filter(contract=world["zero"]).count() == 1
 
 
