@@ -10,6 +10,10 @@ figures, so each distinct amount is calculated once and multiplied by its count.
 
 A ``Selection`` is what the admin picked: contracts, and within them the single periods,
 time entries and charges left out. Everything else due on a picked contract is billed.
+``preselection`` is what is picked before anyone unticks anything (no contract whose due
+total is 0.00 unless the tenant issues zero invoices); ``riding_contracts`` which 0.00
+contracts go on the invoice of a charged contract they share time entries with — the run
+reads both from here, so the details and the run cannot differ.
 """
 from __future__ import annotations
 
