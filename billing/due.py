@@ -5,15 +5,15 @@ summary built here with a fixed number of queries, however many contracts and it
 due: time and charges are summed by PostgreSQL in one pass (grouped by contract and line
 amount, and — in the same scan — by ticket for the ticket count), contract periods are
 priced in Python (a few per contract). Taxes are still computed per line by
-``invoices.calculation``, with each line's tax codes resolved as the run resolves them
-(``contracts.rules.taxes``: item tax category, contract override, customer codes, tenant
-default; an untaxed customer last): lines with the same amount and the same resolved tax
-codes on the same invoice have the same figures, so each distinct (amount, taxable, codes)
-is calculated once and multiplied by its count. Time is grouped by its work type's tax
-category in the same SQL pass.
+``invoices.calculation``: lines with the same amount on the same invoice have the same
+figures, so each distinct amount is calculated once and multiplied by its count.
 
 A ``Selection`` is what the admin picked: contracts, and within them the single periods,
 time entries and charges left out. Everything else due on a picked contract is billed.
+``preselection`` is what is picked before anyone unticks anything (no contract whose due
+total is 0.00 unless the tenant issues zero invoices); ``riding_contracts`` which 0.00
+contracts go on the invoice of a charged contract they share time entries with — the run
+reads both from here, so the details and the run cannot differ.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from django.db import connection
 from django.db.models import F
@@ -79,6 +79,7 @@ class DueSummary:
     contracts: dict[int, ContractDue]
     details: BatchDetails
     token: str
+    selection: Selection
 
 
 def _sql(queryset) -> tuple[str, tuple]:
@@ -86,43 +87,44 @@ def _sql(queryset) -> tuple[str, tuple]:
     return sql, tuple(params)
 
 
-def _due_time(*, cutoff: dt.date, selection: Selection | None) -> tuple[list[tuple], int]:
-    """Due time per (contract, line amount, left out?): entries, billed minutes, sum of entry
-    ids; and the number of tickets with picked time or charges. Two plain aggregates, which
-    PostgreSQL runs in parallel over the due rows."""
+def _due_time(*, cutoff: dt.date, excluded_entry_ids: frozenset[int]) -> list[tuple]:
+    """Due time per (contract, line amount, left out?, the work type's tax category): entries,
+    billed minutes, sum of entry ids. One plain aggregate over the due rows."""
     time_qs = ready_time_allocations(cutoff=cutoff).order_by()
     time_sql, time_params = _sql(time_qs.annotate(k_ticket=F("entry__ticket_id"), k_tax_category=F("entry__work_type__tax_category_id")).values(
         "contract_id", "amount", "bucket", "billed_minutes", "entry_id", "k_ticket", "k_tax_category"))
-    everything = selection is None
-    excluded_entries = [] if everything else sorted(selection.excluded_entry_ids)
     with connection.cursor() as cursor:
         cursor.execute(f"""
             SELECT ta.contract_id, CASE WHEN ta.bucket = ANY(%s::text[]) THEN ta.amount ELSE 0 END, ta.entry_id = ANY(%s::bigint[]),
                    ta.k_tax_category, count(*), sum(ta.billed_minutes), sum(ta.entry_id)
             FROM ({time_sql}) AS ta GROUP BY 1, 2, 3, 4
-        """, (list(CHARGED_BUCKETS), excluded_entries, *time_params))
-        rows = cursor.fetchall()
-        if not everything and not selection.contract_ids:
-            return rows, 0
-        picked_time, picked_charges = time_qs, ready_charges(cutoff=cutoff).order_by().filter(ticket__isnull=False)
-        if not everything:
-            # Usually nearly every contract is picked: filter by the few that are not.
-            left_out = sorted({row[0] for row in rows} - selection.contract_ids)
-            if left_out:
-                picked_time = picked_time.exclude(contract_id__in=left_out)
-            if selection.excluded_entry_ids:
-                picked_time = picked_time.exclude(entry_id__in=selection.excluded_entry_ids)
-            picked_charges = picked_charges.filter(contract_id__in=selection.contract_ids).exclude(pk__in=selection.excluded_charge_ids)
-        ticket_sql, ticket_params = _sql(picked_time.annotate(ticket_id=F("entry__ticket_id")).values("ticket_id"))
-        charge_sql, charge_params = _sql(picked_charges.values("ticket_id"))
+        """, (list(CHARGED_BUCKETS), sorted(excluded_entry_ids), *time_params))
+        return cursor.fetchall()
+
+
+def _picked_tickets(*, cutoff: dt.date, selection: Selection, due_contracts: set[int]) -> int:
+    """The number of tickets with picked time or picked charges."""
+    if not selection.contract_ids:
+        return 0
+    picked_time = ready_time_allocations(cutoff=cutoff).order_by()
+    # Usually nearly every contract is picked: filter by the few that are not.
+    left_out = sorted(due_contracts - selection.contract_ids)
+    if left_out:
+        picked_time = picked_time.exclude(contract_id__in=left_out)
+    if selection.excluded_entry_ids:
+        picked_time = picked_time.exclude(entry_id__in=selection.excluded_entry_ids)
+    picked_charges = (ready_charges(cutoff=cutoff).order_by().filter(ticket__isnull=False, contract_id__in=selection.contract_ids)
+                      .exclude(pk__in=selection.excluded_charge_ids))
+    ticket_sql, ticket_params = _sql(picked_time.annotate(ticket_id=F("entry__ticket_id")).values("ticket_id"))
+    charge_sql, charge_params = _sql(picked_charges.values("ticket_id"))
+    with connection.cursor() as cursor:
         cursor.execute(f"""
             SELECT count(*) FROM (
                 SELECT ticket_id FROM ({ticket_sql}) AS te GROUP BY 1
                 UNION SELECT ticket_id FROM ({charge_sql}) AS ch
             ) AS tickets
         """, (*ticket_params, *charge_params))
-        tickets = cursor.fetchone()[0]
-    return rows, tickets
+        return cursor.fetchone()[0]
 
 
 class _ContractInfo(NamedTuple):
@@ -153,12 +155,19 @@ class _Bill:
     has_lines: bool = False
 
 
-def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolidated: bool = False) -> DueSummary:
-    """Per contract the total due and the selected balance, the batch details of ``selection``
-    (None: everything due, the wizard's pre-selection) and the fingerprint of what is due.
+def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolidated: bool = False,
+                preselect: Callable[[dict[int, ContractDue]], frozenset[int]] | None = None, details: bool = True) -> DueSummary:
+    """Per contract the total due and the selected balance, the batch details of a selection
+    and the fingerprint of what is due.
+
+    The details are for ``selection``; without one, for the contracts ``preselect`` picks
+    from the per-contract figures (the wizard's pre-selection of the rows it shows), or else
+    for every contract with anything due. ``DueSummary.selection`` is the selection the
+    details are for, so the page ticks exactly what its details count. ``details=False``:
+    only the per-contract figures and the selection (no selected balances, no details).
     Periods missing by the cut-off are stored first, so they are listed, priced and billed."""
     periods_make_ready(cutoff=cutoff)
-    time_rows, tickets = _due_time(cutoff=cutoff, selection=selection)
+    time_rows = _due_time(cutoff=cutoff, excluded_entry_ids=selection.excluded_entry_ids if selection else frozenset())
     periods = list(ready_periods(cutoff=cutoff).order_by("pk"))
     period_lines = periods_lines(periods)
     # A period with nothing to invoice makes nothing due (the run bills it along with its
@@ -170,23 +179,58 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
     contracts = {row[0]: _ContractInfo(*row) for row in Contract.objects.filter(pk__in=contract_ids).values_list(
         "pk", "taxable", "customer_id", "customer__parent_id", "tax_codes", "customer__tax_codes")}
     customer_ids = {c.customer_id for c in contracts.values()} | {c.parent_id for c in contracts.values() if c.parent_id}
+    figures: dict[int, ContractDue] = {pk: ContractDue() for pk in contracts}
+
+    # What is due, per contract, whatever is selected (and the fingerprint of it).
+    due_time: dict[int, list] = defaultdict(lambda: [0, 0, Decimal(0)])
+    for contract_id, amount, _excluded, _category, count, _minutes, ids in time_rows:
+        row = figures[contract_id]
+        value = amount * count
+        row.total += value
+        row.entries += count
+        seen = due_time[contract_id]
+        seen[0] += count
+        seen[1] += ids
+        seen[2] += value
+    fingerprint: list[tuple] = [("t", contract_id, seen[0], seen[1], str(seen[2])) for contract_id, seen in sorted(due_time.items())]
+    for period in periods:
+        row = figures[period.contract_id]
+        row.periods += 1
+        period_total = sum((line.amount for line in period_lines[period.pk]), Decimal(0))
+        row.total += period_total
+        fingerprint.append(("p", period.pk, str(period_total)))
+    charge_amounts: dict[int, Decimal] = {}
+    for charge in charges:
+        amount = charge_amounts[charge.pk] = line_amount(quantity=charge.quantity, unit_price=charge_unit_price(charge),
+                                                         currency=charge.contract.currency)
+        row = figures[charge.contract_id]
+        row.charges += 1
+        row.total += amount
+        fingerprint.append(("c", charge.pk, str(amount)))
+
+    if selection is None:
+        selection = Selection(contract_ids=frozenset(preselect(figures) if preselect else figures))
+    token = hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:40]
+    if not details:
+        return DueSummary(contracts=figures, details=BatchDetails(), token=token, selection=selection)
+
+    # What the selection bills, invoice by invoice, as the run will create them.
     draft_lines = DraftLineFigures()
     customers = {
         customer.pk: _CustomerInfo(customer.pk, customer.currency, customer.untaxed_on(draft_lines.tax_date), customer.tax_codes)
         for customer in Customer.objects.filter(pk__in=customer_ids).only(
             "pk", "currency", "tax_exempt", "tax_exemption_expires", "reverse_charge", "tax_codes")}
-    figures: dict[int, ContractDue] = {pk: ContractDue() for pk in contracts}
     bills: dict[tuple, _Bill] = {}
     bill_of: dict[int, _Bill] = {}
 
-    def picked(contract_id: int) -> bool:
-        return selection is None or contract_id in selection.contract_ids
+    def billed_to(contract: _ContractInfo) -> int:
+        return contract.parent_id if consolidated and contract.parent_id else contract.customer_id
 
     def bill_for(contract: _ContractInfo) -> _Bill:
         bill = bill_of.get(contract.pk)
         if bill is None:
-            customer = customers[contract.parent_id if consolidated and contract.parent_id else contract.customer_id]
-            key = (customer.pk,) if consolidated else (customer.pk, contract.pk)
+            customer = customers[billed_to(contract)]
+            key = (customer.pk,) if consolidated else (customer.pk, riding.get(contract.pk, contract.pk))
             bill = bill_of[contract.pk] = bills.setdefault(key, _Bill(customer=customer))
         return bill
 
@@ -195,6 +239,7 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
         """Lines of one amount and tax category: their tax (memoised per amount and resolved
         tax codes), or kept whole for the exact path."""
         bill.has_lines = True
+        bill.subtotal += amount * count
         customer = bill.customer
         is_taxable, codes = draft_lines.codes_for(taxable=taxable, category_id=category_id,
                                                   contract_codes=contract.tax_codes,
@@ -205,58 +250,39 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
             bill.tax += draft_lines.line(amount, taxable=is_taxable, tax_exempt=customer.untaxed, codes=codes,
                                          currency=customer.currency).tax_amount * count
 
-    due_time: dict[int, list] = defaultdict(lambda: [0, 0, Decimal(0)])
+    picked = selection.contract_ids
     minutes = 0
-    for contract_id, amount, excluded, category_id, count, billed_minutes, ids in time_rows:
-        row = figures[contract_id]
-        value = amount * count
-        row.total += value
-        row.entries += count
-        seen = due_time[contract_id]
-        seen[0] += count
-        seen[1] += ids
-        seen[2] += value
-        if not excluded and picked(contract_id):
+    # (contract, amount, taxable, tax category, count)
+    lines: list[tuple[_ContractInfo, Decimal, bool, int | None, int]] = []
+    for contract_id, amount, excluded, category_id, count, billed_minutes, _ids in time_rows:
+        if not excluded and contract_id in picked:
             contract = contracts[contract_id]
-            row.selected += value
             minutes += billed_minutes
-            bill = bill_for(contract)
-            bill.subtotal += value
-            add_line(bill, contract, amount, contract.taxable, category_id, count)
-    fingerprint: list[tuple] = [("t", contract_id, seen[0], seen[1], str(seen[2])) for contract_id, seen in sorted(due_time.items())]
+            lines.append((contract, amount, contract.taxable, category_id, count))
     for period in periods:
-        contract = contracts[period.contract_id]
-        row = figures[contract.pk]
-        row.periods += 1
-        chosen = picked(contract.pk) and (selection is None or period.pk not in selection.excluded_period_ids)
-        for line in period_lines[period.pk]:
-            row.total += line.amount
-            if chosen:
-                row.selected += line.amount
-                bill = bill_for(contract)
-                bill.subtotal += line.amount
-                add_line(bill, contract, line.amount, contract.taxable, line.tax_category_id, 1)
-        fingerprint.append(("p", period.pk, str(sum((line.amount for line in period_lines[period.pk]), Decimal(0)))))
+        if period.contract_id in picked and period.pk not in selection.excluded_period_ids:
+            contract = contracts[period.contract_id]
+            lines += [(contract, line.amount, contract.taxable, line.tax_category_id, 1) for line in period_lines[period.pk]]
     for charge in charges:
-        contract = contracts[charge.contract_id]
-        amount = line_amount(quantity=charge.quantity, unit_price=charge_unit_price(charge), currency=charge.contract.currency)
-        row = figures[contract.pk]
-        row.charges += 1
-        row.total += amount
-        if picked(contract.pk) and (selection is None or charge.pk not in selection.excluded_charge_ids):
-            row.selected += amount
-            bill = bill_for(contract)
-            bill.subtotal += amount
-            add_line(bill, contract, amount, contract.taxable and (charge.product.taxable if charge.product_id else True),
-                     charge.product.tax_category_id if charge.product_id else None, 1)
-        fingerprint.append(("c", charge.pk, str(amount)))
+        if charge.contract_id in picked and charge.pk not in selection.excluded_charge_ids:
+            contract = contracts[charge.contract_id]
+            lines.append((contract, charge_amounts[charge.pk], contract.taxable and (charge.product.taxable if charge.product_id else True),
+                          charge.product.tax_category_id if charge.product_id else None, 1))
+    for contract, amount, _taxable, _category, count in lines:
+        figures[contract.pk].selected += amount * count
+    zero = {contract.pk for contract, *_rest in lines if figures[contract.pk].selected == 0}
+    riding = riding_contracts(cutoff=cutoff, selection=selection, zero_ids=zero,
+                              billed_to={pk: billed_to(c) for pk, c in contracts.items()})
+    for contract, amount, taxable, category_id, count in lines:
+        add_line(bill_for(contract), contract, amount, taxable, category_id, count)
+    tickets = _picked_tickets(cutoff=cutoff, selection=selection, due_contracts=set(contracts))
 
-    details = BatchDetails(tickets=tickets, hours=(Decimal(minutes) / 60).quantize(Decimal("0.01")))
+    preview = BatchDetails(tickets=tickets, hours=(Decimal(minutes) / 60).quantize(Decimal("0.01")))
     specs_cache: dict = {}
     for bill in bills.values():
         if not bill.has_lines:
             continue
-        details.bills += 1
+        preview.bills += 1
         customer = bill.customer
         if draft_lines.adjusted:  # shares of an invoice discount or surcharge depend on every line
             keys = list(bill.lines)
@@ -266,9 +292,55 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
             subtotal, tax = result.total - result.tax_total, result.tax_total
         else:
             subtotal, tax = bill.subtotal, bill.tax
-        sums = details.by_currency.setdefault(customer.currency, {"billable": Decimal(0), "tax": Decimal(0), "total": Decimal(0)})
+        sums = preview.by_currency.setdefault(customer.currency, {"billable": Decimal(0), "tax": Decimal(0), "total": Decimal(0)})
         sums["billable"] += subtotal
         sums["tax"] += tax
         sums["total"] += subtotal + tax
-    token = hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:40]
-    return DueSummary(contracts=figures, details=details, token=token)
+    return DueSummary(contracts=figures, details=preview, token=token, selection=selection)
+
+
+def issue_zero_invoices() -> bool:
+    """The tenant's choice to bill contracts whose due total is 0.00 without being asked
+    (Invoice settings; off by default)."""
+    from invoices.models import InvoiceSettings
+
+    return InvoiceSettings.load().issue_zero_invoices
+
+
+def preselection(figures: dict[int, ContractDue], *, cutoff: dt.date, candidates: set[int] | frozenset[int] | None = None,
+                 zero_invoices: bool = False) -> frozenset[int]:
+    """The contracts picked before anyone unticks anything: each candidate (None: every
+    contract) with something due — except one whose due total is 0.00 (only covered or
+    deducted time, no fee), unless the tenant issues zero invoices. A 0.00 contract that
+    shares a time entry with a picked one is picked too: an entry is billed whole."""
+    with_due = {pk for pk, due in figures.items()
+                if (candidates is None or pk in candidates) and (due.entries or due.periods or due.charges)}
+    picked = {pk for pk in with_due if zero_invoices or figures[pk].total != 0}
+    zero = with_due - picked
+    while zero and picked:
+        sharing = set(ready_time_allocations(cutoff=cutoff).filter(contract_id__in=zero, entry__allocations__contract_id__in=picked, entry__allocations__superseded_at__isnull=True)
+                      .order_by().values_list("contract_id", flat=True).distinct())
+        if not sharing:
+            break
+        picked |= sharing
+        zero -= sharing
+    return frozenset(picked)
+
+
+def riding_contracts(*, cutoff: dt.date, selection: Selection, zero_ids: set[int], billed_to: dict[int, int]) -> dict[int, int]:
+    """Picked contracts whose picked items come to 0.00 and that share a picked time entry
+    with a picked contract that charges something and bills the same customer: their lines
+    go on that contract's invoice (contract → the contract whose invoice carries them), so
+    an entry split over a block and the contract it runs out into makes no 0.00 invoice."""
+    charged = selection.contract_ids - zero_ids
+    if not zero_ids or not charged:
+        return {}
+    pairs = (ready_time_allocations(cutoff=cutoff).filter(contract_id__in=zero_ids, entry__allocations__contract_id__in=charged,
+                                                         entry__allocations__superseded_at__isnull=True)
+             .exclude(entry_id__in=selection.excluded_entry_ids).order_by()
+             .values_list("contract_id", "entry__allocations__contract_id").distinct())
+    riding: dict[int, int] = {}
+    for contract_id, partner_id in sorted(pairs):
+        if contract_id not in riding and billed_to.get(contract_id) == billed_to.get(partner_id):
+            riding[contract_id] = partner_id
+    return riding

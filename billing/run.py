@@ -41,7 +41,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from billing.due import CHARGED_BUCKETS, Selection, due_summary
+from billing.due import CHARGED_BUCKETS, Selection, due_summary, riding_contracts
 from billing.models import BatchInvoice, BatchItem, BillingBatch
 from billing.readiness import (
     periods_make_ready,
@@ -162,7 +162,7 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     # locked until it commits, before anything due is read: a contract imported or created
     # a moment ago bills its fees with its time.
     periods_make_ready(cutoff=cutoff)
-    if selection.due_token and selection.due_token != due_summary(cutoff=cutoff).token:
+    if selection.due_token and selection.due_token != due_summary(cutoff=cutoff, details=False).token:
         raise ValidationError("Nothing was billed: what is due changed since this page was loaded (new, changed or "
                               "billed items). Reload the page and check the batch again.")
     if not selection.contract_ids:
@@ -200,6 +200,18 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     if not (periods or charges or time_groups):
         raise ValidationError(NOTHING_DUE)
 
+    lines_of = periods_lines(periods)
+    charge_lines = {charge.pk: charge_line_input(charge) for charge in charges}
+    picked_total: dict[int, Decimal] = defaultdict(Decimal)
+    for period in periods:
+        picked_total[period.contract_id] += sum((line.amount for line in lines_of[period.pk]), Decimal(0))
+    for charge in charges:
+        picked_total[charge.contract_id] += charge_lines[charge.pk].amount
+    for contract_id, groups in time_groups.items():
+        picked_total[contract_id] += sum((amount * count for amount, count in groups), Decimal(0))
+    # 0.00 contracts riding on a charged contract's invoice, read while the items are still unbilled.
+    riding = riding_contracts(cutoff=cutoff, selection=selection, zero_ids={pk for pk, total in picked_total.items() if total == 0},
+                              billed_to={pk: billing_customer(c, consolidated).pk for pk, c in contracts.items()})
     now = timezone.now()
     _claim(ContractPeriod, [p.pk for p in periods], now)
     entries = _claim_time(now)
@@ -211,12 +223,13 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     except IntegrityError:
         raise ValidationError("This scheduled run has already billed its batch.") from None
 
-    # One draft per contract, or per customer when consolidated, with its period and charge lines.
+    # One draft per contract, or per customer when consolidated, with its period and charge lines;
+    # a contract billing only 0.00 that shares time entries with a charged one goes on its invoice.
     by_key: dict[tuple, dict] = {}
 
     def invoice_for(contract: Contract) -> dict:
         customer = billing_customer(contract, consolidated)
-        key = (customer.pk,) if consolidated else (customer.pk, contract.pk)
+        key = (customer.pk,) if consolidated else (customer.pk, riding.get(contract.pk, contract.pk))
         plan = by_key.setdefault(key, {"customer": customer, "contracts": [], "lines": []})
         if contract.pk not in plan["contracts"]:
             plan["contracts"].append(contract.pk)
@@ -227,7 +240,7 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     for contract_id in time_groups:
         invoice_for(contracts[contract_id])
     for charge in charges:
-        invoice_for(contracts[charge.contract_id])["lines"].append(charge_line_input(charge))
+        invoice_for(contracts[charge.contract_id])["lines"].append(charge_lines[charge.pk])
 
     plans = sorted(by_key.values(), key=lambda p: (p["customer"].legal_name, p["customer"].pk, p["contracts"]))
     created = invoice_services.invoice_create_drafts(drafts=[

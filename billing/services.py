@@ -17,16 +17,15 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.due import BatchDetails, Selection, due_summary
+from billing.due import BatchDetails, Selection, due_summary, issue_zero_invoices, preselection
 from billing.models import BatchInvoice, BatchItem, BillingBatch
 from billing.readiness import (
-    periods_make_ready,
     ready_charges,
     ready_periods,
     ready_time_allocations,
 )
 from billing.run import batch_run
-from contracts.models import Contract, ContractPeriod
+from contracts.models import ContractPeriod
 from invoices import services as invoice_services
 from invoices.audit import audit_record
 from invoices.models import Invoice, InvoiceLine
@@ -125,13 +124,16 @@ def batch_invoices(batch: BillingBatch):
 
 
 def selection_everything_due(*, cutoff: dt.date, contract_ids=None) -> Selection:
-    """Everything due by the cut-off, overdue included (the wizard's pre-selection); periods
-    missing by the cut-off are stored first, so a contract with only a fee due is picked."""
-    periods_make_ready(cutoff=cutoff)
-    due = set(Contract.objects.filter(contracts_with_due_items(cutoff=cutoff)).values_list("pk", flat=True))
-    if contract_ids is not None:
-        due &= set(contract_ids)
-    return Selection(contract_ids=frozenset(due))
+    """What a run with nothing left out bills: every contract (of ``contract_ids``, None:
+    all) with anything due by the cut-off, overdue included — but not a contract whose due
+    total is 0.00 unless the tenant issues zero invoices (``billing.due.preselection``).
+    Periods missing by the cut-off are stored first (``due_summary``), so a contract with
+    only a fee due is picked."""
+    candidates = None if contract_ids is None else set(contract_ids)
+    zero_invoices = issue_zero_invoices()
+    summary = due_summary(cutoff=cutoff, details=False, preselect=lambda figures: preselection(
+        figures, cutoff=cutoff, candidates=candidates, zero_invoices=zero_invoices))
+    return Selection(contract_ids=summary.selection.contract_ids)
 
 
 def contracts_with_due_items(*, cutoff: dt.date) -> Q:

@@ -10,8 +10,9 @@ from django.urls import NoReverseMatch, reverse
 
 from billing import selectors, services
 from billing.models import BillingBatch, BillingSchedule
-from billing.due import due_summary
-from billing.wizard import WizardFilterForm, contract_items, expanded_contracts, selection_from_post, wizard_rows
+from billing.due import issue_zero_invoices
+from billing.wizard import (WizardFilterForm, contract_items, expanded_contracts, filter_fields, selection_from_post, wizard_rows,
+                            wizard_summary)
 from contracts.models import Contract
 from invoices.models import Invoice
 from msp_billing.accounts.access import requires
@@ -83,11 +84,13 @@ def batch_new(request):
                     return redirect("billing:batch_detail", batch_id=batch.pk)
             else:
                 status = 400
-    summary = due_summary(cutoff=cutoff, selection=selection, consolidated=_consolidated(request))
+    # The details are for exactly what the rows tick, and the run bills exactly what is ticked.
+    summary = wizard_summary(filters=filters, selection=selection, consolidated=_consolidated(request))
     items = contract_items(cutoff=cutoff, contract_ids=expanded_contracts(selection, cutoff=cutoff), selection=selection)
     context = {
         "filter_form": form, "cutoff": cutoff, "filters": filters, "run_form": run_form, "details": summary.details,
-        "rows": wizard_rows(filters=filters, summary=summary, selection=selection, items=items), "due_token": summary.token,
+        "rows": wizard_rows(filters=filters, summary=summary, items=items), "due_token": summary.token,
+        "filter_fields": filter_fields(filters), "filtered": any(filters.get(name) for name in ("customer", "type", "taxable")), "zero_invoices": issue_zero_invoices(),
         # one prefix for every row's "load items" link (reversing it per row costs on a long list)
         "items_base": reverse("billing:batch_contract_items", args=[1]).removesuffix("1/items/"), "cutoff_iso": cutoff.isoformat(),
     }

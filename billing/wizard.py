@@ -1,12 +1,14 @@
 """The Create New Batch page: contracts with what is due, and the admin's selection.
 
-The page lists every active contract (filtered) with its total and selected balance from
-one ``due_summary``; a contract's single items (periods, tickets with their time entries,
-charges) are loaded when the admin expands it. The form posts the picked contracts and,
-for each expanded contract, which items were shown (``shown_entry`` …) and which are still
-ticked (``entry`` …): shown but not ticked means left out. ``due_token`` carries the
-fingerprint of what was due when the page was built, so a run over a stale page bills
-nothing.
+The page lists every active contract the filters show with its total and selected balance
+from one ``due_summary``, whose batch details are for exactly the rows it ticks: the
+pre-selection of the shown rows on the first view, the posted form after that — the same
+form Run bills. A contract the filters hide is never in the batch. A contract's single
+items (periods, tickets with their time entries, charges) are loaded when the admin
+expands it. The form posts the picked contracts and, for each expanded contract, which
+items were shown (``shown_entry`` …) and which are still ticked (``entry`` …): shown but
+not ticked means left out. ``due_token`` carries the fingerprint of what was due when the
+page was built, so a run over a stale page bills nothing.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from decimal import Decimal
 
 from django import forms
 
-from billing.due import ContractDue, DueSummary, Selection
+from billing.due import ContractDue, DueSummary, Selection, due_summary, issue_zero_invoices, preselection
 from billing.readiness import (
     periods_make_ready,
     ready_charges,
@@ -89,6 +91,11 @@ class ContractRow:
         return bool(self.due.entries or self.due.periods or self.due.charges)
 
     @property
+    def zero_due(self) -> bool:
+        """Something is due but it comes to 0.00 (covered or deducted time only)."""
+        return self.has_due and self.due.total == 0
+
+    @property
     def counts(self) -> str:
         """What is due, counted: "1 period, 14 time entries"."""
         due = self.due
@@ -97,8 +104,8 @@ class ContractRow:
         return ", ".join(parts)
 
 
-def wizard_rows(*, filters: dict, summary: DueSummary, selection: Selection | None, items: dict[int, ContractItems]) -> list[ContractRow]:
-    """One row per active contract (filtered) with its balances; ``selection`` None: all picked."""
+def wizard_contracts(filters: dict):
+    """The active contracts the filters show (every row of the page, due or not)."""
     contracts = (Contract.objects.filter(status=Contract.Status.ACTIVE).select_related("customer")
                  .only("id", "name", "type", "priority", "customer__legal_name").order_by("customer__legal_name", "priority", "pk"))
     if filters.get("type"):
@@ -107,10 +114,39 @@ def wizard_rows(*, filters: dict, summary: DueSummary, selection: Selection | No
         contracts = contracts.filter(taxable=filters["taxable"] == "yes")
     if filters.get("customer"):
         contracts = contracts.filter(customer=filters["customer"])
+    return contracts
+
+
+def wizard_summary(*, filters: dict, selection: Selection | None, consolidated: bool) -> DueSummary:
+    """What is due, and the batch details of ``selection`` — or, before the admin has changed
+    anything, of the pre-selection: the contracts the filters show with something due (not
+    0.00 unless the tenant issues zero invoices). A contract the filters hide is never picked."""
+    cutoff = filters["cutoff"]
+    if selection is not None:
+        return due_summary(cutoff=cutoff, selection=selection, consolidated=consolidated)
+    shown = set(wizard_contracts(filters).order_by().values_list("pk", flat=True))
+    zero_invoices = issue_zero_invoices()
+    return due_summary(cutoff=cutoff, consolidated=consolidated, preselect=lambda figures: preselection(
+        figures, cutoff=cutoff, candidates=shown, zero_invoices=zero_invoices))
+
+
+def filter_fields(filters: dict) -> list[tuple[str, str]]:
+    """The filters as hidden fields of the batch form, so a page drawn again keeps them."""
+    fields = [(name, filters[name]) for name in ("type", "taxable") if filters.get(name)]
+    if filters.get("customer"):
+        fields.append(("customer", str(filters["customer"].pk)))
+    if filters.get("hide_mid_period"):
+        fields.append(("hide_mid_period", "on"))
+    return fields
+
+
+def wizard_rows(*, filters: dict, summary: DueSummary, items: dict[int, ContractItems]) -> list[ContractRow]:
+    """One row per active contract the filters show, with its balances, ticked as in
+    ``summary.selection`` (the selection its batch details are for)."""
+    picked = summary.selection.contract_ids
     rows = [
-        ContractRow(contract=c, due=summary.contracts.get(c.pk) or ContractDue(),
-                    chosen=selection is None or c.pk in selection.contract_ids, items=items.get(c.pk))
-        for c in contracts
+        ContractRow(contract=c, due=summary.contracts.get(c.pk) or ContractDue(), chosen=c.pk in picked, items=items.get(c.pk))
+        for c in wizard_contracts(filters)
     ]
     if filters.get("hide_mid_period"):
         rows = [row for row in rows if row.has_due]

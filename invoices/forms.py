@@ -270,6 +270,11 @@ class InvoiceSettingsForm(ServiceForm):
     terms = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000)
     payment_instructions = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000)
     footer = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=5000)
+    issue_zero_invoices = forms.BooleanField(
+        label="Issue zero invoices", required=False,
+        help_text="Off (the default): a contract with only covered or deducted time due (0.00) is not ticked in "
+                  "Create New Batch and scheduled or command-line runs leave it out; its time goes on the contract's "
+                  "next invoice with something to charge. On: such contracts get a numbered 0.00 invoice every run.")
     next_invoice_number = forms.IntegerField(
         label="Next invoice number", required=False, min_value=1, max_value=2_147_483_647,
         help_text="The number the next issued invoice takes, such as the one after the last invoice of the system "

@@ -85,6 +85,10 @@ class InvoiceSettings(models.Model):
     terms = models.TextField(blank=True, help_text="Terms printed on every invoice.")
     payment_instructions = models.TextField(blank=True, help_text="Bank details, how to pay.")
     footer = models.TextField(blank=True)
+    issue_zero_invoices = models.BooleanField(
+        default=False, help_text="Bill contracts whose due total is 0.00 (only covered or deducted time) in every run, "
+                                 "so each gets a numbered 0.00 invoice. Off: such time waits for the contract's next "
+                                 "invoice with something to charge.")
     # PDF branding
     logo = models.FileField(upload_to=branding_logo_name, max_length=200, blank=True,
                             help_text="PNG, JPEG or SVG, at most 1 MB; printed at the top of every invoice.")

@@ -144,7 +144,7 @@ class _Errors:
 SETTINGS_FIELDS = (
     "number_prefix", "number_padding", "number_yearly_reset", "credit_note_prefix", "default_discount_percent",
     "default_surcharge_percent", "default_payment_terms_days", "default_tax_codes", "terms", "payment_instructions",
-    "footer",
+    "footer", "issue_zero_invoices",
 )
 
 
@@ -175,6 +175,8 @@ def invoice_settings_update(*, data: Mapping[str, Any], acting_user) -> InvoiceS
             row.number_padding = padding
     if "number_yearly_reset" in data:
         row.number_yearly_reset = bool(data["number_yearly_reset"])
+    if "issue_zero_invoices" in data:
+        row.issue_zero_invoices = bool(data["issue_zero_invoices"])
     for name in ("default_discount_percent", "default_surcharge_percent"):
         if name in data:
             value = _decimal(errors, name, data[name], minimum=Decimal(0))
