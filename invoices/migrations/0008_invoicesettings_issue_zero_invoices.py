@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('invoices', '0006_line_time_billed_once'),
+        ('invoices', '0007_invoice_customer_reverse_charge'),
     ]
 
     operations = [
