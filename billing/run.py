@@ -200,7 +200,6 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     if not (periods or charges or time_groups):
         raise ValidationError(NOTHING_DUE)
 
-    lines_of = periods_lines(periods)
     charge_lines = {charge.pk: charge_line_input(charge) for charge in charges}
     picked_total: dict[int, Decimal] = defaultdict(Decimal)
     for period in periods:
@@ -208,7 +207,7 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     for charge in charges:
         picked_total[charge.contract_id] += charge_lines[charge.pk].amount
     for contract_id, groups in time_groups.items():
-        picked_total[contract_id] += sum((amount * count for amount, count in groups), Decimal(0))
+        picked_total[contract_id] += sum((amount * count for amount, _category, count in groups), Decimal(0))
     # 0.00 contracts riding on a charged contract's invoice, read while the items are still unbilled.
     riding = riding_contracts(cutoff=cutoff, selection=selection, zero_ids={pk for pk, total in picked_total.items() if total == 0},
                               billed_to={pk: billing_customer(c, consolidated).pk for pk, c in contracts.items()})

@@ -19,6 +19,8 @@ OUTPUT = Path(__file__).with_name("demo.json")
 FIRST_DAY = dt.date(2026, 8, 1)
 LAST_DAY = dt.date(2026, 10, 31)
 CONTRACT_START = "2026-01-01"
+# Blocks bought before October were invoiced when bought; October bills only what they do not cover.
+BLOCKS_BILLED_THROUGH = "2026-09-30"
 SEED = 20260801
 
 REMOTE, ONSITE, OOH = "Remote Support", "Onsite Support", "Out-of-Hours Support"
@@ -141,7 +143,7 @@ def _contracts() -> list[dict]:
          "rate_lines": [{"rate": "125.00", "effective_from": CONTRACT_START}],
          "service_lines": [{**m365, "quantity": "32"}]},
         {"ref": "hvd-block", "customer": CHAIN, "name": "Onsite Block Hours", "type": "block_hours",
-         "start_date": CONTRACT_START, "priority": 2, "exclusion_set": "Silver", "overage_rate": "165.00",
+         "start_date": CONTRACT_START, "billed_through": BLOCKS_BILLED_THROUGH, "priority": 2, "exclusion_set": "Silver", "overage_rate": "165.00",
          "rounding_increment": 15, "alert_thresholds": [75, 90, 100],
          "rate_lines": [{"rate": "135.00", "effective_from": CONTRACT_START}],
          "blocks": [{"purchased_on": "2026-07-01", "hours": "16", "price": "2160.00"}]},
@@ -149,6 +151,7 @@ def _contracts() -> list[dict]:
 
         {"ref": "bwl-fund", "customer": "Brightwater Logistics Inc.", "name": "Prepaid Support Fund",
          "type": "block_money", "start_date": CONTRACT_START, "priority": 1, "cascade": True,
+         "billed_through": BLOCKS_BILLED_THROUGH,
          "rate_lines": [{"rate": "140.00", "effective_from": CONTRACT_START},
                         {"work_type": ONSITE, "rate": "160.00", "effective_from": CONTRACT_START}],
          "blocks": [{"purchased_on": "2026-08-01", "amount": "6000.00", "price": "6000.00"}]},
@@ -199,7 +202,7 @@ def _contracts() -> list[dict]:
          ]},
         {"ref": "rfm-block", "customer": "Riverside Family Medicine PC", "name": "Support Block 10h",
          "type": "block_hours", "start_date": CONTRACT_START, "priority": 2, "cascade": True, "overage_rate": "150.00",
-         "block_expiry_months": 12, "rounding_increment": 15,
+         "block_expiry_months": 12, "billed_through": BLOCKS_BILLED_THROUGH, "rounding_increment": 15,
          "rate_lines": [{"rate": "130.00", "effective_from": CONTRACT_START}],
          "blocks": [{"purchased_on": "2026-06-01", "hours": "10", "price": "1250.00"},
                     {"purchased_on": "2026-09-01", "hours": "10", "price": "1250.00"}]},
@@ -231,7 +234,7 @@ def _contracts() -> list[dict]:
 
         {"ref": "pcg-block", "customer": "Pioneer Construction Group Inc.", "name": "Field Support Block",
          "type": "block_hours", "start_date": CONTRACT_START, "priority": 1, "overage_rate": "150.00",
-         "block_expiry_months": 12, "rounding_increment": 15, "auto_repurchase": False,
+         "block_expiry_months": 12, "billed_through": BLOCKS_BILLED_THROUGH, "rounding_increment": 15, "auto_repurchase": False,
          "rate_lines": [{"rate": "125.00", "effective_from": CONTRACT_START}],
          "blocks": [{"purchased_on": "2026-07-15", "hours": "10", "price": "1200.00"}]},
 
@@ -263,13 +266,14 @@ def _contracts() -> list[dict]:
 
         {"ref": "sla-block", "customer": "Silverline Architects PLLC", "name": "Support Block 15h",
          "type": "block_hours", "start_date": CONTRACT_START, "priority": 1, "exclusion_set": "Silver",
-         "overage_rate": "145.00", "cascade": True, "rounding_increment": 15,
+         "overage_rate": "145.00", "cascade": True, "rounding_increment": 15, "billed_through": BLOCKS_BILLED_THROUGH,
          "rate_lines": [{"rate": "130.00", "effective_from": CONTRACT_START}],
          "blocks": [{"purchased_on": "2026-08-01", "hours": "15", "price": "1875.00"}]},
         _hourly("sla-hourly", "Silverline Architects PLLC", "145.00"),
 
         {"ref": "tcs-fund", "customer": "Tri-County School District", "name": "Prepaid IT Support",
          "type": "block_money", "start_date": "2026-07-01", "end_date": "2027-06-30", "priority": 1, "taxable": False,
+         "billed_through": BLOCKS_BILLED_THROUGH,
          "rate_lines": [{"rate": "110.00", "effective_from": "2026-07-01"}],
          "blocks": [{"purchased_on": "2026-07-01", "amount": "10000.00", "price": "10000.00",
                      "expires_on": "2027-06-30"}]},

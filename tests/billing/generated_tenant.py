@@ -5,7 +5,7 @@ entry is split over two contracts: those two are billed together or not at all.
 
 * Acme GmbH (EUR): Retainer "Acme Managed" (800.00 a month in advance, taxable, takes remote
   work) and "Acme T&M" (Hourly 120.00, taxable, default for onsite work and parts), plus
-  "Acme Backup" (Online Backup) with nothing due. Ticket 1: remote 45 min (covered),
+  "Acme Backup" (Online Backup, from April) with nothing due. Ticket 1: remote 45 min (covered),
   onsite 60 min (120.00). Ticket 2: onsite 30 min (60.00) and 2 × 35.50 parts (71.00).
   With VAT 19 %: 952.00 + 298.69 = 1250.69 on two invoices, two tickets, 2.25 hours.
 * Bergmann Inc (USD, tax exempt): "Bergmann Hourly" (95.00) with 50 and 25 min, and three
@@ -16,7 +16,7 @@ entry is split over two contracts: those two are billed together or not at all.
   March; 90 min deducted, then 60 min of which 30 deducted and 30 overage at 150.00 (75.00).
 * Echo Ltd (EUR): "Echo Care" (Retainer, its next fee billed 1 April) with 30 min of remote
   work covered: due 0.00.
-* Foxtrot SARL (EUR): "Foxtrot Block" (60 min bought in January, passes the rest on) and
+* Foxtrot SARL (EUR): "Foxtrot Block" (60 min bought and invoiced in January, passes the rest on) and
   "Foxtrot T&M" (Hourly 100.00): one entry of 90 min, 60 deducted from the block (0.00)
   and 30 on the Hourly contract (50.00, with VAT 59.50) — the only entry on two contracts.
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from django.utils import timezone
 from djmoney.money import Money
 
 from contracts.models import BlockPurchase, Contract, ContractPeriod, ContractRateLine, Customer, ExclusionSet, TaxRate
@@ -72,7 +73,8 @@ def build_generated_tenant(*, tech_email: str) -> dict:
                              billing_frequency="monthly", billing_timing="advance")
     acme_tm = _contract(acme, "hourly", "Acme T&M", priority=3)
     _rate(acme_tm, "120")
-    _contract(acme, "online_backup", "Acme Backup", priority=9, fee=Money(Decimal("40.00"), "EUR"))
+    # Backups start in April: nothing due by the cut-off.
+    _contract(acme, "online_backup", "Acme Backup", priority=9, fee=Money(Decimal("40.00"), "EUR"), start_date=dt.date(2026, 4, 1))
     acme.default_hourly_contract = acme_tm
     acme.save()
     ContractPeriod.objects.create(contract=acme_managed, **MARCH)
@@ -140,6 +142,9 @@ def build_generated_tenant(*, tech_email: str) -> dict:
     foxtrot.save()
     foxtrot_block = _contract(foxtrot, "block_hours", "Foxtrot Block", priority=2, cascade=True, overage_rate=Money(Decimal("150"), "EUR"))
     BlockPurchase.objects.create(contract=foxtrot_block, purchased_on=dt.date(2026, 1, 2), minutes=60, price=Money(Decimal("100.00"), "EUR"))
+    # The block was invoiced when bought, in January's period.
+    ContractPeriod.objects.create(contract=foxtrot_block, start=START, end=dt.date(2026, 1, 31), covered_start=START,
+                                  covered_end=dt.date(2026, 1, 31), bill_date=START, billed_at=timezone.now())
     foxtrot_1 = Ticket.objects.create(customer=foxtrot, title="Cabling")
     log(foxtrot_1, onsite, 90)
     resolve(foxtrot_1)

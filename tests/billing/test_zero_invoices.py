@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from billing import services
 from billing.due import due_summary
@@ -162,6 +163,10 @@ def test_a_zero_block_sharing_an_entry_with_a_charged_contract_is_picked_with_it
     cust.save()
     blocks = contract(cust, "block_hours", priority=2, name="Onsite Block", cascade=True, overage_rate=eur("150"))
     block(blocks, minutes=60, on=dt.date(2026, 1, 2), price="100.00")
+    # Invoiced when bought, in January's period.
+    ContractPeriod.objects.create(contract=blocks, start=dt.date(2026, 1, 1), end=dt.date(2026, 1, 31),
+                                  covered_start=dt.date(2026, 1, 1), covered_end=dt.date(2026, 1, 31),
+                                  bill_date=dt.date(2026, 1, 1), billed_at=timezone.now())
     tkt = ticket(cust)
     ticket_services.time_entry_log(ticket=tkt, technician=tech, work_type=onsite, date=dt.date(2026, 3, 3), minutes=90)
     ticket_services.ticket_set_status(ticket_id=tkt.pk, status="resolved")
