@@ -200,9 +200,21 @@ WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=5)
 WORKER_HEARTBEAT_STALE_SECONDS = env.int("WORKER_HEARTBEAT_STALE_SECONDS", default=30)
 
 
-def _every_tenant(task: str, schedule: timedelta) -> dict:
+# A task whose worker dies unacknowledged is delivered again after this long. Longer than the
+# hard time limit, so a task still running is never delivered twice; short enough that lost
+# work resumes within the hour. (Retries with a countdown longer than this are delivered early.)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=20 * 60)}
+# Missing invoice PDFs: every worker start queues them all; beat queues those missing for a
+# few minutes every few minutes, each again at most once per pause.
+INVOICE_PDF_SWEEP_ON_WORKER_START = env.bool("INVOICE_PDF_SWEEP_ON_WORKER_START", default=True)
+INVOICE_PDF_MISSING_AFTER_SECONDS = env.int("INVOICE_PDF_MISSING_AFTER_SECONDS", default=5 * 60)
+INVOICE_PDF_REQUEUE_PAUSE_SECONDS = env.int("INVOICE_PDF_REQUEUE_PAUSE_SECONDS", default=20 * 60)
+
+
+def _every_tenant(task: str, schedule: timedelta, **task_kwargs) -> dict:
     """Beat runs in the public schema; ``fan_out_to_tenants`` queues ``task`` once in every MSP."""
-    return {"task": "msp_billing.tasks.fan_out_to_tenants", "schedule": schedule, "args": (task,)}
+    args = (task, task_kwargs) if task_kwargs else (task,)
+    return {"task": "msp_billing.tasks.fan_out_to_tenants", "schedule": schedule, "args": args}
 
 
 CELERY_BEAT_SCHEDULE = {
@@ -218,6 +230,9 @@ CELERY_BEAT_SCHEDULE = {
     "accounting-payments-every-tenant": _every_tenant("integrations.tasks.payments_pull_task", timedelta(hours=1)),
     # Issued invoices still without their current PDF (a lost render task) are queued again.
     "invoice-pdfs-sweep-every-tenant": _every_tenant("invoices.tasks.invoice_pdfs_sweep", timedelta(hours=6)),
+    "invoice-pdfs-missing-every-tenant": _every_tenant(
+        "invoices.tasks.invoice_pdfs_sweep", timedelta(minutes=2),
+        missing_for_seconds=INVOICE_PDF_MISSING_AFTER_SECONDS, clean_temporaries=False),
     "accounting-failures-mail-every-tenant": _every_tenant("integrations.tasks.failures_notify_task", timedelta(hours=24)),
 }
 
