@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE
 
 from msp_billing.settings.urls import celery_url_from_redis, database_from_url, with_redis_db
 
@@ -37,6 +38,7 @@ SHARED_APPS = [
     "django_htmx",
     "djmoney",
     "axes",
+    "csp",
 ]
 # Users, sessions and login attempts live in each MSP's own schema: a user of one MSP
 # does not exist on another MSP's host.
@@ -72,6 +74,8 @@ MIDDLEWARE = [
     "msp_billing.health.HealthCheckMiddleware",
     "django_tenants.middleware.main.TenantMainMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "msp_billing.middleware.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -154,6 +158,36 @@ AXES_RESET_ON_SUCCESS = True
 # The sign-in form posts the e-mail as "username" (Django's AuthenticationForm).
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_VERBOSE = False
+# Reverse proxies (addresses or networks) whose X-Forwarded-For is believed; from anyone else
+# the header is ignored. Empty: the connecting address is the client (no proxy in front).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+AXES_CLIENT_IP_CALLABLE = "msp_billing.client_ip.client_ip"
+
+# --- browser security headers ----------------------------------------------------------
+# Scripts and stylesheets only from this site (htmx is served from static/); no inline
+# script, no eval. Inline <style> only with the per-response nonce; style="" attributes are
+# allowed (progress bars, colour swatches) as they can neither run code nor load from elsewhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", NONCE],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Browser features no page of the product uses.
+PERMISSIONS_POLICY = env(
+    "PERMISSIONS_POLICY",
+    default="accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
+            "payment=(), usb=()",
+)
 
 # --- i18n, time --------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
