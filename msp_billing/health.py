@@ -28,25 +28,33 @@ def _database() -> dict:
         return {"ok": False, "error": exc.__class__.__name__}
 
 
-def _broker_and_workers() -> tuple[dict, dict]:
+def _broker() -> dict:
     from msp_billing.celery import app
 
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=1)
+        return {"ok": True}
+    except Exception as exc:
+        return {"ok": False, "error": exc.__class__.__name__}
+
+
+def _workers() -> dict:
     client = None
     try:
-        client = heartbeat.redis_client(app.conf.broker_url, timeout=1.0)
-        client.ping()
+        client = heartbeat.redis_client(timeout=1.0)
         alive = heartbeat.workers_alive(client)
     except Exception as exc:
-        return {"ok": False, "error": exc.__class__.__name__}, {"ok": False, "count": 0}
+        return {"ok": False, "count": 0, "error": exc.__class__.__name__}
     finally:
         if client is not None:
             client.close()
-    return {"ok": True}, {"ok": bool(alive), "count": len(alive)}
+    return {"ok": bool(alive), "count": len(alive)}
 
 
 def health_response() -> JsonResponse:
     database = _database()
-    broker, workers = _broker_and_workers()
+    broker, workers = _broker(), _workers()
     healthy = database["ok"] and broker["ok"] and workers["ok"]
     body = {"status": "ok" if healthy else "down", "database": database, "broker": broker, "workers": workers}
     response = JsonResponse(body, status=200 if healthy else 503)

@@ -1,6 +1,6 @@
 """Worker heartbeats: each Celery worker keeps its own time stamp fresh in Redis.
 
-A worker writes ``{hostname: unix time}`` into one Redis hash on the broker every
+A worker writes ``{hostname: unix time}`` into one Redis hash (the cache's Redis) every
 ``WORKER_HEARTBEAT_SECONDS`` from a thread of its own (so a long task does not hold it
 up), and removes its entry when it shuts down. ``/healthz`` reads the hash: a worker whose
 time stamp is older than ``WORKER_HEARTBEAT_STALE_SECONDS`` (killed, frozen, cut off) no
@@ -31,15 +31,12 @@ def stale_after() -> float:
     return float(getattr(settings, "WORKER_HEARTBEAT_STALE_SECONDS", 30))
 
 
-def redis_client(broker_url: str, *, timeout: float = 1.0) -> redis.Redis:
-    """A client for the Redis behind a Celery broker URL (``redis://``, ``rediss://`` or
-    ``redis+socket://path?virtual_host=N``)."""
-    if broker_url.startswith("redis+socket://"):
-        path, _, query = broker_url[len("redis+socket://"):].partition("?")
-        options = dict(pair.split("=", 1) for pair in query.split("&") if "=" in pair)
-        return redis.Redis(unix_socket_path=path, db=int(options.get("virtual_host", 0) or 0),
-                           socket_timeout=timeout, socket_connect_timeout=timeout)
-    return redis.Redis.from_url(broker_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+def redis_client(*, timeout: float = 1.0) -> redis.Redis:
+    """A client for the Redis the cache uses (``REDIS_URL``; also there when the broker is RabbitMQ)."""
+    location = settings.CACHES["default"]["LOCATION"]
+    if isinstance(location, (list, tuple)):
+        location = location[0]
+    return redis.Redis.from_url(location, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
 def beat(client: redis.Redis, hostname: str, *, at: float | None = None) -> None:
@@ -67,8 +64,8 @@ def workers_alive(client: redis.Redis, *, now: float | None = None) -> dict[str,
 class Heartbeat:
     """The thread a worker runs between ``worker_ready`` and ``worker_shutdown``."""
 
-    def __init__(self, *, broker_url: str, hostname: str):
-        self.client = redis_client(broker_url, timeout=max(interval(), 1.0))
+    def __init__(self, *, hostname: str):
+        self.client = redis_client(timeout=max(interval(), 1.0))
         self.hostname = hostname
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
@@ -80,7 +77,7 @@ class Heartbeat:
         while not self.stopped.is_set():
             try:
                 beat(self.client, self.hostname)
-            except redis.RedisError as error:  # the broker is away; health says so anyway
+            except redis.RedisError as error:  # Redis is away; health says so anyway
                 log.warning("worker heartbeat not written: %s", error)
             self.stopped.wait(interval())
 
@@ -98,7 +95,7 @@ _running: dict[str, Heartbeat] = {}
 
 def on_worker_ready(sender=None, **kwargs) -> None:
     hostname = getattr(sender, "hostname", None) or "worker"
-    heartbeat = Heartbeat(broker_url=sender.app.conf.broker_url, hostname=hostname)
+    heartbeat = Heartbeat(hostname=hostname)
     _running[hostname] = heartbeat
     heartbeat.start()
 

@@ -24,7 +24,7 @@ from tests.support import celery_command, free_port, process_env, running
 
 @pytest.fixture
 def heartbeats():
-    client = heartbeat.redis_client(app.conf.broker_url)
+    client = heartbeat.redis_client()
     client.delete(heartbeat.HASH_KEY)
     yield client
     client.delete(heartbeat.HASH_KEY)
