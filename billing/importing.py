@@ -295,15 +295,16 @@ def billing_data_import(*, document: Any, acting_user=None, dry_run: bool = Fals
         with transaction.atomic():
             importer = _Importer(document, acting_user=acting_user or "import", summary=summary, problems=problems,
                                  blocked=blocked)
-            importer.run()
+            try:
+                importer.run()
+            except (DataError, OverflowError) as error:  # written outside a checked record: still only a problem
+                problems.append(ImportProblem((), out_of_range_message(error)))  # (the transaction is rolled back)
             if problems:
                 raise ImportRejected(problems)
             if dry_run:
                 raise _DryRun
     except _DryRun:
         pass
-    except (DataError, OverflowError) as error:  # written outside a checked record: still only a problem
-        raise ImportRejected([*problems, ImportProblem((), out_of_range_message(error))]) from None
     return summary
 
 
