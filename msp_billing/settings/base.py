@@ -178,7 +178,8 @@ CONTENT_SECURITY_POLICY = {
         "connect-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
-        "form-action": ["'self'"],
+        # No form-action: browsers apply it to the redirect after a POST too, and connecting an
+        # accounting system posts here and is then sent to the provider's sign-in page.
         "frame-ancestors": ["'none'"],
     },
 }
