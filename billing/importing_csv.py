@@ -349,7 +349,7 @@ class _Lookups:
         if customer.pk not in self.tickets_by_customer:
             self.tickets_by_customer[customer.pk] = list(Ticket.objects.filter(customer=customer))
         tickets = self.tickets_by_customer[customer.pk]
-        number = re.fullmatch(r"#?\s*(\d+)", value.strip())
+        number = re.fullmatch(r"#?\s*(\d{1,18})", value.strip())
         if number:
             found = next((t for t in tickets if t.pk == int(number.group(1))), None)
             if found is not None:

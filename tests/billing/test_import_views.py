@@ -353,3 +353,11 @@ def test_a_nul_byte_deep_in_the_file_is_refused_as_binary(client_for, setup):
     assert response.status_code == 400
     assert "This is not a CSV file: it contains binary data." in response.content.decode()
     assert TimeEntry.objects.count() == 0
+
+
+def test_a_ticket_number_of_thousands_of_digits_is_a_row_problem(client_for, setup):
+    content = (f"Date,Customer,Ticket,Technician,Work Type,Hours\n"
+               f"2026-03-03,Chain GmbH,#{'9' * 5000},{TECH},Remote Support,1\n").encode()
+    client = client_for("alpha", "billing_admin")
+    preview = client.get(preview_url(upload(client, content))).context["preview"]
+    assert [str(p) for p in preview.rejected] == ["Row 2, Ticket: a ticket title has at most 200 characters"]
