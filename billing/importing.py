@@ -36,11 +36,12 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import validate_email
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.utils import timezone
 from djmoney.money import Money
 from jsonschema import Draft202012Validator
 
+from billing.import_checks import MAX_DEPTH, TooDeep, json_loads, out_of_range_message, unstorable_values
 from contracts import services as contract_services
 from contracts.models import (
     BlockPurchase,
@@ -79,6 +80,7 @@ SECTIONS = (
 BILLED_HOUR = dt.time(12, 0)
 RESOLVED_HOUR = dt.time(17, 0)
 MAX_ENTRY_MINUTES = ticket_services.MAX_MINUTES_PER_ENTRY
+TOO_DEEP = f"arrays and objects are nested more than {MAX_DEPTH} deep; this is not an import file"
 
 # ``settings``: invoice numbering and defaults (``invoices.services.invoice_settings_update``).
 INVOICE_SETTING_FIELDS = (
@@ -174,11 +176,13 @@ def import_document_load(raw: bytes | str) -> Any:
         except UnicodeDecodeError:
             raise ImportRejected([ImportProblem((), "the file is not UTF-8 text")]) from None
     try:
-        return json.loads(raw, parse_float=Decimal)
+        return json_loads(raw)
     except json.JSONDecodeError as error:
         raise ImportRejected(
             [ImportProblem((), f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}")]
         ) from None
+    except TooDeep:
+        raise ImportRejected([ImportProblem((), TOO_DEEP)]) from None
 
 
 @functools.cache
@@ -285,7 +289,15 @@ def billing_data_import(*, document: Any, acting_user=None, dry_run: bool = Fals
     tenant = getattr(connection, "tenant", None)
     if tenant is None or connection.schema_name == settings.PUBLIC_SCHEMA_NAME:
         raise RuntimeError("billing data is imported into an MSP's schema: activate one first")
+    try:
+        unstorable = [ImportProblem(parts, message) for parts, message in unstorable_values(document)]
+    except TooDeep:
+        raise ImportRejected([ImportProblem((), TOO_DEEP)]) from None
     problems, blocked = schema_check(document)
+    if unstorable:
+        reported = {problem.path for problem in unstorable}
+        raise ImportRejected(unstorable + [problem for problem in problems
+                                           if problem.path.replace("\x00", "\\u0000") not in reported])
     if not isinstance(document, dict):
         raise ImportRejected(problems or [ImportProblem((), "the file must hold a JSON object")])
     summary = ImportSummary(dry_run=dry_run)
@@ -293,7 +305,10 @@ def billing_data_import(*, document: Any, acting_user=None, dry_run: bool = Fals
         with transaction.atomic():
             importer = _Importer(document, acting_user=acting_user or "import", summary=summary, problems=problems,
                                  blocked=blocked)
-            importer.run()
+            try:
+                importer.run()
+            except (DataError, OverflowError) as error:  # written outside a checked record: still only a problem
+                problems.append(ImportProblem((), out_of_range_message(error)))  # (the transaction is rolled back)
             if problems:
                 raise ImportRejected(problems)
             if dry_run:
@@ -378,6 +393,9 @@ class _Importer:
                 return action(*args, **kwargs)
         except ValidationError as error:
             self.validation_problems(path, error, field_map or {})
+            raise _Failed from None
+        except (DataError, OverflowError) as error:  # a value past what its column or the calendar holds
+            self.problem(path, out_of_range_message(error))
             raise _Failed from None
 
     def validation_problems(self, path: tuple, error: ValidationError, field_map: Mapping[str, str]) -> None:

@@ -141,7 +141,8 @@ def time_csv_decode(raw: bytes) -> str:
         raise CsvFileError("The file is empty.")
     if len(raw) > MAX_BYTES:
         raise CsvFileError(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB; split it into smaller files.")
-    if b"\x00" in raw[:8192]:
+    # A NUL anywhere (not only near the start) cannot be stored as text.
+    if b"\x00" in raw:
         raise CsvFileError("This is not a CSV file: it contains binary data. Export the time entries as CSV.")
     try:
         return raw.decode("utf-8-sig")
@@ -239,13 +240,23 @@ def parse_date(value: str) -> dt.date:
         raise ValueError(f"“{value}” is not a real date") from None
 
 
+# A value past this is out of range, however it is written ("1e30", "99999:00"); checked
+# before any arithmetic so absurd values become a row problem, never an overflow.
+OUT_OF_RANGE = -1
+MAX_HOURS = Decimal(MAX_MINUTES) / 60
+
+
 def parse_hours(value: str) -> int:
-    """Minutes from "1.5", "1,5", "1:30" or "1:30:00" (rounded to the nearest minute)."""
+    """Minutes from "1.5", "1,5", "1:30" or "1:30:00" (rounded to the nearest minute);
+    ``OUT_OF_RANGE`` for a number that is no plausible duration of one entry."""
     text = value.strip().lower().removesuffix("h").removesuffix("hrs").removesuffix("hours").strip()
     if ":" in text:
         parts = text.split(":")
         if len(parts) not in (2, 3) or not all(part.isdigit() for part in parts):
             raise ValueError(f"“{value}” is not a duration such as 1.5 or 1:30")
+        parts = [part.lstrip("0") or "0" for part in parts]
+        if any(len(part) > 6 for part in parts):
+            return OUT_OF_RANGE
         hours, minutes = int(parts[0]), int(parts[1])
         seconds = int(parts[2]) if len(parts) == 3 else 0
         if minutes >= 60 or seconds >= 60:
@@ -259,6 +270,8 @@ def parse_hours(value: str) -> int:
         raise ValueError(f"“{value}” is not a number of hours such as 1.5 or 1:30") from None
     if not hours.is_finite():
         raise ValueError(f"“{value}” is not a number of hours such as 1.5 or 1:30")
+    if not 0 < hours <= MAX_HOURS:
+        return OUT_OF_RANGE
     return int((hours * 60).quantize(Decimal("1"), rounding="ROUND_HALF_UP"))
 
 
@@ -268,7 +281,11 @@ def parse_minutes(value: str) -> int:
         minutes = Decimal(text.replace(",", ".") if "." not in text else text)
     except InvalidOperation:
         raise ValueError(f"“{value}” is not a whole number of minutes") from None
-    if not minutes.is_finite() or minutes != minutes.to_integral_value():
+    if not minutes.is_finite():
+        raise ValueError(f"“{value}” is not a whole number of minutes")
+    if not 0 < minutes <= MAX_MINUTES:
+        return OUT_OF_RANGE
+    if minutes != minutes.to_integral_value():
         raise ValueError(f"“{value}” is not a whole number of minutes")
     return int(minutes)
 
@@ -339,7 +356,7 @@ class _Lookups:
         if customer.pk not in self.tickets_by_customer:
             self.tickets_by_customer[customer.pk] = list(Ticket.objects.filter(customer=customer))
         tickets = self.tickets_by_customer[customer.pk]
-        number = re.fullmatch(r"#?\s*(\d+)", value.strip())
+        number = re.fullmatch(r"#?\s*(\d{1,18})", value.strip())
         if number:
             found = next((t for t in tickets if t.pk == int(number.group(1))), None)
             if found is not None:
@@ -484,6 +501,12 @@ class _Row:
     def _minutes(self) -> int | None:
         from_minutes = self.value("minutes", parse_minutes, required=False) if "minutes" in self.values else None
         from_hours = self.value("hours", parse_hours, required=False) if "hours" in self.values else None
+        out_of_range = [name for name, parsed in (("minutes", from_minutes), ("hours", from_hours))
+                        if parsed == OUT_OF_RANGE]
+        for column in out_of_range:
+            self.problem(column, "time worked must be between 1 minute and 24 hours")
+        if out_of_range:
+            return None
         if from_minutes is None and from_hours is None:
             if not any(p.column in (self.names.get("minutes"), self.names.get("hours")) for p in self.problems):
                 column = "hours" if "hours" in self.names else "minutes"

@@ -6,8 +6,12 @@ schema of the MSP that queued them (``@tenant_task``).
 """
 from __future__ import annotations
 
+import datetime as dt
+
+from celery.signals import worker_ready
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import OperationalError
+from django.utils import timezone
 
 from msp_billing.tasks import tenant_task
 
@@ -23,21 +27,47 @@ def invoice_pdf_render(invoice_id: int, version: int | None = None) -> int | Non
 
 
 @tenant_task
-def invoice_pdfs_sweep() -> int:
+def invoice_pdfs_sweep(missing_for_seconds: int = 0, clean_temporaries: bool = True) -> int:
     """Queue a render for every issued invoice still without its current PDF (a lost task, a deleted file),
     and remove temporary files that killed renders left behind.
 
-    Meant for beat through ``msp_billing.tasks.fan_out_to_tenants``; returns how many were queued.
+    ``missing_for_seconds``: only invoices unchanged for at least that long, each queued again at
+    most once per ``INVOICE_PDF_REQUEUE_PAUSE_SECONDS`` (the frequent sweep: a render still
+    waiting in a long queue is not queued a second, third… time). Meant for beat and worker start
+    through ``msp_billing.tasks.fan_out_to_tenants``; returns how many were queued.
     """
+    from django.conf import settings
+    from django.core.cache import cache
+
     from invoices.pdf import remove_stale_temporaries
     from invoices.selectors import invoices_needing_pdf
 
-    remove_stale_temporaries()
+    if clean_temporaries:
+        remove_stale_temporaries()
+    needing = invoices_needing_pdf()
+    if missing_for_seconds:
+        needing = needing.filter(updated_at__lte=timezone.now() - dt.timedelta(seconds=missing_for_seconds))
     count = 0
-    for invoice_id, version in invoices_needing_pdf().values_list("pk", "pdf_version").iterator():
+    for invoice_id, version in needing.values_list("pk", "pdf_version").iterator():
+        if missing_for_seconds and not cache.add(f"invoice-pdf-requeued:{invoice_id}:{version}", True,
+                                                 timeout=settings.INVOICE_PDF_REQUEUE_PAUSE_SECONDS):
+            continue
         invoice_pdf_render.delay(invoice_id, version)
         count += 1
     return count
+
+
+@worker_ready.connect(weak=False)
+def _pdfs_after_worker_start(sender=None, **kwargs) -> None:
+    """A worker that starts (after a crash, a deploy, a killed machine) first queues every
+    issued invoice's missing PDF in every MSP: renders lost with a killed worker are not
+    redelivered before the broker's visibility timeout. A render that is merely still queued
+    is queued twice; the second run finds the PDF and does nothing."""
+    from django.conf import settings
+
+    if settings.INVOICE_PDF_SWEEP_ON_WORKER_START:
+        sender.app.send_task("msp_billing.tasks.fan_out_to_tenants",
+                             args=("invoices.tasks.invoice_pdfs_sweep", {"clean_temporaries": False}))
 
 
 @tenant_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(Exception,),

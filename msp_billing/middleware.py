@@ -16,3 +16,19 @@ class TenantTimezoneMiddleware:
         else:
             timezone.deactivate()
         return self.get_response(request)
+
+
+class PermissionsPolicyMiddleware:
+    """Turn off browser features no page uses (``PERMISSIONS_POLICY``)."""
+
+    def __init__(self, get_response):
+        from django.conf import settings
+
+        self.policy = getattr(settings, "PERMISSIONS_POLICY", "")
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if self.policy and "Permissions-Policy" not in response:
+            response["Permissions-Policy"] = self.policy
+        return response

@@ -34,8 +34,8 @@ def tenant_task(*args, **kwargs):
 
 
 @shared_task(base=TenantTask)
-def fan_out_to_tenants(task_name: str) -> int:
-    """Queue ``task_name`` once in every MSP's schema (beat runs in the public schema)."""
+def fan_out_to_tenants(task_name: str, task_kwargs: dict | None = None) -> int:
+    """Queue ``task_name`` (with ``task_kwargs``) once in every MSP's schema (beat runs in the public schema)."""
     from django_tenants.utils import get_tenant_model, schema_context
 
     from msp_billing.celery import app
@@ -46,6 +46,6 @@ def fan_out_to_tenants(task_name: str) -> int:
         .values_list("schema_name", flat=True)
     ):
         with schema_context(schema_name):
-            app.send_task(task_name)
+            app.send_task(task_name, kwargs=task_kwargs or {})
         count += 1
     return count

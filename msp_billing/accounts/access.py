@@ -11,13 +11,19 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 
-from msp_billing.accounts.roles import Capability
+from msp_billing.accounts.roles import READ_ONLY, Capability
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def requires(capability: Capability, *, write: Capability | None = None):
-    """Signed-in users with ``capability``; unsafe methods need ``write`` too when given."""
+    """Signed-in users with ``capability``; unsafe methods need ``write`` too when given.
+
+    A capability that only lets one look (``READ_ONLY``) never lets one post: without an
+    explicit ``write`` its pages refuse unsafe methods to anyone who may not change what
+    they show, so a POST to a read-only report is 403 rather than a page that ignored it.
+    """
+    write = write or READ_ONLY.get(capability)
 
     def decorator(view):
         @wraps(view)

@@ -21,6 +21,9 @@ class Capability(StrEnum):
     MANAGE_USERS = "manage_users"  # invite users, change roles
 
 
+# Capabilities that only show things, each with the capability needed to post on their pages.
+READ_ONLY: dict[Capability, Capability] = {Capability.VIEW_BILLING: Capability.MANAGE_BILLING}
+
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     Role.OWNER: frozenset(Capability),
     Role.BILLING_ADMIN: frozenset(

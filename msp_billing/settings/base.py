@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE
 
 from msp_billing.settings.urls import celery_url_from_redis, database_from_url, with_redis_db
 
@@ -37,6 +38,7 @@ SHARED_APPS = [
     "django_htmx",
     "djmoney",
     "axes",
+    "csp",
 ]
 # Users, sessions and login attempts live in each MSP's own schema: a user of one MSP
 # does not exist on another MSP's host.
@@ -68,8 +70,12 @@ TENANT_LIMIT_SET_CALLS = True
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 MIDDLEWARE = [
+    # /healthz is answered first, without the tenant lookup (which needs the database).
+    "msp_billing.health.HealthCheckMiddleware",
     "django_tenants.middleware.main.TenantMainMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "msp_billing.middleware.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -152,6 +158,37 @@ AXES_RESET_ON_SUCCESS = True
 # The sign-in form posts the e-mail as "username" (Django's AuthenticationForm).
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_VERBOSE = False
+# Reverse proxies (addresses or networks) whose X-Forwarded-For is believed; from anyone else
+# the header is ignored. Empty: the connecting address is the client (no proxy in front).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+AXES_CLIENT_IP_CALLABLE = "msp_billing.client_ip.client_ip"
+
+# --- browser security headers ----------------------------------------------------------
+# Scripts and stylesheets only from this site (htmx is served from static/); no inline
+# script, no eval. Inline <style> only with the per-response nonce; style="" attributes are
+# allowed (progress bars, colour swatches) as they can neither run code nor load from elsewhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", NONCE],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        # No form-action: browsers apply it to the redirect after a POST too, and connecting an
+        # accounting system posts here and is then sent to the provider's sign-in page.
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Browser features no page of the product uses.
+PERMISSIONS_POLICY = env(
+    "PERMISSIONS_POLICY",
+    default="accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
+            "payment=(), usb=()",
+)
 
 # --- i18n, time --------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -192,11 +229,27 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Each worker writes a heartbeat this often; /healthz counts a worker whose heartbeat is
+# older than the second value as down.
+WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=5)
+WORKER_HEARTBEAT_STALE_SECONDS = env.int("WORKER_HEARTBEAT_STALE_SECONDS", default=30)
 
 
-def _every_tenant(task: str, schedule: timedelta) -> dict:
+# A task whose worker dies unacknowledged is delivered again after this long. Longer than the
+# hard time limit, so a task still running is never delivered twice; short enough that lost
+# work resumes within the hour. (Retries with a countdown longer than this are delivered early.)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=20 * 60)}
+# Missing invoice PDFs: every worker start queues them all; beat queues those missing for a
+# few minutes every few minutes, each again at most once per pause.
+INVOICE_PDF_SWEEP_ON_WORKER_START = env.bool("INVOICE_PDF_SWEEP_ON_WORKER_START", default=True)
+INVOICE_PDF_MISSING_AFTER_SECONDS = env.int("INVOICE_PDF_MISSING_AFTER_SECONDS", default=5 * 60)
+INVOICE_PDF_REQUEUE_PAUSE_SECONDS = env.int("INVOICE_PDF_REQUEUE_PAUSE_SECONDS", default=20 * 60)
+
+
+def _every_tenant(task: str, schedule: timedelta, **task_kwargs) -> dict:
     """Beat runs in the public schema; ``fan_out_to_tenants`` queues ``task`` once in every MSP."""
-    return {"task": "msp_billing.tasks.fan_out_to_tenants", "schedule": schedule, "args": (task,)}
+    args = (task, task_kwargs) if task_kwargs else (task,)
+    return {"task": "msp_billing.tasks.fan_out_to_tenants", "schedule": schedule, "args": args}
 
 
 CELERY_BEAT_SCHEDULE = {
@@ -212,6 +265,9 @@ CELERY_BEAT_SCHEDULE = {
     "accounting-payments-every-tenant": _every_tenant("integrations.tasks.payments_pull_task", timedelta(hours=1)),
     # Issued invoices still without their current PDF (a lost render task) are queued again.
     "invoice-pdfs-sweep-every-tenant": _every_tenant("invoices.tasks.invoice_pdfs_sweep", timedelta(hours=6)),
+    "invoice-pdfs-missing-every-tenant": _every_tenant(
+        "invoices.tasks.invoice_pdfs_sweep", timedelta(minutes=2),
+        missing_for_seconds=INVOICE_PDF_MISSING_AFTER_SECONDS, clean_temporaries=False),
     "accounting-failures-mail-every-tenant": _every_tenant("integrations.tasks.failures_notify_task", timedelta(hours=24)),
 }
 

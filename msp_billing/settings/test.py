@@ -27,4 +27,7 @@ CACHES = _services["CACHES"]
 CELERY_BROKER_URL = _services["CELERY_BROKER_URL"]
 CELERY_RESULT_BACKEND = _services["CELERY_RESULT_BACKEND"]
 
+# Workers the tests start do not render every tenant's missing PDFs on start unless a test asks.
+INVOICE_PDF_SWEEP_ON_WORKER_START = env.bool("INVOICE_PDF_SWEEP_ON_WORKER_START", default=False)
+
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise expects it to exist

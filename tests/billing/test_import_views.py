@@ -297,3 +297,67 @@ def test_the_command_previews_then_imports_with_confirm(setup, tmp_path, capsys)
     bad.write_bytes(b"Name,Amount\n")
     with pytest.raises(CommandError, match="Missing: Date"):
         call_command("import_time_csv", str(bad), "--tenant", "alpha")
+
+
+# --- hostile values ---------------------------------------------------------------------------------------
+
+
+def one_row(setup, *, hours: str = "1", notes: str = "", column: str = "Hours") -> bytes:
+    return (f"Date,Customer,Ticket,Technician,Work Type,{column},Notes\n"
+            f"2026-03-03,Chain GmbH,#{setup['ticket'].pk},{TECH},Remote Support,{hours},{notes}\n").encode()
+
+
+@pytest.mark.parametrize(
+    "column,value,message",
+    [
+        ("Hours", "1e30", "time worked must be between 1 minute and 24 hours"),
+        ("Hours", "-1e30", "time worked must be between 1 minute and 24 hours"),
+        ("Hours", "1e999999999", "time worked must be between 1 minute and 24 hours"),
+        ("Hours", "1e-30", "time worked must be between 1 minute and 24 hours"),
+        ("Hours", "-0", "time worked must be between 1 minute and 24 hours"),
+        ("Hours", "NaN", "is not a number of hours such as 1.5 or 1:30"),
+        ("Hours", "sNaN", "is not a number of hours such as 1.5 or 1:30"),
+        ("Hours", "Infinity", "is not a number of hours such as 1.5 or 1:30"),
+        ("Hours", "-inf", "is not a number of hours such as 1.5 or 1:30"),
+        ("Hours", "9" * 5000 + ":00", "time worked must be between 1 minute and 24 hours"),
+        ("Hours", "0." + "0" * 5000 + "1", "time worked must be between 1 minute and 24 hours"),
+        ("Minutes", "1e30", "time worked must be between 1 minute and 24 hours"),
+        ("Minutes", "9" * 5000, "time worked must be between 1 minute and 24 hours"),
+        ("Minutes", "1e999999999", "time worked must be between 1 minute and 24 hours"),
+        ("Minutes", "NaN", "is not a whole number of minutes"),
+        ("Minutes", "-0", "time worked must be between 1 minute and 24 hours"),
+    ],
+)
+def test_absurd_durations_are_a_row_problem_not_a_server_error(client_for, setup, column, value, message):
+    client = client_for("alpha", "billing_admin")
+    page = client.get(preview_url(upload(client, one_row(setup, hours=value, column=column))))
+    assert page.status_code == 200
+    preview = page.context["preview"]
+    assert preview.accepted == []
+    assert [p.column for p in preview.rejected] == [column]
+    assert message in preview.rejected[0].message
+
+
+def test_absurd_hours_through_the_command_are_listed_not_raised(setup, tmp_path, capsys):
+    path = tmp_path / "time.csv"
+    path.write_bytes(one_row(setup, hours="1e30"))
+    call_command("import_time_csv", str(path), "--tenant", "alpha")
+    assert "Row 2, Hours: time worked must be between 1 minute and 24 hours" in capsys.readouterr().out
+
+
+def test_a_nul_byte_deep_in_the_file_is_refused_as_binary(client_for, setup):
+    padding = "".join(f"2026-03-03,Chain GmbH,#{setup['ticket'].pk},{TECH},Remote Support,0.1,row {n}\n" for n in range(200))
+    content = one_row(setup) + padding.encode() + one_row(setup, notes="bad\x00note").split(b"\n", 1)[1]
+    assert content.index(b"\x00") > 8192
+    response = upload(client_for("alpha", "billing_admin"), content)
+    assert response.status_code == 400
+    assert "This is not a CSV file: it contains binary data." in response.content.decode()
+    assert TimeEntry.objects.count() == 0
+
+
+def test_a_ticket_number_of_thousands_of_digits_is_a_row_problem(client_for, setup):
+    content = (f"Date,Customer,Ticket,Technician,Work Type,Hours\n"
+               f"2026-03-03,Chain GmbH,#{'9' * 5000},{TECH},Remote Support,1\n").encode()
+    client = client_for("alpha", "billing_admin")
+    preview = client.get(preview_url(upload(client, content))).context["preview"]
+    assert [str(p) for p in preview.rejected] == ["Row 2, Ticket: a ticket title has at most 200 characters"]

@@ -350,3 +350,141 @@ def test_demo_data_load_is_safe_to_run_again(db):
     with schema_context("demo"):
         assert database_counts() == counts
     assert not again.created and not again.updated
+
+
+# --- values the database cannot take ---------------------------------------------------------------
+
+
+def rejected_by_command(tmp_path, raw: bytes) -> list[str]:
+    """Runs the command on ``raw``; returns the problems it lists (it must refuse the file)."""
+    path = tmp_path / "hostile.json"
+    path.write_bytes(raw)
+    with pytest.raises(CommandError, match=r"\d+ problem\(s\) in .*hostile.json; nothing was imported\."):
+        call_command("import_billing_data", str(path), "--tenant", "alpha")
+    return [line for line in err_lines()]
+
+
+_captured: list = []
+
+
+@pytest.fixture(autouse=True)
+def _stderr(capsys):
+    _captured[:] = [capsys]
+    yield
+
+
+def err_lines() -> list[str]:
+    return [line for line in _captured[0].readouterr().err.splitlines() if line.strip()]
+
+
+def test_a_nul_byte_in_any_text_is_a_problem_with_its_path_and_nothing_is_saved(tenant, tmp_path):
+    before = database_counts()
+    doc = document()
+    doc["customers"][2]["legal_name"] = "Monitor\x00 AG"
+    doc["time_entries"][0]["notes"] = "Checked\x00queues"
+    doc["contracts"][0]["name"] = "Managed \ud800 Services"  # an unpaired surrogate cannot be stored either
+    raw = json.dumps(doc).encode()
+    assert rejected_by_command(tmp_path, raw) == [
+        "$.customers[2].legal_name: contains a NUL character (\\u0000), which cannot be stored; remove it",
+        "$.contracts[0].name: contains \\ud800, half of a surrogate pair, which is not text; fix the file's encoding",
+        "$.time_entries[0].notes: contains a NUL character (\\u0000), which cannot be stored; remove it",
+    ]
+    assert database_counts() == before
+
+
+def test_a_nul_in_a_field_name_is_a_problem(tenant):
+    doc = document()
+    doc["customers"][0]["legal\x00name"] = "x"
+    assert problems_of(doc) == [
+        "$.customers[0].legal\\u0000name: the field name contains a NUL character (\\u0000), which cannot be stored; "
+        "remove it"]
+
+
+@pytest.mark.parametrize("depth", [40, 900, 100_000])
+def test_deeply_nested_json_is_one_problem_not_a_crash(tenant, tmp_path, depth):
+    raw = ('{"version": 1, "description": ' + "[" * depth + "]" * depth + "}").encode()
+    assert rejected_by_command(tmp_path, raw) == [
+        "$: arrays and objects are nested more than 32 deep; this is not an import file"]
+    doc = {"version": 1, "customers": [{"legal_name": "A"}]}
+    node = doc["customers"][0]
+    for _ in range(depth if depth < 5000 else 5000):
+        node["x"] = {}
+        node = node["x"]
+    assert problems_of(doc) == ["$: arrays and objects are nested more than 32 deep; this is not an import file"]
+
+
+@pytest.mark.parametrize(
+    "raw_value,message",
+    [
+        ("1" + "0" * 5000, "is far too large a number"),
+        ("1e400", "is far too large a number"),
+        ("-1e30", "is far too large a number"),
+        ("NaN", "nan is not a number"),
+        ("Infinity", "inf is not a number"),
+        ("-Infinity", "-inf is not a number"),
+    ],
+)
+def test_absurd_json_numbers_are_problems(tenant, tmp_path, raw_value, message):
+    raw = json.dumps(document()).replace('"budget_minutes": 6000', f'"budget_minutes": {raw_value}').encode()
+    assert f"$.contracts[6].budget_minutes: {message}" in rejected_by_command(tmp_path, raw)
+    assert not Customer.objects.exists()
+
+
+def _numbers(node, parts=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _numbers(value, (*parts, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _numbers(value, (*parts, index))
+    elif isinstance(node, (int, Decimal)) and not isinstance(node, bool) or (
+            isinstance(node, str) and node.replace(".", "").isdigit() and "-" not in node):
+        yield parts
+
+
+def _set(doc, parts, value):
+    for part in parts[:-1]:
+        doc = doc[part]
+    doc[parts[-1]] = value
+
+
+def test_every_number_the_schema_allows_but_a_column_cannot_hold_is_a_problem_not_a_crash(tenant):
+    """The schema takes up to ten integer digits; quantities, percentages and multipliers hold
+    fewer. Every numeric value of a section set to the largest the schema allows: problems
+    (the column's overflow among them), never a DataError; and nothing is saved."""
+    before = database_counts()
+    paths = list(_numbers(document()))
+    assert len(paths) > 30
+    messages = []
+    for section in dict.fromkeys(parts[0] for parts in paths):
+        doc = document()
+        for parts in paths:
+            if parts[0] == section:
+                original = document()
+                for part in parts:
+                    original = original[part]
+                _set(doc, parts, 9999999999 if isinstance(original, int) else "9999999999.9999")
+        try:
+            billing_data_import(document=doc, dry_run=True)
+        except ImportRejected as rejected:
+            messages += [str(problem) for problem in rejected.problems]
+        assert database_counts() == before, section
+    assert any("is out of range and cannot be stored (numeric field overflow)" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("field,value", [
+    (("contracts", 0, "start_date"), "9999-12-01"),
+    (("contracts", 0, "start_date"), "0001-01-01"),
+    (("time_entries", 0, "date"), "9999-12-31"),
+    (("time_entries", 2, "started_at"), "0001-01-01T00:00:00"),
+    (("time_entries", 2, "ended_at"), "9999-12-31T23:59:59"),
+    (("tax_rates", 0, "effective_from"), "0001-01-01"),
+    (("tickets", 0, "billed"), "9999-12-31"),
+])
+def test_dates_at_the_ends_of_the_calendar_are_a_problem_not_a_crash(tenant, field, value):
+    doc = document()
+    _set(doc, field, value)
+    try:
+        billing_data_import(document=doc, dry_run=True)
+    except ImportRejected as rejected:
+        assert rejected.problems

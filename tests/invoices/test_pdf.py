@@ -456,7 +456,7 @@ def test_pdf_download_print_page_and_detail_links(alpha, admin_client, client_fo
     page = admin_client.get(reverse("invoices:print", args=[invoice.pk]))
     html = page.content.decode()
     assert page.status_code == 200 and invoice.number in html and "Seiten GmbH" in html
-    assert "invoices/pdf/print_page.css" in html and "window.print()" in html
+    assert "invoices/pdf/print_page.css" in html and "js/print.js" in html and "data-print" in html  # no inline handler (CSP)
     print_css = (BASE_DIR / "invoices/static/invoices/pdf/print_page.css").read_text()
     assert "@media print" in print_css
 

@@ -79,6 +79,15 @@ def test_accountant_reads_billing_but_cannot_change_it(client_for, path, view):
     assert client.post(path, {}).status_code == 403
 
 
+@pytest.mark.parametrize("path,view", [(p, v) for p, v in URLS if getattr(v, "required_capability", None)])
+def test_an_accountant_post_is_refused_on_every_page(client_for, path, view):
+    """An accountant only looks: a POST anywhere (a read-only report as much as a form) is 403,
+    never a 200 that quietly changes nothing."""
+    client = client_for("alpha", "accountant")
+    assert client.post(path, {}).status_code == 403, f"accountant POST to {path}"
+    assert client.post(path, {}, HTTP_HX_REQUEST="true").status_code == 403, f"accountant htmx POST to {path}"
+
+
 def test_technician_lands_on_tickets_and_sees_no_money_in_the_navigation(client_for):
     client = client_for("alpha", "technician")
     response = client.get("/", follow=True)
