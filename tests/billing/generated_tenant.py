@@ -51,6 +51,17 @@ def _rate(contract: Contract, rate: str) -> None:
     ContractRateLine.objects.create(contract=contract, rate=Money(Decimal(rate), contract.currency), effective_from=START)
 
 
+def _billed_months(contract: Contract, *, before: dt.date) -> None:
+    """The contract's monthly periods from ``START`` up to ``before``, billed earlier: whatever
+    cut-off a page reads with, they are not due again."""
+    month = START
+    while month < before:
+        end = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+        ContractPeriod.objects.create(contract=contract, start=month, end=end, covered_start=month, covered_end=end,
+                                      bill_date=month, billed_at=timezone.now())
+        month = end + dt.timedelta(days=1)
+
+
 def build_generated_tenant(*, tech_email: str) -> dict:
     remote, onsite, ooh, engineer = catalogue()
     tech = technician(engineer, email=tech_email)
@@ -78,6 +89,7 @@ def build_generated_tenant(*, tech_email: str) -> dict:
     acme.default_hourly_contract = acme_tm
     acme.save()
     ContractPeriod.objects.create(contract=acme_managed, **MARCH)
+    _billed_months(acme_managed, before=MARCH["start"])
     acme_1 = Ticket.objects.create(customer=acme, title="Mail server down")
     log(acme_1, remote, 45)
     log(acme_1, onsite, 60)
@@ -105,6 +117,7 @@ def build_generated_tenant(*, tech_email: str) -> dict:
     crane_retainer = _contract(crane, "retainer", "Crane Retainer", priority=5, fee=Money(Decimal("500.00"), "GBP"), taxable=False,
                                billing_frequency="monthly", billing_timing="advance")
     ContractPeriod.objects.create(contract=crane_retainer, **MARCH)
+    _billed_months(crane_retainer, before=MARCH["start"])
     leeds = Customer.objects.create(legal_name="Crane Leeds", currency="GBP", parent=crane)
     leeds_hourly = _contract(leeds, "hourly", "Leeds Hourly", priority=1)
     _rate(leeds_hourly, "80")
@@ -119,6 +132,7 @@ def build_generated_tenant(*, tech_email: str) -> dict:
     delta_block = _contract(delta, "block_hours", "Delta Block", priority=2, taxable=False, overage_rate=Money(Decimal("150"), "EUR"))
     BlockPurchase.objects.create(contract=delta_block, purchased_on=dt.date(2026, 3, 2), minutes=120, price=Money(Decimal("200.00"), "EUR"))
     ContractPeriod.objects.create(contract=delta_block, **MARCH)
+    _billed_months(delta_block, before=MARCH["start"])
     delta_1 = Ticket.objects.create(customer=delta, title="Server room move")
     log(delta_1, onsite, 90)
     log(delta_1, onsite, 60)
@@ -130,6 +144,7 @@ def build_generated_tenant(*, tech_email: str) -> dict:
                           billing_frequency="monthly", billing_timing="advance")
     ContractPeriod.objects.create(contract=echo_care, start=dt.date(2026, 4, 1), end=dt.date(2026, 4, 30), covered_start=dt.date(2026, 4, 1),
                                   covered_end=dt.date(2026, 4, 30), bill_date=dt.date(2026, 4, 1))
+    _billed_months(echo_care, before=dt.date(2026, 4, 1))
     echo_1 = Ticket.objects.create(customer=echo, title="Password reset")
     log(echo_1, remote, 30)
     resolve(echo_1)
@@ -142,9 +157,7 @@ def build_generated_tenant(*, tech_email: str) -> dict:
     foxtrot.save()
     foxtrot_block = _contract(foxtrot, "block_hours", "Foxtrot Block", priority=2, cascade=True, overage_rate=Money(Decimal("150"), "EUR"))
     BlockPurchase.objects.create(contract=foxtrot_block, purchased_on=dt.date(2026, 1, 2), minutes=60, price=Money(Decimal("100.00"), "EUR"))
-    # The block was invoiced when bought, in January's period.
-    ContractPeriod.objects.create(contract=foxtrot_block, start=START, end=dt.date(2026, 1, 31), covered_start=START,
-                                  covered_end=dt.date(2026, 1, 31), bill_date=START, billed_at=timezone.now())
+    _billed_months(foxtrot_block, before=dt.date(2026, 2, 1))  # the block was invoiced when bought
     foxtrot_1 = Ticket.objects.create(customer=foxtrot, title="Cabling")
     log(foxtrot_1, onsite, 90)
     resolve(foxtrot_1)
