@@ -270,7 +270,7 @@ def parse_hours(value: str) -> int:
         raise ValueError(f"“{value}” is not a number of hours such as 1.5 or 1:30") from None
     if not hours.is_finite():
         raise ValueError(f"“{value}” is not a number of hours such as 1.5 or 1:30")
-    if not 0 < hours <= MAX_HOURS:
+    if not 0 <= hours <= MAX_HOURS:  # 0 is a valid billable time; worked time is checked for ≥ 1 minute
         return OUT_OF_RANGE
     return int((hours * 60).quantize(Decimal("1"), rounding="ROUND_HALF_UP"))
 
@@ -283,7 +283,7 @@ def parse_minutes(value: str) -> int:
         raise ValueError(f"“{value}” is not a whole number of minutes") from None
     if not minutes.is_finite():
         raise ValueError(f"“{value}” is not a whole number of minutes")
-    if not 0 < minutes <= MAX_MINUTES:
+    if not 0 <= minutes <= MAX_MINUTES:
         return OUT_OF_RANGE
     if minutes != minutes.to_integral_value():
         raise ValueError(f"“{value}” is not a whole number of minutes")
@@ -490,8 +490,8 @@ class _Row:
             return None
         billable = from_minutes if from_minutes is not None else from_hours
         column = "billable_minutes" if from_minutes is not None else "billable_hours"
-        if billable < 0:
-            self.problem(column, "billable time cannot be negative")
+        if billable == OUT_OF_RANGE:
+            self.problem(column, "billable time must be between 0 and 24 hours")
             return None
         if worked is not None and billable > worked:
             self.problem(column, f"billable time ({billable} minutes) is more than the time worked ({worked} minutes)")

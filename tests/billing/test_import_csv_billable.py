@@ -54,3 +54,20 @@ def test_billable_minutes_and_hours_columns_bill_what_they_say(setup):
     # 45 min and 30 min at 100/h, billed as given; 0 bills 0.00; 30 logged minutes round up to the 60-minute minimum.
     assert amounts == {"Visit": Decimal("75.00"), "Warranty": Decimal("0.00"), "Half": Decimal("50.00"),
                        "Logged": Decimal("100.00")}
+
+
+def test_absurd_billable_time_is_a_row_problem(setup):
+    tkt = setup["ticket"].pk
+    text = (
+        "Date,Customer,Ticket,Technician,Work Type,Hours,Billable Minutes,Billable Hours,Notes\n"
+        f"2026-03-03,Chain GmbH,#{tkt},{TECH},Onsite Support,2,1e30,,Absurd\n"
+        f"2026-03-04,Chain GmbH,#{tkt},{TECH},Onsite Support,2,,-1,Negative\n"
+        f"2026-03-05,Chain GmbH,#{tkt},{TECH},Onsite Support,0,0,,Nothing worked\n"
+    )
+    preview = time_csv_preview(text=text)
+    assert not preview.accepted
+    assert [str(p) for p in preview.rejected] == [
+        "Row 2, Billable Minutes: billable time must be between 0 and 24 hours",
+        "Row 3, Billable Hours: billable time must be between 0 and 24 hours",
+        "Row 4, Hours: time worked must be between 1 minute and 24 hours",
+    ]
