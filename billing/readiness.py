@@ -1,4 +1,4 @@
-"""What is ready to bill by a cut-off date (DESIGN.md §2 "Readiness, periods and approval").
+"""What is ready to bill by a cut-off date (docs/design.md § Readiness, periods and approval).
 
 * A contract period is ready once due (bill date on or before the cut-off), overdue included.
   Every reader first calls ``periods_make_ready``: periods are stored ahead by the daily

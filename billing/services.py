@@ -1,4 +1,4 @@
-"""Billing batches: details, run, release, generate (DESIGN.md §2 "Billing batches").
+"""Billing batches: details, run, release, generate (docs/design.md § Billing batches).
 
 * ``batch_details``: the wizard's live figures for a selection (``billing.due``).
 * ``batch_run`` (``billing.run``) bills a selection in one transaction: items claimed,

@@ -27,7 +27,7 @@ def _date(label: str, *, required: bool = True, help_text: str = "") -> forms.Da
 
 
 def _rate(label: str, *, required: bool = True, help_text: str = "") -> forms.DecimalField:
-    """Rates and unit prices: 4 decimal places (DESIGN.md "Money and time")."""
+    """Rates and unit prices: 4 decimal places (docs/design.md § Money and time)."""
     return forms.DecimalField(label=label, required=required, help_text=help_text, max_digits=14, decimal_places=4,
                               min_value=Decimal("0"))
 

@@ -1,6 +1,6 @@
 """Tell other apps that routing may have changed, without contracts/ importing them.
 
-Contracts know nothing of tickets (DESIGN.md §3), yet when a contract's priority,
+Contracts know nothing of tickets (docs/architecture.md), yet when a contract's priority,
 exclusion set, dates, status or type change — or an exclusion set's members do — the
 unbilled time entries of the customer may now belong to another contract. The tickets
 app registers a listener here at start-up (``AppConfig.ready``) and re-routes them.

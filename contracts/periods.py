@@ -1,4 +1,4 @@
-"""Contract periods, generated ahead of time (DESIGN.md §2 "Readiness, periods and approval").
+"""Contract periods, generated ahead of time (docs/design.md § Readiness, periods and approval).
 
 The period grid itself (anchor day, partial first/last period) is the pure rule
 :func:`contracts.rules.proration.contract_periods`; this module stores it. Choices are

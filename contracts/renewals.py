@@ -1,6 +1,6 @@
 """Auto-renewal: a notice N days before a contract ends, then an extension on its end date.
 
-DESIGN.md §2 "Contracts": auto-renewal — notify N days before the end, then extend by
+docs/design.md § Contracts: auto-renewal — notify N days before the end, then extend by
 the term. For an active contract with ``auto_renew`` and an end date:
 
 * from ``end_date − renewal_notice_days`` up to the end date, a *renewal notice* is

@@ -1,6 +1,6 @@
 """Contract periods as the billing wizard sees them: open, due, overdue or billed.
 
-DESIGN.md §2 "Readiness, periods and approval", measured against a batch's cut-off date:
+docs/design.md § Readiness, periods and approval, measured against a batch's cut-off date:
 
 * **billed** — the period is in a saved batch (``billed_at`` is set);
 * **open** — not billed, and its bill date is after the cut-off;

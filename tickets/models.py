@@ -79,7 +79,7 @@ class TimeEntry(models.Model):
         help_text="Bill at this rate item's rate instead of the resolved rate.", db_index=False,
     )
     approval = models.CharField(max_length=10, choices=Approval.choices, default=Approval.APPROVED)
-    # Approve & Post: what the admin posted, kept beside what was logged (DESIGN.md §2
+    # Approve & Post: what the admin posted, kept beside what was logged (docs/design.md
     # "Readiness, periods and approval"). Routing and rating use a posted value instead of
     # the logged one; ``routed_before_approval`` keeps how the logged entry was billed.
     posted_minutes = models.PositiveIntegerField(

@@ -1,6 +1,6 @@
 """Contract periods and proration by day.
 
-DESIGN.md §2 "Contracts": proration is by day within the period — fee × days covered
+docs/design.md § Contracts: proration is by day within the period — fee × days covered
 ÷ days in that period (a monthly fee of 430.00 for 16 of October's 31 days is 221.94).
 
 Choices:

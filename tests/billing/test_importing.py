@@ -95,7 +95,7 @@ def test_a_valid_file_imports_everything_with_the_right_counts(tenant):
 
 def test_imported_time_is_routed_and_rated_as_in_the_app(tenant):
     billing_data_import(document=document())
-    # Retainer (excludes Onsite, OOH) → Block Hours (excludes OOH) → Hourly: the DESIGN.md chain.
+    # Retainer (excludes Onsite, OOH) → Block Hours (excludes OOH) → Hourly: the docs/design.md chain.
     assert allocations("Mail server slow") == [("Remote Support", "Managed Services", "absorbed", 45, None, eur("75.00"))]
     assert allocations("New printer") == [
         ("Onsite Support", "Onsite Block", "deducted", 60, None, eur("100.00")),

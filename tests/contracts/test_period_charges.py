@@ -30,7 +30,7 @@ def cust(tenant):
 def test_retainer_fee_prorated_for_a_partial_first_period(cust):
     c = contract(cust, "retainer", fee=eur("430.00"), start_date=dt.date(2026, 10, 16))
     p = period(c, *OCT, covered_start=dt.date(2026, 10, 16))
-    # 430.00 × 16 / 31 = 221.935… → 221.94 (DESIGN.md's own example).
+    # 430.00 × 16 / 31 = 221.935… → 221.94 (the worked example in docs/design.md).
     assert amounts(p) == [("fee", Decimal("221.94"))]
     assert "16 Oct – 31 Oct 2026 (16/31 days)" in period_lines(period=p)[0].description
 
