@@ -9,6 +9,9 @@ the lines from the billed rows themselves, their taxes straight from its ``RETUR
 With an invoice-level discount or surcharge the invoices are recalculated line by line
 instead. Each line is also the record that its time is billed (``line_time_billed_once``).
 
+When an invoice leaves its batch, ``invoice_time_lines_release`` marks its time lines as no
+longer billing their time, also in one statement.
+
 Time lines print as ``#ticket title — work type, date, technician`` with the bucket noted
 (covered by the contract, deducted from the block, overage), after the invoice's other
 lines, in date order.
@@ -166,3 +169,11 @@ def invoice_time_lines_bulk_insert(*, invoices_by_contract: Mapping[int, Invoice
                                  "tax_total": invoices[i].tax_total + sums[i][1],
                                  "total": invoices[i].total + sums[i][0] + sums[i][1]}) for i in sorted(sums)])
     return inserted
+
+
+def invoice_time_lines_release(*, invoice_ids: Sequence[int], at) -> int:
+    """Mark the time lines of ``invoice_ids`` as no longer billing their time (their invoice
+    leaves its billing batch), in one statement; returns how many. The lines stay on the
+    invoice as printed, and the time can be billed again on another line."""
+    return InvoiceLine.objects.filter(invoice_id__in=invoice_ids, time_allocation__isnull=False,
+                                      source_released_at__isnull=True).update(source_released_at=at)
