@@ -11,28 +11,19 @@ their lines are written by PostgreSQL from the due rows themselves:
    a moment ago"). Unique constraints stay the last word: ``BatchItem``'s for periods and
    charges, ``line_time_billed_once`` on the time lines themselves.
 3. One draft per contract (or per customer, consolidated) is created with its period and
-   charge lines; then the time lines and their taxes are inserted with one
-   ``INSERT … SELECT``. Their figures come from ``invoices.calculation`` and their tax
-   codes from ``contracts.rules.taxes`` (the work type's tax category, the contract's
-   override, the customer's codes, the tenant default; exemption and reverse charge
-   last): lines of one contract with the same amount and work-type tax category have the
-   same tax, so each such group is calculated once (with an invoice-level discount or
-   surcharge the invoice is recalculated line by line instead).
-4. The batch's invoices and items, ticket locks and invoice totals follow, set-based.
+   charge lines; then the invoices app adds the time lines, their taxes and the invoice
+   totals set-based from the temporary table (``invoices.bulk``): the run hands over the
+   rows to bill, grouped per contract by amount and work-type tax category.
+4. The batch's invoices and items, ticket locks and the periods' snapshots follow.
 
 What the run writes per time entry is kept to the minimum, because at a million entries
 every row, index entry and foreign-key check counts: one invoice line (the billed-once
 record too), its tax rows, and ``billed_at`` on the entry, updated in place (no index
 depends on it; see tickets migration 0006).
-
-Time lines print as ``#ticket title — work type, date, technician`` with the bucket noted
-(covered by the contract, deducted from the block, overage), after the invoice's period
-and charge lines, in date order.
 """
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import defaultdict
 from decimal import Decimal
 
@@ -53,9 +44,10 @@ from billing.selectors import charge_unit_price
 from contracts.models import Contract, ContractPeriod, Customer
 from contracts.period_charges import period_snapshot_take, periods_lines
 from invoices import services as invoice_services
-from invoices.audit import audit_record, audit_record_many
+from invoices.audit import audit_record
+from invoices.bulk import invoice_time_lines_bulk_insert
 from invoices.models import Invoice, InvoiceLine
-from invoices.services import DraftInput, DraftLineFigures, LineInput
+from invoices.services import DraftInput, LineInput
 from msp_billing.money import line_amount
 from tickets.models import Charge, TimeAllocation
 
@@ -253,8 +245,9 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
             invoice_of_contract[contract_id] = invoice
     try:
         with transaction.atomic():
-            time_lines = _time_lines_insert(invoice_of_contract, time_groups, line_counts, contracts=contracts,
-                                            acting_user=acting_user)
+            time_lines = invoice_time_lines_bulk_insert(
+                invoices_by_contract=invoice_of_contract, time_groups=time_groups, line_counts=line_counts,
+                contracts=contracts, source_table=TEMP_TABLE, charged_buckets=CHARGED_BUCKETS, acting_user=acting_user)
             BatchInvoice.objects.bulk_create([BatchInvoice(batch=batch, invoice=invoice) for invoice in created])
             BatchItem.objects.bulk_create(
                 [BatchItem(batch=batch, invoice=invoice_of_contract[p.contract_id], kind=BatchItem.Kind.PERIOD, period_id=p.pk) for p in periods]
@@ -289,132 +282,3 @@ def charge_line_input(charge: Charge) -> LineInput:
         source_kind=InvoiceLine.SourceKind.CHARGE, charge_id=charge.pk, contract_id=contract.pk,
         product_id=charge.product_id, detail={"ticket": charge.ticket_id, "expense": charge.is_expense},
     )
-
-
-def _time_lines_insert(invoice_of_contract: dict[int, Invoice], time_groups: dict[int, list[tuple[Decimal, int, int]]],
-                       line_counts: dict[int, int], *, contracts: dict[int, Contract], acting_user) -> int:
-    """Insert the time lines of every invoice and their taxes in one statement, and bring
-    each invoice's figures up to date. A time line's taxes are resolved like any other line's
-    (``contracts.rules.taxes``): the work type's tax category, the contract's override, the
-    invoice customer's codes, the tenant's default; exemption and reverse charge last."""
-    if not time_groups:
-        return 0
-    draft_lines = DraftLineFigures()
-    today = draft_lines.tax_date
-    figures_contract, figures_amount, figures_category, figures_taxable, figures_codes, figures_tax = ([] for _ in range(6))
-    tax_contract, tax_amount_key, tax_codes_key, tax_rate, tax_code, tax_name, tax_percent, tax_compound, tax_base, tax_value, tax_order = ([] for _ in range(11))
-    invoices = {i.pk: i for i in invoice_of_contract.values()}
-    sums: dict[int, list] = defaultdict(lambda: [Decimal(0), Decimal(0), 0])
-    untaxed: dict[int, bool] = {}
-    taxed_keys: set[tuple] = set()
-    for contract_id in sorted(time_groups):
-        contract = contracts[contract_id]
-        invoice = invoice_of_contract[contract_id]
-        customer = invoice.customer
-        if invoice.pk not in untaxed:
-            untaxed[invoice.pk] = customer.untaxed_on(today)
-        for amount, category, count in time_groups[contract_id]:
-            is_taxable, codes = draft_lines.codes_for(
-                taxable=contract.taxable, category_id=None if category == -1 else category,
-                contract_codes=contract.tax_codes, customer_codes=contract.customer.tax_codes or customer.tax_codes)
-            line = None if draft_lines.adjusted else draft_lines.line(
-                amount, taxable=is_taxable, tax_exempt=untaxed[invoice.pk], currency=invoice.currency, codes=codes)
-            codes_json = json.dumps(list(codes))
-            figures_contract.append(contract_id)
-            figures_amount.append(amount)
-            figures_category.append(category)
-            figures_taxable.append(is_taxable)
-            figures_codes.append(codes_json)
-            figures_tax.append(line.tax_amount if line else Decimal(0))
-            total = sums[invoice.pk]
-            total[0] += amount * count
-            total[1] += (line.tax_amount if line else Decimal(0)) * count
-            total[2] += count
-            # Lines of one contract with the same amount and codes have the same taxes: listed once.
-            if (contract_id, amount, codes_json) in taxed_keys:
-                continue
-            taxed_keys.add((contract_id, amount, codes_json))
-            for order, tax in enumerate(line.taxes if line else ()):
-                tax_contract.append(contract_id)
-                tax_amount_key.append(amount)
-                tax_codes_key.append(codes_json)
-                tax_rate.append(tax.spec.rate_id)
-                tax_code.append(tax.spec.code)
-                tax_name.append(tax.spec.name)
-                tax_percent.append(tax.spec.percent)
-                tax_compound.append(tax.spec.compound)
-                tax_base.append(tax.base)
-                tax_value.append(tax.amount)
-                tax_order.append(order)
-    taxes_sql = """
-        , taxes AS (
-            INSERT INTO invoices_invoicelinetax (line_id, tax_rate_id, code, name, percent, compound, base, amount, sort_order)
-            SELECT l.id, x.rate_id, x.code, x.name, x.percent, x.compound, x.base, x.amount, x.sort_order
-            FROM lines l
-            JOIN unnest(%s::bigint[], %s::numeric[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::numeric[],
-                        %s::boolean[], %s::numeric[], %s::numeric[], %s::int[])
-                 AS x(contract_id, key_amount, codes, rate_id, code, name, percent, compound, base, amount, sort_order)
-              ON l.contract_id = x.contract_id AND l.fixed_amount = x.key_amount AND l.tax_codes = x.codes::jsonb)
-    """ if tax_contract else ""
-    contract_ids = sorted(time_groups)
-    with connection.cursor() as cursor:
-        # The new lines feed their taxes straight from RETURNING: no second read of a million
-        # fresh rows. Each line is also the record that its time is billed (line_time_billed_once).
-        # The figures are a small lookup joined on an expression: PostgreSQL's estimate would
-        # sort a million rows to merge them; hashing the small side is several seconds faster.
-        cursor.execute("SET LOCAL enable_mergejoin = off")
-        cursor.execute(f"""
-            WITH lines AS (
-            INSERT INTO invoices_invoiceline (
-                invoice_id, sort_order, description, quantity, unit_price, fixed_amount, gross_amount, discount_kind,
-                discount_value, discount_amount, amount, invoice_discount_share, invoice_surcharge_share, taxable_amount,
-                taxable, tax_codes, tax_amount, source_kind, time_allocation_id, contract_id, detail)
-            SELECT m.invoice_id,
-                   m.first_line + row_number() OVER (PARTITION BY m.invoice_id ORDER BY e.date, e.id, a.id),
-                   '#' || e.ticket_id || ' ' || t.title || ' — ' || w.name || ', ' || to_char(e.date, 'DD Mon YYYY') || ', '
-                       || COALESCE(NULLIF(u.full_name, ''), u.email)
-                       || CASE a.bucket WHEN 'charged' THEN '' WHEN 'overage' THEN ' (overage)'
-                                        WHEN 'deducted' THEN ' (deducted from the block)' ELSE ' (covered by the contract)' END,
-                   round(a.billed_minutes / 60.0, 4), COALESCE(a.rate, 0), f.amount, f.amount, '', 0, 0, f.amount, 0, 0,
-                   f.amount, f.taxable, f.codes::jsonb, f.tax, %s, a.id, a.contract_id,
-                   jsonb_build_object('ticket', e.ticket_id, 'entry', e.id, 'minutes', e.minutes,
-                                      'billed_minutes', a.billed_minutes, 'bucket', a.bucket, 'rate_rule', a.rate_explanation)
-            FROM {TEMP_TABLE} bt
-            JOIN tickets_timeallocation a ON a.id = bt.id
-            JOIN tickets_timeentry e ON e.id = a.entry_id
-            JOIN tickets_ticket t ON t.id = e.ticket_id
-            JOIN contracts_worktype w ON w.id = e.work_type_id
-            JOIN accounts_user u ON u.id = e.technician_id
-            JOIN unnest(%s::bigint[], %s::bigint[], %s::int[]) AS m(contract_id, invoice_id, first_line) ON m.contract_id = a.contract_id
-            JOIN unnest(%s::bigint[], %s::numeric[], %s::bigint[], %s::boolean[], %s::text[], %s::numeric[])
-                 AS f(contract_id, amount, category, taxable, codes, tax)
-                 ON f.contract_id = a.contract_id AND f.category = COALESCE(bt.work_tax_category, -1)
-                AND f.amount = CASE WHEN a.bucket = ANY(%s::text[]) THEN a.amount ELSE 0 END
-            RETURNING id, invoice_id, contract_id, fixed_amount, tax_codes, time_allocation_id)
-            {taxes_sql}
-            SELECT count(*) FROM lines
-        """, [
-            InvoiceLine.SourceKind.TIME.value,
-            contract_ids, [invoice_of_contract[c].pk for c in contract_ids], [line_counts[invoice_of_contract[c].pk] for c in contract_ids],
-            figures_contract, figures_amount, figures_category, figures_taxable, figures_codes, figures_tax, list(CHARGED_BUCKETS),
-            *([tax_contract, tax_amount_key, tax_codes_key, tax_rate, tax_code, tax_name, tax_percent, tax_compound, tax_base,
-               tax_value, tax_order] if tax_contract else []),
-        ])
-        inserted = cursor.fetchone()[0]
-        cursor.execute("SET LOCAL enable_mergejoin = on")
-        if sums and not draft_lines.adjusted:
-            ids = sorted(sums)
-            cursor.execute("""
-                UPDATE invoices_invoice i SET subtotal = i.subtotal + s.subtotal, tax_total = i.tax_total + s.tax,
-                       total = i.total + s.subtotal + s.tax
-                FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[]) AS s(id, subtotal, tax) WHERE i.id = s.id
-            """, [ids, [sums[i][0] for i in ids], [sums[i][1] for i in ids]])
-    if draft_lines.adjusted:  # an invoice discount or surcharge is shared over every line: line by line
-        for invoice_id in sorted(sums):
-            invoice_services.invoice_recalculate(invoice_id=invoice_id, acting_user=acting_user)
-    else:
-        audit_record_many(actor=acting_user, action="invoice_time_lines_added", records=[
-            (invoices[i], None, {"time_lines": sums[i][2], "subtotal": invoices[i].subtotal + sums[i][0],
-                                 "tax_total": invoices[i].tax_total + sums[i][1],
-                                 "total": invoices[i].total + sums[i][0] + sums[i][1]}) for i in sorted(sums)])
-    return inserted

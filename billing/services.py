@@ -28,6 +28,7 @@ from billing.run import batch_run
 from contracts.models import ContractPeriod
 from invoices import services as invoice_services
 from invoices.audit import audit_record
+from invoices.bulk import invoice_time_lines_release
 from invoices.models import Invoice, InvoiceLine
 from tickets.models import Charge, Ticket, TimeAllocation, TimeEntry
 
@@ -54,7 +55,7 @@ def _release(items: list[BatchItem], invoice_ids: list[int]) -> int:
         Charge.objects.filter(pk__in=charge_ids, ticket__isnull=False).values_list("ticket_id", flat=True))
     BatchItem.objects.filter(pk__in=[i.pk for i in items]).delete()
     entries.update(billed_at=None)
-    released_time = time_lines.update(source_released_at=now)
+    released_time = invoice_time_lines_release(invoice_ids=invoice_ids, at=now)
     Charge.objects.filter(pk__in=charge_ids).update(billed_at=None)
     ContractPeriod.objects.filter(pk__in=period_ids).update(billed_at=None)
     still_billed = set(TimeEntry.objects.filter(ticket_id__in=ticket_ids, billed_at__isnull=False).values_list("ticket_id", flat=True)) | set(

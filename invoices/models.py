@@ -159,6 +159,40 @@ class Invoice(models.Model):
         INVOICE = "invoice", "Invoice"
         CREDIT_NOTE = "credit_note", "Credit note"
 
+    class Move(models.TextChoices):
+        """What moves an invoice from one status to another."""
+
+        ISSUE = "issue"
+        PAY = "pay"
+        CREDIT = "credit"
+        CREDIT_VOIDED = "credit_voided"  # one of its credit notes voided: its credit taken off again
+        VOID = "void"
+
+    # The one statement of the invoice's states: status -> {status it may move to: the moves
+    # that take it there}. A move that leaves the status as it is (a second partial payment)
+    # is listed under its own status, so every action allowed in a status appears here. A
+    # credit note is issued when it is created and can only be voided (issued -> void).
+    # Checked by ``invoices.states.invoice_transition_refusal`` with the invoice row locked.
+    TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
+        Status.DRAFT: {Status.ISSUED: frozenset({Move.ISSUE})},
+        Status.ISSUED: {
+            Status.PARTIALLY_PAID: frozenset({Move.PAY, Move.CREDIT}),
+            Status.PAID: frozenset({Move.PAY, Move.CREDIT}),
+            Status.VOID: frozenset({Move.VOID}),
+        },
+        Status.PARTIALLY_PAID: {
+            Status.ISSUED: frozenset({Move.CREDIT_VOIDED}),
+            Status.PARTIALLY_PAID: frozenset({Move.PAY, Move.CREDIT, Move.CREDIT_VOIDED}),
+            Status.PAID: frozenset({Move.PAY, Move.CREDIT}),
+        },
+        Status.PAID: {
+            Status.ISSUED: frozenset({Move.CREDIT_VOIDED}),
+            Status.PARTIALLY_PAID: frozenset({Move.CREDIT_VOIDED}),
+            Status.PAID: frozenset({Move.CREDIT, Move.CREDIT_VOIDED}),
+        },
+        Status.VOID: {},
+    }
+
     customer = models.ForeignKey("contracts.Customer", on_delete=models.PROTECT, related_name="invoices")
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.INVOICE)
     credited_invoice = models.ForeignKey(

@@ -52,6 +52,7 @@ from invoices.models import (
     NumberSequence,
     Payment,
 )
+from invoices.states import invoice_is_final, invoice_transition_refusal, moves_from
 from msp_billing.money import minor_unit_exponent, round_money, round_unit_price
 from tickets.models import Charge, TimeAllocation
 
@@ -472,8 +473,9 @@ def invoice_issue(*, invoice_id: int, acting_user, issue_date: dt.date | None = 
     invoice = _lock(invoice_id)
     if invoice.kind != Invoice.Kind.INVOICE:
         raise ValidationError("A credit note is issued when it is created.")
-    if invoice.status != Invoice.Status.DRAFT:
-        raise ValidationError(f"{invoice} is already {invoice.get_status_display().lower()}; only a draft can be issued.")
+    refusal = invoice_transition_refusal(invoice, Invoice.Status.ISSUED, by=Invoice.Move.ISSUE)
+    if refusal:
+        raise ValidationError(refusal)
     errors = _Errors()
     issue_date = tenant_today() if issue_date is None else issue_date
     _check_date(errors, "issue_date", issue_date)
@@ -521,7 +523,7 @@ def edit_refusal(invoice: Invoice) -> str | None:
         return "A credit note cannot be edited; void it and create another."
     if invoice.status == Invoice.Status.DRAFT:
         return None
-    if invoice.status == Invoice.Status.VOID:
+    if invoice_is_final(invoice):
         return "A void invoice cannot be edited."
     if invoice.is_exported:
         return (f"{invoice} was exported to {invoice.exported_to or 'the accounting system'}; "
@@ -608,10 +610,9 @@ def invoice_edit(
 
 
 def void_refusal(invoice: Invoice) -> str | None:
-    if invoice.status == Invoice.Status.DRAFT:
-        return "A draft is deleted, not voided."
-    if invoice.status == Invoice.Status.VOID:
-        return f"{invoice} is already void."
+    refusal = invoice_transition_refusal(invoice, Invoice.Status.VOID, by=Invoice.Move.VOID)
+    if refusal:
+        return refusal
     if invoice.kind == Invoice.Kind.INVOICE:
         if invoice.amount_paid:
             return f"{invoice} has payments; correct it with a credit note instead."
@@ -646,7 +647,7 @@ def invoice_void(*, invoice_id: int, acting_user, reason: str) -> Invoice:
     if credited is not None:
         credited_before = {"amount_credited": credited.amount_credited, "status": credited.status}
         credited.amount_credited += invoice.total  # the credit note's total is negative
-        _settle_status(credited)
+        _settle_status(credited, by=Invoice.Move.CREDIT_VOIDED)
         credited.save(update_fields=["amount_credited", "status", "updated_at"])
         audit_record(actor=acting_user, action="credit_note_voided", obj=credited, before=credited_before,
                      after={"amount_credited": credited.amount_credited, "status": credited.status},
@@ -662,11 +663,7 @@ def invoice_void(*, invoice_id: int, acting_user, reason: str) -> Invoice:
 def credit_note_refusal(invoice: Invoice) -> str | None:
     if invoice.kind != Invoice.Kind.INVOICE:
         return "A credit note cannot itself be credited; void it instead."
-    if invoice.status == Invoice.Status.DRAFT:
-        return "A draft is edited or deleted, not credited."
-    if invoice.status == Invoice.Status.VOID:
-        return f"{invoice} is void; there is nothing to credit."
-    return None
+    return invoice_transition_refusal(invoice, Invoice.Status.PAID, by=Invoice.Move.CREDIT)
 
 
 @dataclass
@@ -809,7 +806,7 @@ def credit_note_create(
 
     invoice_before = {"amount_credited": invoice.amount_credited, "status": invoice.status}
     invoice.amount_credited -= credit.total
-    _settle_status(invoice)
+    _settle_status(invoice, by=Invoice.Move.CREDIT)
     invoice.save(update_fields=["amount_credited", "status", "updated_at"])
     audit_record(actor=acting_user, action="credit_note_issued", obj=credit, after=_state(credit), message=reason)
     audit_record(actor=acting_user, action="invoice_credited", obj=invoice, before=invoice_before,
@@ -879,10 +876,9 @@ def _credit_line(credit: Invoice, item: _Creditable, amount: Decimal | None, *, 
 def payment_refusal(invoice: Invoice) -> str | None:
     if invoice.kind != Invoice.Kind.INVOICE:
         return "Payments are recorded on invoices, not on credit notes."
-    if invoice.status == Invoice.Status.DRAFT:
-        return "Issue the invoice before recording a payment."
-    if invoice.status == Invoice.Status.VOID:
-        return f"{invoice} is void; it takes no payments."
+    refusal = invoice_transition_refusal(invoice, Invoice.Status.PAID, by=Invoice.Move.PAY)
+    if refusal:
+        return refusal
     if invoice.amount_due <= 0:
         return f"{invoice} has nothing left to pay."
     return None
@@ -934,7 +930,7 @@ def payment_record(
                                      reference=_text(reference)[:200], remote_id=remote_id, recorded_by=_user(acting_user))
     before = {"amount_paid": invoice.amount_paid, "status": invoice.status}
     invoice.amount_paid += value
-    _settle_status(invoice)
+    _settle_status(invoice, by=Invoice.Move.PAY)
     invoice.save(update_fields=["amount_paid", "status", "updated_at"])
     audit_record(actor=acting_user, action="payment_recorded", obj=invoice, before=before,
                  after={"amount_paid": invoice.amount_paid, "status": invoice.status, "payment": payment.pk,
@@ -1251,17 +1247,23 @@ def _tax_snapshot(invoice: Invoice) -> dict[str, dict[str, Any]]:
     return snapshot
 
 
-def _settle_status(invoice: Invoice) -> None:
-    """Issued → partially paid → paid, from what payments and credit notes have settled."""
-    if invoice.kind != Invoice.Kind.INVOICE or invoice.status in (Invoice.Status.DRAFT, Invoice.Status.VOID):
+def _settle_status(invoice: Invoice, *, by: str) -> None:
+    """Issued → partially paid → paid, from what payments and credit notes have settled
+    (``by``: the move that changed them; the invoice row is locked)."""
+    if invoice.kind != Invoice.Kind.INVOICE or by not in moves_from(invoice.status):
         return
     settled = invoice.amount_paid + invoice.amount_credited
     if settled > 0 and invoice.total - settled <= 0:
-        invoice.status = Invoice.Status.PAID
+        to = Invoice.Status.PAID
     elif settled > 0:
-        invoice.status = Invoice.Status.PARTIALLY_PAID
+        to = Invoice.Status.PARTIALLY_PAID
     else:
-        invoice.status = Invoice.Status.ISSUED
+        to = Invoice.Status.ISSUED
+    if to != invoice.status:
+        refusal = invoice_transition_refusal(invoice, to, by=by)
+        if refusal:
+            raise ValidationError(refusal)
+        invoice.status = to
 
 
 def _save_numbered(invoice: Invoice) -> None:
