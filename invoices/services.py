@@ -17,7 +17,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -54,6 +54,10 @@ from invoices.models import (
 )
 from invoices.states import invoice_is_final, invoice_transition_refusal, moves_from
 from msp_billing.money import minor_unit_exponent, round_money, round_unit_price
+from msp_billing.validation import Errors as _Errors
+from msp_billing.validation import check_date as _check_date
+from msp_billing.validation import clean_decimal
+from msp_billing.validation import clean_text as _text
 from tickets.models import Charge, TimeAllocation
 
 __all__ = [
@@ -123,21 +127,6 @@ class ReleasedSources:
     time_allocation_ids: tuple[int, ...] = ()
     charge_ids: tuple[int, ...] = ()
     contract_period_ids: tuple[int, ...] = ()
-
-
-class _Errors:
-    def __init__(self) -> None:
-        self.messages: dict[str, list[str]] = {}
-
-    def add(self, field: str | None, message: str) -> None:
-        self.messages.setdefault(field or NON_FIELD_ERRORS, []).append(message)
-
-    def __bool__(self) -> bool:
-        return bool(self.messages)
-
-    def raise_if_any(self) -> None:
-        if self.messages:
-            raise ValidationError(self.messages)
 
 
 # --- settings ------------------------------------------------------------------------------
@@ -1311,40 +1300,9 @@ def _check_currency(errors: _Errors, customer: Customer, currency: str | None) -
     return code
 
 
-def _decimal(errors: _Errors, field: str, value: Any, *, currency: str | None = None,
-             minimum: Decimal | None = Decimal("0"), label: str | None = None) -> Decimal | None:
-    """A finite Decimal (Money in ``currency`` allowed), or None with a message recorded."""
-    prefix = f"{label}: " if label else ""
-    if isinstance(value, Money):
-        if currency is not None and str(value.currency) != currency:
-            errors.add(field, f"{prefix}enter the amount in {currency}, not {value.currency}.")
-            return None
-        value = value.amount
-    if isinstance(value, (bool, float)) or not isinstance(value, (Decimal, int, str)):
-        errors.add(field, f"{prefix}enter a number.")
-        return None
-    try:
-        value = Decimal(value)
-    except InvalidOperation:
-        errors.add(field, f"{prefix}enter a number.")
-        return None
-    if not value.is_finite():
-        errors.add(field, f"{prefix}enter a number.")
-        return None
-    if abs(value) > MAX_AMOUNT:
-        errors.add(field, f"{prefix}enter a smaller number.")
-        return None
-    if minimum is not None and value < minimum:
-        errors.add(field, f"{prefix}enter a value of at least {minimum}.")
-        return None
-    return value
-
-
-def _check_date(errors: _Errors, field: str, value: Any) -> None:
-    if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
-        errors.add(field, "Enter a date.")
-    elif not EARLIEST_DATE <= value <= LATEST_DATE:
-        errors.add(field, f"Enter a date between {EARLIEST_DATE:%d %b %Y} and {LATEST_DATE:%d %b %Y}.")
+def _decimal(errors: _Errors, field: str, value: Any, **options) -> Decimal | None:
+    """Amounts here may come as text and are bounded by what the amount columns hold."""
+    return clean_decimal(errors, field, value, accept_text=True, maximum=MAX_AMOUNT, **options)
 
 
 def _codes(values: Iterable[str]) -> list[str]:
@@ -1354,10 +1312,6 @@ def _codes(values: Iterable[str]) -> list[str]:
         if code and code not in seen:
             seen.append(code)
     return seen
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _user(acting_user):
