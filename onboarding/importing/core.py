@@ -41,7 +41,7 @@ from django.utils import timezone
 from djmoney.money import Money
 from jsonschema import Draft202012Validator
 
-from billing.import_checks import MAX_DEPTH, TooDeep, json_loads, out_of_range_message, unstorable_values
+from onboarding.importing.checks import MAX_DEPTH, TooDeep, json_loads, out_of_range_message, unstorable_values
 from contracts import services as contract_services
 from contracts.models import (
     BlockPurchase,
