@@ -1,6 +1,6 @@
 """The demo MSP that `make run` creates or refreshes: the MSP and its users.
 
-Its customers, contracts and work are imported afterwards by ``onboarding.demo.demo_data_load``
+Its customers, contracts and work are imported afterwards by the onboarding app's ``demo_data_load``
 (the ``seed_demo`` command does both)."""
 from __future__ import annotations
 
@@ -50,7 +50,4 @@ def demo_ensure() -> Msp:
             user.full_name, user.role, user.is_active = name, role, True
             user.set_password(DEMO_PASSWORD)
             user.save()
-    from onboarding.demo import demo_data_load  # customers, contracts and three months of work
-
-    demo_data_load(schema_name=msp.schema_name)
     return msp

@@ -4,9 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import services as contract_services
-from contracts.models import (
-    Customer,
-)
+from contracts.models import Customer
 from onboarding.importing.core import ImportCore, RecordFailed
 from onboarding.importing.document import natural_key, shown
 

@@ -6,9 +6,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from contracts.models import (
-    Role,
-)
+from contracts.models import Role
 from msp_billing.accounts.models import User
 from msp_billing.accounts.roles import Role as UserRole
 from msp_billing.accounts.services import user_create

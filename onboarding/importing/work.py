@@ -8,9 +8,7 @@ from typing import Any
 
 from djmoney.money import Money
 
-from contracts.models import (
-    ContractPeriod,
-)
+from contracts.models import ContractPeriod
 from onboarding.importing.core import BILLED_HOUR, MAX_ENTRY_MINUTES, RESOLVED_HOUR, ImportCore, RecordFailed
 from onboarding.importing.document import natural_key, shown
 from tickets import services as ticket_services
