@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import approval_views, import_views, views
+from billing import approval_views, views
 
 app_name = "billing"
 urlpatterns = [
@@ -18,6 +18,4 @@ urlpatterns = [
     path("reports/reconciliation/", views.reconciliation, name="reconciliation"),
     path("reports/audit/", views.audit_report, name="audit"),
     path("schedule/", views.schedule_settings, name="schedule"),
-    path("import/time/", import_views.time_csv_upload, name="import_time_csv"),
-    path("import/time/<str:token>/", import_views.time_csv_preview_view, name="import_time_csv_preview"),
 ]

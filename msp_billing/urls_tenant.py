@@ -1,10 +1,12 @@
 """URLs of an MSP's own host. Every view declares who may open it (accounts.access)."""
 from django.urls import include, path
 
+from billing import urls as billing_urls
 from billing import views as billing_views
 from msp_billing import views
 from msp_billing.accounts import views as account_views
 from msp_billing.health import healthz
+from onboarding import urls as onboarding_urls
 
 accounts_patterns = (
     [
@@ -33,7 +35,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("accounts/", include(accounts_patterns)),
     path("settings/", include(settings_patterns)),
-    path("billing/", include("billing.urls")),
+    # The import pages (onboarding/) share the billing pages' prefix and namespace.
+    path("billing/", include((billing_urls.urlpatterns + onboarding_urls.urlpatterns, "billing"))),
     path("tickets/", include("tickets.urls")),
     path("", include("contracts.urls")),
     path("invoices/", include("invoices.urls")),

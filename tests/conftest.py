@@ -47,6 +47,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
     from msp_billing.accounts.services import user_create
     from msp_billing.tenants.demo import demo_ensure
     from msp_billing.tenants.services import MspRequest, msp_create, platform_ensure
+    from onboarding.demo import demo_data_load
 
     name = connection.settings_dict["NAME"]
     if not name.startswith("test"):
@@ -72,7 +73,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
             with schema_context(msp.schema_name):
                 for role in ROLES[1:]:
                     user_create(email=email_for(subdomain, role), role=role, password=PASSWORD)
-        demo_ensure()
+        demo_data_load(schema_name=demo_ensure().schema_name)
         connection.set_schema_to_public()
     yield
     with django_db_blocker.unblock(), connection.cursor() as cursor:

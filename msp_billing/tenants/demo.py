@@ -1,4 +1,7 @@
-"""The demo MSP that `make run` creates or refreshes."""
+"""The demo MSP that `make run` creates or refreshes: the MSP and its users.
+
+Its customers, contracts and work are imported afterwards by the onboarding app's ``demo_data_load``
+(the ``seed_demo`` command does both)."""
 from __future__ import annotations
 
 from django.db import connection
@@ -47,7 +50,4 @@ def demo_ensure() -> Msp:
             user.full_name, user.role, user.is_active = name, role, True
             user.set_password(DEMO_PASSWORD)
             user.save()
-    from billing.demo import demo_data_load  # customers, contracts and three months of work
-
-    demo_data_load(schema_name=msp.schema_name)
     return msp

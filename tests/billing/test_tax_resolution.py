@@ -13,11 +13,11 @@ from django.db import connection
 from django.urls import reverse
 
 from billing.due import due_summary
-from billing.importing import ImportRejected, billing_data_import
 from contracts.models import Customer, Product, TaxCategory, WorkType
 from invoices import pdf as invoice_pdfs
 from invoices import services as invoice_services
 from invoices.models import Invoice, InvoiceLineTax, InvoiceSettings
+from onboarding.importing import ImportRejected, billing_data_import
 
 CUTOFF = dt.date(2026, 3, 31)
 TECH = "technician@alpha.example"

@@ -1,4 +1,4 @@
-"""The JSON import (billing/importing.py) and the demo data, on PostgreSQL in schema alpha."""
+"""The JSON import (onboarding/importing/) and the demo data, on PostgreSQL in schema alpha."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,8 +10,6 @@ import pytest
 from django.core.management import CommandError, call_command
 from djmoney.money import Money
 
-from billing.demo_data import generate
-from billing.importing import ImportRejected, billing_data_import, import_document_load
 from contracts.models import (
     BlockLedgerEntry,
     BlockPurchase,
@@ -30,7 +28,9 @@ from contracts.models import (
     WorkType,
 )
 from msp_billing.accounts.models import User
-from tests.billing.import_data import NEW_TECH, TECH, document
+from onboarding.demo_data import generate
+from onboarding.importing import ImportRejected, billing_data_import, import_document_load
+from tests.onboarding.import_data import NEW_TECH, TECH, document
 from tickets.models import Charge, TechnicianProfile, Ticket, TimeAllocation, TimeEntry
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
@@ -338,7 +338,7 @@ def test_the_demo_chain_customer_time_is_routed_as_design_md_says(tenant):
 def test_demo_data_load_is_safe_to_run_again(db):
     from django_tenants.utils import schema_context
 
-    from billing.demo import demo_data_load
+    from onboarding.demo import demo_data_load
 
     # The demo MSP exists (conftest runs demo_ensure); the test's transaction rolls the load back.
     demo_data_load()

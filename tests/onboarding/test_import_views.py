@@ -9,8 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from billing.import_views import SESSION_KEY
-from billing.importing_csv import parse_date, parse_hours
+from onboarding.importing_csv import parse_date, parse_hours
+from onboarding.views import SESSION_KEY
 from tests.tickets.builders import catalogue, contract, customer, rate_line, technician, ticket
 from tickets.models import TechnicianProfile, Ticket, TimeAllocation, TimeEntry
 

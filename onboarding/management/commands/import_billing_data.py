@@ -4,8 +4,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import tenant_context
 
-from billing.importing import ImportRejected, billing_data_import, import_document_load
 from billing.management.commands._tenant import acting_user_from_option, msp_from_option
+from onboarding.importing import ImportRejected, billing_data_import, import_document_load
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django import forms
 
-from billing.importing_csv import MAX_BYTES
+from onboarding.importing_csv import MAX_BYTES
 
 
 class TimeCsvUploadForm(forms.Form):

@@ -10,11 +10,11 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from billing.importing import ImportRejected, billing_data_import
 from invoices import services as invoice_services
 from invoices.models import AuditEvent, Invoice, InvoiceSettings, NumberSequence
 from msp_billing.accounts.models import User
 from msp_billing.tenants.models import Msp
+from onboarding.importing import ImportRejected, billing_data_import
 from tickets.models import TimeEntry
 
 TECH = "technician@alpha.example"

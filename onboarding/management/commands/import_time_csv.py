@@ -8,8 +8,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import tenant_context
 
-from billing.importing_csv import CsvFileError, CsvPreviewStale, time_csv_decode, time_csv_import, time_csv_preview
 from billing.management.commands._tenant import msp_from_option
+from onboarding.importing_csv import CsvFileError, CsvPreviewStale, time_csv_decode, time_csv_import, time_csv_preview
 
 
 class Command(BaseCommand):

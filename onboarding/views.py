@@ -15,8 +15,10 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from billing.import_forms import TimeCsvConfirmForm, TimeCsvUploadForm
-from billing.importing_csv import (
+from msp_billing.accounts.access import requires
+from msp_billing.accounts.roles import Capability
+from onboarding.forms import TimeCsvConfirmForm, TimeCsvUploadForm
+from onboarding.importing_csv import (
     COLUMNS,
     LABELS,
     MAX_BYTES,
@@ -26,8 +28,6 @@ from billing.importing_csv import (
     time_csv_import,
     time_csv_preview,
 )
-from msp_billing.accounts.access import requires
-from msp_billing.accounts.roles import Capability
 
 SESSION_KEY = "billing_time_csv_uploads"
 MAX_AGE_SECONDS = 60 * 60
@@ -60,7 +60,7 @@ def _forget(request, token: str) -> None:
 
 
 def _refused(request, *, title: str, message: str, status: int, token: str | None = None):
-    return render(request, "billing/import_time_csv_refused.html",
+    return render(request, "onboarding/import_time_csv_refused.html",
                   {"title": title, "message": message, "token": token}, status=status)
 
 
@@ -75,7 +75,7 @@ def time_csv_upload(request):
     can_manage = request.user.can(Capability.MANAGE_BILLING)
     context = {"form": form, "columns": _column_help(), "can_manage": can_manage}
     if request.method != "POST":
-        return render(request, "billing/import_time_csv.html", context)
+        return render(request, "onboarding/import_time_csv.html", context)
     if form.is_valid():
         upload = form.cleaned_data["file"]
         try:
@@ -86,7 +86,7 @@ def time_csv_upload(request):
         else:
             token = _store(request, text=text, filename=upload.name, fingerprint=preview.fingerprint)
             return redirect(reverse("billing:import_time_csv_preview", kwargs={"token": token}))
-    return render(request, "billing/import_time_csv.html", context, status=400)
+    return render(request, "onboarding/import_time_csv.html", context, status=400)
 
 
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
@@ -108,7 +108,7 @@ def time_csv_preview_view(request, token: str):
     # The confirmation must carry the fingerprint of exactly this preview.
     upload["fingerprint"] = preview.fingerprint
     request.session.modified = True
-    return render(request, "billing/import_time_csv_preview.html", {
+    return render(request, "onboarding/import_time_csv_preview.html", {
         "preview": preview, "filename": upload["filename"], "token": token,
         "confirm_form": TimeCsvConfirmForm(initial={"fingerprint": preview.fingerprint}),
         "can_manage": request.user.can(Capability.MANAGE_BILLING),

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing.importing_csv import time_csv_import, time_csv_preview
+from onboarding.importing_csv import time_csv_import, time_csv_preview
 from tests.tickets.builders import (
     catalogue,
     contract,
