@@ -28,3 +28,12 @@ def acting_user_from_option(email: str | None):
     if user is None:
         raise CommandError(f"No user {email} at this MSP.")
     return user
+
+
+def file_bytes_from_option(path: str) -> bytes:
+    """The bytes of the file a command was given, or a one-line error that says why not."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        raise CommandError(f"Cannot read {path}: {error.strerror}.") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import tenant_context
 
-from billing.management.commands._tenant import acting_user_from_option, msp_from_option
+from billing.management.commands._tenant import acting_user_from_option, file_bytes_from_option, msp_from_option
 from onboarding.importing import ImportRejected, billing_data_import, import_document_load
 
 
@@ -21,11 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         msp = msp_from_option(options["tenant"])
-        try:
-            with open(options["file"], "rb") as handle:
-                raw = handle.read()
-        except OSError as error:
-            raise CommandError(f"Cannot read {options['file']}: {error.strerror}.") from None
+        raw = file_bytes_from_option(options["file"])
         with tenant_context(msp):
             acting_user = acting_user_from_option(options["user"])
             try:

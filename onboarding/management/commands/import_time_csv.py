@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import tenant_context
 
-from billing.management.commands._tenant import msp_from_option
+from billing.management.commands._tenant import file_bytes_from_option, msp_from_option
 from onboarding.importing_csv import CsvFileError, CsvPreviewStale, time_csv_decode, time_csv_import, time_csv_preview
 
 
@@ -24,11 +24,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         msp = msp_from_option(options["tenant"])
-        try:
-            with open(options["file"], "rb") as handle:
-                raw = handle.read()
-        except OSError as error:
-            raise CommandError(f"Cannot read {options['file']}: {error.strerror}.") from None
+        raw = file_bytes_from_option(options["file"])
         with tenant_context(msp):
             try:
                 text = time_csv_decode(raw)
