@@ -16,6 +16,9 @@ from billing.due import due_summary
 from contracts.models import Customer, Product, TaxCategory, WorkType
 from invoices import pdf as invoice_pdfs
 from invoices import services as invoice_services
+from invoices.services import drafts as invoice_drafts
+from invoices.services import lines as invoice_lines
+from invoices.services import preview as invoice_preview
 from invoices.models import Invoice, InvoiceLineTax, InvoiceSettings
 from onboarding.importing import ImportRejected, billing_data_import
 
@@ -122,7 +125,8 @@ def us_document() -> dict:
 @pytest.fixture
 def as_of_march(monkeypatch):
     """Today is 31 Mar 2026 for drafts and the preview (the certificates' expiry is measured against it)."""
-    monkeypatch.setattr(invoice_services, "tenant_today", lambda: CUTOFF)
+    for module in (invoice_drafts, invoice_lines, invoice_preview):
+        monkeypatch.setattr(module, "tenant_today", lambda: CUTOFF)
 
 
 def test_labour_is_not_taxed_and_parts_are_taxed_at_each_customers_state_rate(tenant, as_of_march):
