@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from fractions import Fraction
 
 from django.db import transaction
 from django.db.models import Q, Sum
 
-from contracts.alerts import block_alerts_check_all
+from contracts.alerts import block_alerts_check_all, hours_text, threshold_alerts_send
 from contracts.models import Contract, Notification
-from contracts.notifications import notification_send_once
 from tickets.models import TimeAllocation
 
 
@@ -38,7 +36,7 @@ def budget_alerts_check(*, contract: Contract) -> list[Notification]:
         )
         measures = []
         if contract.budget_minutes:
-            measures.append(("hours", totals["minutes"] or 0, contract.budget_minutes, _hours))
+            measures.append(("hours", totals["minutes"] or 0, contract.budget_minutes, hours_text))
         if contract.budget_amount is not None and contract.budget_amount.amount > 0:
             measures.append(
                 ("amount", totals["amount"] or Decimal("0"), contract.budget_amount.amount,
@@ -46,19 +44,9 @@ def budget_alerts_check(*, contract: Contract) -> list[Notification]:
             )
         sent = []
         for measure, used, budget, show in measures:
-            percent = Fraction(used) * 100 / Fraction(budget)
-            for pct in contract.thresholds():
-                if pct <= 0 or percent < pct:
-                    continue
-                notification = notification_send_once(
-                    kind=Notification.Kind.BUDGET_THRESHOLD,
-                    key=f"budget:{contract.pk}:{measure}:{budget}:{pct}",
-                    contract=contract,
-                    subject=f"Budget {pct} % used: {contract}",
-                    message=f"{contract} has used {pct} % of its budget ({show(used)} of {show(budget)}).",
-                )
-                if notification:
-                    sent.append(notification)
+            sent += threshold_alerts_send(contract=contract, kind=Notification.Kind.BUDGET_THRESHOLD, label="Budget",
+                                          what="budget", used=used, size=budget,
+                                          key=f"budget:{contract.pk}:{measure}:{budget}", show=show)
         return sent
 
 
@@ -75,8 +63,3 @@ def budget_alerts_check_all() -> list[Notification]:
 def alerts_check_all(*, today: dt.date) -> list[Notification]:
     """Every threshold alert of the active MSP: blocks, then budgets."""
     return block_alerts_check_all(today=today) + budget_alerts_check_all()
-
-
-def _hours(minutes: int) -> str:
-    hours, rest = divmod(int(minutes), 60)
-    return f"{hours}:{rest:02d} hours"

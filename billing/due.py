@@ -33,12 +33,11 @@ from billing.readiness import (
     ready_periods,
     ready_time_allocations,
 )
-from billing.selectors import charge_unit_price
 from contracts.models import Contract, Customer
 from contracts.period_charges import periods_lines
+from contracts.rules.rates import marked_up_amount
 from contracts.rules.routing import Bucket
 from invoices.services import DraftLineFigures, LineInput, invoice_preview_totals
-from msp_billing.money import line_amount
 
 CHARGED_BUCKETS = (Bucket.CHARGED.value, Bucket.OVERAGE.value)
 
@@ -201,8 +200,9 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
         fingerprint.append(("p", period.pk, str(period_total)))
     charge_amounts: dict[int, Decimal] = {}
     for charge in charges:
-        amount = charge_amounts[charge.pk] = line_amount(quantity=charge.quantity, unit_price=charge_unit_price(charge),
-                                                         currency=charge.contract.currency)
+        amount = charge_amounts[charge.pk] = marked_up_amount(
+            quantity=charge.quantity, unit_price=charge.unit_price.amount, markup_percent=charge.markup_percent,
+            currency=charge.contract.currency)
         row = figures[charge.contract_id]
         row.charges += 1
         row.total += amount

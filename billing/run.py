@@ -40,9 +40,9 @@ from billing.readiness import (
     ready_periods,
     ready_time_allocations,
 )
-from billing.selectors import charge_unit_price
 from contracts.models import Contract, ContractPeriod, Customer
 from contracts.period_charges import period_snapshot_take, periods_lines
+from contracts.rules.rates import marked_up_price
 from invoices import services as invoice_services
 from invoices.audit import audit_record
 from invoices.bulk import invoice_time_lines_bulk_insert
@@ -272,7 +272,7 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
 
 def charge_line_input(charge: Charge) -> LineInput:
     contract = charge.contract
-    unit = charge_unit_price(charge)
+    unit = marked_up_price(unit_price=charge.unit_price.amount, markup_percent=charge.markup_percent)
     amount = line_amount(quantity=charge.quantity, unit_price=unit, currency=contract.currency)
     taxable = contract.taxable and (charge.product.taxable if charge.product_id else True)
     where = f" — #{charge.ticket_id} {charge.ticket.title}" if charge.ticket_id else ""

@@ -5,20 +5,14 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from fractions import Fraction
 
 from django.db.models import Count, Sum
 
 from billing.readiness import periods_make_ready, ready_charges, ready_periods, ready_time_allocations
 from contracts.notifications import unread_notification_count
-from msp_billing.money import line_amount
+from contracts.rules.rates import marked_up_amount
 from contracts.rules.routing import Bucket
 from tickets.selectors import unrouted_charges, unrouted_entries
-
-
-def charge_unit_price(charge) -> Fraction:
-    """A charge's unit price with its markup, exact (rounded once on its line)."""
-    return Fraction(charge.unit_price.amount) * (1 + Fraction(charge.markup_percent) / 100)
 
 
 @dataclass
@@ -42,7 +36,8 @@ def dashboard_figures(*, today: dt.date) -> DashboardFigures:
         totals[row["amount_currency"]] += row["total"] or Decimal(0)
     for charge in ready_charges(cutoff=today).select_related("contract"):
         currency = charge.contract.currency
-        totals[currency] += line_amount(quantity=charge.quantity, unit_price=charge_unit_price(charge), currency=currency)
+        totals[currency] += marked_up_amount(quantity=charge.quantity, unit_price=charge.unit_price.amount,
+                                     markup_percent=charge.markup_percent, currency=currency)
     figures.ready_by_currency = dict(sorted(totals.items()))
     summary = allocations.aggregate(minutes=Sum("billed_minutes"), tickets=Count("entry__ticket", distinct=True))
     figures.ready_hours = (Decimal(summary["minutes"] or 0) / 60).quantize(Decimal("0.01"))

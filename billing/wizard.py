@@ -25,11 +25,10 @@ from billing.readiness import (
     ready_periods,
     ready_time_allocations,
 )
-from billing.selectors import charge_unit_price
 from contracts.models import Contract, Customer
 from contracts.period_charges import periods_lines
+from contracts.rules.rates import marked_up_amount
 from contracts.rules.routing import Bucket
-from msp_billing.money import line_amount
 
 TOKEN_LENGTH = 40
 
@@ -189,6 +188,7 @@ def contract_items(*, cutoff: dt.date, contract_ids: set[int], selection: Select
         amount = allocation.amount.amount if allocation.bucket in (Bucket.CHARGED, Bucket.OVERAGE) else Decimal(0)
         group.entries.append({"allocation": allocation, "entry": entry, "amount": amount, "selected": ticked("excluded_entry_ids", entry.pk)})
     for charge in ready_charges(cutoff=cutoff).filter(contract_id__in=contract_ids).select_related("contract"):
-        amount = line_amount(quantity=charge.quantity, unit_price=charge_unit_price(charge), currency=charge.contract.currency)
+        amount = marked_up_amount(quantity=charge.quantity, unit_price=charge.unit_price.amount,
+                                  markup_percent=charge.markup_percent, currency=charge.contract.currency)
         result[charge.contract_id].charges.append({"charge": charge, "amount": amount, "selected": ticked("excluded_charge_ids", charge.pk)})
     return result

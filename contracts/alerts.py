@@ -22,6 +22,7 @@ contract's ``block_expiry_months`` when set), once per exhausted block (key
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
@@ -48,7 +49,7 @@ class BlockUsageNow:
 
     @property
     def percent(self) -> Fraction:
-        return Fraction(self.used) * 100 / Fraction(self.size)
+        return percent_used(used=self.used, size=self.size)
 
     @property
     def exhausted(self) -> bool:
@@ -105,27 +106,49 @@ def block_alerts_check(*, contract: Contract, today: dt.date) -> list[Notificati
         usage = block_usage(contract=contract, today=today)
         if usage is None:
             return []
-        sent = []
-        for pct in contract.thresholds():
-            if pct <= 0 or usage.percent < pct:
-                continue
-            notification = notification_send_once(
-                kind=Notification.Kind.BLOCK_THRESHOLD,
-                key=f"block:{contract.pk}:{usage.block.pk}:{pct}",
-                contract=contract,
-                subject=f"Block {pct} % used: {contract}",
-                message=(
-                    f"{contract} has used {pct} % of its block balance "
-                    f"({_quantity(contract, usage.used)} of {_quantity(contract, usage.size)})."
-                ),
-            )
-            if notification:
-                sent.append(notification)
+        sent = threshold_alerts_send(
+            contract=contract, kind=Notification.Kind.BLOCK_THRESHOLD, label="Block", used=usage.used, size=usage.size,
+            key=f"block:{contract.pk}:{usage.block.pk}", what="block balance", show=lambda value: _quantity(contract, value),
+        )
         if usage.exhausted and contract.auto_repurchase:
             notification = _repurchase(contract=contract, exhausted=usage.block, today=today)
             if notification:
                 sent.append(notification)
         return sent
+
+
+def threshold_alerts_send(*, contract: Contract, kind: str, label: str, what: str, used: int | Decimal,
+                          size: int | Decimal, key: str, show: Callable[[int | Decimal], str]) -> list[Notification]:
+    """One notification for each of the contract's thresholds that ``used`` of ``size`` has
+    reached, each sent once (key ``<key>:<pct>``); thresholds above 100 % count too.
+
+    The block alerts and the budget alerts (``billing.alerts``) both go through here: the
+    subject reads "<label> <pct> % used", the message "used <pct> % of its <what>", with
+    ``show`` printing the quantities.
+    """
+    percent = percent_used(used=used, size=size)
+    sent = []
+    for pct in contract.thresholds():
+        if pct <= 0 or percent < pct:
+            continue
+        notification = notification_send_once(
+            kind=kind, key=f"{key}:{pct}", contract=contract, subject=f"{label} {pct} % used: {contract}",
+            message=f"{contract} has used {pct} % of its {what} ({show(used)} of {show(size)}).",
+        )
+        if notification:
+            sent.append(notification)
+    return sent
+
+
+def percent_used(*, used: int | Decimal, size: int | Decimal) -> Fraction:
+    """``used`` as a percentage of ``size``, exact (a threshold is reached at exactly its percent)."""
+    return Fraction(used) * 100 / Fraction(size)
+
+
+def hours_text(minutes: int) -> str:
+    """``12:05 hours``: how an alert prints a number of minutes."""
+    hours, rest = divmod(int(minutes), 60)
+    return f"{hours}:{rest:02d} hours"
 
 
 def block_alerts_check_all(*, today: dt.date) -> list[Notification]:
@@ -177,5 +200,4 @@ def _usable_ids(*, blocks: list[Block], today: dt.date, rollover: bool, zero) ->
 def _quantity(contract: Contract, value: int | Decimal) -> str:
     if contract.type == Contract.Type.BLOCK_MONEY:
         return f"{contract.currency} {Decimal(value):.2f}"
-    hours, minutes = divmod(int(value), 60)
-    return f"{hours}:{minutes:02d} hours"
+    return hours_text(value)

@@ -26,7 +26,6 @@ written down in ``docs/periods-and-alerts.md``; in short:
 """
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Iterable
 
@@ -35,7 +34,7 @@ from django.db.models import Exists, OuterRef, ProtectedError, Q, QuerySet, Valu
 from django.db.models.functions import Coalesce, Least
 
 from contracts.models import Contract, ContractPeriod
-from contracts.rules.proration import BillingFrequency, Period, contract_periods
+from contracts.rules.proration import BillingFrequency, Period, add_months, contract_periods
 from msp_billing.tenants.today import tenant_today
 
 DEFAULT_HORIZON_DAYS = 400
@@ -50,16 +49,9 @@ _REFRESHED_FIELDS = ("end", "covered_start", "covered_end", "bill_date")
 
 
 
-def months_later(day: dt.date, months: int) -> dt.date:
-    """The same day ``months`` months later, clamped to the month's last day (31 Jan + 1 → 28 Feb)."""
-    year, month_zero = divmod(day.year * 12 + day.month - 1 + months, 12)
-    last_day = calendar.monthrange(year, month_zero + 1)[1]
-    return dt.date(year, month_zero + 1, min(day.day, last_day))
-
-
 def term_end(*, start: dt.date, months: int) -> dt.date:
     """Last day of a term of ``months`` months starting on ``start`` (1 Jan + 12 → 31 Dec)."""
-    return months_later(start, months) - _ONE_DAY
+    return add_months(start, months) - _ONE_DAY
 
 
 def planned_periods(*, contract: Contract, today: dt.date, horizon_days: int = DEFAULT_HORIZON_DAYS) -> list[Period]:

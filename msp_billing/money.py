@@ -10,8 +10,8 @@ exactly one rounding rule to read, test and explain to a customer (docs/design.m
   computed exactly and rounded half-up to the currency's minor unit **once**
   (:func:`round_money`, :func:`line_amount`). Nothing rounds an intermediate value.
 * **Tax** is computed per line on the printed (rounded) line amount, rounded per line,
-  then summed — as Xero does (:func:`line_tax`, :func:`invoice_totals`). So an
-  invoice always equals the sum of its printed lines; no "rounding difference" line.
+  then summed — as Xero does (:func:`line_tax`; the sums are ``invoices.calculation``). So
+  an invoice always equals the sum of its printed lines; no "rounding difference" line.
 * **Pieces that must add up to a known total** (one fee spread over several periods,
   milestone percentages) are rounded together by largest remainder
   (:func:`allocate_exactly`), so the pieces sum exactly to the rounded total.
@@ -28,8 +28,7 @@ never cut off by the Decimal context's precision before it is rounded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
@@ -105,43 +104,6 @@ def line_tax(*, amount: ExactAmount, percent: ExactAmount, currency: str) -> Dec
     """
     printed_amount = Fraction(round_money(amount, currency))
     return round_money(printed_amount * _exact(percent, "percent") / 100, currency)
-
-
-@dataclass(frozen=True)
-class InvoiceTotals:
-    """An invoice's printed lines and the totals that are, by construction, their sums."""
-
-    line_amounts: tuple[Decimal, ...]
-    line_taxes: tuple[Decimal, ...]
-    subtotal: Decimal
-    tax: Decimal
-    total: Decimal
-
-
-def invoice_totals(
-    *, lines: Iterable[tuple[ExactAmount, ExactAmount]], currency: str
-) -> InvoiceTotals:
-    """Subtotal, tax and total of ``lines`` given as (line amount, tax percent) pairs.
-
-    Each line amount and each line's tax is rounded on its line; totals are plain sums
-    of those printed figures, never re-rounded, so the invoice equals its lines.
-    """
-    exponent = minor_unit_exponent(currency)
-    zero = _round_half_up(Fraction(0), exponent)
-    amounts: list[Decimal] = []
-    taxes: list[Decimal] = []
-    for amount, percent in lines:
-        amounts.append(round_money(amount, currency))
-        taxes.append(line_tax(amount=amount, percent=percent, currency=currency))
-    subtotal = sum(amounts, zero)
-    tax = sum(taxes, zero)
-    return InvoiceTotals(
-        line_amounts=tuple(amounts),
-        line_taxes=tuple(taxes),
-        subtotal=subtotal,
-        tax=tax,
-        total=subtotal + tax,
-    )
 
 
 def allocate_exactly(*, parts: Sequence[ExactAmount], currency: str) -> list[Decimal]:

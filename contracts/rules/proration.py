@@ -216,6 +216,13 @@ def split_fee_over_range(
     return [ProratedPiece(period=period, amount=amount) for period, amount in zip(periods, amounts)]
 
 
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` months later (earlier when negative), clamped to the month's
+    last day (31 Jan + 1 → 28 Feb): the one month arithmetic of contract terms, block
+    expiry and billing periods."""
+    return _anchor_date(_month_index(day) + months, day.day)
+
+
 def _month_index(day: dt.date) -> int:
     """Months since year 0, so month arithmetic is integer arithmetic."""
     return day.year * 12 + day.month - 1

@@ -32,7 +32,7 @@ from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 
-from msp_billing.money import require_decimal, round_money, round_unit_price
+from msp_billing.money import line_amount, require_decimal, round_money, round_unit_price
 
 
 class RateRule(StrEnum):
@@ -174,6 +174,19 @@ def amount_for_minutes(*, minutes: int, hourly_rate: Decimal, currency: str) -> 
         raise TypeError("minutes must be an int")
     rate = round_unit_price(require_decimal(hourly_rate, "hourly_rate"))
     return round_money(Fraction(minutes, 60) * Fraction(rate), currency)
+
+
+def marked_up_price(*, unit_price: Decimal, markup_percent: Decimal) -> Fraction:
+    """A charge's unit price with its mark-up, exact: the line that bills it rounds once
+    (``msp_billing.money.line_amount``), so 10.00 with 12.5 % is 11.25 and 33.33 with 10 % is
+    36.663 until the line amount is taken."""
+    return Fraction(unit_price) * (1 + Fraction(markup_percent) / 100)
+
+
+def marked_up_amount(*, quantity: Decimal, unit_price: Decimal, markup_percent: Decimal, currency: str) -> Decimal:
+    """A charge's line amount: quantity × its marked-up unit price, rounded once."""
+    return line_amount(quantity=quantity, unit_price=marked_up_price(unit_price=unit_price, markup_percent=markup_percent),
+                       currency=currency)
 
 
 def _line_matches(line: RateLine, *, work_type: WorkTypeRef, role: RoleRef) -> bool:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
+from contracts.rules.proration import add_months
 from contracts.services._common import (
     CONTRACT_COMMON_FIELDS,
     CONTRACT_MONEY_FIELDS,
@@ -43,7 +44,6 @@ from contracts.services._common import (
     MAX_PAYMENT_TERMS_DAYS,
     RECURRING_TYPES,
     USAGE_UNITS,
-    add_months,
     add_years,
     check_tax_codes,
     plain,

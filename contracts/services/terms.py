@@ -26,12 +26,12 @@ from contracts.models import (
     UsageRecord,
     WorkType,
 )
+from contracts.rules.proration import add_months
 from contracts.services._common import (
     _audit,
     _clean,
     _save,
     _snapshot,
-    add_months,
     plain,
 )
 from msp_billing.tenants.today import tenant_today

@@ -36,6 +36,15 @@ def test_compound_taxes_stack_in_order():
     assert result.total == Decimal("236.72")
 
 
+def test_tax_is_rounded_per_line_then_summed():
+    five = TaxSpec(rate_id=5, code="T5", name="Tax", percent=Decimal("5"))
+    result = calculate_invoice(lines=[LineFigures(quantity=Decimal(1), unit_price=Decimal("0.10"), taxes=(five,))] * 3,
+                               currency="USD")
+    assert [line.tax_amount for line in result.lines] == [Decimal("0.01")] * 3  # 0.005 each, half-up per line
+    assert result.tax_total == Decimal("0.03")  # not 0.30 × 5 % = 0.015 → 0.02
+    assert (result.subtotal, result.total) == (Decimal("0.30"), Decimal("0.33"))
+
+
 def test_a_surcharge_needs_a_line_to_carry_it():
     with pytest.raises(CalculationError, match="surcharge needs"):
         calculate_invoice(lines=[LineFigures(quantity=Decimal(1), unit_price=Decimal(0))], currency="EUR",

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from contracts.rules.proration import (
     BillingFrequency,
     Period,
+    add_months,
     contract_periods,
     prorate,
     prorate_lines,
@@ -305,3 +306,15 @@ def test_lines_over_different_days_sum_to_their_exact_total_rounded_once(days_in
     assert sum(amounts, Decimal(0)) == round_money(sum(exact, Fraction(0)), currency)
     unit = Fraction(Decimal(1).scaleb(-minor_unit_exponent(currency)))
     assert all(abs(Fraction(amount) - share) < unit for amount, share in zip(amounts, exact))
+
+
+@pytest.mark.parametrize(("day", "months", "expected"), [
+    (D(2026, 1, 31), 1, D(2026, 2, 28)),   # clamped to the shorter month
+    (D(2024, 1, 31), 1, D(2024, 2, 29)),   # a leap year's February
+    (D(2024, 2, 29), 12, D(2025, 2, 28)),
+    (D(2026, 11, 30), 3, D(2027, 2, 28)),  # across the year end
+    (D(2026, 3, 31), -1, D(2026, 2, 28)),  # and back
+    (D(2026, 5, 15), 0, D(2026, 5, 15)),
+])
+def test_adding_months_keeps_the_day_or_takes_the_months_last(day, months, expected):
+    assert add_months(day, months) == expected

@@ -13,6 +13,8 @@ from contracts.rules.rates import (
     RoleRef,
     WorkTypeRef,
     amount_for_minutes,
+    marked_up_amount,
+    marked_up_price,
     resolve_rate,
 )
 
@@ -164,3 +166,12 @@ def test_resolution_picks_the_most_specific_rate_in_force(lines, work_type_id, r
         assert result.rule is RateRule.ROLE_DEFAULT
         assert result.rate == Decimal("77")
     assert result.explanation
+
+
+def test_a_charge_mark_up_is_exact_until_its_line_is_rounded_once():
+    assert marked_up_price(unit_price=Decimal("10.00"), markup_percent=Decimal("12.5")) == Decimal("11.25")
+    # 33.33 + 10 % = 36.663: three of them are 109.989, billed 109.99 (not 3 × 36.66 = 109.98)
+    assert marked_up_amount(quantity=Decimal(3), unit_price=Decimal("33.33"), markup_percent=Decimal("10"),
+                            currency="USD") == Decimal("109.99")
+    assert marked_up_amount(quantity=Decimal(2), unit_price=Decimal("19.99"), markup_percent=Decimal("0"),
+                            currency="EUR") == Decimal("39.98")
