@@ -1,8 +1,8 @@
+"""The billing pages, in the ``billing`` namespace with the import pages (see ``msp_billing/urls_tenant.py``)."""
 from django.urls import path
 
 from billing import approval_views, views
 
-app_name = "billing"
 urlpatterns = [
     path("", views.billing_home, name="home"),
     path("batches/new/", views.batch_new, name="batch_new"),

@@ -16,6 +16,7 @@ from djmoney.settings import CURRENCY_CHOICES
 from contracts import services
 from contracts.models import Contract, Customer, DeviceClass, ExclusionSet, Product, RateItem, Role, TaxCategory, WorkType
 from contracts.selectors import customer_parent_choices
+from msp_billing.forms import ServiceForm
 from msp_billing.tax_owner import lock_tax_fields, tax_owner_note
 
 CURRENCIES = sorted((code, f"{code} — {name}") for code, name in CURRENCY_CHOICES)
@@ -72,21 +73,6 @@ def _tax_category_field() -> forms.ModelChoiceField:
     return forms.ModelChoiceField(queryset=TaxCategory.objects.all(), required=False, label="Tax category",
                                   empty_label="None — taxed with the customer's tax codes",
                                   help_text="How this is taxed, such as Labour (not taxed) or Parts.")
-
-
-class ServiceForm(forms.Form):
-    """A form whose cleaned data goes to a service; the service's messages come back here."""
-
-    # service field name → form field name, where they differ (minutes vs. hours)
-    field_aliases: dict[str, str] = {}
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        if hasattr(error, "error_dict"):
-            for field, errors in error.error_dict.items():
-                field = self.field_aliases.get(field, field)
-                self.add_error(field if field in self.fields else None, errors)
-        else:
-            self.add_error(None, error)
 
 
 # --- customers ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from contracts.models import Customer, TaxRate
 from invoices.calculation import Adjustment
 from invoices.models import AdjustmentKind, Invoice, InvoiceLine, InvoiceSettings, Payment
 from invoices.services import LineInput
+from msp_billing.forms import ServiceForm
 from msp_billing.tax_owner import lock_tax_fields, tax_owner
 
 MAX_LINES = 500
@@ -40,17 +41,6 @@ def tax_code_choices() -> list[tuple[str, str]]:
         latest[rate.code] = rate
     return [(code, f"{code} — {rate.name} {rate.percent.normalize()} %{' (compound)' if rate.compound else ''}")
             for code, rate in latest.items()]
-
-
-class ServiceForm(forms.Form):
-    """A form whose cleaned data goes to a service; the service's messages come back here."""
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        if hasattr(error, "error_dict"):
-            for field, errors in error.error_dict.items():
-                self.add_error(field if field in self.fields else None, errors)
-        else:
-            self.add_error(None, error)
 
 
 class InvoiceCreateForm(ServiceForm):

@@ -5,10 +5,15 @@ not void, a billing e-mail to send to, its current PDF rendered), records an
 ``InvoiceEmail`` and the audit event, and — after commit — queues the task that
 delivers it. ``invoice_email_deliver`` is that task's work: it sends through Django's
 e-mail backend and marks the e-mail sent; run again for a sent e-mail, it does nothing.
+
+The task lives in ``invoices.tasks``, which calls this module; so that this module need
+not import the tasks back, ``InvoicesConfig.ready`` registers how a queued e-mail reaches
+a worker (``register_email_delivery``).
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -24,6 +29,14 @@ from invoices.models import Invoice, InvoiceEmail
 from invoices.pdf import seller_name, pdf_is_stored
 
 logger = logging.getLogger(__name__)
+
+_queue_delivery: Callable[[int], None] | None = None
+
+
+def register_email_delivery(queue: Callable[[int], None]) -> None:
+    """``queue(email_id)`` hands a recorded e-mail to a worker; called once at start-up."""
+    global _queue_delivery
+    _queue_delivery = queue
 
 
 def invoice_recipient(invoice: Invoice) -> str:
@@ -49,8 +62,9 @@ def invoice_email_refusal(invoice: Invoice) -> str | None:
 @transaction.atomic
 def invoice_email_send(*, invoice_id: int, acting_user) -> InvoiceEmail:
     """Queue the e-mail of ``invoice_id`` with its current PDF to the customer's billing e-mail."""
-    from invoices import tasks
-
+    queue = _queue_delivery
+    if queue is None:
+        raise RuntimeError("no e-mail delivery is registered: the invoices app is not ready")
     invoice = Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=invoice_id)
     refusal = invoice_email_refusal(invoice)
     if refusal:
@@ -60,7 +74,7 @@ def invoice_email_send(*, invoice_id: int, acting_user) -> InvoiceEmail:
                                         requested_by=acting_user if getattr(acting_user, "pk", None) else None)
     audit_record(actor=acting_user, action="invoice_email_queued", obj=invoice,
                  after={"to": email.to, "pdf_version": pdf.version})
-    transaction.on_commit(lambda: tasks.invoice_email_deliver.delay(email.pk))
+    transaction.on_commit(lambda: queue(email.pk))
     return email
 
 

@@ -9,10 +9,17 @@ from __future__ import annotations
 import datetime as dt
 
 from celery.signals import worker_ready
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import OperationalError
 from django.utils import timezone
 
+from invoices.mail import invoice_email_deliver as deliver_email
+from invoices.mail import invoice_email_refusal, invoice_email_send
+from invoices.models import Invoice
+from invoices.pdf import invoice_pdf_ensure, remove_stale_temporaries
+from invoices.selectors import current_pdf, invoices_needing_pdf
 from msp_billing.tasks import tenant_task
 
 
@@ -20,8 +27,6 @@ from msp_billing.tasks import tenant_task
              max_retries=5, ignore_result=True)  # progress is read from the database (selectors.pdf_progress)
 def invoice_pdf_render(invoice_id: int, version: int | None = None) -> int | None:
     """Render the current PDF of ``invoice_id`` unless it exists; returns the version it has (None: no PDF)."""
-    from invoices.pdf import invoice_pdf_ensure
-
     pdf = invoice_pdf_ensure(invoice_id=invoice_id, version=version)
     return pdf.version if pdf is not None else None
 
@@ -36,12 +41,6 @@ def invoice_pdfs_sweep(missing_for_seconds: int = 0, clean_temporaries: bool = T
     waiting in a long queue is not queued a second, third… time). Meant for beat and worker start
     through ``msp_billing.tasks.fan_out_to_tenants``; returns how many were queued.
     """
-    from django.conf import settings
-    from django.core.cache import cache
-
-    from invoices.pdf import remove_stale_temporaries
-    from invoices.selectors import invoices_needing_pdf
-
     if clean_temporaries:
         remove_stale_temporaries()
     needing = invoices_needing_pdf()
@@ -63,8 +62,6 @@ def _pdfs_after_worker_start(sender=None, **kwargs) -> None:
     issued invoice's missing PDF in every MSP: renders lost with a killed worker are not
     redelivered before the broker's visibility timeout. A render that is merely still queued
     is queued twice; the second run finds the PDF and does nothing."""
-    from django.conf import settings
-
     if settings.INVOICE_PDF_SWEEP_ON_WORKER_START:
         sender.app.send_task("msp_billing.tasks.fan_out_to_tenants",
                              args=("invoices.tasks.invoice_pdfs_sweep", {"clean_temporaries": False}))
@@ -74,17 +71,18 @@ def _pdfs_after_worker_start(sender=None, **kwargs) -> None:
              dont_autoretry_for=(ObjectDoesNotExist,), retry_backoff=30, max_retries=5)
 def invoice_email_deliver(email_id: int) -> str:
     """Send one queued invoice e-mail; returns its status."""
-    from invoices.mail import invoice_email_deliver as deliver
+    return deliver_email(email_id=email_id).status
 
-    return deliver(email_id=email_id).status
+
+def queue_email_delivery(email_id: int) -> None:
+    """How ``invoices.mail`` hands a recorded e-mail to a worker (registered in ``InvoicesConfig.ready``)."""
+    invoice_email_deliver.delay(email_id)
 
 
 def queue_pdf_render(*, invoice_id: int, action: str) -> None:
     """Invoice listener (registered in ``InvoicesConfig.ready``): a changed printed invoice gets a new PDF."""
     if action not in PRINTED_CHANGES:
         return
-    from invoices.models import Invoice
-
     row = Invoice.objects.filter(pk=invoice_id).values("status", "pdf_version").first()
     if row is None or row["status"] == Invoice.Status.DRAFT:
         return
@@ -106,10 +104,6 @@ def invoice_email_when_ready(self, invoice_id: int) -> str:
     Returns what happened: "queued", or why nothing was sent (no billing e-mail, void…);
     a missing PDF retries with back-off rather than failing.
     """
-    from invoices.mail import invoice_email_refusal, invoice_email_send
-    from invoices.models import Invoice
-    from invoices.selectors import current_pdf
-
     invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
     if invoice.emails.exists():
         return "already sent"

@@ -1,12 +1,13 @@
-"""URLs of an MSP's own host. Every view declares who may open it (accounts.access)."""
+"""URLs of an MSP's own host. Every view declares who may open it (accounts.access).
+
+The domain and outer apps are mounted by the dotted path of their URLconf, as their
+INSTALLED_APPS entries name them: this module is configuration and imports none of them.
+"""
 from django.urls import include, path
 
-from billing import urls as billing_urls
-from billing import views as billing_views
 from msp_billing import views
 from msp_billing.accounts import views as account_views
 from msp_billing.health import healthz
-from onboarding import urls as onboarding_urls
 
 accounts_patterns = (
     [
@@ -22,7 +23,7 @@ accounts_patterns = (
 settings_patterns = (
     [
         path("", account_views.settings_home, name="home"),
-        path("time-approval/", account_views.time_approval, name="time_approval"),
+        path("", include("tickets.settings_urls")),
         path("users/", account_views.user_list, name="users"),
         path("users/<int:user_id>/", account_views.user_edit, name="user_edit"),
     ],
@@ -31,12 +32,12 @@ settings_patterns = (
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("dashboard/", billing_views.dashboard, name="dashboard"),
+    path("", include("billing.dashboard_urls")),
     path("healthz", healthz, name="healthz"),
     path("accounts/", include(accounts_patterns)),
     path("settings/", include(settings_patterns)),
     # The import pages (onboarding/) share the billing pages' prefix and namespace.
-    path("billing/", include((billing_urls.urlpatterns + onboarding_urls.urlpatterns, "billing"))),
+    path("billing/", include(([path("", include("billing.urls")), path("", include("onboarding.urls"))], "billing"))),
     path("tickets/", include("tickets.urls")),
     path("", include("contracts.urls")),
     path("invoices/", include("invoices.urls")),

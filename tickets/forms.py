@@ -125,3 +125,10 @@ class ChargeForm(forms.Form):
         if not data.get("product") and data.get("unit_price") is None:
             self.add_error("unit_price", "An expense needs a unit price.")
         return data
+
+
+class TimeApprovalForm(forms.Form):
+    time_approval_required = forms.BooleanField(
+        label="Time needs approval before it is billed", required=False,
+        help_text="On: an admin approves each entry (Approve & Post) before a batch bills it. "
+                  "Off: time is ready to bill once its ticket is resolved or closed.")

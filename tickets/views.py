@@ -12,6 +12,7 @@ from contracts.models import Customer
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
 from msp_billing.crud import choice_filter, list_page, model_filter
+from msp_billing.forms import add_service_errors
 from tickets import selectors, services
 from tickets.forms import ChargeForm, TicketForm, TicketStatusForm, TimeEntryForm
 from tickets.models import Ticket, TimeEntry
@@ -22,12 +23,7 @@ def _sees_money(request) -> bool:
 
 
 def _form_errors(form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            target = {"minutes": "duration", "billable_minutes": "billable_time"}.get(field, field)
-            form.add_error(target if target in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
+    add_service_errors(form, error, aliases={"minutes": "duration", "billable_minutes": "billable_time"})
 
 
 def _ticket_or_404(ticket_id: int) -> Ticket:

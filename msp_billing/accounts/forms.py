@@ -33,11 +33,4 @@ class TenantPreferencesForm(forms.Form):
         return value
 
 
-class TimeApprovalForm(forms.Form):
-    time_approval_required = forms.BooleanField(
-        label="Time needs approval before it is billed", required=False,
-        help_text="On: an admin approves each entry (Approve & Post) before a batch bills it. "
-                  "Off: time is ready to bill once its ticket is resolved or closed.")
-
-
-__all__ = ["LoginForm", "UserInviteForm", "UserUpdateForm", "TenantPreferencesForm", "TimeApprovalForm", "User"]
+__all__ = ["LoginForm", "UserInviteForm", "UserUpdateForm", "TenantPreferencesForm", "User"]

@@ -7,14 +7,12 @@ from django.urls import reverse_lazy
 
 from msp_billing.accounts import services
 from msp_billing.accounts.access import open_to_all, requires
-from msp_billing.accounts.forms import LoginForm, TenantPreferencesForm, TimeApprovalForm, UserInviteForm, UserUpdateForm
+from msp_billing.accounts.forms import LoginForm, TenantPreferencesForm, UserInviteForm, UserUpdateForm
 from msp_billing.accounts.models import User
 from msp_billing.accounts.roles import Capability
 from msp_billing.accounts.tasks import send_invitation
-from msp_billing.audit.selectors import audit_events_for
+from msp_billing.forms import add_service_errors
 from msp_billing.tenants.services import msp_update_preferences
-from tickets.models import TimeEntry
-from tickets.services import time_approval_switch
 
 login = open_to_all(auth_views.LoginView.as_view(authentication_form=LoginForm, redirect_authenticated_user=True))
 logout = open_to_all(auth_views.LogoutView.as_view())
@@ -26,14 +24,6 @@ password_reset_confirm = open_to_all(
     auth_views.PasswordResetConfirmView.as_view(success_url=reverse_lazy("accounts:password_reset_complete"))
 )
 password_reset_complete = open_to_all(auth_views.PasswordResetCompleteView.as_view())
-
-
-def _add_errors(form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
 
 
 @requires(Capability.MANAGE_SETTINGS)
@@ -52,27 +42,6 @@ def settings_home(request):
     )
 
 
-@requires(Capability.MANAGE_SETTINGS)
-def time_approval(request):
-    """Turn time approval (Approve & Post) on or off: owners and billing admins; every switch is audited."""
-    tenant = connection.tenant
-    form = TimeApprovalForm(request.POST if request.method == "POST" else None, initial={"time_approval_required": tenant.time_approval_required})
-    if request.method == "POST" and form.is_valid():
-        try:
-            time_approval_switch(required=form.cleaned_data["time_approval_required"], acting_user=request.user)
-        except ValidationError as error:
-            _add_errors(form, error)
-        else:
-            state = "on" if form.cleaned_data["time_approval_required"] else "off"
-            messages.success(request, f"Time approval is {state}.")
-            return redirect("settings:time_approval")
-    waiting = TimeEntry.objects.filter(billed_at__isnull=True, approval=TimeEntry.Approval.PENDING).count()
-    history = audit_events_for(tenant).filter(action="time_approval_switched")[:10]
-    return render(request, "settings/time_approval.html",
-                  {"form": form, "msp": tenant, "waiting": waiting, "history": history},
-                  status=400 if form.errors else 200)
-
-
 @requires(Capability.MANAGE_USERS)
 def user_list(request):
     form = UserInviteForm(request.POST or None)
@@ -82,7 +51,7 @@ def user_list(request):
                 user = services.user_create(**form.cleaned_data)
                 transaction.on_commit(lambda: send_invitation.delay(user.pk))
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"Invitation sent to {user.email}.")
             return redirect("settings:users")
@@ -102,7 +71,7 @@ def user_edit(request, user_id: int):
         try:
             services.user_update(user_id=member.pk, acting_user=request.user, **form.cleaned_data)
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"{member.email} updated.")
             return redirect("settings:users")
