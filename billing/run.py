@@ -5,7 +5,8 @@ services like any other line. Time entries can number a million in a month-end r
 their lines are written by PostgreSQL from the due rows themselves:
 
 1. The picked time allocations are copied to a temporary table (one scan of the due rows).
-2. Items are claimed (``UPDATE … SET billed_at … WHERE billed_at IS NULL``, periods and
+2. Items are claimed by the apps that own them (``contracts.periods.periods_claim``,
+   ``tickets.bulk``: ``UPDATE … SET billed_at … WHERE billed_at IS NULL``, periods and
    charges locked in id order first): an item another run billed a moment ago is not
    claimed again, and a claim that comes up short bills nothing ("billed by another batch
    a moment ago"). Unique constraints stay the last word: ``BatchItem``'s for periods and
@@ -14,7 +15,8 @@ their lines are written by PostgreSQL from the due rows themselves:
    charge lines; then the invoices app adds the time lines, their taxes and the invoice
    totals set-based from the temporary table (``invoices.bulk``): the run hands over the
    rows to bill, grouped per contract by amount and work-type tax category.
-4. The batch's invoices and items, ticket locks and the periods' snapshots follow.
+4. The batch's invoices and items, ticket locks (``tickets.bulk.tickets_lock``) and the
+   periods' snapshots follow.
 
 What the run writes per time entry is kept to the minimum, because at a million entries
 every row, index entry and foreign-key check counts: one invoice line (the billed-once
@@ -28,7 +30,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
@@ -42,19 +44,21 @@ from billing.readiness import (
 )
 from contracts.models import Contract, ContractPeriod, Customer
 from contracts.period_charges import period_snapshot_take, periods_lines
+from contracts.periods import periods_claim
 from contracts.rules.rates import marked_up_price
 from invoices import services as invoice_services
 from invoices.audit import audit_record
 from invoices.bulk import invoice_time_lines_bulk_insert
 from invoices.models import Invoice, InvoiceLine
 from invoices.services import DraftInput, LineInput
+from msp_billing.claims import AlreadyClaimed
 from msp_billing.money import line_amount
+from tickets.bulk import charges_claim, tickets_lock, time_entries_claim
 from tickets.models import Charge, TimeAllocation
 
 ANOTHER_BATCH = "Nothing was billed: some of the selected items were billed by another batch a moment ago. Reload the page to see what is due now."
 NOTHING_DUE = "Nothing was billed: select at least one contract with items due."
 TEMP_TABLE = "batch_run_time"
-DEADLOCK = "40P01"
 # The run's joins and sorts over a month of time entries stay in memory up to this size
 # (per sort or hash, for this transaction only) instead of spilling to temporary files.
 RUN_WORK_MEM = "128MB"
@@ -109,38 +113,6 @@ def period_line_inputs(period: ContractPeriod, lines) -> list[LineInput]:
         )
         for line in lines
     ]
-
-
-def _claim(model, ids: list[int], now) -> None:
-    """Mark ``ids`` billed, locking them in id order; all or nothing."""
-    if not ids:
-        return
-    claimed = model.objects.filter(pk__in=model.objects.select_for_update().filter(pk__in=ids, billed_at__isnull=True)
-                                   .order_by("pk").values("pk")).update(billed_at=now)
-    if claimed != len(set(ids)):
-        raise ValidationError(ANOTHER_BATCH)
-
-
-def _claim_time(now) -> int:
-    """Mark the picked entries billed in one statement; all or nothing. Two runs over the same
-    entries wait for each other, and the second finds them billed (or PostgreSQL breaks a
-    deadlock between them): either way the second bills nothing."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(DISTINCT entry_id) FROM {TEMP_TABLE}")
-        expected = cursor.fetchone()[0]
-        try:
-            with transaction.atomic():
-                cursor.execute(f"""
-                    UPDATE tickets_timeentry e SET billed_at = %s FROM (SELECT DISTINCT entry_id FROM {TEMP_TABLE}) b
-                    WHERE e.id = b.entry_id AND e.billed_at IS NULL
-                """, [now])
-        except OperationalError as error:
-            if getattr(error.__cause__, "sqlstate", None) == DEADLOCK:
-                raise ValidationError(ANOTHER_BATCH) from None
-            raise
-        if cursor.rowcount != expected:
-            raise ValidationError(ANOTHER_BATCH)
-    return expected
 
 
 @transaction.atomic
@@ -204,9 +176,12 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     riding = riding_contracts(cutoff=cutoff, selection=selection, zero_ids={pk for pk, total in picked_total.items() if total == 0},
                               billed_to={pk: billing_customer(c, consolidated).pk for pk, c in contracts.items()})
     now = timezone.now()
-    _claim(ContractPeriod, [p.pk for p in periods], now)
-    entries = _claim_time(now)
-    _claim(Charge, [c.pk for c in charges], now)
+    try:
+        periods_claim(period_ids=[p.pk for p in periods], at=now)
+        entries = time_entries_claim(source_table=TEMP_TABLE, at=now)
+        charges_claim(charge_ids=[c.pk for c in charges], at=now)
+    except AlreadyClaimed:
+        raise ValidationError(ANOTHER_BATCH) from None
     try:
         with transaction.atomic():
             batch = BillingBatch.objects.create(name=name[:120], cutoff=cutoff, consolidated=consolidated, origin=origin,
@@ -257,12 +232,8 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     invoice_ids = sorted({invoice.pk for invoice in invoice_of_contract.values()})
     for period in periods:
         period_snapshot_take(period_id=period.pk)
+    tickets = tickets_lock(source_table=TEMP_TABLE, ticket_ids=[c.ticket_id for c in charges if c.ticket_id], at=now)
     with connection.cursor() as cursor:
-        cursor.execute(f"""
-            UPDATE tickets_ticket SET billed_at = %s WHERE billed_at IS NULL AND id IN (
-                SELECT ticket_id FROM {TEMP_TABLE} UNION SELECT unnest(%s::bigint[]))
-        """, [now, [c.ticket_id for c in charges if c.ticket_id]])
-        tickets = cursor.rowcount
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{TEMP_TABLE}")
     audit_record(actor=acting_user, action="batch_run", obj=batch, after={
         "name": batch.name, "cutoff": cutoff.isoformat(), "consolidated": consolidated, "invoices": len(invoice_ids),

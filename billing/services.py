@@ -25,12 +25,13 @@ from billing.readiness import (
     ready_time_allocations,
 )
 from billing.run import batch_run
-from contracts.models import ContractPeriod
+from contracts.periods import periods_release
 from invoices import services as invoice_services
 from invoices.audit import audit_record
 from invoices.bulk import invoice_time_lines_release
 from invoices.models import Invoice, InvoiceLine
-from tickets.models import Charge, Ticket, TimeAllocation, TimeEntry
+from tickets.bulk import billed_release
+from tickets.models import TimeAllocation
 
 __all__ = ["Selection", "batch_details", "batch_run", "batch_invoice_delete", "batch_delete", "batch_generate",
            "batch_invoices", "selection_everything_due", "contracts_with_due_items"]
@@ -48,19 +49,12 @@ def _release(items: list[BatchItem], invoice_ids: list[int]) -> int:
     once none of its items is billed. Returns how many items were released."""
     now = timezone.now()
     time_lines = InvoiceLine.objects.filter(invoice_id__in=invoice_ids, time_allocation__isnull=False, source_released_at__isnull=True)
-    entries = TimeEntry.objects.filter(pk__in=TimeAllocation.objects.filter(pk__in=time_lines.values("time_allocation_id")).values("entry_id"))
-    charge_ids = [i.charge_id for i in items if i.charge_id]
-    period_ids = [i.period_id for i in items if i.period_id]
-    ticket_ids = set(entries.values_list("ticket_id", flat=True).distinct()) | set(
-        Charge.objects.filter(pk__in=charge_ids, ticket__isnull=False).values_list("ticket_id", flat=True))
+    entry_ids = TimeAllocation.objects.filter(pk__in=time_lines.values("time_allocation_id")).values("entry_id")
     BatchItem.objects.filter(pk__in=[i.pk for i in items]).delete()
-    entries.update(billed_at=None)
+    # Before the time lines are released: ``entry_ids`` reads the lines that still bill time.
+    billed_release(entry_ids=entry_ids, charge_ids=[i.charge_id for i in items if i.charge_id])
     released_time = invoice_time_lines_release(invoice_ids=invoice_ids, at=now)
-    Charge.objects.filter(pk__in=charge_ids).update(billed_at=None)
-    ContractPeriod.objects.filter(pk__in=period_ids).update(billed_at=None)
-    still_billed = set(TimeEntry.objects.filter(ticket_id__in=ticket_ids, billed_at__isnull=False).values_list("ticket_id", flat=True)) | set(
-        Charge.objects.filter(ticket_id__in=ticket_ids, billed_at__isnull=False).values_list("ticket_id", flat=True))
-    Ticket.objects.filter(pk__in=ticket_ids - still_billed).update(billed_at=None)
+    periods_release(period_ids=[i.period_id for i in items if i.period_id])
     return len(items) + released_time
 
 

@@ -27,7 +27,7 @@ written down in ``docs/periods-and-alerts.md``; in short:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, ProtectedError, Q, QuerySet, Value
@@ -35,6 +35,7 @@ from django.db.models.functions import Coalesce, Least
 
 from contracts.models import Contract, ContractPeriod
 from contracts.rules.proration import BillingFrequency, Period, add_months, contract_periods
+from msp_billing.claims import claim_unbilled
 from msp_billing.tenants.today import tenant_today
 
 DEFAULT_HORIZON_DAYS = 400
@@ -214,3 +215,27 @@ def periods_generate_all(*, today: dt.date, horizon_days: int = DEFAULT_HORIZON_
     for contract in Contract.objects.filter(status__in=GENERATING_STATUSES).order_by("pk"):
         created.extend(contract_periods_generate(contract=contract, today=today, horizon_days=horizon_days))
     return created
+
+
+def periods_claim(*, period_ids: Collection[int], at: dt.datetime) -> None:
+    """A billing run bills these periods: marked billed, locked in id order; ``AlreadyClaimed``
+    (``msp_billing.claims``) when one is billed already."""
+    claim_unbilled(ContractPeriod, period_ids, at=at)
+
+
+def periods_release(*, period_ids: Collection[int]) -> None:
+    """A deleted batch gives these periods back: unbilled again."""
+    ContractPeriod.objects.filter(pk__in=period_ids).update(billed_at=None)
+
+
+def periods_mark_billed_through(*, contract: Contract, through: dt.date, billed_at: Callable[[dt.date], dt.datetime],
+                                today: dt.date) -> int:
+    """Another system billed the contract's periods up to ``through`` (an import): its periods
+    are stored and those ending by then marked billed (``billed_at(bill date)``). Returns how many."""
+    contract_periods_generate(contract=contract, today=max(today, through))
+    marked = 0
+    for period in ContractPeriod.objects.filter(contract=contract, end__lte=through, billed_at__isnull=True):
+        period.billed_at = billed_at(period.bill_date)
+        period.save(update_fields=["billed_at"])
+        marked += 1
+    return marked

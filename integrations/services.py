@@ -51,7 +51,7 @@ from integrations.store import (  # noqa: F401 (re-exported: callers write servi
 )
 from invoices.audit import audit_record
 from invoices.models import Invoice, Payment
-from invoices.services import payment_record, tenant_today
+from invoices.services import invoice_mark_exported, payment_record, tenant_today
 from msp_billing.accounts.models import User
 from msp_billing.accounts.roles import Role
 from msp_billing.celery import app as celery_app
@@ -338,13 +338,9 @@ def _save_results(run: ExportRun, results: Sequence[DocumentResult]) -> None:
     failed_ids = list(run.failed_ids)
     for result in results:
         if result.ok:
-            invoice = Invoice.objects.select_for_update().get(pk=result.invoice_id)
-            before = {"exported_to": invoice.exported_to, "remote_id": invoice.remote_id}
-            invoice.exported_to, invoice.exported_at = run.system, now
-            invoice.remote_id, invoice.remote_url = result.remote_id[:100], result.remote_url[:500]
-            invoice.save(update_fields=["exported_to", "exported_at", "remote_id", "remote_url", "updated_at"])
-            audit_record(actor=run.created_by, action="invoice_exported", obj=invoice, before=before,
-                         after={"exported_to": run.system, "remote_id": invoice.remote_id, "export_run": run.pk})
+            invoice = invoice_mark_exported(invoice_id=result.invoice_id, system=run.system, at=now,
+                                            remote_id=result.remote_id, remote_url=result.remote_url,
+                                            acting_user=run.created_by, export_run_id=run.pk)
             IntegrationLog.objects.filter(invoice_id=invoice.pk, outcome=IntegrationLog.Outcome.FAILED,
                                           resolved_at__isnull=True).update(resolved_at=now)
             done += 1

@@ -12,6 +12,7 @@ from django.db import connection
 from django_tenants.utils import tenant_context
 
 from msp_billing.accounts.models import User
+from msp_billing.accounts.services import user_password_set
 from msp_billing.tenants.demo import DEMO_PASSWORD, DEMO_SUBDOMAIN
 from msp_billing.tenants.models import Msp
 from onboarding.importing import ImportSummary, billing_data_import_file
@@ -30,6 +31,5 @@ def demo_data_load(*, schema_name: str | None = None) -> ImportSummary:
         # Technicians the import created have no password yet; in the demo they sign in like tech1.
         for user in User.objects.filter(email__endswith="@demo.example", technician_profile__isnull=False):
             if not user.has_usable_password():
-                user.set_password(DEMO_PASSWORD)
-                user.save(update_fields=["password"])
+                user_password_set(user=user, password=DEMO_PASSWORD)
     return summary

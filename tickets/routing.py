@@ -34,6 +34,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from djmoney.money import Money
 
+from contracts.ledger import block_ledger_add, block_ledger_remove
 from contracts.models import BlockLedgerEntry, BlockPurchase, Contract
 from contracts.rules.blocks import Block, available_balance, deduct_from_blocks, money_balance_in_minutes
 from contracts.rules.proration import contract_periods
@@ -338,7 +339,7 @@ def clear_routing(entry_ids: list[int]) -> None:
     """
     allocation_ids = list(TimeAllocation.objects.filter(entry_id__in=entry_ids).values_list("pk", flat=True))
     if allocation_ids:
-        BlockLedgerEntry.objects.filter(source__in=[_source(pk) for pk in allocation_ids]).delete()
+        block_ledger_remove(sources=[_source(pk) for pk in allocation_ids])
         invoiced = TimeAllocation.objects.filter(pk__in=allocation_ids, invoice_lines__isnull=False)
         TimeAllocation.objects.filter(pk__in=invoiced.values("pk")).update(superseded_at=timezone.now())
         TimeAllocation.objects.filter(pk__in=allocation_ids).delete()
@@ -347,17 +348,9 @@ def clear_routing(entry_ids: list[int]) -> None:
 def _write(entries: list[TimeEntry], plans: list[list[_Planned]]) -> None:
     allocations = [p.allocation for plan in plans for p in plan]
     TimeAllocation.objects.bulk_create(allocations, batch_size=CHUNK)
-    ledger = []
-    for plan in plans:
-        for planned in plan:
-            for block_id, quantity in planned.deductions:
-                row = BlockLedgerEntry(block_id=block_id, entry_date=planned.allocation.entry.date, source=_source(planned.allocation.pk))
-                if isinstance(quantity, Decimal):
-                    row.amount = quantity
-                else:
-                    row.minutes = quantity
-                ledger.append(row)
-    BlockLedgerEntry.objects.bulk_create(ledger, batch_size=CHUNK)
+    block_ledger_add(((block_id, planned.allocation.entry.date, _source(planned.allocation.pk), quantity)
+                      for plan in plans for planned in plan for block_id, quantity in planned.deductions),
+                     batch_size=CHUNK)
     now = timezone.now()
     for entry in entries:
         entry.routed_at = now

@@ -13,10 +13,11 @@ the choices are written down in ``docs/invoices.md``.
 
 The writes are split by what they change — ``drafts`` (create, recalculate, delete),
 ``issue`` (numbering and issue), ``edits``, ``corrections`` (void and credit notes),
-``payments`` and ``settings`` —, with a draft's lines and their arithmetic in ``lines``,
-the unsaved preview of a draft in ``preview``, the callers' inputs in ``inputs`` and what
-they all share in ``_common``. Callers import from ``invoices.services``, which offers
-every public name of the modules.
+``payments``, ``settings`` and ``exports`` (what an export to an accounting system
+records) —, with a draft's lines and their arithmetic in ``lines``, the unsaved preview
+of a draft in ``preview``, the callers' inputs in ``inputs`` and what they all share in
+``_common``. Callers import from ``invoices.services``, which offers every public name of
+the modules.
 """
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ from invoices.services.drafts import (
 from invoices.services.edits import (
     edit_refusal,
     invoice_edit,
+)
+from invoices.services.exports import (
+    invoice_mark_exported,
 )
 from invoices.services.inputs import (
     CreditLineInput,
@@ -115,6 +119,7 @@ __all__ = [
     "invoice_delete_draft",
     "invoice_edit",
     "invoice_issue",
+    "invoice_mark_exported",
     "invoice_numbering_set_next",
     "invoice_preview_totals",
     "invoice_recalculate",

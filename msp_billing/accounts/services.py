@@ -41,3 +41,18 @@ def user_update(*, user_id: int, role: str, is_active: bool, acting_user: User) 
     user.is_active = is_active
     user.save(update_fields=["role", "is_active"])
     return user
+
+
+def user_ensure(*, email: str, role: str, full_name: str, password: str) -> User:
+    """The user ``email`` with this role, name and password, active: created when missing (the demo MSP's users)."""
+    user, _ = User.objects.get_or_create(email=email, defaults={"full_name": full_name, "role": role})
+    user.full_name, user.role, user.is_active = full_name, role, True
+    user.set_password(password)
+    user.save()
+    return user
+
+
+def user_password_set(*, user: User, password: str) -> None:
+    """Give ``user`` a password (a demo technician the import created without one)."""
+    user.set_password(password)
+    user.save(update_fields=["password"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from msp_billing.accounts.models import User
+from msp_billing.accounts.services import user_ensure
 from msp_billing.accounts.roles import Role
 from msp_billing.tenants.models import Msp
 from msp_billing.tenants.services import MspRequest, msp_create
@@ -46,8 +46,5 @@ def demo_ensure() -> Msp:
         )
     with schema_context(msp.schema_name):
         for email, name, role in DEMO_USERS:
-            user, _ = User.objects.get_or_create(email=email, defaults={"full_name": name, "role": role})
-            user.full_name, user.role, user.is_active = name, role, True
-            user.set_password(DEMO_PASSWORD)
-            user.save()
+            user_ensure(email=email, role=role, full_name=name, password=DEMO_PASSWORD)
     return msp

@@ -12,7 +12,7 @@ from msp_billing.accounts.roles import Role as UserRole
 from msp_billing.accounts.services import user_create
 from onboarding.importing.core import ImportCore, RecordFailed
 from onboarding.importing.document import shown
-from tickets.models import TechnicianProfile
+from tickets.services import technician_role_set
 
 
 class TechniciansSection(ImportCore):
@@ -42,13 +42,9 @@ class TechniciansSection(ImportCore):
                     self.users[email] = user
                     self.count("technicians", "created")
                 profile = self.profiles.get(user.pk)
-                if profile is None:
-                    self.profiles[user.pk] = TechnicianProfile.objects.create(user=user, role=role)
-                    self.count("technician roles", "created")
-                elif profile.role_id != role.pk:
-                    profile.role = role
-                    profile.save(update_fields=["role"])
-                    self.count("technician roles", "updated")
+                if profile is None or profile.role_id != role.pk:
+                    self.profiles[user.pk] = technician_role_set(user=user, role=role)
+                    self.count("technician roles", "created" if profile is None else "updated")
                 else:
                     self.count("technician roles", "unchanged")
             except RecordFailed:

@@ -8,9 +8,11 @@ from typing import Any
 
 from djmoney.money import Money
 
-from contracts.models import ContractPeriod
+from contracts.periods import periods_mark_billed_through
 from onboarding.importing.core import BILLED_HOUR, MAX_ENTRY_MINUTES, RESOLVED_HOUR, ImportCore, RecordFailed
 from onboarding.importing.document import natural_key, shown
+from msp_billing.tenants.today import tenant_today
+from tickets import bulk as ticket_bulk
 from tickets import services as ticket_services
 from tickets.models import Charge, Ticket, TimeEntry
 
@@ -161,7 +163,7 @@ class WorkSection(ImportCore):
                 billed_new.append((entry, billed))
         if not new:
             return
-        TimeEntry.objects.bulk_create(new)
+        ticket_bulk.time_entries_add(new)
         for entry, billed in billed_new:
             self.entries_to_bill[entry.pk] = billed
         self.count("time entries", "created", len(new))
@@ -348,35 +350,27 @@ class WorkSection(ImportCore):
                 if "resolved_on" in record and ticket.status in (Ticket.Status.RESOLVED, Ticket.Status.CLOSED):
                     moment = self.at(self.date(record["resolved_on"]), RESOLVED_HOUR)
                     if ticket.resolved_at != moment:
-                        Ticket.objects.filter(pk=ticket.pk).update(resolved_at=moment)
+                        ticket_bulk.ticket_resolved_at_set(ticket_id=ticket.pk, at=moment)
             except RecordFailed:
                 continue
 
     def mark_billed(self) -> None:
         """Billed in the system the data comes from: entries and charges first, then their tickets."""
-        billed_entries = 0
-        for entry_id, moment in self.entries_to_bill.items():
-            billed_entries += TimeEntry.objects.filter(pk=entry_id, billed_at__isnull=True).update(billed_at=moment)
-        if billed_entries:
-            self.count("time entries marked billed", "updated", billed_entries)
-        for charge, moment in self.charges_to_bill:
-            if Charge.objects.filter(pk=charge.pk, billed_at__isnull=True).update(billed_at=moment):
-                self.count("charges marked billed", "updated")
-        for ticket_id, moment in self.ticket_billed.items():
-            if moment is not None and Ticket.objects.filter(pk=ticket_id, billed_at__isnull=True).update(billed_at=moment):
-                self.count("tickets marked billed", "updated")
+        entries, charges, tickets = ticket_bulk.billed_history_mark(
+            entries=self.entries_to_bill, charges=[(charge.pk, moment) for charge, moment in self.charges_to_bill],
+            tickets=self.ticket_billed)
+        for kind, marked in (("time entries marked billed", entries), ("charges marked billed", charges),
+                             ("tickets marked billed", tickets)):
+            if marked:
+                self.count(kind, "updated", marked)
         self._bill_periods()
 
     def _bill_periods(self) -> None:
         if not self.contract_billed_through:
             return
-        from contracts.periods import contract_periods_generate
-        from msp_billing.tenants.today import tenant_today
-
         today = tenant_today()
         for contract, through in self.contract_billed_through:
-            contract_periods_generate(contract=contract, today=max(today, through))
-            for period in ContractPeriod.objects.filter(contract=contract, end__lte=through, billed_at__isnull=True):
-                period.billed_at = self.at(period.bill_date, BILLED_HOUR)
-                period.save(update_fields=["billed_at"])
-                self.count("periods marked billed", "updated")
+            marked = periods_mark_billed_through(contract=contract, through=through, today=today,
+                                                 billed_at=lambda day: self.at(day, BILLED_HOUR))
+            if marked:
+                self.count("periods marked billed", "updated", marked)
