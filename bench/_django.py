@@ -12,3 +12,20 @@ def django_ready() -> None:
     from django.core.management import call_command
 
     call_command("migrate_schemas", "--shared", verbosity=0)
+
+
+def fresh_msp(*, schema: str, name: str, password: str = "bench-password-123"):
+    """A new MSP for one benchmark in ``schema`` (the one a previous run left is dropped first);
+    its owner is bench@example.com."""
+    from django.db import connection
+
+    from msp_billing.tenants.models import Msp
+    from msp_billing.tenants.services import MspRequest, msp_create
+
+    connection.set_schema_to_public()
+    old = Msp.objects.filter(schema_name=schema).first()
+    if old:
+        old.delete(force_drop=True)
+    return msp_create(request=MspRequest(name=name, subdomain=schema.replace("_", "-"), region="europe", currency="EUR",
+                                         timezone="Europe/Berlin", admin_email="bench@example.com",
+                                         admin_password=password))

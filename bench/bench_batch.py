@@ -76,18 +76,9 @@ def _best(function, repeat: int = 5) -> tuple[float, object]:
 
 
 def _tenant(schema: str):
-    from django.db import connection
+    from bench._django import fresh_msp
 
-    from msp_billing.tenants.models import Msp
-    from msp_billing.tenants.services import MspRequest, msp_create
-
-    connection.set_schema_to_public()
-    old = Msp.objects.filter(schema_name=schema).first()
-    if old:
-        old.delete(force_drop=True)
-    return msp_create(request=MspRequest(name=f"Batch benchmark {schema}", subdomain=schema.replace("_", "-"), region="europe",
-                                         currency="EUR", timezone="Europe/Berlin", admin_email="bench@example.com",
-                                         admin_password=PASSWORD))
+    return fresh_msp(schema=schema, name=f"Batch benchmark {schema}", password=PASSWORD)
 
 
 def build(schema: str, *, contracts: int, entries: int):

@@ -349,7 +349,7 @@ def main() -> None:
     # The fakes speak plain http; tokens are encrypted with a key of this run (the tenant is dropped at the end).
     os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
     os.environ.setdefault("INTEGRATION_FERNET_KEYS", Fernet.generate_key().decode())
-    from bench._django import django_ready
+    from bench._django import django_ready, fresh_msp
 
     django_ready()
     from django.db import connection
@@ -360,20 +360,12 @@ def main() -> None:
     from invoices import hooks
     from invoices.models import InvoiceLine
     from msp_billing.celery import app
-    from msp_billing.tenants.models import Msp
-    from msp_billing.tenants.services import MspRequest, msp_create
 
     unknown = [name for name in SYSTEMS if name not in GOALS]
     if unknown:
         raise SystemExit(f"BENCH_EXPORT_SYSTEMS: unknown {', '.join(unknown)} (quickbooks, xero)")
     app.conf.task_default_queue = QUEUE  # the run's task goes to the benchmark's worker only
-    connection.set_schema_to_public()
-    old = Msp.objects.filter(schema_name=SCHEMA).first()
-    if old:
-        old.delete(force_drop=True)
-    msp = msp_create(request=MspRequest(name="Export benchmark", subdomain=SCHEMA.replace("_", "-"), region="europe",
-                                        currency="EUR", timezone="Europe/Berlin", admin_email="bench@example.com",
-                                        admin_password="bench-password-123"))
+    msp = fresh_msp(schema=SCHEMA, name="Export benchmark")
     # Issuing invoices would queue PDF renders (and whatever else listens); none of that is measured here.
     listeners = list(hooks._listeners)
     for listener in listeners:

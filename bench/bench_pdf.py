@@ -163,7 +163,7 @@ def _wait_done(ids: list[int], timeout: float) -> None:
 
 
 def main() -> None:
-    from bench._django import django_ready
+    from bench._django import django_ready, fresh_msp
 
     django_ready()
     import tempfile
@@ -177,16 +177,8 @@ def main() -> None:
     from invoices.pdf import CSS_DIR, invoice_html, invoice_pdf_ensure
     from invoices.tasks import invoice_pdf_render, queue_pdf_render
     from msp_billing.celery import app
-    from msp_billing.tenants.models import Msp
-    from msp_billing.tenants.services import MspRequest, msp_create
 
-    connection.set_schema_to_public()
-    old = Msp.objects.filter(schema_name=SCHEMA).first()
-    if old:
-        old.delete(force_drop=True)
-    msp = msp_create(request=MspRequest(name="PDF benchmark", subdomain=SCHEMA.replace("_", "-"), region="europe",
-                                        currency="EUR", timezone="Europe/Berlin", admin_email="bench@example.com",
-                                        admin_password="bench-password-123"))
+    msp = fresh_msp(schema=SCHEMA, name="PDF benchmark")
     # Setup issues invoices; their renders are what we measure, so nothing may be queued meanwhile.
     hooks.unregister_invoice_listener(queue_pdf_render)
     workers: list[subprocess.Popen] = []

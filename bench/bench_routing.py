@@ -23,7 +23,7 @@ def _rss_mb() -> float:
 
 
 def main() -> None:
-    from bench._django import django_ready
+    from bench._django import django_ready, fresh_msp
 
     django_ready()
     from django.db import connection
@@ -32,18 +32,10 @@ def main() -> None:
 
     from contracts.models import BlockPurchase, Contract, ContractRateLine, Customer, ExclusionSet, Role, WorkType
     from msp_billing.accounts.models import User
-    from msp_billing.tenants.models import Msp
-    from msp_billing.tenants.services import MspRequest, msp_create
     from tickets.models import TechnicianProfile, Ticket, TimeAllocation, TimeEntry
     from tickets.services import entries_route
 
-    connection.set_schema_to_public()
-    old = Msp.objects.filter(schema_name=SCHEMA).first()
-    if old:
-        old.delete(force_drop=True)
-    msp = msp_create(request=MspRequest(name="Routing benchmark", subdomain=SCHEMA.replace("_", "-"), region="europe",
-                                        currency="EUR", timezone="Europe/Berlin", admin_email="bench@example.com",
-                                        admin_password="bench-password-123"))
+    msp = fresh_msp(schema=SCHEMA, name="Routing benchmark")
     rng = random.Random(7)
     eur = lambda v: Money(Decimal(v), "EUR")  # noqa: E731
     try:

@@ -7,10 +7,6 @@ start real processes (a Celery worker, gunicorn) see them too.
 from __future__ import annotations
 
 import os
-import sys
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 import pytest_django.fixtures as _pytest_django_fixtures
@@ -18,7 +14,7 @@ from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from tests.support import PASSWORD, ROLES, TENANTS, email_for, free_port, process_env, running
+from tests.support import PASSWORD, ROLES, TENANTS, email_for, free_port, gunicorn, process_env, running
 
 # Playwright's sync API keeps an event loop in the test thread; the ORM calls the tests
 # make around it are ordinary blocking calls.
@@ -134,20 +130,7 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory):
     port = free_port()
     with django_db_blocker.unblock():
         env = process_env(PUBLIC_URL_PORT=str(port))
-
-    def ready() -> bool:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-        except urllib.error.HTTPError:
-            return True  # 503 without a worker: the server answers
-        except OSError:
-            return False
-        return True
-
-    log = tmp_path_factory.mktemp("logs") / "gunicorn.log"
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    command = [gunicorn, "msp_billing.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
-    with running(command, env=env, ready=ready, timeout=60, log=log):
+    with gunicorn(port=port, env=env, log=tmp_path_factory.mktemp("logs") / "gunicorn.log"):
         yield port
 
 

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -73,6 +76,65 @@ def running(command: list[str], *, env: dict[str, str], ready, timeout: float = 
 
 def celery_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "msp_billing", *args]
+
+
+@contextmanager
+def gunicorn(*, port: int, env: dict[str, str], workers: int = 2, log: Path | None = None):
+    """gunicorn serving the project on ``port`` until the block ends, once ``/healthz`` answers
+    (a 503 counts: a server with no worker or no database answers all the same)."""
+
+    def ready() -> bool:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+        return True
+
+    command = [str(Path(sys.executable).with_name("gunicorn")), "msp_billing.wsgi:application",
+               "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+    with running(command, env=env, ready=ready, timeout=60, log=log) as process:
+        yield process
+
+
+# A worker started with this run's own MEDIA_ROOT (test runs on one machine share var/test-media)
+# and the broker transport options given (a redelivery timeout of seconds instead of an hour).
+WORKER_LAUNCHER = (
+    "import os, sys; from django.conf import settings; settings.MEDIA_ROOT = os.environ['MSP_TEST_MEDIA_ROOT']; "
+    "from msp_billing.celery import app; app.conf.broker_transport_options = {options!r}; app.worker_main(sys.argv[1:])"
+)
+
+
+def worker_process(env: dict, log: Path, *args: str, transport_options: dict | None = None) -> subprocess.Popen:
+    """A Celery worker in a process group of its own (``os.killpg`` kills it as a dead machine would)."""
+    command = [sys.executable, "-c", WORKER_LAUNCHER.format(options=transport_options or {}), "worker", *args]
+    return subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_for(condition, *, timeout: float, what: str, process: subprocess.Popen | None = None, log: Path | None = None):
+    """``condition()``'s first true result; an error when ``process`` exits or ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"worker exited with {process.returncode} while waiting for {what}; see {log}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} after {timeout}s; see {log}")
+        time.sleep(0.3)
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def sign_in(page, port: int, email: str, *, subdomain: str = "demo", password: str | None = None) -> None:

@@ -28,8 +28,8 @@ from decimal import Decimal
 from django.utils import timezone
 from djmoney.money import Money
 
-from contracts.models import BlockPurchase, Contract, ContractPeriod, ContractRateLine, Customer, ExclusionSet, TaxRate
-from invoices.models import InvoiceSettings
+from contracts.models import BlockPurchase, Contract, ContractPeriod, ContractRateLine, Customer, ExclusionSet
+from tests.invoices.builders import vat_by_default
 from tests.tickets.builders import catalogue, technician
 from tickets import services as ticket_services
 from tickets.models import Ticket
@@ -65,10 +65,7 @@ def _billed_months(contract: Contract, *, before: dt.date) -> None:
 def build_generated_tenant(*, tech_email: str) -> dict:
     remote, onsite, ooh, engineer = catalogue()
     tech = technician(engineer, email=tech_email)
-    TaxRate.objects.create(code="VAT", name="VAT 19 %", percent=Decimal("19"), effective_from=dt.date(2020, 1, 1))
-    settings = InvoiceSettings.load()
-    settings.default_tax_codes = "VAT"
-    settings.save()
+    vat_by_default()
     no_onsite = ExclusionSet.objects.create(name="Remote only")
     no_onsite.work_types.set([onsite, ooh])
 

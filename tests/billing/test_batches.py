@@ -10,11 +10,12 @@ from django.db import IntegrityError, transaction
 
 from billing import services
 from billing.models import BatchItem, BillingBatch
-from contracts.models import ContractPeriod, TaxRate
+from contracts.models import ContractPeriod
 from invoices import services as invoice_services
 from invoices.models import Invoice, InvoiceLine, InvoiceSettings
 from msp_billing.accounts.models import User
-from tests.tickets.builders import block, catalogue, contract, customer, eur, exclusion_set, rate_line, technician, ticket
+from tests.invoices.builders import vat_by_default
+from tests.tickets.builders import block, catalogue, contract, customer, eur, exclusion_set, hourly_default, rate_line, technician, ticket
 from tickets import services as ticket_services
 from tickets.models import Ticket, TimeEntry
 
@@ -31,10 +32,7 @@ def build_world(*, admin_email: str, tech_email: str) -> dict:
     """A customer with a retainer, a block and an Hourly fallback, due items and one open ticket."""
     remote, onsite, ooh, engineer = catalogue()
     tech = technician(engineer, email=tech_email)
-    TaxRate.objects.create(code="VAT", name="VAT 19 %", percent=Decimal("19"), effective_from=dt.date(2020, 1, 1))
-    settings = InvoiceSettings.load()
-    settings.default_tax_codes = "VAT"
-    settings.save()
+    vat_by_default()
     cust = customer()
     gold = exclusion_set("Gold", onsite, ooh)
     retainer = contract(cust, "retainer", priority=1, exclusion=gold, name="Managed Services", fee=eur("1000.00"),
@@ -42,10 +40,7 @@ def build_world(*, admin_email: str, tech_email: str) -> dict:
     silver = exclusion_set("Silver", ooh)
     blocks = contract(cust, "block_hours", priority=2, exclusion=silver, name="Onsite Block", overage_rate=eur("150"), taxable=False)
     block(blocks, minutes=60, on=dt.date(2026, 3, 2), price="110.00")
-    hourly = contract(cust, "hourly", priority=3, name="Hourly T&M", rounding_increment=15)
-    rate_line(hourly, "120")
-    cust.default_hourly_contract = hourly
-    cust.save()
+    hourly = hourly_default(cust, "120", priority=3, name="Hourly T&M", rounding_increment=15)
     march = ContractPeriod.objects.create(contract=retainer, start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 31),
                                           covered_start=dt.date(2026, 3, 1), covered_end=dt.date(2026, 3, 31), bill_date=dt.date(2026, 3, 1))
     blocks_march = ContractPeriod.objects.create(contract=blocks, start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 31),

@@ -9,7 +9,7 @@ import pytest
 from django_tenants.utils import schema_context
 
 from tests.support import PASSWORD, committed_msp, sign_in
-from tests.tickets.builders import catalogue, contract, customer, rate_line, technician, ticket
+from tests.tickets.builders import catalogue, customer, hourly_default, technician, ticket
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 SCHEMA = "approvals"
@@ -31,10 +31,7 @@ def approvals(django_db_setup, django_db_blocker):
                 remote, _onsite, _ooh, engineer = catalogue()
                 tech = technician(engineer, email="technician@approvals.example")
                 cust = customer("Harbour Dental")
-                hourly = contract(cust, "hourly", name="Hourly T&M", rounding_increment=15)
-                rate_line(hourly, "120")
-                cust.default_hourly_contract = hourly
-                cust.save()
+                hourly = hourly_default(cust, "120", name="Hourly T&M", rounding_increment=15)
                 entries = []
                 for minutes in (60, 30):
                     tkt = ticket(cust)

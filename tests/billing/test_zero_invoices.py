@@ -27,7 +27,7 @@ from invoices.models import Invoice, InvoiceSettings
 from msp_billing.accounts.models import User
 from msp_billing.audit.models import AuditEvent
 from tests.billing.generated_tenant import CUTOFF, build_generated_tenant
-from tests.tickets.builders import block, catalogue, contract, customer, eur, rate_line, technician, ticket
+from tests.tickets.builders import block, catalogue, contract, customer, eur, hourly_default, technician, ticket
 from tickets import services as ticket_services
 from tickets.models import TimeEntry
 
@@ -157,10 +157,7 @@ def test_a_zero_block_sharing_an_entry_with_a_charged_contract_is_picked_with_it
     remote, onsite, ooh, engineer = catalogue()
     tech = technician(engineer)
     cust = customer()
-    hourly = contract(cust, "hourly", priority=3, name="Hourly T&M")
-    rate_line(hourly, "120")
-    cust.default_hourly_contract = hourly
-    cust.save()
+    hourly = hourly_default(cust, "120", priority=3, name="Hourly T&M")
     blocks = contract(cust, "block_hours", priority=2, name="Onsite Block", cascade=True, overage_rate=eur("150"))
     block(blocks, minutes=60, on=dt.date(2026, 1, 2), price="100.00")
     # Invoiced when bought, in January's period.

@@ -3,16 +3,12 @@ authorize page back to our callback) → every wizard step → summary → Done.
 (checked in the database and in the fake between steps); afterwards the matches exist and are listed."""
 from __future__ import annotations
 
-import sys
-import urllib.error
-import urllib.request
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django_tenants.utils import schema_context
 
-from tests.support import PASSWORD, committed_msp, free_port, process_env, running, sign_in
+from tests.support import PASSWORD, committed_msp, free_port, gunicorn, process_env, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 SCHEMA = "qbosync"
@@ -28,20 +24,7 @@ def qbo_site(django_db_setup, django_db_blocker, qbo_server, tmp_path_factory):
     port = free_port()
     with django_db_blocker.unblock():
         env = process_env(PUBLIC_URL_PORT=str(port), **qbo_server.environ())
-
-    def ready() -> bool:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-        except urllib.error.HTTPError:
-            return True
-        except OSError:
-            return False
-        return True
-
-    log = tmp_path_factory.mktemp("logs") / "gunicorn-qbo.log"
-    command = [str(Path(sys.executable).with_name("gunicorn")), "msp_billing.wsgi:application",
-               "--bind", f"127.0.0.1:{port}", "--workers", "2"]
-    with running(command, env=env, ready=ready, timeout=60, log=log):
+    with gunicorn(port=port, env=env, log=tmp_path_factory.mktemp("logs") / "gunicorn-qbo.log"):
         yield port
 
 

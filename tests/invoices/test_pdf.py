@@ -1,17 +1,11 @@
 """Invoice PDFs, branding, the print page and e-mail — and a worker killed in the middle of a render."""
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import io
 import os
-import shutil
-import signal
 import struct
-import subprocess
-import sys
 import time
-import uuid
 import zlib
 from decimal import Decimal
 from pathlib import Path
@@ -31,9 +25,9 @@ from invoices import pdf as invoice_pdfs
 from invoices import selectors, services, tasks
 from invoices.branding import invoice_branding_update, logo_kind, validate_brand_colour
 from invoices.mail import invoice_email_deliver, invoice_email_send
-from invoices.models import AuditEvent, Invoice, InvoiceEmail, InvoicePdf, InvoiceSettings, NumberSequence
-from tests.invoices.builders import admin, customer, draft, issued, line, tax
-from tests.support import BASE_DIR, process_env
+from invoices.models import AuditEvent, Invoice, InvoiceEmail, InvoicePdf, InvoiceSettings
+from tests.invoices.builders import admin, customer, draft, issued, line, render_killed, tax
+from tests.support import BASE_DIR, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -541,51 +535,6 @@ CRASH_YEAR_DAY = dt.date(2031, 1, 15)  # its own number series, removed again af
 QUICK_REDELIVERY = {"visibility_timeout": 3, "unacked_restore_interval": 1, "unacked_restore_throttle": 1}
 
 
-# Worker processes get this run's own MEDIA_ROOT (test runs on one machine share var/test-media)
-# and, for the second worker, a redelivery timeout of seconds instead of an hour.
-WORKER_LAUNCHER = (
-    "import os, sys; from django.conf import settings; settings.MEDIA_ROOT = os.environ['MSP_TEST_MEDIA_ROOT']; "
-    "from msp_billing.celery import app; app.conf.broker_transport_options = {options!r}; app.worker_main(sys.argv[1:])"
-)
-
-
-def _worker(env: dict, log: Path, *args: str, transport_options: dict | None = None) -> subprocess.Popen:
-    command = [sys.executable, "-c", WORKER_LAUNCHER.format(options=transport_options or {}), "worker", *args]
-    return subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def _wait(condition, *, timeout: float, what: str, process: subprocess.Popen | None = None, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"worker exited with {process.returncode} while waiting for {what}; see {log}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} after {timeout}s; see {log}")
-        time.sleep(0.3)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _active_render(app) -> dict | None:
-    for tasks_of_worker in (app.control.inspect(timeout=1).active() or {}).values():
-        for task in tasks_of_worker:
-            if task["name"] == "invoices.tasks.invoice_pdf_render":
-                return task
-    return None
-
-
 @pytest.fixture(scope="module")
 def crashed_render(django_db_setup, django_db_blocker, tmp_path_factory):
     """Issue invoices (committed, schema alpha), kill the worker rendering them, start another.
@@ -593,62 +542,17 @@ def crashed_render(django_db_setup, django_db_blocker, tmp_path_factory):
     Returns (invoice ids, the id whose render was killed, the temporary files seen at the kill).
     Everything it committed is removed afterwards.
     """
-    from django.test import override_settings
-
-    from msp_billing.celery import app
-
-    logs = tmp_path_factory.mktemp("pdf-worker-logs")
-    media = tmp_path_factory.mktemp("pdf-worker-media")
-    media_override = override_settings(MEDIA_ROOT=str(media))
-    media_override.enable()
-    with django_db_blocker.unblock():
-        env = process_env(MSP_TEST_MEDIA_ROOT=str(media))
-        env.pop("MSP_PDF_TEST_DELAY", None)
-        app.control.purge()
-        with schema_context("alpha"):
-            settings_existed = InvoiceSettings.objects.exists()
-            sequences_before = set(NumberSequence.objects.values_list("pk", flat=True))
-            cust = customer(f"Crash Test {uuid.uuid4().hex[:8]} GmbH")
-            ids = [issued(cust, [line(f"Managed service {n}", "1", "100"), line("Patch cable", str(n), "4.99")],
-                          on=CRASH_YEAR_DAY).pk for n in range(1, 5)]  # each issue queues its render after commit
-    slow = fresh = None
-    try:
-        command = ("--pool=prefork", "--concurrency=1", "--loglevel=INFO", "--without-heartbeat", "--without-gossip",
-                   "--without-mingle")
-        slow = _worker({**env, "MSP_PDF_TEST_DELAY": "120"}, logs / "slow.log", *command)
-        task = _wait(lambda: _active_render(app), timeout=90, what="render in progress", process=slow,
-                     log=logs / "slow.log")
-        args = task["args"] if isinstance(task["args"], (list, tuple)) else ast.literal_eval(task["args"])
-        killed_id = args[0]
-        folder = media / "alpha" / "invoices" / "pdf" / str(killed_id)
-        temporaries = _wait(lambda: list(folder.glob(".*.tmp")), timeout=30, what="temporary file", process=slow,
-                            log=logs / "slow.log")
-        os.killpg(slow.pid, signal.SIGKILL)  # the whole worker, as when a machine dies
-        slow.wait(timeout=10)
+    with render_killed(django_db_blocker, tmp_path_factory, name="crash test", on=CRASH_YEAR_DAY,
+                       lines_of=lambda n: [line(f"Managed service {n}", "1", "100"),
+                                           line("Patch cable", str(n), "4.99")]) as scene:
         with django_db_blocker.unblock(), schema_context("alpha"):
-            assert not InvoicePdf.objects.filter(invoice_id=killed_id).exists()
-
-        fresh = _worker(env, logs / "fresh.log", "--pool=solo", "--loglevel=INFO", "--without-heartbeat",
-                        "--without-gossip", "--without-mingle", transport_options=QUICK_REDELIVERY)
+            assert not InvoicePdf.objects.filter(invoice_id=scene.killed_id).exists()
+        fresh = scene.start_worker("fresh.log", "--pool=solo", "--loglevel=INFO", "--without-heartbeat",
+                                   "--without-gossip", "--without-mingle", transport_options=QUICK_REDELIVERY)
         with django_db_blocker.unblock(), schema_context("alpha"):
-            _wait(lambda: selectors.pdf_progress(ids) == (len(ids), len(ids)), timeout=120, what="PDFs for every invoice",
-                  process=fresh, log=logs / "fresh.log")
-        yield ids, killed_id, temporaries
-    finally:
-        for process in (slow, fresh):
-            if process is not None:
-                _stop(process)
-        with django_db_blocker.unblock(), schema_context("alpha"):
-            AuditEvent.objects.filter(object_type="invoices.invoice", object_id__in=[str(pk) for pk in ids]).delete()
-            InvoicePdf.objects.filter(invoice_id__in=ids).delete()
-            Invoice.objects.filter(pk__in=ids).delete()
-            cust.delete()
-            NumberSequence.objects.exclude(pk__in=sequences_before).delete()
-            if not settings_existed:
-                InvoiceSettings.objects.all().delete()
-        connection.set_schema_to_public()
-        media_override.disable()
-        shutil.rmtree(media, ignore_errors=True)
+            wait_for(lambda: selectors.pdf_progress(scene.ids) == (len(scene.ids), len(scene.ids)), timeout=120,
+                     what="PDFs for every invoice", process=fresh, log=scene.logs / "fresh.log")
+        yield scene.ids, scene.killed_id, scene.temporaries
 
 
 @pytest.mark.worker

@@ -2,25 +2,19 @@
 every worker start queues them, and a frequent sweep queues those missing for a while."""
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import os
-import shutil
-import signal
 import time
-import uuid
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from invoices import selectors, tasks
-from invoices.models import AuditEvent, Invoice, InvoicePdf, InvoiceSettings, NumberSequence
-from tests.invoices.builders import customer, issued, line
-from tests.invoices.test_pdf import _active_render, _stop, _wait, _worker
-from tests.support import process_env
+from invoices.models import Invoice, InvoicePdf
+from tests.invoices.builders import customer, issued, line, render_killed
+from tests.support import wait_for
 
 RECOVERY_DAY = dt.date(2032, 1, 15)  # its own number series, removed again afterwards
 # The fresh worker keeps an hour's visibility timeout: the lost render must not come back by redelivery.
@@ -58,65 +52,22 @@ def test_beat_runs_the_missing_pdf_sweep_every_few_minutes(settings):
 @pytest.mark.worker
 def test_after_a_worker_is_killed_mid_render_a_new_worker_brings_every_pdf_within_a_minute(
         django_db_setup, django_db_blocker, tmp_path_factory):
-    from django.test import override_settings
-
-    from msp_billing.celery import app
-
-    logs = tmp_path_factory.mktemp("pdf-recovery-logs")
-    media = tmp_path_factory.mktemp("pdf-recovery-media")
-    media_override = override_settings(MEDIA_ROOT=str(media))
-    media_override.enable()
-    with django_db_blocker.unblock():
-        env = process_env(MSP_TEST_MEDIA_ROOT=str(media), INVOICE_PDF_SWEEP_ON_WORKER_START="false")
-        env.pop("MSP_PDF_TEST_DELAY", None)
-        app.control.purge()
-        with schema_context("alpha"):
-            settings_existed = InvoiceSettings.objects.exists()
-            sequences_before = set(NumberSequence.objects.values_list("pk", flat=True))
-            cust = customer(f"Recovery {uuid.uuid4().hex[:8]} GmbH")
-            ids = [issued(cust, [line(f"Managed service {n}", "1", "100")], on=RECOVERY_DAY).pk for n in range(1, 5)]
-    slow = fresh = None
-    try:
-        command = ("--pool=prefork", "--concurrency=1", "--loglevel=INFO", "--without-heartbeat", "--without-gossip",
-                   "--without-mingle")
-        slow = _worker({**env, "MSP_PDF_TEST_DELAY": "120"}, logs / "slow.log", *command)
-        task = _wait(lambda: _active_render(app), timeout=90, what="render in progress", process=slow,
-                     log=logs / "slow.log")
-        args = task["args"] if isinstance(task["args"], (list, tuple)) else ast.literal_eval(task["args"])
-        killed_id = args[0]
-        folder = media / "alpha" / "invoices" / "pdf" / str(killed_id)
-        _wait(lambda: list(folder.glob(".*.tmp")), timeout=30, what="temporary file", process=slow, log=logs / "slow.log")
-        os.killpg(slow.pid, signal.SIGKILL)  # mid-render, its task unacknowledged
-        slow.wait(timeout=10)
-        assert killed_id in ids
-
+    with render_killed(django_db_blocker, tmp_path_factory, name="recovery", on=RECOVERY_DAY,
+                       lines_of=lambda n: [line(f"Managed service {n}", "1", "100")],
+                       INVOICE_PDF_SWEEP_ON_WORKER_START="false") as scene:
+        assert scene.killed_id in scene.ids
         started = time.monotonic()
-        fresh = _worker({**env, "INVOICE_PDF_SWEEP_ON_WORKER_START": "true"}, logs / "fresh.log", "--pool=solo",
-                        "--loglevel=INFO", "--without-heartbeat", "--without-gossip", "--without-mingle",
-                        transport_options=HOUR_REDELIVERY)
+        fresh = scene.start_worker("fresh.log", "--pool=solo", "--loglevel=INFO", "--without-heartbeat",
+                                   "--without-gossip", "--without-mingle", transport_options=HOUR_REDELIVERY,
+                                   env={**scene.env, "INVOICE_PDF_SWEEP_ON_WORKER_START": "true"})
         with django_db_blocker.unblock(), schema_context("alpha"):
-            _wait(lambda: selectors.pdf_progress(ids) == (len(ids), len(ids)), timeout=60,
-                  what="a PDF for every invoice within a minute of the new worker", process=fresh,
-                  log=logs / "fresh.log")
+            wait_for(lambda: selectors.pdf_progress(scene.ids) == (len(scene.ids), len(scene.ids)), timeout=60,
+                     what="a PDF for every invoice within a minute of the new worker", process=fresh,
+                     log=scene.logs / "fresh.log")
             assert time.monotonic() - started < 90
-            for invoice in Invoice.objects.filter(pk__in=ids):
+            for invoice in Invoice.objects.filter(pk__in=scene.ids):
                 [current] = InvoicePdf.objects.filter(invoice=invoice, is_current=True)
                 assert current.version == invoice.pdf_version == 1
                 assert InvoicePdf.objects.filter(invoice=invoice).count() == 1  # one PDF per version, however queued
-                assert [p.name for p in (media / "alpha" / "invoices" / "pdf" / str(invoice.pk)).glob("*.pdf")] == [
+                assert [p.name for p in (scene.media / "alpha" / "invoices" / "pdf" / str(invoice.pk)).glob("*.pdf")] == [
                     os.path.basename(current.file.name)]
-    finally:
-        for process in (slow, fresh):
-            if process is not None:
-                _stop(process)
-        with django_db_blocker.unblock(), schema_context("alpha"):
-            AuditEvent.objects.filter(object_type="invoices.invoice", object_id__in=[str(pk) for pk in ids]).delete()
-            InvoicePdf.objects.filter(invoice_id__in=ids).delete()
-            Invoice.objects.filter(pk__in=ids).delete()
-            cust.delete()
-            NumberSequence.objects.exclude(pk__in=sequences_before).delete()
-            if not settings_existed:
-                InvoiceSettings.objects.all().delete()
-        connection.set_schema_to_public()
-        media_override.disable()
-        shutil.rmtree(media, ignore_errors=True)

@@ -8,18 +8,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from django.test import Client
 
 from msp_billing import heartbeat
 from msp_billing.celery import app
-from tests.support import celery_command, free_port, process_env, running
+from tests.support import celery_command, free_port, gunicorn, process_env, running
 
 
 @pytest.fixture
@@ -77,19 +75,7 @@ def test_with_the_database_down_health_is_503_json_not_a_server_error(db, tmp_pa
     on the platform host and on an MSP's host, and names the database."""
     port, dead_database = free_port(), free_port()
     env = process_env(DATABASE_URL=f"postgres://postgres@127.0.0.1:{dead_database}/nothing", PUBLIC_URL_PORT="")
-
-    def ready() -> bool:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-        except urllib.error.HTTPError:
-            return True
-        except OSError:
-            return False
-        return True
-
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    command = [gunicorn, "msp_billing.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
-    with running(command, env=env, ready=ready, timeout=60, log=tmp_path / "gunicorn.log"):
+    with gunicorn(port=port, env=env, workers=1, log=tmp_path / "gunicorn.log"):
         for host in ("localhost", "alpha.localhost"):
             request = urllib.request.Request(f"http://127.0.0.1:{port}/healthz", headers={"Host": f"{host}:{port}"})
             try:

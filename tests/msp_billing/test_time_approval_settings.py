@@ -9,14 +9,7 @@ from django.core.exceptions import ValidationError
 from billing.readiness import ready_time_allocations
 from msp_billing.audit.models import AuditEvent
 from msp_billing.tenants.models import Msp
-from tests.tickets.builders import (
-    catalogue,
-    contract,
-    customer,
-    rate_line,
-    technician,
-    ticket,
-)
+from tests.tickets.builders import catalogue, customer, hourly_default, technician, ticket
 from tickets import services
 from tickets.models import Ticket, TimeEntry
 
@@ -30,10 +23,7 @@ def work(tenant):
     remote, _onsite, _ooh, engineer = catalogue()
     tech = technician(engineer)
     cust = customer()
-    hourly = contract(cust, "hourly", name="Hourly 100")
-    rate_line(hourly, "100")
-    cust.default_hourly_contract = hourly
-    cust.save()
+    hourly = hourly_default(cust, "100", name="Hourly 100")
     done, still_open = ticket(cust), ticket(cust)
     log = lambda tkt: services.time_entry_log(ticket=tkt, technician=tech, work_type=remote, date=DAY, minutes=60)
     entries = {"done": log(done), "open": log(still_open)}

@@ -6,14 +6,7 @@ from decimal import Decimal
 import pytest
 
 from onboarding.importing_csv import time_csv_import, time_csv_preview
-from tests.tickets.builders import (
-    catalogue,
-    contract,
-    customer,
-    rate_line,
-    technician,
-    ticket,
-)
+from tests.tickets.builders import catalogue, customer, hourly_default, technician, ticket
 from tickets.models import TimeEntry
 
 TECH = "technician@alpha.example"
@@ -24,10 +17,7 @@ def setup(tenant):
     _remote, _onsite, _ooh, engineer = catalogue()
     technician(engineer)
     cust = customer()
-    hourly = contract(cust, "hourly", name="Hourly 100", rounding_increment=15, rounding_minimum=60)
-    rate_line(hourly, "100")
-    cust.default_hourly_contract = hourly
-    cust.save()
+    hourly = hourly_default(cust, "100", name="Hourly 100", rounding_increment=15, rounding_minimum=60)
     return {"ticket": ticket(cust)}
 
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from onboarding.importing_csv import parse_date, parse_hours
 from onboarding.views import SESSION_KEY
-from tests.tickets.builders import catalogue, contract, customer, rate_line, technician, ticket
+from tests.tickets.builders import catalogue, customer, hourly_default, technician, ticket
 from tickets.models import TechnicianProfile, Ticket, TimeAllocation, TimeEntry
 
 TECH = "technician@alpha.example"
@@ -22,10 +22,7 @@ def setup(tenant):
     remote, onsite, ooh, engineer = catalogue()
     tech = technician(engineer)
     cust = customer()
-    hourly = contract(cust, "hourly", priority=3, name="Hourly T&M", rounding_increment=15)
-    rate_line(hourly, "120")
-    cust.default_hourly_contract = hourly
-    cust.save()
+    hourly = hourly_default(cust, "120", priority=3, name="Hourly T&M", rounding_increment=15)
     return {"customer": cust, "ticket": ticket(cust), "tech": tech, "hourly": hourly}
 
 

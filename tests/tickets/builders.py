@@ -60,3 +60,12 @@ def block(c: Contract, *, minutes: int | None = None, amount: str | None = None,
 
 def ticket(cust: Customer, **kwargs) -> Ticket:
     return Ticket.objects.create(customer=cust, title="Printer on fire", **kwargs)
+
+
+def hourly_default(cust: Customer, rate: str, **terms) -> Contract:
+    """An Hourly contract billing ``rate`` per hour, made ``cust``'s default for time no other contract takes."""
+    hourly = contract(cust, "hourly", **terms)
+    rate_line(hourly, rate)
+    cust.default_hourly_contract = hourly
+    cust.save()
+    return hourly

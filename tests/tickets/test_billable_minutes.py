@@ -13,16 +13,7 @@ from django.urls import reverse
 from billing import services as billing_services
 from contracts.models import BlockLedgerEntry
 from msp_billing.accounts.models import User
-from tests.tickets.builders import (
-    block,
-    catalogue,
-    contract,
-    customer,
-    eur,
-    rate_line,
-    technician,
-    ticket,
-)
+from tests.tickets.builders import block, catalogue, contract, customer, eur, hourly_default, technician, ticket
 from tickets import services
 from tickets.models import TimeEntry
 
@@ -35,10 +26,7 @@ def setup(tenant):
     remote, onsite, _ooh, engineer = catalogue()
     cust = customer("Visit GmbH")
     # Hourly at 100/h with a rounding rule that would turn 45 minutes into 60: 15-minute steps, minimum 60.
-    hourly = contract(cust, "hourly", priority=3, name="Hourly 100", rounding_increment=15, rounding_minimum=60)
-    rate_line(hourly, "100")
-    cust.default_hourly_contract = hourly
-    cust.save()
+    hourly = hourly_default(cust, "100", priority=3, name="Hourly 100", rounding_increment=15, rounding_minimum=60)
     return {"remote": remote, "onsite": onsite, "tech": technician(engineer), "customer": cust, "hourly": hourly,
             "ticket": ticket(cust)}
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from contracts.hooks import notify_routing_changed
 from contracts.models import BlockLedgerEntry
-from tests.tickets.builders import block, catalogue, contract, customer, eur, exclusion_set, rate_line, technician, ticket
+from tests.tickets.builders import block, catalogue, contract, customer, eur, exclusion_set, hourly_default, rate_line, technician, ticket
 from tickets import services
 from tickets.models import TimeAllocation
 
@@ -40,10 +40,7 @@ def chain(setup):
     retainer = contract(cust, "retainer", priority=1, exclusion=gold, name="Managed Services", fee=eur("1000"))
     blocks = contract(cust, "block_hours", priority=2, exclusion=silver, name="Onsite Block", overage_rate=eur("150"))
     block(blocks, minutes=600)
-    hourly = contract(cust, "hourly", priority=3, name="Hourly T&M", rounding_increment=15)
-    rate_line(hourly, "120")
-    cust.default_hourly_contract = hourly
-    cust.save()
+    hourly = hourly_default(cust, "120", priority=3, name="Hourly T&M", rounding_increment=15)
     return {"customer": cust, "retainer": retainer, "block": blocks, "hourly": hourly, "ticket": ticket(cust)}
 
 

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tests.tickets.builders import catalogue, contract, customer, eur, exclusion_set, rate_line, technician, ticket
+from tests.tickets.builders import catalogue, contract, customer, eur, exclusion_set, hourly_default, technician, ticket
 from tickets.models import Ticket, TimeEntry
 
 
@@ -18,10 +18,7 @@ def chain(tenant):
     cust = customer()
     gold = exclusion_set("Gold", onsite, ooh)
     retainer = contract(cust, "retainer", priority=1, exclusion=gold, name="Managed Services", fee=eur("1000"))
-    hourly = contract(cust, "hourly", priority=3, name="Hourly T&M", rounding_increment=15)
-    rate_line(hourly, "120")
-    cust.default_hourly_contract = hourly
-    cust.save()
+    hourly = hourly_default(cust, "120", priority=3, name="Hourly T&M", rounding_increment=15)
     return {"ticket": ticket(cust), "remote": remote, "onsite": onsite, "retainer": retainer, "hourly": hourly, "tech": tech, "customer": cust}
 
 
