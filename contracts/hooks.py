@@ -15,6 +15,8 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from msp_billing.hooks import hook_add, hook_remove
+
 
 class RoutingListener(Protocol):
     def __call__(self, *, contract_ids: list[int], effective_date: dt.date | None, customer_ids: list[int]) -> None: ...
@@ -24,20 +26,12 @@ _listeners: list[RoutingListener] = []
 
 
 def register_routing_listener(listener: RoutingListener) -> RoutingListener:
-    """Call ``listener(contract_ids=..., effective_date=..., customer_ids=...)`` on every routing change.
-
-    Registering the same function twice has no effect (``ready()`` may run more than
-    once in tests). Returns the listener, so it can be used as a decorator.
-    """
-    if listener not in _listeners:
-        _listeners.append(listener)
-    return listener
+    """Call ``listener(contract_ids=..., effective_date=..., customer_ids=...)`` on every routing change."""
+    return hook_add(_listeners, listener)
 
 
 def unregister_routing_listener(listener: RoutingListener) -> None:
-    """Mainly for tests."""
-    if listener in _listeners:
-        _listeners.remove(listener)
+    hook_remove(_listeners, listener)
 
 
 def notify_routing_changed(*, contract_ids: Iterable[int], effective_date: dt.date | None,

@@ -24,6 +24,8 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from msp_billing.hooks import hook_add, hook_remove
+
 logger = logging.getLogger(__name__)
 
 ACTIONS = ("created", "edited", "issued", "voided", "credited", "credit_note_issued", "paid", "deleted")
@@ -37,20 +39,13 @@ _listeners: list[InvoiceListener] = []
 
 
 def register_invoice_listener(listener: InvoiceListener) -> InvoiceListener:
-    """Call ``listener(invoice_id=..., action=...)`` after every committed invoice change.
-
-    Registering the same function twice has no effect. Returns the listener, so it can be
-    used as a decorator.
-    """
-    if listener not in _listeners:
-        _listeners.append(listener)
-    return listener
+    """Call ``listener(invoice_id=..., action=...)`` after every committed invoice change (once, however
+    often it is registered: ``msp_billing.hooks``)."""
+    return hook_add(_listeners, listener)
 
 
 def unregister_invoice_listener(listener: InvoiceListener) -> None:
-    """Mainly for tests."""
-    if listener in _listeners:
-        _listeners.remove(listener)
+    hook_remove(_listeners, listener)
 
 
 def invoice_changed(invoice_id: int, *, action: str = "edited") -> None:

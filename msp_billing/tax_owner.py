@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from msp_billing.hooks import hook_add, hook_remove
+
 TaxOwnerProvider = Callable[[], str]
 
 _providers: list[TaxOwnerProvider] = []
@@ -22,17 +24,13 @@ _providers: list[TaxOwnerProvider] = []
 def register_tax_owner(provider: TaxOwnerProvider) -> TaxOwnerProvider:
     """``provider()`` returns the name of the system that owns taxes right now, or ``""``.
 
-    Registering the same function twice has no effect (``ready()`` may run more than once).
+    Registering the same function twice has no effect.
     """
-    if provider not in _providers:
-        _providers.append(provider)
-    return provider
+    return hook_add(_providers, provider)
 
 
 def unregister_tax_owner(provider: TaxOwnerProvider) -> None:
-    """Mainly for tests."""
-    if provider in _providers:
-        _providers.remove(provider)
+    hook_remove(_providers, provider)
 
 
 def tax_owner() -> str:

@@ -14,7 +14,7 @@ from contracts.models import (
 )
 from contracts.rules.taxes import parse_codes
 from onboarding.importing.core import ImportCore, RecordFailed
-from onboarding.importing.document import natural_key, shown
+from onboarding.importing.document import natural_key
 
 # Catalogue values the services take as Decimal (the file may give them as strings).
 CATALOGUE_DECIMALS = frozenset({"after_hours_multiplier", "default_rate", "cost_rate", "rate", "price", "cost"})
@@ -26,14 +26,7 @@ class CatalogueSection(ImportCore):
     def _catalogue(self, section: str, kind: str, key_field: str, table: dict, fields: Iterable[str],
                    create: Callable, update: Callable, object_name: str, compare: Callable,
                    create_defaults: Mapping[str, Any] | None = None) -> None:
-        seen: dict = {}
-        for path, record in self.records(section):
-            key = record.get(key_field)
-            if not self.usable(path):
-                self.fail(kind, key)
-                continue
-            if not self.unique_in_file(seen, natural_key(key), (*path, key_field), f"{kind} {shown(key)}"):
-                continue
+        for path, record, key in self.keyed_records(section, key_field, kind):
             data = {name: self.decimal(record[name]) if name in CATALOGUE_DECIMALS else record[name]
                     for name in fields if name in record}
             if "tax_category" in record:
@@ -42,21 +35,11 @@ class CatalogueSection(ImportCore):
                 except RecordFailed:
                     self.fail(kind, key)
                     continue
-            existing = table.get(natural_key(key))
+            if table.get(natural_key(key)) is None:
+                data = {**(create_defaults or {}), **data}
             try:
-                if existing is None:
-                    data = {**(create_defaults or {}), **data}
-                    table[natural_key(key)] = self.attempt(path, create, **{key_field: key.strip()}, **data,
-                                                     acting_user=self.acting_user)
-                    self.count(f"{kind}s", "created")
-                    continue
-                changes = {name: value for name, value in data.items() if not compare(existing, name, value)}
-                if changes:
-                    table[natural_key(key)] = self.attempt(path, update, **{object_name: existing, "data": changes},
-                                                     acting_user=self.acting_user)
-                    self.count(f"{kind}s", "updated")
-                else:
-                    self.count(f"{kind}s", "unchanged")
+                self.upsert(path, table, key, data, counted=f"{kind}s", create=create, create_args={key_field: key.strip()},
+                            update=update, object_name=object_name, same=compare)
             except RecordFailed:
                 self.fail(kind, key)
 
@@ -145,42 +128,17 @@ class CatalogueSection(ImportCore):
                 pass
 
     def import_tax_categories(self) -> None:
-        seen: dict = {}
-        for path, record in self.records("tax_categories"):
-            code = record.get("code")
-            if not self.usable(path):
-                self.fail("tax category", code)
-                continue
-            if not self.unique_in_file(seen, natural_key(code), (*path, "code"), f"tax category {shown(code)}"):
-                continue
+        for path, record, code in self.keyed_records("tax_categories", "code", "tax category"):
             data = {name: record[name] for name in ("name", "taxable", "tax_codes") if name in record}
-            existing = self.tax_categories.get(natural_key(code))
             try:
-                if existing is None:
-                    self.tax_categories[natural_key(code)] = self.attempt(
-                        path, contract_services.tax_category_create, code=code, **data, acting_user=self.acting_user)
-                    self.count("tax categories", "created")
-                    continue
-                changes = {name: value for name, value in data.items() if not self._same(existing, name, value)}
-                if changes:
-                    self.tax_categories[natural_key(code)] = self.attempt(
-                        path, contract_services.tax_category_update, tax_category=existing, data=changes,
-                        acting_user=self.acting_user)
-                    self.count("tax categories", "updated")
-                else:
-                    self.count("tax categories", "unchanged")
+                self.upsert(path, self.tax_categories, code, data, counted="tax categories",
+                            create=contract_services.tax_category_create, create_args={"code": code},
+                            update=contract_services.tax_category_update, object_name="tax_category", same=self._same)
             except RecordFailed:
                 self.fail("tax category", code)
 
     def import_exclusion_sets(self) -> None:
-        seen: dict = {}
-        for path, record in self.records("exclusion_sets"):
-            name = record.get("name")
-            if not self.usable(path):
-                self.fail("exclusion set", name)
-                continue
-            if not self.unique_in_file(seen, natural_key(name), (*path, "name"), f"exclusion set {shown(name)}"):
-                continue
+        for path, record, name in self.keyed_records("exclusion_sets", "name", "exclusion set"):
             try:
                 work_types = self._members(record, path, "work_types", self.work_types, "work type")
                 roles = self._members(record, path, "roles", self.roles, "role")

@@ -47,18 +47,11 @@ class ContractsSection(ImportCore):
         raise RecordFailed
 
     def import_contracts(self) -> None:
-        seen_refs: dict = {}
         seen_names: dict = {}
         existing_by_key: dict[tuple[int, str], list[Contract]] = defaultdict(list)
         for contract in Contract.objects.select_related("customer", "exclusion_set"):
             existing_by_key[(contract.customer_id, natural_key(contract.name))].append(contract)
-        for path, record in self.records("contracts"):
-            ref = record.get("ref")
-            if not self.usable(path):
-                self.fail("contract", ref)
-                continue
-            if not self.unique_in_file(seen_refs, natural_key(ref), (*path, "ref"), f"contract ref {shown(ref)}"):
-                continue
+        for path, record, ref in self.keyed_records("contracts", "ref", "contract", what="contract ref"):
             try:
                 customer = self.lookup(self.customers, "customer", record["customer"], (*path, "customer"), "customer")
                 if not self.unique_in_file(seen_names, (customer.pk, natural_key(record["name"])), (*path, "name"),

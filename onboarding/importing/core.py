@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -146,6 +146,37 @@ class ImportCore:
         if isinstance(value, str):
             return self.at(self.date(value), BILLED_HOUR)
         return None
+
+    def keyed_records(self, section: str, key_field: str, kind: str, *, what: str | None = None,
+                      records: Iterable[tuple[tuple, dict]] | None = None) -> Iterator[tuple[tuple, dict, Any]]:
+        """(path, record, key) of each usable record of ``section`` (or of ``records``) whose
+        ``key_field`` is new in the file; a blocked record fails its key, a repeated key is a
+        problem (``what``: how the message names it, ``kind`` by default)."""
+        seen: dict = {}
+        for path, record in self.records(section) if records is None else records:
+            key = record.get(key_field)
+            if not self.usable(path):
+                self.fail(kind, key)
+                continue
+            if self.unique_in_file(seen, natural_key(key), (*path, key_field), f"{what or kind} {shown(key)}"):
+                yield path, record, key
+
+    def upsert(self, path: tuple, table: dict, key: Any, data: Mapping[str, Any], *, counted: str, create: Callable,
+               create_args: Mapping[str, Any], update: Callable, object_name: str, same: Callable) -> None:
+        """Create the object ``key`` names in ``table``, or update what differs (``same(existing,
+        name, value)``), through the owning app's services; counted as created, updated or unchanged."""
+        existing = table.get(natural_key(key))
+        if existing is None:
+            table[natural_key(key)] = self.attempt(path, create, **create_args, **data, acting_user=self.acting_user)
+            self.count(counted, "created")
+            return
+        changes = {name: value for name, value in data.items() if not same(existing, name, value)}
+        if changes:
+            table[natural_key(key)] = self.attempt(path, update, **{object_name: existing, "data": changes},
+                                                   acting_user=self.acting_user)
+            self.count(counted, "updated")
+        else:
+            self.count(counted, "unchanged")
 
     def unique_in_file(self, seen: dict, key: Any, path: tuple, what: str) -> bool:
         if key in seen:

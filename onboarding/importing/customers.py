@@ -6,7 +6,7 @@ from typing import Any
 from contracts import services as contract_services
 from contracts.models import Customer
 from onboarding.importing.core import ImportCore, RecordFailed
-from onboarding.importing.document import natural_key, shown
+from onboarding.importing.document import natural_key
 
 
 class CustomersSection(ImportCore):
@@ -17,38 +17,21 @@ class CustomersSection(ImportCore):
                        "tax_exemption_certificate", "tax_exemption_expires", "reverse_charge")
 
     def import_customers(self) -> None:
-        seen: dict = {}
         records = list(self.records("customers"))
         # Parents first: a site refers to a top-level customer, which may come later in the file.
         ordered = [item for item in records if "parent" not in item[1]] + [item for item in records if "parent" in item[1]]
-        for path, record in ordered:
-            name = record.get("legal_name")
-            if not self.usable(path):
-                self.fail("customer", name)
-                continue
-            if not self.unique_in_file(seen, natural_key(name), (*path, "legal_name"), f"customer {shown(name)}"):
-                continue
+        for path, record, name in self.keyed_records("customers", "legal_name", "customer", records=ordered):
             try:
                 data = {key: record[key] for key in self.CUSTOMER_FIELDS if key in record}
                 if data.get("tax_exemption_expires") is not None:
                     data["tax_exemption_expires"] = self.date(data["tax_exemption_expires"])
                 if "parent" in record:
                     data["parent"] = self.lookup(self.customers, "customer", record["parent"], (*path, "parent"), "customer")
-                existing = self.customers.get(natural_key(name))
-                if existing is None:
+                if self.customers.get(natural_key(name)) is None:
                     data.setdefault("currency", self.tenant.currency)
-                    self.customers[natural_key(name)] = self.attempt(
-                        path, contract_services.customer_create, legal_name=name, **data, acting_user=self.acting_user)
-                    self.count("customers", "created")
-                    continue
-                changes = {key: value for key, value in data.items() if not self._customer_same(existing, key, value)}
-                if changes:
-                    self.customers[natural_key(name)] = self.attempt(
-                        path, contract_services.customer_update, customer=existing, data=changes,
-                        acting_user=self.acting_user)
-                    self.count("customers", "updated")
-                else:
-                    self.count("customers", "unchanged")
+                self.upsert(path, self.customers, name, data, counted="customers",
+                            create=contract_services.customer_create, create_args={"legal_name": name},
+                            update=contract_services.customer_update, object_name="customer", same=self._customer_same)
             except RecordFailed:
                 self.fail("customer", name)
 

@@ -21,20 +21,13 @@ class WorkSection(ImportCore):
     # -- tickets, time and charges --
 
     def import_tickets(self) -> None:
-        seen_refs: dict = {}
         seen_titles: dict = {}
         records = [(path, record) for path, record in self.records("tickets")]
         titles = {record.get("title", "").strip() for _, record in records if isinstance(record.get("title"), str)}
         existing: dict[tuple[int, str], list[Ticket]] = defaultdict(list)
         for ticket in Ticket.objects.filter(title__in=titles):
             existing[(ticket.customer_id, natural_key(ticket.title))].append(ticket)
-        for path, record in records:
-            ref = record.get("ref")
-            if not self.usable(path):
-                self.fail("ticket", ref)
-                continue
-            if not self.unique_in_file(seen_refs, natural_key(ref), (*path, "ref"), f"ticket ref {shown(ref)}"):
-                continue
+        for path, record, ref in self.keyed_records("tickets", "ref", "ticket", what="ticket ref", records=records):
             try:
                 customer = self.lookup(self.customers, "customer", record["customer"], (*path, "customer"), "customer")
                 title = record["title"].strip()
