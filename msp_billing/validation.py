@@ -30,7 +30,7 @@ from djmoney.money import Money
 EARLIEST_DATE = dt.date(1900, 1, 1)
 LATEST_DATE = dt.date(2999, 12, 31)
 
-__all__ = ["EARLIEST_DATE", "LATEST_DATE", "Errors", "check_date", "clean_decimal", "clean_text"]
+__all__ = ["EARLIEST_DATE", "LATEST_DATE", "Errors", "check_date", "clean_decimal", "clean_text", "whole_number_in"]
 
 
 class Errors:
@@ -50,6 +50,11 @@ class Errors:
         """Raise one ``ValidationError`` with every message recorded, if there is any."""
         if self.messages:
             raise ValidationError(self.messages)
+
+
+def whole_number_in(value: Any, low: int, high: int) -> bool:
+    """``value`` is a whole number (an int, not a bool) from ``low`` to ``high``."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def clean_text(value: Any) -> str:

@@ -28,6 +28,7 @@ from invoices.services.lines import (
 from msp_billing.tenants.today import tenant_today
 from msp_billing.validation import Errors as _Errors
 from msp_billing.validation import clean_text as _text
+from msp_billing.validation import whole_number_in
 
 
 @transaction.atomic
@@ -120,7 +121,7 @@ def _draft_instance(*, customer: Customer, config: InvoiceSettings, acting_user,
         terms_days = customer.payment_terms_days
     else:
         terms_days = config.default_payment_terms_days
-    if not isinstance(terms_days, int) or isinstance(terms_days, bool) or not 0 <= terms_days <= 365:
+    if not whole_number_in(terms_days, 0, 365):
         errors.add("payment_terms_days", "Enter payment terms from 0 to 365 days.")
     errors.raise_if_any()
     invoice = Invoice(

@@ -18,6 +18,7 @@ from invoices.states import invoice_is_final
 from msp_billing.validation import Errors as _Errors
 from msp_billing.validation import check_date as _check_date
 from msp_billing.validation import clean_text as _text
+from msp_billing.validation import whole_number_in
 
 
 def edit_refusal(invoice: Invoice) -> str | None:
@@ -73,7 +74,7 @@ def invoice_edit(
         if value is not None:
             setattr(invoice, name, _text(value))
     if payment_terms_days is not None:
-        if not isinstance(payment_terms_days, int) or isinstance(payment_terms_days, bool) or not 0 <= payment_terms_days <= 365:
+        if not whole_number_in(payment_terms_days, 0, 365):
             errors.add("payment_terms_days", "Enter payment terms from 0 to 365 days.")
         else:
             invoice.payment_terms_days = payment_terms_days

@@ -27,6 +27,7 @@ from invoices.states import invoice_transition_refusal
 from msp_billing.tenants.today import tenant_today
 from msp_billing.validation import Errors as _Errors
 from msp_billing.validation import check_date as _check_date
+from msp_billing.validation import whole_number_in
 
 
 MAX_SEQUENCE_NUMBER = 2_147_483_647  # what the number columns hold
@@ -62,11 +63,11 @@ def invoice_numbering_set_next(*, series: str, next_number: int, acting_user, ye
     errors = _Errors()
     if series not in NumberSequence.Series.values:
         errors.add("series", f"Unknown series “{series}”: choose invoice or credit_note.")
-    if not isinstance(next_number, int) or isinstance(next_number, bool) or not 1 <= next_number <= MAX_SEQUENCE_NUMBER:
+    if not whole_number_in(next_number, 1, MAX_SEQUENCE_NUMBER):
         errors.add("next_number", f"Enter a whole number from 1 to {MAX_SEQUENCE_NUMBER}.")
     config = InvoiceSettings.load()
     if year is not None and config.number_yearly_reset and (
-            not isinstance(year, int) or isinstance(year, bool) or not EARLIEST_DATE.year <= year <= LATEST_DATE.year):
+            not whole_number_in(year, EARLIEST_DATE.year, LATEST_DATE.year)):
         errors.add("year", f"Enter a year from {EARLIEST_DATE.year} to {LATEST_DATE.year}.")
     errors.raise_if_any()
     year = numbering_year(year=year, config=config)

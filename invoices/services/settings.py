@@ -14,6 +14,7 @@ from invoices.audit import audit_record
 from invoices.models import InvoiceSettings
 from invoices.services._common import QUANTITY_PLACES, _changed, _codes, _decimal
 from msp_billing.validation import Errors as _Errors
+from msp_billing.validation import whole_number_in
 
 
 SETTINGS_FIELDS = (
@@ -42,12 +43,11 @@ def invoice_settings_update(*, data: Mapping[str, Any], acting_user) -> InvoiceS
     if row.number_prefix.upper() == row.credit_note_prefix.upper():
         errors.add("credit_note_prefix", "Credit notes need a prefix of their own, so their numbers never "
                                          "look like invoice numbers.")
-    if "number_padding" in data:
-        padding = data["number_padding"]
-        if not isinstance(padding, int) or isinstance(padding, bool) or not 1 <= padding <= 10:
-            errors.add("number_padding", "Enter a number of digits from 1 to 10.")
-        else:
-            row.number_padding = padding
+    for name, low, high, what in (("number_padding", 1, 10, "digits"), ("default_payment_terms_days", 0, 365, "days")):
+        if name in data and not whole_number_in(data[name], low, high):
+            errors.add(name, f"Enter a number of {what} from {low} to {high}.")
+        elif name in data:
+            setattr(row, name, data[name])
     if "number_yearly_reset" in data:
         row.number_yearly_reset = bool(data["number_yearly_reset"])
     if "issue_zero_invoices" in data:
@@ -61,12 +61,6 @@ def invoice_settings_update(*, data: Mapping[str, Any], acting_user) -> InvoiceS
                 errors.add(name, "Enter at most 4 decimal places.")
             elif value is not None:
                 setattr(row, name, value)
-    if "default_payment_terms_days" in data:
-        days = data["default_payment_terms_days"]
-        if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 365:
-            errors.add("default_payment_terms_days", "Enter a number of days from 0 to 365.")
-        else:
-            row.default_payment_terms_days = days
     if "default_tax_codes" in data:
         codes = _codes(str(data["default_tax_codes"] or "").split(","))
         known = set(TaxRate.objects.filter(code__in=codes).values_list("code", flat=True))
