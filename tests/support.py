@@ -166,3 +166,20 @@ def committed_msp(django_db_blocker, *, name: str, subdomain: str, admin_email: 
         with django_db_blocker.unblock():
             connection.set_schema_to_public()
             msp.delete(force_drop=True)
+
+
+@contextmanager
+def committed_billing_msp(django_db_blocker, *, name: str, subdomain: str, build):
+    """``committed_msp`` with a billing admin and a technician (``billing-admin@`` and
+    ``technician@<subdomain>.example``, password ``PASSWORD``); yields what
+    ``build(admin_email=..., tech_email=...)`` makes inside it."""
+    from django_tenants.utils import schema_context
+
+    from msp_billing.accounts.services import user_create
+
+    admin, tech = email_for(subdomain, "billing_admin"), email_for(subdomain, "technician")
+    with committed_msp(django_db_blocker, name=name, subdomain=subdomain, admin_email=admin):
+        with django_db_blocker.unblock(), schema_context(subdomain):
+            user_create(email=tech, role="technician", password=PASSWORD)
+            world = build(admin_email=admin, tech_email=tech)
+        yield world

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-from django_tenants.utils import schema_context
 
 from tests.billing.test_batches import build_world
-from tests.support import PASSWORD, committed_msp, sign_in
+from tests.support import PASSWORD, committed_billing_msp, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 SCHEMA = "monthend"
@@ -15,12 +14,7 @@ SCHEMA = "monthend"
 
 @pytest.fixture(scope="module")
 def monthend(django_db_setup, django_db_blocker):
-    from msp_billing.accounts.services import user_create
-
-    with committed_msp(django_db_blocker, name="Month End IT", subdomain=SCHEMA, admin_email="billing-admin@monthend.example"):
-        with django_db_blocker.unblock(), schema_context(SCHEMA):
-            user_create(email="technician@monthend.example", role="technician", password=PASSWORD)
-            world = build_world(admin_email="billing-admin@monthend.example", tech_email="technician@monthend.example")
+    with committed_billing_msp(django_db_blocker, name="Month End IT", subdomain=SCHEMA, build=build_world) as world:
         yield world
 
 

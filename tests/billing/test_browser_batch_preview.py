@@ -10,7 +10,7 @@ from django_tenants.utils import schema_context
 from billing import services
 from billing.models import BillingBatch
 from tests.billing.generated_tenant import CUTOFF, build_generated_tenant
-from tests.support import PASSWORD, committed_msp, sign_in
+from tests.support import PASSWORD, committed_billing_msp, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 SCHEMA = "previewit"
@@ -18,12 +18,8 @@ SCHEMA = "previewit"
 
 @pytest.fixture(scope="module")
 def generated(django_db_setup, django_db_blocker):
-    from msp_billing.accounts.services import user_create
-
-    with committed_msp(django_db_blocker, name="Preview IT", subdomain=SCHEMA, admin_email="billing-admin@previewit.example"):
-        with django_db_blocker.unblock(), schema_context(SCHEMA):
-            user_create(email="technician@previewit.example", role="technician", password=PASSWORD)
-            world = build_generated_tenant(tech_email="technician@previewit.example")
+    with committed_billing_msp(django_db_blocker, name="Preview IT", subdomain=SCHEMA,
+                               build=lambda admin_email, tech_email: build_generated_tenant(tech_email=tech_email)) as world:
         yield world
 
 

@@ -12,7 +12,7 @@ from billing import services
 from billing.models import BatchItem, BillingBatch
 from invoices.models import InvoiceLine
 from tests.billing.test_batches import CUTOFF, build_world
-from tests.support import PASSWORD, committed_msp
+from tests.support import committed_billing_msp
 
 pytestmark = pytest.mark.django_db
 SCHEMA = "concurrency"
@@ -21,12 +21,7 @@ SCHEMA = "concurrency"
 @pytest.fixture(scope="module")
 def committed_world(django_db_setup, django_db_blocker):
     """A tenant of its own, committed so that other connections see it; dropped afterwards."""
-    from msp_billing.accounts.services import user_create
-
-    with committed_msp(django_db_blocker, name="Concurrency IT", subdomain=SCHEMA, admin_email="billing-admin@concurrency.example"):
-        with django_db_blocker.unblock(), schema_context(SCHEMA):
-            user_create(email="technician@concurrency.example", role="technician", password=PASSWORD)
-            world = build_world(admin_email="billing-admin@concurrency.example", tech_email="technician@concurrency.example")
+    with committed_billing_msp(django_db_blocker, name="Concurrency IT", subdomain=SCHEMA, build=build_world) as world:
         yield world
 
 
