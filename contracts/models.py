@@ -100,7 +100,24 @@ class TaxCategory(models.Model):
         return CategoryTerms(taxable=self.taxable, codes=parse_codes(self.tax_codes))
 
 
-class WorkType(models.Model):
+def tax_category_field(help_text: str = "How what is sold is taxed; empty: with the customer's tax codes."):
+    """The tax category of what is sold (work types, rate items, products, device classes)."""
+    return models.ForeignKey("TaxCategory", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                             help_text=help_text)
+
+
+class NamedInOrder(models.Model):
+    """A catalogue entry shown by its name and listed in name order."""
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkType(NamedInOrder):
     """The billing code a technician picks: Remote Support, Onsite Support, ..."""
 
     name = models.CharField(max_length=100, unique=True)
@@ -108,44 +125,24 @@ class WorkType(models.Model):
     after_hours_multiplier = models.DecimalField(max_digits=6, decimal_places=4, default=Decimal("1.5"))
     billable = models.BooleanField(default=True)
     is_active = models.BooleanField(default=True)
-    tax_category = models.ForeignKey("TaxCategory", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                                     help_text="How what is sold is taxed; empty: with the customer's tax codes.")
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
+    tax_category = tax_category_field()
 
 
-class Role(models.Model):
+class Role(NamedInOrder):
     """A technician's role (Tier 1, Engineer, Architect) with default and cost rates."""
 
     name = models.CharField(max_length=100, unique=True)
     default_rate = MoneyField(**RATE)
     cost_rate = MoneyField(**RATE)
 
-    class Meta:
-        ordering = ["name"]
 
-    def __str__(self) -> str:
-        return self.name
-
-
-class RateItem(models.Model):
+class RateItem(NamedInOrder):
     """A named, priced labour service; maps to an accounting item."""
 
     name = models.CharField(max_length=120, unique=True)
     rate = MoneyField(**RATE)
     accounting_code = models.CharField(max_length=60, blank=True)
-    tax_category = models.ForeignKey("TaxCategory", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                                     help_text="How what is sold is taxed; empty: with the customer's tax codes.")
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
+    tax_category = tax_category_field()
 
 
 class Product(models.Model):
@@ -156,8 +153,7 @@ class Product(models.Model):
     taxable = models.BooleanField(default=True)
     accounting_code = models.CharField(max_length=60, blank=True)
     is_active = models.BooleanField(default=True)
-    tax_category = models.ForeignKey("TaxCategory", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                                     help_text="How what is sold is taxed; empty: with the customer's tax codes.")
+    tax_category = tax_category_field()
 
     class Meta:
         ordering = ["name"]
@@ -183,19 +179,13 @@ class TaxRate(models.Model):
         return f"{self.name} {self.percent.normalize()} % from {self.effective_from}"
 
 
-class ExclusionSet(models.Model):
+class ExclusionSet(NamedInOrder):
     """Work types (and roles) a contract does not absorb — typically one set per tier."""
 
     name = models.CharField(max_length=100, unique=True)
     work_types = models.ManyToManyField(WorkType, blank=True, related_name="exclusion_sets")
     roles = models.ManyToManyField(Role, blank=True, related_name="exclusion_sets")
     changed_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class Contract(models.Model):
@@ -336,8 +326,7 @@ class DeviceClass(models.Model):
     contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="device_classes")
     name = models.CharField(max_length=100)
     unit_price = MoneyField(**RATE)
-    tax_category = models.ForeignKey("TaxCategory", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                                     help_text="How monitoring these devices is taxed; empty: with the customer's tax codes.")
+    tax_category = tax_category_field("How monitoring these devices is taxed; empty: with the customer's tax codes.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contract", "name"], name="device_class_unique_per_contract")]
