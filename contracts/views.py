@@ -41,6 +41,7 @@ from contracts.models import (
 from contracts.period_charges import period_lines
 from contracts.periods import periods_generate_through
 from contracts.selectors_periods import period_states
+from contracts.selectors_priorities import contracts_sharing_priority
 from msp_billing import crud
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
@@ -545,9 +546,11 @@ def contract_create(request):
     if customer_id.isdigit():
         initial["customer"] = Customer.objects.filter(pk=int(customer_id), is_active=True).first()
     form = forms.ContractForm(request.POST or None, initial=initial)
-    contract = _submit(request, form, lambda: services.contract_create(**form.service_data(), acting_user=request.user))
+    contract = _submit(request, form, lambda: services.contract_create_with_block(
+        **form.service_data(), block=form.first_block(), acting_user=request.user))
     if contract:
         messages.success(request, f"Contract “{contract.name}” created.")
+        _warn_on_equal_priority(request, contract)
         return redirect("contracts:detail", contract.pk)
     return _form_page(request, form, title="New contract", cancel_url=reverse("contracts:list"),
                       submit_label="Create contract", template="contracts/contract_form.html")
@@ -592,10 +595,20 @@ def contract_edit(request, pk: int):
         acting_user=request.user))
     if saved:
         messages.success(request, f"Contract “{saved.name}” saved.")
+        _warn_on_equal_priority(request, saved)
         return redirect("contracts:detail", saved.pk)
     return _form_page(request, form, title=f"Edit {contract.name}", contract=contract,
                       cancel_url=reverse("contracts:detail", args=[contract.pk]),
                       template="contracts/contract_form.html")
+
+
+def _warn_on_equal_priority(request, contract: Contract) -> None:
+    if contract.type == Contract.Type.ONLINE_BACKUP:
+        return
+    warning = forms.priority_warning(contracts_sharing_priority(
+        customer=contract.customer_id, priority=contract.priority, exclude_id=contract.pk))
+    if warning:
+        messages.warning(request, warning)
 
 
 # Contract terms: every add page is a small form that returns to the contract.
