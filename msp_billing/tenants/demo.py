@@ -48,6 +48,8 @@ def demo_ensure() -> Msp:
         for email, name, role in DEMO_USERS:
             user, _ = User.objects.get_or_create(email=email, defaults={"full_name": name, "role": role})
             user.full_name, user.role, user.is_active = name, role, True
-            user.set_password(DEMO_PASSWORD)
+            if not user.check_password(DEMO_PASSWORD):
+                # Only when it differs: a new hash would sign out everyone signed in as the user.
+                user.set_password(DEMO_PASSWORD)
             user.save()
     return msp
