@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -62,6 +63,8 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "msp_billing.settings.local")
     os.environ.setdefault("PUBLIC_URL_PORT", PORT)
     os.environ.setdefault("PYTHONWARNINGS", QUIET_WARNINGS)
+    # pgserver asks platformdirs for a runtime folder, which warns on machines without one.
+    warnings.filterwarnings("ignore", module="platformdirs")
     from msp_billing.embedded import VAR_DIR, ensure_embedded_services, stop_embedded_services
 
     print(f"Starting MSP Billing on port {PORT} (data under {VAR_DIR})", flush=True)
@@ -76,12 +79,12 @@ def main() -> int:
         step("Checking the platform host", "ensure_platform")
         step("Migrating every MSP's schema", "migrate_schemas", "--tenant", "--verbosity=0")
         demo = step("Loading the demo MSP", "seed_demo")
-        celery = [sys.executable, "-m", "celery", "-A", "msp_billing"]
+        celery = [sys.executable, "-m", "celery", "-A", "msp_billing", "--quiet"]  # no banners
         beat_schedule = VAR_DIR / "celerybeat-schedule"
         commands = {
             "web": [sys.executable, "manage.py", "runserver", f"{HOST}:{PORT}"],
-            "worker": [*celery, "worker", "--loglevel=WARNING", "--concurrency=2", "--quiet"],
-            "beat": [*celery, "beat", "--loglevel=WARNING", f"--schedule={beat_schedule}", "--pidfile=", "--quiet"],
+            "worker": [*celery, "worker", "--loglevel=WARNING", "--concurrency=2"],
+            "beat": [*celery, "beat", "--loglevel=WARNING", f"--schedule={beat_schedule}", "--pidfile="],
         }
         for name, command in commands.items():
             children.append(subprocess.Popen(command, cwd=BASE_DIR))
