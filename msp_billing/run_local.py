@@ -20,7 +20,9 @@ PORT = os.environ.get("RUN_PORT", "8000")
 
 
 # Libraries' deprecation notices are for their authors, not for whoever starts the demo.
-QUIET_WARNINGS = "ignore::DeprecationWarning,ignore::PendingDeprecationWarning,ignore::SyntaxWarning"
+# Nor is Celery's notice that a container runs as root.
+QUIET_WARNINGS = ("ignore::DeprecationWarning,ignore::PendingDeprecationWarning,ignore::SyntaxWarning,"
+                  "ignore:You're running the worker with superuser privileges")
 
 
 def manage(*args: str) -> str:
