@@ -2,12 +2,19 @@
 
 One place, built on Babel (the CLDR data django-money and py-moneyed use): thousands
 separators, the currency's symbol and minor unit, and the order of day, month and year
-follow the active locale. CSV files do not use these filters; they keep plain decimals.
+follow the MSP's locale (``msp_billing.locales``). CSV files do not use these filters; they keep plain decimals.
 
     {% load formatting %}
     {{ invoice.total|money:invoice.currency }}   → $1,250.69 / 1.250,69 €
+    {{ line.amount|amount:invoice.currency }}    → 1,250.69 (a column of one currency: no symbol)
+    {{ rate|rate:contract.currency }}            → $135.00, and $33.3333 only when not whole cents
+    {{ line.unit_price|rate }}                   → 135.00 / 33.3333 (no symbol)
     {{ line.quantity|number }}                    → 1,250.5
     {{ invoice.issue_date|day }}                  → Dec 4, 2026
+
+Rates and unit prices are stored with four decimal places (docs/design.md § Money and
+time); they are written with the currency's own decimals unless the extra places carry
+something: 135.0000 → 135.00, 33.3333 → 33.3333, 0.1500 → 0.15.
 """
 
 from __future__ import annotations
@@ -18,14 +25,15 @@ from decimal import Decimal, InvalidOperation
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from django import template
-from django.utils import translation
+
+from msp_billing.locales import current_locale
 
 register = template.Library()
 
 
 def active_locale() -> str:
-    """The Babel locale for the language Django has active (``en-us`` → ``en_US``)."""
-    return translation.to_locale(translation.get_language() or "en-us")
+    """The MSP's locale (``msp_billing.locales.current_locale``): ``en_US``, ``de_DE`` …"""
+    return current_locale()
 
 
 def _decimal(value) -> Decimal | None:
@@ -50,13 +58,38 @@ def money(value, currency: str = "") -> str:
 
 
 @register.filter
-def number(value) -> str:
-    """A quantity or rate without trailing zeros, with thousands separators: ``1,250.5``."""
-    amount = _decimal(value)
-    if amount is None:
+def amount(value, currency: str = "") -> str:
+    """An amount with its currency's decimals but no symbol, for columns of one currency: ``1,250.69``."""
+    figure = _decimal(getattr(value, "amount", value))
+    if figure is None:
         return ""
-    return babel_numbers.format_decimal(amount.normalize() if amount == amount.to_integral() else amount,
-                                        locale=active_locale(), decimal_quantization=False)
+    code = currency or str(getattr(getattr(value, "currency", None), "code", "") or "")
+    if not code:
+        return babel_numbers.format_decimal(figure, format="#,##0.00", locale=active_locale())
+    return babel_numbers.format_currency(figure, code, format="#,##0.00", locale=active_locale())
+
+
+@register.filter
+def rate(value, currency: str = "") -> str:
+    """A rate or unit price: the currency's decimals, more (up to the four stored) only where
+    they are not zero. With a currency, its symbol: ``$135.00``, ``$33.3333``."""
+    figure = _decimal(getattr(value, "amount", value))
+    if figure is None:
+        return ""
+    code = currency or str(getattr(getattr(value, "currency", None), "code", "") or "")
+    if not code:
+        return babel_numbers.format_decimal(figure, format="#,##0.00", locale=active_locale(),
+                                            decimal_quantization=False)
+    return babel_numbers.format_currency(figure, code, locale=active_locale(), decimal_quantization=False)
+
+
+@register.filter
+def number(value) -> str:
+    """A quantity or percentage without trailing zeros, with thousands separators: ``1,250.5``."""
+    figure = _decimal(value)
+    if figure is None:
+        return ""
+    return babel_numbers.format_decimal(figure, locale=active_locale(), decimal_quantization=False)
 
 
 @register.filter
