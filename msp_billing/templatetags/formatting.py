@@ -25,6 +25,7 @@ from decimal import Decimal, InvalidOperation
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from django import template
+from django.utils import timezone
 
 from msp_billing.locales import current_locale
 
@@ -92,13 +93,33 @@ def number(value) -> str:
     return babel_numbers.format_decimal(figure, locale=active_locale(), decimal_quantization=False)
 
 
+DATE_LENGTHS = ("short", "medium", "long", "full")
+
+
 @register.filter
 def day(value, length: str = "medium") -> str:
-    """A date in the locale's order: ``Dec 4, 2026`` (``short``: ``12/4/26``)."""
+    """A date in the locale's order: ``Dec 4, 2026`` (``short``: ``12/4/26``). Another
+    argument is a CLDR skeleton: ``day:"MMMd"`` → ``Dec 4`` (no year)."""
     if not value:
         return ""
     if isinstance(value, datetime):
-        value = value.date()
+        value = timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
     if not isinstance(value, date):
         return str(value)
-    return babel_dates.format_date(value, format=length, locale=active_locale())
+    if length in DATE_LENGTHS:
+        return babel_dates.format_date(value, format=length, locale=active_locale())
+    return babel_dates.format_skeleton(length, value, locale=active_locale())
+
+
+@register.filter
+def when(value, length: str = "medium") -> str:
+    """A moment in the MSP's time zone, date and time in the locale's order: ``Dec 4, 2026, 3:05 PM``
+    (``04.12.2026, 15:05``). Seconds only where they matter: ``when:"seconds"``."""
+    if not value:
+        return ""
+    if not isinstance(value, datetime):
+        return day(value)
+    moment = timezone.localtime(value) if timezone.is_aware(value) else value
+    locale = active_locale()
+    clock = babel_dates.format_time(moment, format="medium" if length == "seconds" else "short", locale=locale)
+    return f"{babel_dates.format_date(moment.date(), format='medium', locale=locale)}, {clock}"
