@@ -3,17 +3,21 @@ in the filterable report, kept per MSP, and carried over from where it used to l
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from contracts import renewals, services
 from contracts.models import Contract
 from msp_billing.accounts.models import User
 from msp_billing.audit.models import AuditEvent
+from msp_billing.locales import use_locale
+from msp_billing.templatetags.formatting import when
 from msp_billing.audit.selectors import audit_events_for
 from tests.contracts.test_views import admin, contract_post, data, eur, make_contract  # noqa: F401  (fixtures)
 
@@ -42,7 +46,8 @@ def test_editing_a_contract_shows_who_when_and_before_after_on_its_page(admin, d
     trail = page[page.index('id="audit-h"'):]
     # In the admin's words, not the stored codes.
     assert ADMIN in trail and "<strong>Contract changed</strong>" in trail and "contract_update" not in trail
-    assert event.at.strftime("%d %b %Y") in trail
+    with use_locale("en_IE"), timezone.override(ZoneInfo("Europe/Berlin")):  # alpha: Europe, Berlin
+        assert when(event.at) in trail
     assert '<td class="audit-before">430.00 EUR</td>' in trail and '<td class="audit-after">450.00 EUR</td>' in trail
     assert '<td class="audit-before">10</td>' in trail and '<td class="audit-after">5</td>' in trail
 
