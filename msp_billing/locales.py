@@ -64,6 +64,11 @@ _SCHEMA_LOCALE_SECONDS = 10
 _schema_locales: dict[str, tuple[float, str]] = {}
 
 
+def forget_schema_locale(schema: str) -> None:
+    """After a change of an MSP's locale: this process looks it up again."""
+    _schema_locales.pop(schema, None)
+
+
 def _schema_locale(schema: str) -> str:
     """The locale of the MSP of ``schema``, looked up at most every few seconds."""
     now = time.monotonic()

@@ -142,7 +142,7 @@ def msp_update_preferences(*, msp_id: int, name: str, timezone: str, locale: str
                            address: str | None = None) -> Msp:
     """The MSP's own name, time zone and (when given) locale and postal address (the tenant
     table is reachable from every schema). ``locale`` "" means the region's default."""
-    from msp_billing.locales import is_known
+    from msp_billing.locales import forget_schema_locale, is_known
 
     if locale and not is_known(locale):
         raise ValidationError({"locale": f"Unknown locale “{locale}”; choose one of the list, such as en_US or de_DE."})
@@ -157,6 +157,7 @@ def msp_update_preferences(*, msp_id: int, name: str, timezone: str, locale: str
         msp.address = address.strip()
         fields.append("address")
     msp.save(update_fields=fields)
+    forget_schema_locale(msp.schema_name)
     return msp
 
 
