@@ -6,18 +6,25 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test bench install migrate clean
 
+# pip says only what went wrong: its notices and warnings go to .venv/install.log, shown on failure.
+PIP := PIP_ROOT_USER_ACTION=ignore PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --quiet \
+	--disable-pip-version-check --no-warn-script-location
+
 $(PY):
-	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	@echo "Creating .venv …"
+	@$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	@$(PIP) --upgrade pip 2>$(VENV)/install.log || (cat $(VENV)/install.log; exit 1)
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@echo "Installing MSP Billing and its dependencies into .venv (a few minutes the first time) …"
+	@$(PIP) -e '.[test]' 2>>$(VENV)/install.log || (cat $(VENV)/install.log; exit 1)
+	@touch $(STAMP)
+	@echo "  done"
 
 install: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m msp_billing.run_local
+	@$(PY) -m msp_billing.run_local
 
 test: $(STAMP)
 	$(PY) -m pytest

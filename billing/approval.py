@@ -21,6 +21,7 @@ from billing.readiness import DONE_STATUSES
 from contracts.models import Contract, Customer
 from contracts.rules.routing import Bucket
 from msp_billing.accounts.models import User
+from msp_billing.templatetags.formatting import rate as format_rate
 from tickets.models import TimeAllocation, TimeEntry
 from tickets.services import contracts_valid_for, entry_fingerprint
 
@@ -99,7 +100,7 @@ def pending_row(entry: TimeEntry) -> PendingRow:
         entry=entry,
         billed_minutes=sum(a.billed_minutes for a in allocations),
         contracts=[a.contract.name for a in allocations if a.contract_id],
-        rates=[f"{a.rate.amount:.2f}" for a in allocations if a.rate is not None],
+        rates=[format_rate(a.rate) for a in allocations if a.rate is not None],
         rate=rates.pop() if len(rates) == 1 else None,
         amount=sum(charged, Decimal(0)) if charged else None,
         covered=any(a.bucket in (Bucket.ABSORBED, Bucket.DEDUCTED) for a in allocations),

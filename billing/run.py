@@ -210,7 +210,7 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
 
     plans = sorted(by_key.values(), key=lambda p: (p["customer"].legal_name, p["customer"].pk, p["contracts"]))
     created = invoice_services.invoice_create_drafts(drafts=[
-        DraftInput(customer=plan["customer"], lines=plan["lines"], notes=f"Billing batch {batch.name}") for plan in plans],
+        DraftInput(customer=plan["customer"], lines=plan["lines"]) for plan in plans],
         acting_user=acting_user)
     invoice_of_contract: dict[int, Invoice] = {}
     line_counts: dict[int, int] = {}

@@ -294,8 +294,10 @@ def _audit_csv(events):
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
     writer = csv.writer(response)
-    writer.writerow(["When", "By", "Action", "Object", "Id", "Before", "After", "Message"])
+    writer.writerow(["When", "By", "Action", "Object", "Before", "After", "Message", "Action code", "Object type", "Id"])
     for event in events.iterator():
-        writer.writerow([event.at.isoformat(), event.actor_label, event.action, event.object_type, event.object_id,
-                         json.dumps(event.before) if event.before is not None else "", json.dumps(event.after) if event.after is not None else "", event.message])
+        writer.writerow([event.at.isoformat(), event.actor_label, event.action_label, event.object_label,
+                         json.dumps(event.before) if event.before is not None else "",
+                         json.dumps(event.after) if event.after is not None else "", event.message,
+                         event.action, event.object_type, event.object_id])
     return response

@@ -11,15 +11,35 @@ from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import ValidationError
-from djmoney.settings import CURRENCY_CHOICES
+from django.db import connection
+from django.db.models import Count
 
 from contracts import services
 from contracts.models import Contract, Customer, DeviceClass, ExclusionSet, Product, RateItem, Role, TaxCategory, WorkType
 from contracts.selectors import customer_parent_choices
+<<<<<<< HEAD
 from msp_billing.forms import ServiceForm
+=======
+from msp_billing.currencies import currency_choices
+>>>>>>> format
 from msp_billing.tax_owner import lock_tax_fields, tax_owner_note
 
-CURRENCIES = sorted((code, f"{code} — {name}") for code, name in CURRENCY_CHOICES)
+
+class CurrencyField(forms.ChoiceField):
+    """The currencies in use today (``msp_billing.currencies``), the MSP's first: its home
+    currency and those its customers bill in, most used first, then the most traded."""
+
+    def __init__(self, *, empty_label: str | None = None, **kwargs):
+        self.empty_label = empty_label
+        super().__init__(choices=(), **kwargs)
+
+    def offer(self, *, keep=()) -> None:
+        """Fill the choices for this MSP; ``keep``: the stored code, offered even if withdrawn."""
+        home = getattr(connection.tenant, "currency", "")
+        used = (Customer.objects.order_by().values("currency").annotate(customers=Count("id"))
+                .order_by("-customers", "currency").values_list("currency", flat=True))
+        choices = currency_choices(first=[home, *used], keep=keep)
+        self.choices = [("", self.empty_label), *choices] if self.empty_label is not None else choices
 
 
 def _date(label: str, *, required: bool = True, help_text: str = "") -> forms.DateField:
@@ -75,6 +95,30 @@ def _tax_category_field() -> forms.ModelChoiceField:
                                   help_text="How this is taxed, such as Labour (not taxed) or Parts.")
 
 
+<<<<<<< HEAD
+=======
+class ServiceForm(forms.Form):
+    """A form whose cleaned data goes to a service; the service's messages come back here."""
+
+    # service field name → form field name, where they differ (minutes vs. hours)
+    field_aliases: dict[str, str] = {}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            if isinstance(field, CurrencyField):
+                field.offer(keep=[self.initial.get(name) or ""])
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        if hasattr(error, "error_dict"):
+            for field, errors in error.error_dict.items():
+                field = self.field_aliases.get(field, field)
+                self.add_error(field if field in self.fields else None, errors)
+        else:
+            self.add_error(None, error)
+
+
+>>>>>>> format
 # --- customers ----------------------------------------------------------------------------
 
 
@@ -88,7 +132,7 @@ class CustomerForm(ServiceForm):
     billing_email = forms.EmailField(label="Billing e-mail", required=False, max_length=254)
     billing_contacts = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     address = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
-    currency = forms.ChoiceField(choices=CURRENCIES)
+    currency = CurrencyField()
     tax_exempt = forms.BooleanField(required=False, help_text="With a certificate: no tax until it expires.")
     tax_id = forms.CharField(label="Tax id / VAT number", max_length=60, required=False)
     tax_codes = _tax_codes_field("Tax codes", "The taxes of the customer's jurisdiction, comma-separated (such as "
@@ -159,7 +203,7 @@ class RoleForm(ServiceForm):
     name = forms.CharField(max_length=100, help_text="Such as Tier 1, Engineer, Architect.")
     default_rate = _rate("Default rate (per hour)")
     cost_rate = _rate("Cost rate (per hour)", help_text="Internal cost, for profitability.")
-    currency = forms.ChoiceField(choices=CURRENCIES)
+    currency = CurrencyField()
 
     @staticmethod
     def initial_for(role: Role) -> dict:
@@ -170,7 +214,7 @@ class RoleForm(ServiceForm):
 class RateItemForm(ServiceForm):
     name = forms.CharField(max_length=120)
     rate = _rate("Rate (per hour)")
-    currency = forms.ChoiceField(choices=CURRENCIES)
+    currency = CurrencyField()
     accounting_code = forms.CharField(max_length=60, required=False, help_text="The item in the accounting system.")
     tax_category = _tax_category_field()
 
@@ -189,7 +233,7 @@ class ProductForm(ServiceForm):
     name = forms.CharField(max_length=200)
     price = _rate("Price")
     cost = _rate("Cost")
-    currency = forms.ChoiceField(choices=CURRENCIES)
+    currency = CurrencyField()
     taxable = forms.BooleanField(required=False, initial=True)
     accounting_code = forms.CharField(max_length=60, required=False, help_text="The item in the accounting system.")
     is_active = forms.BooleanField(label="Active", required=False, initial=True)
@@ -282,26 +326,32 @@ TIME_TYPES = tuple(kind for kind in ALL_TYPES if kind != T.ONLINE_BACKUP)
 
 
 class ContractForm(ServiceForm):
-    """One form for every type; fieldsets carry the types they apply to (``data-types``)."""
+    """One form for every type. The server knows the chosen type (posted, or the contract's):
+    it renders the other types' fieldsets hidden, reads only the fields of the chosen type,
+    and labels what that type requires. The page's script switches the fieldsets as the
+    type changes; every value typed stays in the page (and is posted back) in the meantime."""
 
-    field_aliases = {"included_minutes": "included_hours", "budget_minutes": "budget_hours"}
+    field_aliases = {"included_minutes": "included_hours", "budget_minutes": "budget_hours",
+                     "minutes": "block_hours", "amount": "block_amount", "price": "block_price",
+                     "purchased_on": "start_date"}
 
     customer = forms.ModelChoiceField(queryset=Customer.objects.filter(is_active=True))
     name = forms.CharField(max_length=200)
     type = forms.ChoiceField(choices=[("", "Choose a type"), *T.choices])
-    currency = forms.ChoiceField(choices=[("", "The customer's currency"), *CURRENCIES], required=False,
-                                 help_text="A contract always bills in its customer's currency.")
+    currency = CurrencyField(empty_label="The customer's currency", required=False,
+                             help_text="A contract always bills in its customer's currency.")
     status = forms.ChoiceField(choices=Contract.Status.choices, initial=Contract.Status.ACTIVE)
     start_date = _date("Start date")
     end_date = _date("End date", required=False, help_text="At most 20 years after the start; empty: open-ended.")
     billing_frequency = forms.ChoiceField(choices=Contract.Frequency.choices, initial=Contract.Frequency.MONTHLY)
     billing_timing = forms.ChoiceField(label="Billed", choices=Contract.Timing.choices, initial=Contract.Timing.ADVANCE)
-    anchor_day = forms.IntegerField(label="Billing anchor day", min_value=1, max_value=31, initial=1)
+    anchor_day = forms.IntegerField(label="Billing anchor day", min_value=1, max_value=31, initial=1,
+                                    help_text="The day of the month periods start on.")
     taxable = forms.BooleanField(required=False, initial=True)
     tax_codes = _tax_codes_field("Tax codes override", "Only when this contract is taxed differently from its customer "
                                                        "(such as work for a branch in another state); empty: the "
                                                        "customer's tax codes.")
-    # Fields of fieldsets that some types hide are optional: a hidden fieldset posts nothing.
+    # Fields some types do without are optional to the form; REQUIRED_FOR says which types need them.
     priority = forms.IntegerField(min_value=0, max_value=1000, initial=10, required=False,
                                   help_text="Lower numbers take time first.")
     exclusion_set = forms.ModelChoiceField(queryset=ExclusionSet.objects.all(), required=False,
@@ -322,6 +372,11 @@ class ContractForm(ServiceForm):
     included_hours = HoursField(label="Included hours per period", required=False,
                                 help_text="Optional cap; time beyond it is overage.")
     overage_rate = _rate("Overage rate (per hour)", required=False)
+    block_hours = HoursField(label="Block size (hours)", required=False,
+                             help_text="The hours the customer buys; bought on the start date and invoiced in the next batch.")
+    block_amount = _amount("Block size (prepaid amount)", required=False,
+                           help_text="The amount the customer prepays; bought on the start date.")
+    block_price = _amount("Block price", required=False, help_text="What the customer is invoiced for the block.")
     cascade = forms.BooleanField(required=False, help_text="When the block is used up, pass time to the next contract.")
     rollover = forms.BooleanField(required=False, initial=True, help_text="Unused balance carries over.")
     block_expiry_months = forms.IntegerField(label="Blocks expire after (months)", min_value=1, max_value=240,
@@ -329,7 +384,7 @@ class ContractForm(ServiceForm):
     auto_repurchase = forms.BooleanField(required=False, help_text="Buy the next block when one is used up.")
     alert_thresholds = forms.CharField(max_length=60, required=False, initial=services.DEFAULT_ALERT_THRESHOLDS,
                                        help_text="Percent used that triggers an alert, such as 75,90,100.")
-    budget_hours = HoursField(label="Budget (hours)", required=False)
+    budget_hours = HoursField(label="Budget (hours)", required=False, help_text="Hours, money or both.")
     budget_amount = _amount("Budget (amount)", required=False)
     unit_price = _rate("Unit price (per GB or seat)", required=False)
     included_quantity = forms.DecimalField(max_digits=12, decimal_places=3, min_value=Decimal("0"), required=False,
@@ -345,6 +400,7 @@ class ContractForm(ServiceForm):
                                "tax_codes"), ALL_TYPES),
         ("Fee", ("fee", "fee_trigger"), (T.RETAINER, T.PROJECT_ONE_TIME_FEE)),
         ("Included hours", ("included_hours",), (T.RETAINER,)),
+        ("First block", ("block_hours", "block_amount", "block_price"), (T.BLOCK_HOURS, T.BLOCK_MONEY)),
         ("Overage", ("overage_rate",), (T.RETAINER, T.BLOCK_HOURS)),
         ("Blocks", ("cascade", "rollover", "block_expiry_months", "auto_repurchase"), (T.BLOCK_HOURS, T.BLOCK_MONEY)),
         ("Budget", ("budget_hours", "budget_amount"), (T.PROJECT_HOURLY,)),
@@ -355,6 +411,21 @@ class ContractForm(ServiceForm):
         ("Renewal", ("auto_renew", "renewal_notice_days", "renewal_term_months"), ALL_TYPES),
         ("Changes", ("effective_date",), ALL_TYPES),
     ]
+    # Fields that apply to fewer types than their fieldset.
+    FIELD_TYPES = {
+        "block_hours": (T.BLOCK_HOURS,), "block_amount": (T.BLOCK_MONEY,), "fee_trigger": (T.PROJECT_ONE_TIME_FEE,),
+        # A one-time fee is invoiced once: no anchor day for its periods, nor for a block's purchases.
+        "anchor_day": tuple(kind for kind in ALL_TYPES if kind not in (T.PROJECT_ONE_TIME_FEE, T.BLOCK_HOURS,
+                                                                         T.BLOCK_MONEY)),
+    }
+    # Fields a type needs (the services refuse the contract without them); the labels say so.
+    REQUIRED_FOR = {
+        "fee": (T.RETAINER, T.PROJECT_ONE_TIME_FEE), "fee_trigger": (T.PROJECT_ONE_TIME_FEE,),
+        "overage_rate": (T.BLOCK_HOURS,), "unit_price": (T.ONLINE_BACKUP,), "usage_unit": (T.ONLINE_BACKUP,),
+        "block_hours": (T.BLOCK_HOURS,), "block_amount": (T.BLOCK_MONEY,), "block_price": (T.BLOCK_HOURS, T.BLOCK_MONEY),
+        "priority": TIME_TYPES, "rounding_increment": TIME_TYPES, "rounding_direction": TIME_TYPES,
+        "rounding_minimum": TIME_TYPES,
+    }
 
     def __init__(self, *args, contract: Contract | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -363,33 +434,110 @@ class ContractForm(ServiceForm):
         if contract is None:
             del self.fields["effective_date"]
         else:
-            # A contract's customer and currency never change.
-            del self.fields["customer"]
-            del self.fields["currency"]
+            # A contract's customer and currency never change; its blocks are bought on its page.
+            for name in ("customer", "currency", "block_hours", "block_amount", "block_price"):
+                del self.fields[name]
+        chosen = self.data.get("type") if self.is_bound else (self.initial.get("type") or getattr(contract, "type", ""))
+        self.chosen_type = chosen if chosen in ALL_TYPES else ""
+
+    # --- which fields apply -------------------------------------------------------------------
+
+    def types_of(self, name: str) -> tuple[str, ...]:
+        own = self.FIELD_TYPES.get(name)
+        if own is not None:
+            return own
+        return next((types for _legend, names, types in self.FIELDSETS if name in names), ALL_TYPES)
+
+    def applies(self, name: str) -> bool:
+        """Does the field belong to the chosen type? Before a type is chosen, only the common ones."""
+        types = self.types_of(name)
+        return types == ALL_TYPES or self.chosen_type in types
+
+    def required_types(self, name: str) -> tuple[str, ...]:
+        if name in self.REQUIRED_FOR:
+            return self.REQUIRED_FOR[name]
+        field = self.fields[name]
+        return self.types_of(name) if field.required and not isinstance(field, forms.BooleanField) else ()
+
+    def add_error(self, field, error):
+        # Other types' fields are not read: what was typed there stays on the page, unchecked.
+        if field is not None and field in self.fields and not self.applies(field):
+            return
+        super().add_error(field, error)
+
+    def clean(self):
+        data = super().clean()
+        for name in [name for name in list(data) if not self.applies(name)]:
+            data.pop(name)
+        if self.contract is None and self.chosen_type in (T.BLOCK_HOURS, T.BLOCK_MONEY):
+            size = "block_hours" if self.chosen_type == T.BLOCK_HOURS else "block_amount"
+            if data.get(size) is None and size not in self.errors:
+                self.add_error(size, "Enter the size of the first block the customer buys." if size == "block_hours"
+                               else "Enter the amount the customer prepays for the first block.")
+            if data.get("block_price") is None and "block_price" not in self.errors:
+                self.add_error("block_price", "Enter what the customer is invoiced for the block.")
+        return data
 
     def fieldsets(self):
-        """(legend, bound fields, "type type ...") for the template; missing fields are skipped."""
+        """For the template: legend, the types it applies to, whether it shows for the chosen
+        type, and each field with the types it applies to and the types that require it."""
         result = []
         for legend, names, types in self.FIELDSETS:
-            fields = [self[name] for name in names if name in self.fields]
+            fields = [{"field": self[name],
+                       "types": " ".join(self.types_of(name)) if name in self.FIELD_TYPES else "",
+                       "shown": self.applies(name),
+                       # "*": required whatever the type
+                       "required_types": ("*" if self.required_types(name) == ALL_TYPES
+                                          else " ".join(self.required_types(name))),
+                       "required": self.chosen_type in self.required_types(name) or self.required_types(name) == ALL_TYPES}
+                      for name in names if name in self.fields]
             if fields:
-                result.append({"legend": legend, "fields": fields,
-                               "types": " ".join(types), "for_all": tuple(types) == ALL_TYPES})
+                result.append({"legend": legend, "fields": fields, "types": " ".join(types),
+                               "for_all": tuple(types) == ALL_TYPES,
+                               "shown": tuple(types) == ALL_TYPES or self.chosen_type in types})
         return result
 
+    def priority_warning(self) -> str:
+        """A warning when another of the customer's contracts has the same priority."""
+        from contracts.selectors_priorities import contracts_sharing_priority
+
+        if self.chosen_type not in TIME_TYPES:
+            return ""
+        customer = self.contract.customer_id if self.contract else self._value("customer")
+        priority = self._value("priority")
+        if not str(customer or "").isdigit() or not str(priority if priority is not None else "").isdigit():
+            return ""
+        return priority_warning(contracts_sharing_priority(customer=int(customer), priority=int(priority),
+                                                           exclude_id=self.contract.pk if self.contract else None))
+
+    def _value(self, name: str):
+        if name not in self.fields:
+            return None
+        value = self[name].value()
+        return getattr(value, "pk", value)
+
     def service_data(self) -> dict:
-        """``cleaned_data`` in the services' terms (minutes, not hours)."""
+        """``cleaned_data`` in the services' terms (minutes, not hours), without the first block."""
         data = dict(self.cleaned_data)
         data["included_minutes"] = data.pop("included_hours", None)
         data["budget_minutes"] = data.pop("budget_hours", None)
         data.pop("effective_date", None)
+        for name in ("block_hours", "block_amount", "block_price"):
+            data.pop(name, None)
         if data.get("included_quantity") is None:
             data["included_quantity"] = Decimal("0")
         for name in ("priority", "rounding_increment", "rounding_direction", "rounding_minimum"):
-            # Hidden for types that take no time: keep the current value (or the default).
+            # Not read for types that take no time: keep the current value (or the default).
             if data.get(name) in (None, ""):
                 data.pop(name, None)
         return data
+
+    def first_block(self) -> dict | None:
+        """The block bought with a new Block contract, in ``block_purchase_add``'s terms."""
+        data = self.cleaned_data
+        if self.contract is not None or self.chosen_type not in (T.BLOCK_HOURS, T.BLOCK_MONEY):
+            return None
+        return {"minutes": data.get("block_hours"), "amount": data.get("block_amount"), "price": data.get("block_price")}
 
     @staticmethod
     def initial_for(contract: Contract) -> dict:
@@ -405,6 +553,15 @@ class ContractForm(ServiceForm):
         initial["included_hours"] = minutes_as_hours(contract.included_minutes)
         initial["budget_hours"] = minutes_as_hours(contract.budget_minutes)
         return initial
+
+
+def priority_warning(sharing: list[Contract]) -> str:
+    """“Gold Remote” has priority 10 too: …; empty when no other contract shares it."""
+    if not sharing:
+        return ""
+    names = ", ".join(f"“{contract.name}”" for contract in sharing)
+    return (f"{names} {'has' if len(sharing) == 1 else 'have'} priority {sharing[0].priority} too. With equal "
+            f"priorities the older contract takes time first; give each contract its own number to decide.")
 
 
 # --- contract terms -----------------------------------------------------------------------

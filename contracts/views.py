@@ -17,12 +17,10 @@ from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import date as date_filter
-from django.template.defaultfilters import floatformat, yesno
+from django.template.defaultfilters import yesno
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
-from django.utils.timezone import template_localtime
 
 from contracts import forms, selectors, services
 from contracts.models import (
@@ -41,11 +39,13 @@ from contracts.models import (
 from contracts.period_charges import period_lines
 from contracts.periods import periods_generate_through
 from contracts.selectors_periods import period_states
+from contracts.selectors_priorities import contracts_sharing_priority
 from msp_billing import crud
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
 from msp_billing.audit.selectors import audit_events_for
 from msp_billing.audit.services import object_type_of
+from msp_billing.templatetags.formatting import day, number, rate, when
 
 billing = requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 
@@ -127,7 +127,7 @@ def customer_create(request):
 def _warn_expired_exemption(request: HttpRequest, customer: Customer) -> None:
     """An expiry date already past is saved (the certificate is on file) but exempts nothing."""
     if customer.tax_exempt and not customer.exemption_in_effect(services.tenant_today()):
-        messages.warning(request, f"The exemption certificate expired on {customer.tax_exemption_expires:%d %b %Y}: "
+        messages.warning(request, f"The exemption certificate expired on {day(customer.tax_exemption_expires)}: "
                                   "taxes are charged until a later expiry date is entered.")
 
 
@@ -246,13 +246,12 @@ def _yes_no(name: str, labels: str = "Yes,No") -> Callable[[Model], str]:
 
 
 def _multiplier(name: str) -> Callable[[Model], str]:
-    return lambda obj: f"× {floatformat(getattr(obj, name), '-4')}"
+    return lambda obj: f"× {number(getattr(obj, name))}"
 
 
 def _money(name: str) -> Callable[[Model], str]:
     def value(obj: Model) -> str:
-        money = getattr(obj, name)
-        return f"{money.currency} {floatformat(money.amount, '4g')}"
+        return rate(getattr(obj, name))  # a rate or price: its symbol, four places only where they count
     return value
 
 
@@ -272,7 +271,7 @@ def _links(name: str, url_name: str, empty: str) -> Callable[[Model], str]:
 
 
 def _date_time(name: str) -> Callable[[Model], str]:
-    return lambda obj: date_filter(template_localtime(getattr(obj, name)), "j M Y H:i")
+    return lambda obj: when(getattr(obj, name))
 
 
 def _contracts_using(exclusion_set: ExclusionSet) -> str:
@@ -510,12 +509,12 @@ def tax_rate_new_version(request, pk: int):
     version = _submit(request, form, lambda: services.tax_rate_new_version(
         tax_rate=tax_rate, **form.cleaned_data, acting_user=request.user))
     if version:
-        messages.success(request, f"{version.code}: new version from {version.effective_from:%d %b %Y} saved.")
+        messages.success(request, f"{version.code}: new version from {day(version.effective_from)} saved.")
         return redirect("contracts:tax_rate_detail", version.pk)
     return _form_page(
         request, form, title=f"Change tax {tax_rate.code}",
         cancel_url=reverse("contracts:tax_rate_detail", args=[tax_rate.pk]), submit_label="Save new version",
-        intro=f"A change is a new version from its effective date, after {latest.effective_from:%d %b %Y}. "
+        intro=f"A change is a new version from its effective date, after {day(latest.effective_from)}. "
               "Earlier versions — and the invoices that used them — never change.",
     )
 
@@ -545,9 +544,11 @@ def contract_create(request):
     if customer_id.isdigit():
         initial["customer"] = Customer.objects.filter(pk=int(customer_id), is_active=True).first()
     form = forms.ContractForm(request.POST or None, initial=initial)
-    contract = _submit(request, form, lambda: services.contract_create(**form.service_data(), acting_user=request.user))
+    contract = _submit(request, form, lambda: services.contract_create_with_block(
+        **form.service_data(), block=form.first_block(), acting_user=request.user))
     if contract:
         messages.success(request, f"Contract “{contract.name}” created.")
+        _warn_on_equal_priority(request, contract)
         return redirect("contracts:detail", contract.pk)
     return _form_page(request, form, title="New contract", cancel_url=reverse("contracts:list"),
                       submit_label="Create contract", template="contracts/contract_form.html")
@@ -592,10 +593,20 @@ def contract_edit(request, pk: int):
         acting_user=request.user))
     if saved:
         messages.success(request, f"Contract “{saved.name}” saved.")
+        _warn_on_equal_priority(request, saved)
         return redirect("contracts:detail", saved.pk)
     return _form_page(request, form, title=f"Edit {contract.name}", contract=contract,
                       cancel_url=reverse("contracts:detail", args=[contract.pk]),
                       template="contracts/contract_form.html")
+
+
+def _warn_on_equal_priority(request, contract: Contract) -> None:
+    if contract.type == Contract.Type.ONLINE_BACKUP:
+        return
+    warning = forms.priority_warning(contracts_sharing_priority(
+        customer=contract.customer_id, priority=contract.priority, exclude_id=contract.pk))
+    if warning:
+        messages.warning(request, warning)
 
 
 # Contract terms: every add page is a small form that returns to the contract.
@@ -649,7 +660,7 @@ def service_line_end(request, pk: int, line_pk: int):
         request, contract, form, title="End service line",
         save=lambda: services.service_line_end(service_line=line, **form.cleaned_data, acting_user=request.user),
         done=f"“{line.description}” ends on the chosen date.",
-        intro=f"“{line.description}”, billed from {line.effective_from:%d %b %Y}. "
+        intro=f"“{line.description}”, billed from {day(line.effective_from)}. "
               "To change the quantity, end this line and add a new one.",
     )
 

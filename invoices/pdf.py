@@ -43,6 +43,7 @@ from django.template.loader import render_to_string
 from invoices import selectors
 from invoices.branding import logo_data_uri, text_colour_on
 from invoices.models import Invoice, InvoiceLine, InvoicePdf, InvoiceSettings, invoice_pdf_name, tenant_media_name
+from msp_billing.templatetags.formatting import day
 from msp_billing.tenants.today import tenant_today
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,10 @@ SECTION_OF = {
 class PrintedLine:
     line: InvoiceLine
     details: list[str] = field(default_factory=list)
+    description: str = ""  # as printed: under its ticket's heading, without the ticket's title again
+
+    def __post_init__(self):
+        self.description = self.description or self.line.description
 
 
 @dataclass
@@ -143,7 +148,7 @@ def line_details(line: InvoiceLine) -> list[str]:
     allocation = line.time_allocation
     if allocation is not None:
         entry = allocation.entry
-        parts = [f"{entry.date:%d %b %Y}", entry.work_type.name]
+        parts = [day(entry.date), entry.work_type.name]
         technician = getattr(entry.technician, "full_name", "") or ""
         if technician:
             parts.append(technician)
@@ -156,7 +161,7 @@ def line_details(line: InvoiceLine) -> list[str]:
             rows.append(entry.notes.strip().splitlines()[0][:200])
     charge = line.charge
     if charge is not None:
-        parts = [f"{charge.date:%d %b %Y}", "Expense" if charge.is_expense else "Product"]
+        parts = [day(charge.date), "Expense" if charge.is_expense else "Product"]
         if charge.product is not None:
             parts.append(charge.product.sku)
         if charge.ticket is not None:
@@ -164,13 +169,14 @@ def line_details(line: InvoiceLine) -> list[str]:
         rows.append(" · ".join(parts))
     period = line.contract_period
     if period is not None:
-        covered = f"{period.covered_start:%d %b %Y} – {period.covered_end:%d %b %Y}"
-        whole = f"{period.start:%d %b %Y} – {period.end:%d %b %Y}"
+        covered = f"{day(period.covered_start)} – {day(period.covered_end)}"
+        whole = f"{day(period.start)} – {day(period.end)}"
         rows.append(f"Period {covered}" + (f" (of {whole})" if covered != whole else ""))
     return rows
 
 
-def _ticket_heading(line: InvoiceLine) -> tuple[int, str] | None:
+def _ticket_heading(line: InvoiceLine) -> tuple[int, str, str] | None:
+    """(ticket id, the group's heading, the ticket as a line's description names it)."""
     ticket = None
     if line.time_allocation is not None:
         ticket = line.time_allocation.entry.ticket
@@ -179,8 +185,18 @@ def _ticket_heading(line: InvoiceLine) -> tuple[int, str] | None:
     if ticket is None:
         ticket_id = (line.detail or {}).get("ticket_id")
         title = (line.detail or {}).get("ticket_title", "")
-        return (int(ticket_id), f"Ticket #{ticket_id} {title}".strip()) if ticket_id else None
-    return ticket.pk, f"Ticket #{ticket.pk} {ticket.title}"
+        return (int(ticket_id), f"Ticket #{ticket_id} {title}".strip(), f"#{ticket_id} {title}") if ticket_id else None
+    return ticket.pk, f"Ticket #{ticket.pk} {ticket.title}", f"#{ticket.pk} {ticket.title}"
+
+
+def _without_ticket(description: str, named: str) -> str:
+    """A time line's description under its ticket's heading: ``#12 Printer — Remote Support, …``
+    prints as ``Remote Support, …`` (the heading already says which ticket)."""
+    for separator in (" — ", " - ", ": "):
+        if description.startswith(named + separator):
+            rest = description[len(named) + len(separator):].strip()
+            return rest or description
+    return description
 
 
 def invoice_sections(invoice: Invoice) -> list[Section]:
@@ -196,6 +212,8 @@ def invoice_sections(invoice: Invoice) -> list[Section]:
             heading = _ticket_heading(row["line"].line)
             key = heading[0] if heading else None
             headings.setdefault(key, heading[1] if heading else "Other time")
+            if heading:  # the ticket's title once, in the heading
+                row["line"].description = _without_ticket(row["line"].description, heading[2])
             grouped.setdefault(key, []).append(row)
         sections["time"].rows = [item for key, rows in grouped.items() for item in ({"heading": headings[key]}, *rows)]
     return [section for section in sections.values() if section.rows]
@@ -211,6 +229,16 @@ def seller_name() -> str:
     return name
 
 
+def seller_address() -> str:
+    """The MSP's postal address (Settings), printed under its name."""
+    tenant = getattr(connection, "tenant", None)
+    if hasattr(tenant, "address"):
+        return tenant.address
+    from msp_billing.tenants.models import Msp
+
+    return Msp.objects.filter(schema_name=connection.schema_name).values_list("address", flat=True).first() or ""
+
+
 def invoice_document_context(invoice: Invoice, *, branding: InvoiceSettings | None = None,
                              for_print: bool = False) -> dict[str, Any]:
     branding = branding or InvoiceSettings.load()
@@ -220,6 +248,7 @@ def invoice_document_context(invoice: Invoice, *, branding: InvoiceSettings | No
         "invoice": invoice,
         "title": "Credit note" if invoice.is_credit_note else "Invoice",
         "seller_name": seller_name(),
+        "seller_address": seller_address(),
         "bill_to": {
             "name": customer.legal_name if draft else invoice.customer_name,
             "address": customer.address if draft else invoice.customer_address,

@@ -1,4 +1,6 @@
-"""The main navigation, filtered by what the signed-in user's role may open."""
+"""The main navigation, filtered by what the signed-in user's role may open, and ``can``:
+what the role may do, so that templates show no button the user cannot use
+(``{% if can.manage_billing %}<form method="post" …>{% endif %}``)."""
 from django.urls import reverse
 
 from msp_billing.accounts.roles import Capability
@@ -40,7 +42,7 @@ def navigation(request):
     user = getattr(request, "user", None)
     tenant = getattr(request, "tenant", None)
     if user is None or not user.is_authenticated or tenant is None or tenant.is_public:
-        return {"nav_items": []}
+        return {"nav_items": [], "can": {}}
     match = request.resolver_match
     active = _active_label(match.view_name) if match else None
     return {
@@ -48,5 +50,6 @@ def navigation(request):
             {"label": label, "url": reverse(name), "active": label == active}
             for label, name, capability in NAVIGATION
             if user.can(capability)
-        ]
+        ],
+        "can": {capability.value: user.can(capability) for capability in Capability},
     }

@@ -56,6 +56,26 @@ def ensure_embedded_services() -> dict[str, str]:
     return started
 
 
+def local_secret_key(var_dir: Path) -> str:
+    """This machine's ``SECRET_KEY``: generated on the first start and kept in
+    ``var/secret-key``, so that sessions (and password-reset links) survive a restart."""
+    key_file = var_dir / "secret-key"
+    if not key_file.exists():
+        from django.core.management.utils import get_random_secret_key
+
+        var_dir.mkdir(parents=True, exist_ok=True)
+        temporary = var_dir / f"secret-key.{os.getpid()}.tmp"
+        temporary.write_text(get_random_secret_key())
+        temporary.chmod(0o600)
+        try:
+            os.link(temporary, key_file)  # the first process to start wins; the others read its key
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    return key_file.read_text().strip()
+
+
 def stop_embedded_services() -> None:
     """Drop our handles so each library's exit hook stops the servers it started."""
     server = _handles.pop("redis", None)

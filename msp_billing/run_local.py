@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -18,8 +19,32 @@ HOST = os.environ.get("RUN_HOST", "127.0.0.1")
 PORT = os.environ.get("RUN_PORT", "8000")
 
 
-def manage(*args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
+# Libraries' deprecation notices are for their authors, not for whoever starts the demo.
+# Nor is Celery's notice that a container runs as root.
+QUIET_WARNINGS = ("ignore::DeprecationWarning,ignore::PendingDeprecationWarning,ignore::SyntaxWarning,"
+                  "ignore:You're running the worker with superuser privileges")
+
+
+def manage(*args: str) -> str:
+    """Run a management command quietly; its output only when it fails (then raised)."""
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, capture_output=True, text=True)
+    if result.returncode:
+        sys.stderr.write(result.stdout[-5000:] + result.stderr[-5000:])
+        raise subprocess.CalledProcessError(result.returncode, result.args)
+    return result.stdout
+
+
+def step(label: str, *args: str) -> str:
+    """One line of progress per set-up step: "Migrating … done (12 s)"."""
+    print(f"  {label} …", end=" ", flush=True)
+    started = time.monotonic()
+    try:
+        output = manage(*args)
+    except subprocess.CalledProcessError:
+        print("failed", flush=True)
+        raise
+    print(f"done ({time.monotonic() - started:.0f} s)", flush=True)
+    return output
 
 
 def _local_integration_key(var_dir: Path) -> None:
@@ -39,34 +64,39 @@ def _local_integration_key(var_dir: Path) -> None:
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "msp_billing.settings.local")
     os.environ.setdefault("PUBLIC_URL_PORT", PORT)
+    os.environ.setdefault("PYTHONWARNINGS", QUIET_WARNINGS)
+    # pgserver asks platformdirs for a runtime folder, which warns on machines without one.
+    warnings.filterwarnings("ignore", module="platformdirs")
     from msp_billing.embedded import VAR_DIR, ensure_embedded_services, stop_embedded_services
 
+    print(f"Starting MSP Billing on port {PORT} (data under {VAR_DIR})", flush=True)
     started = ensure_embedded_services()
     _local_integration_key(VAR_DIR)
     for name in started:
-        print(f"Embedded {name.split('_')[0].lower()} started under {VAR_DIR}")
+        print(f"  Embedded {'PostgreSQL' if name.startswith('DATABASE') else 'Redis'} started", flush=True)
 
     children: list[subprocess.Popen] = []
     try:
-        manage("migrate_schemas", "--shared")
-        manage("ensure_platform")
-        manage("migrate_schemas", "--tenant")
-        manage("seed_demo")
-        celery = [sys.executable, "-m", "celery", "-A", "msp_billing"]
+        step("Migrating the shared schema", "migrate_schemas", "--shared", "--verbosity=0")
+        step("Checking the platform host", "ensure_platform")
+        step("Migrating every MSP's schema", "migrate_schemas", "--tenant", "--verbosity=0")
+        demo = step("Loading the demo MSP", "seed_demo")
+        celery = [sys.executable, "-m", "celery", "-A", "msp_billing", "--quiet"]  # no banners
         beat_schedule = VAR_DIR / "celerybeat-schedule"
         commands = {
             "web": [sys.executable, "manage.py", "runserver", f"{HOST}:{PORT}"],
-            "worker": [*celery, "worker", "--loglevel=INFO", "--concurrency=2"],
-            "beat": [*celery, "beat", "--loglevel=INFO", f"--schedule={beat_schedule}", "--pidfile="],
+            "worker": [*celery, "worker", "--loglevel=WARNING", "--concurrency=2"],
+            "beat": [*celery, "beat", "--loglevel=WARNING", f"--schedule={beat_schedule}", "--pidfile="],
         }
         for name, command in commands.items():
             children.append(subprocess.Popen(command, cwd=BASE_DIR))
         print(
-            f"\nMSP Billing is running.\n"
+            f"\n{demo.strip()}\n\n"
+            f"MSP Billing is running.\n"
             f"  Demo MSP:   http://demo.localhost:{PORT}/\n"
             f"  Sign-up:    http://localhost:{PORT}/signup/\n"
             f"  Health:     http://localhost:{PORT}/healthz\n"
-            f"Demo logins are listed above. Ctrl-C stops everything.\n",
+            f"Ctrl-C stops everything; signing in survives a restart.\n",
             flush=True,
         )
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

@@ -71,6 +71,7 @@ from contracts.services.customers import (
     customer_create,
     customer_update,
 )
+from contracts.services.first_block import contract_create_with_block
 from contracts.services.taxes import (
     TAX_CATEGORY_FIELDS,
     TAX_RATE_AUDITED,
@@ -124,6 +125,7 @@ __all__ = [
     "block_purchase_add",
     "check_tax_codes",
     "contract_create",
+    "contract_create_with_block",
     "contract_update",
     "customer_create",
     "customer_update",

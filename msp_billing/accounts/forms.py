@@ -23,6 +23,19 @@ class UserUpdateForm(forms.Form):
 class TenantPreferencesForm(forms.Form):
     name = forms.CharField(max_length=120)
     timezone = forms.CharField(max_length=64)
+    locale = forms.ChoiceField(
+        label="Number and date format", required=False,
+        help_text="How pages, PDFs and e-mails write amounts and dates: 1,250.69 or 1.250,69; Dec 4, 2026 or "
+                  "4 Dec 2026. CSV files always use plain numbers.")
+    address = forms.CharField(label="Postal address", required=False, max_length=500,
+                              widget=forms.Textarea(attrs={"rows": 3}), help_text="Printed on your invoices.")
+
+    def __init__(self, *args, region: str = "", **kwargs):
+        from msp_billing.locales import locale_choices, region_locale
+
+        super().__init__(*args, **kwargs)
+        default = dict(locale_choices()).get(region_locale(region), region_locale(region))
+        self.fields["locale"].choices = [("", f"The region's default: {default}"), *locale_choices()]
 
     def clean_timezone(self):
         import zoneinfo

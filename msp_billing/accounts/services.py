@@ -47,7 +47,9 @@ def user_ensure(*, email: str, role: str, full_name: str, password: str) -> User
     """The user ``email`` with this role, name and password, active: created when missing (the demo MSP's users)."""
     user, _ = User.objects.get_or_create(email=email, defaults={"full_name": full_name, "role": role})
     user.full_name, user.role, user.is_active = full_name, role, True
-    user.set_password(password)
+    if not user.check_password(password):
+        # Only when it differs: a new hash would sign out everyone signed in as the user.
+        user.set_password(password)
     user.save()
     return user
 

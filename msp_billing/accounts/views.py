@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
@@ -13,6 +15,12 @@ from msp_billing.accounts.roles import Capability
 from msp_billing.accounts.tasks import send_invitation
 from msp_billing.forms import add_service_errors
 from msp_billing.tenants.services import msp_update_preferences
+<<<<<<< HEAD
+=======
+from msp_billing.tenants.today import tenant_today
+from tickets.models import TimeEntry
+from tickets.services import time_approval_switch
+>>>>>>> format
 
 login = open_to_all(auth_views.LoginView.as_view(authentication_form=LoginForm, redirect_authenticated_user=True))
 logout = open_to_all(auth_views.LogoutView.as_view())
@@ -29,15 +37,21 @@ password_reset_complete = open_to_all(auth_views.PasswordResetCompleteView.as_vi
 @requires(Capability.MANAGE_SETTINGS)
 def settings_home(request):
     tenant = connection.tenant
-    form = TenantPreferencesForm(request.POST or None, initial={"name": tenant.name, "timezone": tenant.timezone})
+    form = TenantPreferencesForm(request.POST or None, region=tenant.region, initial={
+        "name": tenant.name, "timezone": tenant.timezone, "locale": tenant.locale, "address": tenant.address})
     if request.method == "POST" and form.is_valid():
-        msp_update_preferences(msp_id=tenant.pk, **form.cleaned_data)
-        messages.success(request, "Settings saved.")
-        return redirect("settings:home")
+        try:
+            msp_update_preferences(msp_id=tenant.pk, **form.cleaned_data)
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("settings:home")
     return render(
         request,
         "settings/home.html",
-        {"form": form, "msp": tenant, "can_manage_users": request.user.can(Capability.MANAGE_USERS)},
+        {"form": form, "msp": tenant, "can_manage_users": request.user.can(Capability.MANAGE_USERS),
+         "example_amount": Decimal("1250.69"), "example_day": tenant_today()},
         status=400 if form.errors else 200,
     )
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from django import forms
 
-from msp_billing.audit.selectors import object_type_choices, object_type_label
+from msp_billing.audit.selectors import action_choices, object_type_choices, object_type_label
 
 
 class AuditFilterForm(forms.Form):
-    action = forms.CharField(required=False, max_length=60)
+    action = forms.CharField(required=False, max_length=60, widget=forms.TextInput(attrs={"list": "audit-actions"}),
+                             help_text="Such as Batch run or Contract changed.")
     object_type = forms.ChoiceField(label="Object", required=False)
     object_id = forms.CharField(label="Object id", required=False, max_length=64,
                                 widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 6}))
@@ -23,6 +24,7 @@ class AuditFilterForm(forms.Form):
             # A kind of object with no events yet (a link from its page): an empty report, not an error.
             choices.append((asked, object_type_label(asked)))
         self.fields["object_type"].choices = [("", "Any object"), *choices]
+        self.action_suggestions = action_choices()
 
     def clean_object_id(self):
         value = self.cleaned_data["object_id"].strip()

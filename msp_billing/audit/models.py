@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from msp_billing.audit.labels import action_label, field_label, object_label
+
 
 class AuditEvent(models.Model):
     """Who did what, when, to which object, with before/after.
@@ -42,6 +44,16 @@ class AuditEvent(models.Model):
         return f"{self.action} {self.object_type}#{self.object_id} by {self.actor_label or 'system'}"
 
     @property
+    def action_label(self) -> str:
+        """The action as the pages name it: "Batch run", "Contract changed"."""
+        return action_label(self.action)
+
+    @property
+    def object_label(self) -> str:
+        """The object as the pages name it: "Contract Acme — Gold Remote"."""
+        return object_label(self.object_type, self.object_id, self.object_repr)
+
+    @property
     def is_edit(self) -> bool:
         """Both sides recorded: the event says what changed from what."""
         return self.before is not None and self.after is not None
@@ -52,7 +64,7 @@ class AuditEvent(models.Model):
         before = self.before if isinstance(self.before, dict) else {}
         after = self.after if isinstance(self.after, dict) else {}
         keys = list(before) + [key for key in after if key not in before]
-        return [(key.replace("_", " "), _shown(before.get(key)), _shown(after.get(key))) for key in keys]
+        return [(field_label(key), _shown(before.get(key)), _shown(after.get(key))) for key in keys]
 
 
 def _shown(value) -> str:

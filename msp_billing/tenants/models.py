@@ -13,6 +13,10 @@ class Msp(TenantMixin):
     region = models.CharField(max_length=40, choices=settings.TENANT_REGIONS)
     currency = models.CharField(max_length=3, help_text="Home currency (ISO 4217).")
     timezone = models.CharField(max_length=64, default="UTC")
+    locale = models.CharField(
+        max_length=20, blank=True,
+        help_text="How money, quantities and dates are written (de_DE: 1.250,69 €); empty: the region's default.")
+    address = models.TextField(blank=True, help_text="The MSP's postal address, printed on its invoices.")
     created_at = models.DateTimeField(auto_now_add=True)
     # Business hours decide whether logged time is after hours (a technician may override).
     business_day_start = models.TimeField(default=datetime.time(8, 0))
@@ -36,6 +40,13 @@ class Msp(TenantMixin):
         """Is a local date-time inside this MSP's business hours?"""
         weekdays = {int(day) for day in self.business_weekdays.split(",") if day.strip().isdigit()}
         return moment.weekday() in weekdays and self.business_day_start <= moment.time() < self.business_day_end
+
+    @property
+    def formatting_locale(self) -> str:
+        """The locale amounts and dates are written in: the chosen one, or the region's."""
+        from msp_billing.locales import msp_locale
+
+        return msp_locale(self)
 
     @property
     def is_public(self) -> bool:

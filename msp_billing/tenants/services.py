@@ -138,12 +138,26 @@ def platform_ensure() -> Msp:
     return public
 
 
-def msp_update_preferences(*, msp_id: int, name: str, timezone: str) -> Msp:
-    """The MSP's own name and time zone (the tenant table is reachable from every schema)."""
+def msp_update_preferences(*, msp_id: int, name: str, timezone: str, locale: str | None = None,
+                           address: str | None = None) -> Msp:
+    """The MSP's own name, time zone and (when given) locale and postal address (the tenant
+    table is reachable from every schema). ``locale`` "" means the region's default."""
+    from msp_billing.locales import forget_schema_locale, is_known
+
+    if locale and not is_known(locale):
+        raise ValidationError({"locale": f"Unknown locale “{locale}”; choose one of the list, such as en_US or de_DE."})
     msp = Msp.objects.get(pk=msp_id)
     msp.name = name.strip()
     msp.timezone = timezone
-    msp.save(update_fields=["name", "timezone"])
+    fields = ["name", "timezone"]
+    if locale is not None:
+        msp.locale = locale
+        fields.append("locale")
+    if address is not None:
+        msp.address = address.strip()
+        fields.append("address")
+    msp.save(update_fields=fields)
+    forget_schema_locale(msp.schema_name)
     return msp
 
 

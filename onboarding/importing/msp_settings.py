@@ -4,6 +4,7 @@ from __future__ import annotations
 from contracts.rules.taxes import parse_codes
 from invoices import services as invoice_services
 from invoices.models import InvoiceSettings
+from msp_billing.tenants.services import msp_update_preferences
 from msp_billing.tenants.today import current_msp
 from onboarding.importing.core import ImportCore, RecordFailed
 from tickets import services as ticket_services
@@ -46,6 +47,8 @@ class SettingsSection(ImportCore):
             self.count("invoice settings", "unchanged")
         if numbering_usable:
             self._next_numbers(path, record.get("next_numbers") or [])
+        if "address" in record and isinstance(record["address"], str):
+            self._address(path, record["address"])
         if "time_approval_required" in record:
             required = record["time_approval_required"]
             if required == self.tenant.time_approval_required:
@@ -57,6 +60,19 @@ class SettingsSection(ImportCore):
                 except RecordFailed:
                     pass
                 self.tenant = current_msp()
+
+    def _address(self, path: tuple, address: str) -> None:
+        """The MSP's postal address (Settings → Your MSP)."""
+        if address.strip() == self.tenant.address:
+            self.count("MSP address", "unchanged")
+            return
+        try:
+            self.attempt(path, msp_update_preferences, msp_id=self.tenant.pk, name=self.tenant.name,
+                         timezone=self.tenant.timezone, address=address)
+            self.count("MSP address", "updated")
+        except RecordFailed:
+            return
+        self.tenant = current_msp()
 
     def _next_numbers(self, path: tuple, items: list) -> None:
         yearly = InvoiceSettings.load().number_yearly_reset

@@ -84,7 +84,7 @@ def test_waiting_time_is_not_due_until_approved_and_the_invoice_bills_the_posted
     admin = client_for("alpha", "billing_admin")
     listing = admin.get(reverse("billing:approval")).content.decode()
     assert f'name="entry" value="{entry.pk}"' in listing and "Hourly T&amp;M" in listing
-    assert ">1.50<" in listing and ">120.00<" in listing and "180.00 EUR" in listing
+    assert ">1.50<" in listing and ">€120.00<" in listing and "€180.00" in listing
     assert f'name="entry" value="{world["waiting_on_open"].pk}"' not in listing  # its ticket is still open
 
     page = admin.get(post_url(entry))
@@ -106,8 +106,8 @@ def test_waiting_time_is_not_due_until_approved_and_the_invoice_bills_the_posted
     assert (line.quantity, line.unit_price, line.amount) == (Decimal("1.5000"), Decimal("95.0000"), Decimal("142.50"))
 
     entry_page = admin.get(reverse("tickets:time_entry", args=[entry.pk])).content.decode()
-    assert '<td class="logged-rate">120.0000 EUR</td>' in entry_page and '<td class="posted-rate">95.0000 EUR</td>' in entry_page
-    assert '<td class="logged-amount">180.00 EUR</td>' in entry_page and "142.50" in entry_page
+    assert '<td class="logged-rate">€120.00</td>' in entry_page and '<td class="posted-rate">€95.00</td>' in entry_page
+    assert '<td class="logged-amount">€180.00</td>' in entry_page and "142.50" in entry_page
     assert "Approved</span> by " + ADMIN in entry_page
 
     event = audit_events_for(entry).get(action="time_entry_approved")

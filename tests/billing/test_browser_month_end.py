@@ -159,7 +159,7 @@ def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, b
     expect(page.locator('#batch-details [data-figure="bills"]')).to_have_text("5")  # no eval: the pages forbid it (CSP)
     page.locator('input[name="consolidated"]').check()  # One invoice per customer (consolidated)
     expect(page.locator('#batch-details [data-figure="bills"]')).to_have_text("3")
-    assert page.locator('#batch-details [data-figure="total-EUR"]').inner_text() == "1969.45"
+    assert page.locator('#batch-details [data-figure="total-EUR"]').inner_text() == "1,969.45"
     page.get_by_label("Save As").fill("March consolidated")
     page.get_by_role("button", name="Run").click()
     page.get_by_text("Batch “March consolidated” billed").wait_for()
@@ -169,7 +169,7 @@ def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, b
     # One invoice per billed customer: the Hamburg site bills on its parent, Westhang not at all.
     rows = page.get_by_role("region", name="Invoices of this batch").locator("tbody tr")
     assert [row.locator("td").nth(1).inner_text() for row in rows.all()] == [NORDWIND, OSTWERK, SUEDHAFEN]
-    assert [row.locator("td").nth(4).inner_text() for row in rows.all()] == ["1071.00 EUR", "89.25 EUR", "809.20 EUR"]
+    assert [row.locator("td").nth(4).inner_text() for row in rows.all()] == ["€1,071.00", "€89.25", "€809.20"]
 
     def lines_of(customer_name: str) -> str:
         page.goto(batch_url)

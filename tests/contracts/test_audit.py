@@ -3,17 +3,21 @@ in the filterable report, kept per MSP, and carried over from where it used to l
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from contracts import renewals, services
 from contracts.models import Contract
 from msp_billing.accounts.models import User
 from msp_billing.audit.models import AuditEvent
+from msp_billing.locales import use_locale
+from msp_billing.templatetags.formatting import when
 from msp_billing.audit.selectors import audit_events_for
 from tests.contracts.test_views import admin, contract_post, data, eur, make_contract  # noqa: F401  (fixtures)
 
@@ -40,8 +44,10 @@ def test_editing_a_contract_shows_who_when_and_before_after_on_its_page(admin, d
 
     page = admin.get(reverse("contracts:detail", args=[contract.pk])).content.decode()
     trail = page[page.index('id="audit-h"'):]
-    assert ADMIN in trail and "contract_update" in trail
-    assert event.at.strftime("%d %b %Y") in trail
+    # In the admin's words, not the stored codes.
+    assert ADMIN in trail and "<strong>Contract changed</strong>" in trail and "contract_update" not in trail
+    with use_locale("en_IE"), timezone.override(ZoneInfo("Europe/Berlin")):  # alpha: Europe, Berlin
+        assert when(event.at) in trail
     assert '<td class="audit-before">430.00 EUR</td>' in trail and '<td class="audit-after">450.00 EUR</td>' in trail
     assert '<td class="audit-before">10</td>' in trail and '<td class="audit-after">5</td>' in trail
 
@@ -64,7 +70,7 @@ def test_contract_terms_show_on_the_contracts_trail(admin, data):  # noqa: F811
     assert events[0].after | {"rate_line": None} == {
         "rate_line": None, "work_type": "Remote Support", "role": "Engineer", "rate": "150.0000 EUR", "effective_from": "2026-01-01"}
     page = admin.get(reverse("contracts:detail", args=[contract.pk])).content.decode()
-    assert "rate_line_add" in page and "150.0000 EUR" in page[page.index('id="audit-h"'):]
+    assert "Rate line added" in page and "150.0000 EUR" in page[page.index('id="audit-h"'):]
 
 
 def test_the_report_includes_contract_events_and_filters_by_them(client_for, admin, data):  # noqa: F811
@@ -74,8 +80,13 @@ def test_the_report_includes_contract_events_and_filters_by_them(client_for, adm
     page = accountant.get(reverse("billing:audit"), {"object_type": "contracts.contract", "object_id": contract.pk})
     html = page.content.decode()
     assert page.status_code == 200
-    assert html.count("contract_update") == 1 and "Gold" in html and "Silver" not in html
-    assert "fee: 430.00 EUR → 450.00 EUR" in html and ADMIN in html
+    assert html.count("<td>Contract changed</td>") == 1 and "Silver" not in html
+    assert f"<td>Contract {data['customer']} — Gold</td>" in html
+    assert "contract_update" not in html and "contracts.contract #" not in html
+    assert "Fee: 430.00 EUR → 450.00 EUR" in html and ADMIN in html
+    # The admin filters by the words the page shows, as well as by the stored code.
+    by_words = accountant.get(reverse("billing:audit"), {"action": "contract changed"}).content.decode()
+    assert "<td>Contract changed</td>" in by_words
     everything_on_contracts = accountant.get(reverse("billing:audit"), {"object_type": "contracts.contract"}).content.decode()
     assert "Gold" in everything_on_contracts and "Silver" in everything_on_contracts
     assert '<option value="contracts.contract" selected>Contract</option>' in everything_on_contracts

@@ -74,7 +74,7 @@ def test_every_page_opens_for_a_billing_admin(admin_client, data):
         response = admin_client.get(path)
         assert response.status_code == 200, path
     detail = page(admin_client.get(url("detail", data["issued"])))
-    for text in ("INV-2026-00001", "Views GmbH", "DE123456789", "Backup", "VAT 19 %", "252.97", "Audit trail", "invoice_issued",
+    for text in ("INV-2026-00001", "Views GmbH", "DE123456789", "Backup", "VAT 19 %", "252.97", "Audit trail", "Invoice issued",
                  credit.number):
         assert text in detail, text
 

@@ -60,6 +60,16 @@ def test_htmx_pages_work_under_the_policy_without_a_violation(server, browser, w
     # Playwright's own waits cannot evaluate strings in a page that forbids eval; locators can.
     expect(page.locator('fieldset[data-types]:not([hidden])').first).to_be_visible()
     assert page.locator("fieldset[data-types][hidden]").count() > 0
+    # Switching type keeps what was typed, and the labels follow the type.
+    overage_required = page.locator('[data-required-types] label[for="id_overage_rate"] [data-when="required"]')
+    expect(overage_required).to_be_hidden()
+    page.locator("#id_type").select_option("block_hours")
+    expect(overage_required).to_be_visible()
+    page.locator("#id_block_hours").fill("10")
+    page.locator("#id_type").select_option("retainer")
+    expect(page.locator("#id_block_hours")).to_be_hidden()
+    page.locator("#id_type").select_option("block_hours")
+    expect(page.locator("#id_block_hours")).to_have_value("10")
     collect()
 
     # A batch and its PDF progress (htmx, loaded on arrival); then the print page with its brand colour.

@@ -13,7 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="Allow it with DEBUG off.")
 
     def handle(self, *args, **options):
-        if not settings.DEBUG and not options["force"]:
+        if not (settings.DEBUG or getattr(settings, "LOCAL_MACHINE", False)) and not options["force"]:
             raise CommandError("The demo MSP has known passwords; run with --force to seed it with DEBUG off.")
         msp = demo_ensure()
         demo_data_load(schema_name=msp.schema_name)  # customers, contracts and three months of work
