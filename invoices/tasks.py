@@ -1,4 +1,4 @@
-"""Background work for invoices: PDFs and e-mail. Each task takes ids and calls one service.
+"""Background work for invoices: PDFs and e-mail (one invoice, or a job of many). Each task takes ids and calls one service.
 
 Both are ``acks_late`` (and rejected when their worker dies), so a task whose worker is
 killed is delivered again; the services make a second run a no-op. Tasks run in the
@@ -77,6 +77,15 @@ def invoice_email_deliver(email_id: int) -> str:
     from invoices.mail import invoice_email_deliver as deliver
 
     return deliver(email_id=email_id).status
+
+
+@tenant_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError,), retry_backoff=True,
+             max_retries=5, ignore_result=True)  # progress is read from the database (delivery.email_job_progress)
+def invoice_email_job_run(job_id: int) -> int:
+    """Send the e-mails of one job (E-mail a batch); returns how many went out in this run."""
+    from invoices.delivery import email_job_run
+
+    return email_job_run(job_id=job_id)
 
 
 def queue_pdf_render(*, invoice_id: int, action: str) -> None:

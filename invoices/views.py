@@ -21,6 +21,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from contracts.models import Customer
+from invoices.delivery import with_email_state
 from invoices import forms, selectors, services
 from invoices.services import tenant_today
 from invoices.models import Invoice, InvoiceSettings
@@ -63,7 +64,7 @@ class _DateFilterField(django_forms.DateField):
 def invoice_list(request):
     listing = crud.list_page(
         request,
-        selectors.invoice_list(),
+        with_email_state(selectors.invoice_list()),
         search_fields=["number", "customer__legal_name", "customer__display_name", "customer_name"],
         filters=[
             crud.choice_filter("status", "Status", choices=Invoice.Status.choices),

@@ -101,6 +101,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "msp_billing.context_processors.navigation",
             ],
+            # {% load formatting %}: msp_billing is not an installed app, so its tags are named here
+            "libraries": {"formatting": "msp_billing.templatetags.formatting"},
         },
     }
 ]
