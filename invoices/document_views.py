@@ -112,6 +112,9 @@ def email_preview(request):
     from invoices.delivery import Preview, email_preview as preview_of, invoices_email, latest_email_job
 
     data = request.POST if request.method == "POST" else request.GET
+    if not data.get("batch") and not data.getlist("invoice"):
+        return render(request, "invoices/email_preview.html", {"preview": Preview(), "nothing_chosen": True},
+                      status=200 if request.method == "GET" else 400)
     try:
         ids, back_url, batch = _email_set(data)
     except ValueError as error:
@@ -133,6 +136,28 @@ def email_preview(request):
         "preview": preview, "batch": batch, "back_url": back_url, "email_job": job,
         "can_manage": request.user.can(Capability.MANAGE_BILLING),
     }, status=409 if request.method == "POST" else 200)
+
+
+@requires(Capability.MANAGE_SETTINGS)
+def email_template(request):
+    """Invoice settings → E-mail: the subject and text every invoice e-mail is written from."""
+    from invoices.mail import PLACEHOLDERS, invoice_email_template_update
+
+    row = InvoiceSettings.load()
+    form = forms.EmailTemplateForm(request.POST or None, initial={"email_subject": row.email_subject,
+                                                                   "email_body": row.email_body})
+    if request.method == "POST" and form.is_valid():
+        try:
+            invoice_email_template_update(subject=form.cleaned_data["email_subject"], body=form.cleaned_data["email_body"],
+                                          acting_user=request.user)
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, "E-mail template saved.")
+            return redirect("invoices:email_template")
+    return render(request, "invoices/email_template.html", {
+        "form": form, "placeholders": PLACEHOLDERS, "cancel_url": reverse("invoices:settings"),
+    }, status=400 if form.errors else 200)
 
 
 @billing

@@ -55,6 +55,32 @@ def template_problems(text: str) -> list[str]:
     return sorted({name for name in _PLACEHOLDER.findall(text) if name not in PLACEHOLDERS})
 
 
+@transaction.atomic
+def invoice_email_template_update(*, subject: str, body: str, acting_user) -> InvoiceSettings:
+    """Change the MSP's e-mail template; every placeholder must be one of ``PLACEHOLDERS``."""
+    from msp_billing.validation import Errors, clean_text
+
+    errors = Errors()
+    subject, body = clean_text(subject), (body or "").strip()
+    for name, text, limit in (("email_subject", subject, 200), ("email_body", body, 10000)):
+        if not text:
+            errors.add(name, "Enter the text of the e-mail.")
+        elif len(text) > limit:
+            errors.add(name, f"At most {limit} characters.")
+        unknown = template_problems(text)
+        if unknown:
+            errors.add(name, "Unknown placeholder " + ", ".join("{" + u + "}" for u in unknown) + ": use "
+                       + ", ".join("{" + p + "}" for p in PLACEHOLDERS) + ".")
+    errors.raise_if_any()
+    row = InvoiceSettings.objects.select_for_update().get(pk=InvoiceSettings.load().pk)
+    before = {"email_subject": row.email_subject, "email_body": row.email_body}
+    row.email_subject, row.email_body = subject, body + "\n"
+    row.save(update_fields=["email_subject", "email_body", "updated_at"])
+    audit_record(actor=acting_user, action="invoice_settings_updated", obj=row, before=before,
+                 after={"email_subject": row.email_subject, "email_body": row.email_body})
+    return row
+
+
 def _fill(text: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), text)
 

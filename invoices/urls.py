@@ -12,6 +12,7 @@ urlpatterns = [
     path("branding/", document_views.invoice_branding, name="branding"),
     path("pdf-progress/", document_views.pdf_progress, name="pdf_progress"),
     path("email/", document_views.email_preview, name="email_preview"),
+    path("email/template/", document_views.email_template, name="email_template"),
     path("email/jobs/<int:job_id>/", document_views.email_job_progress, name="email_job_progress"),
     path("<int:invoice_id>/", views.invoice_detail, name="detail"),
     path("<int:invoice_id>/edit/", views.invoice_edit, name="edit"),

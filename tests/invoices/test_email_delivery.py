@@ -168,7 +168,8 @@ def test_the_preview_page_and_send_from_a_batch_of_invoices(alpha, smtp, queued,
     assert f"Invoice {invoices[0].number} from Alpha Managed IT" in html
     assert "Send 2 e-mails" not in client_for("alpha", "accountant").get(url).content.decode()
     assert client_for("alpha", "accountant").post(reverse("invoices:email_preview"), {"invoice": [invoices[0].pk]}).status_code == 403
-    for bad in ("?invoice=abc", "?batch=1;drop", "?", "?invoice=" + "9" * 20):
+    assert "Choose the invoices to e-mail" in client.get(reverse("invoices:email_preview")).content.decode()
+    for bad in ("?invoice=abc", "?batch=1;drop", "?invoice=" + "9" * 20):
         assert client.get(reverse("invoices:email_preview") + bad).status_code == 400
     assert client.get(reverse("invoices:email_preview") + "?batch=999999").status_code == 404
     with django_capture_on_commit_callbacks(execute=True):
@@ -226,3 +227,16 @@ def test_the_migration_carries_addresses_over_as_to():
         ("dana@x.example", "Dana Reyes"), ("billing@x.example", ""), ("ap@x.example", "")]
     assert migration._contacts("Dana Reyes (practice manager)", "ap@x.example") == [("ap@x.example", "Dana Reyes (practice manager)")]
     assert migration._contacts("Dana Reyes (practice manager)", "") == []
+
+
+def test_the_e_mail_template_is_the_msps_own_and_checked(alpha, client_for):
+    client = client_for("alpha", "owner")
+    url = reverse("invoices:email_template")
+    bad = client.post(url, {"email_subject": "Invoice {number}", "email_body": "Hello {customer}"})
+    assert bad.status_code == 400 and "Unknown placeholder {number}" in bad.content.decode()
+    assert client.post(url, {"email_subject": "Ihre Rechnung {invoice_number}", "email_body": "Fällig: {due_date}"}).status_code == 302
+    invoice = issued(a_customer("Vorlage GmbH"), [line("Support", "1", "50")])
+    assert delivery.email_preview([invoice.pk]).rows[0].content.subject == f"Ihre Rechnung {invoice.number}"
+    with schema_context("beta"):  # the other MSP keeps its own template
+        assert InvoiceSettings.load().email_subject == "{document} {invoice_number} from {seller}"
+    assert client_for("alpha", "accountant").post(url, {"email_subject": "x", "email_body": "y"}).status_code == 403
