@@ -174,6 +174,14 @@ def with_email_state(invoices: QuerySet[Invoice]) -> QuerySet[Invoice]:
                              email_sent_at=Subquery(latest.values("sent_at")[:1]))
 
 
+def draft_delete_token(invoice: Invoice) -> str:
+    """What the delete confirmation of a draft showed: its total, lines and last change."""
+    import hashlib
+
+    text = f"{invoice.pk}|{invoice.total}|{invoice.currency}|{invoice.updated_at.isoformat()}|{invoice.lines.count()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def latest_email_job(invoice_ids: Iterable[int]) -> InvoiceEmailJob | None:
     """The newest job that e-mailed any of ``invoice_ids`` (what a batch page shows the progress of)."""
     return InvoiceEmailJob.objects.filter(emails__invoice_id__in=list(invoice_ids)).order_by("-created_at", "-pk").first()
