@@ -149,9 +149,9 @@ def test_another_msps_batch_is_not_found_and_technicians_are_refused(client_for,
     client = client_for("alpha", "billing_admin")
     wizard_post(client, world)
     batch = BillingBatch.objects.get()
+    invoice = Invoice.objects.first()
     assert client_for("beta", "billing_admin").get(f"/billing/batches/{batch.pk}/").status_code == 404
     assert client_for("beta", "billing_admin").post(f"/billing/batches/{batch.pk}/delete/").status_code == 404
-    invoice = Invoice.objects.first()
     for confirmation in ("generate/", "delete/", f"invoices/{invoice.pk}/delete/"):  # what would happen: not shown either
         assert client_for("beta", "billing_admin").get(f"/billing/batches/{batch.pk}/{confirmation}").status_code == 404
     assert client_for("alpha", "technician").get("/billing/batches/new/").status_code == 403
