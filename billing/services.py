@@ -24,19 +24,25 @@ from billing.readiness import (
     ready_periods,
     ready_time_allocations,
 )
+from billing.consequences import (
+    Consequences,
+    Release,
+    delete_consequences,
+    draft_delete_consequences,
+    generate_consequences,
+)
 from billing.run import batch_run
 from contracts.periods import periods_release
 from invoices import services as invoice_services
 from invoices.audit import audit_record
 from invoices.bulk import invoice_time_lines_release
-from invoices.models import Invoice, InvoiceLine
+from invoices.models import Invoice
 from tickets.bulk import billed_release
-from tickets.models import TimeAllocation
 
 __all__ = ["Selection", "batch_details", "batch_run", "batch_invoice_delete", "batch_delete", "batch_generate",
            "batch_invoices", "selection_everything_due", "contracts_with_due_items"]
 
-PAID_OR_EXPORTED = "paid or exported"
+CHANGED_SINCE_CONFIRMED = "The batch changed since you confirmed (an invoice or item was added, changed or removed): review what will happen again."
 
 
 def batch_details(*, cutoff: dt.date, selection: Selection | None, consolidated: bool = False) -> BatchDetails:
@@ -44,68 +50,72 @@ def batch_details(*, cutoff: dt.date, selection: Selection | None, consolidated:
     return due_summary(cutoff=cutoff, selection=selection, consolidated=consolidated).details
 
 
-def _release(items: list[BatchItem], invoice_ids: list[int]) -> int:
-    """Make the batch items and the time on ``invoice_ids`` unbilled again; a ticket unlocks
-    once none of its items is billed. Returns how many items were released."""
+def _release(release: Release) -> int:
+    """Make the released batch items and the time on the released invoices unbilled again; a
+    ticket unlocks once none of its items is billed. Returns how many items were released."""
     now = timezone.now()
-    time_lines = InvoiceLine.objects.filter(invoice_id__in=invoice_ids, time_allocation__isnull=False, source_released_at__isnull=True)
-    entry_ids = TimeAllocation.objects.filter(pk__in=time_lines.values("time_allocation_id")).values("entry_id")
-    BatchItem.objects.filter(pk__in=[i.pk for i in items]).delete()
-    # Before the time lines are released: ``entry_ids`` reads the lines that still bill time.
-    billed_release(entry_ids=entry_ids, charge_ids=[i.charge_id for i in items if i.charge_id])
-    released_time = invoice_time_lines_release(invoice_ids=invoice_ids, at=now)
-    periods_release(period_ids=[i.period_id for i in items if i.period_id])
-    return len(items) + released_time
+    BatchItem.objects.filter(pk__in=[i.pk for i in release.items]).delete()
+    # Before the time lines are released: the entries are those the released lines billed.
+    billed_release(entry_ids=release.entry_ids, charge_ids=release.charge_ids)
+    released_time = invoice_time_lines_release(invoice_ids=release.invoice_ids, at=now)
+    periods_release(period_ids=release.period_ids)
+    return len(release.items) + released_time
 
 
-def _releasable(invoice: Invoice) -> None:
-    if invoice.exported_at or invoice.amount_paid:
-        raise ValidationError(f"Invoice {invoice.number or invoice.pk} is {PAID_OR_EXPORTED}: correct it with a credit note instead.")
+def _confirmed(consequences: Consequences, confirmed: str | None) -> Consequences:
+    """Refuse when the action is refused, or when it would now do other than what was confirmed."""
+    if consequences.refusal:
+        raise ValidationError(consequences.refusal)
+    if confirmed is not None and confirmed != consequences.token:
+        raise ValidationError(CHANGED_SINCE_CONFIRMED)
+    return consequences
 
 
 @transaction.atomic
-def batch_invoice_delete(*, batch_id: int, invoice_id: int, acting_user) -> None:
-    """Take one draft invoice out of its batch; its items become unbilled again."""
+def batch_invoice_delete(*, batch_id: int, invoice_id: int, acting_user, confirmed: str | None = None) -> None:
+    """Take one draft invoice out of its batch; its items become unbilled again. ``confirmed``:
+    the token of the consequences the admin saw (``draft_delete_consequences``)."""
     batch = BillingBatch.objects.select_for_update().get(pk=batch_id)
-    link = BatchInvoice.objects.filter(batch=batch, invoice_id=invoice_id).first()
-    if link is None:
+    if not BatchInvoice.objects.filter(batch=batch, invoice_id=invoice_id).exists():
         raise Invoice.DoesNotExist  # not an invoice of this batch
-    invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-    if invoice.status != Invoice.Status.DRAFT:
-        raise ValidationError(f"Invoice {invoice.number} is issued: void it or credit it instead of deleting it.")
-    released = _release(list(BatchItem.objects.filter(batch=batch, invoice_id=invoice_id)), [invoice_id])
-    link.delete()
-    invoice_services.invoice_delete_draft(invoice_id=invoice.pk, acting_user=acting_user)
+    Invoice.objects.select_for_update().get(pk=invoice_id)
+    plan = _confirmed(draft_delete_consequences(batch, invoice_id), confirmed)
+    released = _release(plan.release)
+    BatchInvoice.objects.filter(batch=batch, invoice_id=invoice_id).delete()
+    invoice_services.invoice_delete_draft(invoice_id=invoice_id, acting_user=acting_user)
     audit_record(actor=acting_user, action="batch_invoice_deleted", obj=batch, after={"invoice": invoice_id, "released_items": released})
 
 
 @transaction.atomic
-def batch_delete(*, batch_id: int, acting_user) -> int:
+def batch_delete(*, batch_id: int, acting_user, confirmed: str | None = None) -> int:
     """Delete a batch and release every item. Drafts are deleted; issued invoices are voided
-    (their numbers stay, so the series has no gap). Refused if any invoice is paid or exported."""
+    (their numbers stay, so the series has no gap). Refused if any invoice is paid or exported.
+    ``confirmed``: the token of the consequences the admin saw (``delete_consequences``)."""
     batch = BillingBatch.objects.select_for_update().get(pk=batch_id)
-    invoice_ids = sorted(batch.invoice_links.values_list("invoice_id", flat=True))
-    invoices = list(Invoice.objects.select_for_update().filter(pk__in=invoice_ids).order_by("pk"))
-    for invoice in invoices:
-        _releasable(invoice)
-    released = _release(list(batch.items.all()), invoice_ids)
+    list(Invoice.objects.select_for_update().filter(pk__in=batch.invoice_links.values("invoice_id")).order_by("pk"))
+    plan = _confirmed(delete_consequences(batch), confirmed)
+    released = _release(plan.release)
     batch.invoice_links.all().delete()
-    for invoice in invoices:
-        if invoice.status == Invoice.Status.DRAFT:
-            invoice_services.invoice_delete_draft(invoice_id=invoice.pk, acting_user=acting_user)
-        elif invoice.status != Invoice.Status.VOID:
-            invoice_services.invoice_void(invoice_id=invoice.pk, acting_user=acting_user, reason=f"Billing batch {batch.name} deleted")
-    audit_record(actor=acting_user, action="batch_deleted", obj=batch, before={"name": batch.name, "invoices": len(invoices), "items": released})
+    for invoice in plan.delete:
+        invoice_services.invoice_delete_draft(invoice_id=invoice.pk, acting_user=acting_user)
+    for invoice in plan.void:
+        invoice_services.invoice_void(invoice_id=invoice.pk, acting_user=acting_user, reason=f"Billing batch {batch.name} deleted")
+    audit_record(actor=acting_user, action="batch_deleted", obj=batch,
+                 before={"name": batch.name, "invoices": plan.count, "items": released})
     batch.delete()
     return released
 
 
 @transaction.atomic
-def batch_generate(*, batch_id: int, acting_user, issue_date: dt.date | None = None) -> list[int]:
-    """Issue every draft of the batch (numbers in order; PDFs render in the background)."""
+def batch_generate(*, batch_id: int, acting_user, issue_date: dt.date | None = None, confirmed: str | None = None) -> list[int]:
+    """Issue every draft of the batch (numbers in order; PDFs render in the background).
+    ``confirmed``: the token of the consequences the admin saw (``generate_consequences``)."""
     batch = BillingBatch.objects.select_for_update().get(pk=batch_id)
-    drafts = batch_invoices(batch).filter(status=Invoice.Status.DRAFT)
-    issued = [invoice_services.invoice_issue(invoice_id=invoice.pk, acting_user=acting_user, issue_date=issue_date).pk for invoice in drafts]
+    plan = generate_consequences(batch, issue_date=issue_date)
+    if plan.issue or confirmed is not None:
+        _confirmed(plan, confirmed)
+    issued = [invoice_services.invoice_issue(invoice_id=invoice.pk, acting_user=acting_user, issue_date=issue_date).pk
+              for invoice in plan.issue]
     batch.status = BillingBatch.Status.GENERATED
     batch.generated_at = timezone.now()
     batch.save(update_fields=["status", "generated_at"])

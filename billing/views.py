@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 
 from billing import selectors, services
+from billing.consequences import delete_consequences, draft_delete_consequences, generate_consequences
 from billing.models import BillingBatch, BillingSchedule
 from billing.due import issue_zero_invoices
 from billing.wizard import (WizardFilterForm, contract_items, expanded_contracts, filter_fields, selection_from_post, wizard_rows,
@@ -134,8 +135,10 @@ def _batch_or_404(batch_id: int) -> BillingBatch:
 
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 def batch_detail(request, batch_id: int):
+    from invoices.delivery import latest_email_job, with_email_state
+
     batch = _batch_or_404(batch_id)
-    invoices = list(services.batch_invoices(batch))
+    invoices = list(with_email_state(services.batch_invoices(batch)))
     issued = [i for i in invoices if i.status != Invoice.Status.DRAFT]
     try:
         progress_url = reverse("invoices:pdf_progress") + "?ids=" + ",".join(str(i.pk) for i in issued)
@@ -145,27 +148,45 @@ def batch_detail(request, batch_id: int):
 
     context = {"batch": batch, "invoices": invoices, "issued_count": len(issued), "draft_count": len(invoices) - len(issued),
                "pdf_progress_url": progress_url if issued else None, "events": audit_events(obj=batch)[:50],
-               "invoice_ids": ",".join(str(i.pk) for i in issued)}
+               "invoice_ids": ",".join(str(i.pk) for i in issued), "can_manage": request.user.can(Capability.MANAGE_BILLING),
+               "email_job": latest_email_job([i.pk for i in issued]) if issued else None}
     return render(request, "billing/batch_detail.html", context)
 
 
-def _post_only(request, batch_id: int):
-    if request.method != "POST":
-        return redirect("billing:batch_detail", batch_id=batch_id)
-    return None
+def _confirmation(request, batch, consequences, *, title: str, button: str, action_url: str, status: int = 200):
+    """The page that says what an action that cannot be undone will do; its form posts the token back."""
+    return render(request, "billing/confirm.html", {
+        "batch": batch, "c": consequences, "title": title, "button": button, "action_url": action_url,
+        "tickets": consequences.release.tickets(), "periods": consequences.release.periods(),
+        "charges": consequences.release.charges(), "can_manage": request.user.can(Capability.MANAGE_BILLING),
+    }, status=status)
+
+
+def _changed(error: ValidationError) -> bool:
+    return services.CHANGED_SINCE_CONFIRMED in error.messages
 
 
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 def batch_invoice_delete(request, batch_id: int, invoice_id: int):
+    """GET: what deleting the draft releases; POST (with the token shown): delete it."""
     batch = _batch_or_404(batch_id)
-    if (response := _post_only(request, batch.pk)) is not None:
-        return response
     try:
-        services.batch_invoice_delete(batch_id=batch.pk, invoice_id=invoice_id, acting_user=request.user)
+        consequences = draft_delete_consequences(batch, invoice_id)
+    except Invoice.DoesNotExist:
+        raise Http404("That invoice is not in this batch.") from None
+    page = dict(title=f"Delete the draft for {consequences.delete[0].customer}?", button="Delete draft",
+                action_url=reverse("billing:batch_invoice_delete", args=[batch.pk, invoice_id]))
+    if request.method != "POST":
+        return _confirmation(request, batch, consequences, **page)
+    try:
+        services.batch_invoice_delete(batch_id=batch.pk, invoice_id=invoice_id, acting_user=request.user,
+                                      confirmed=request.POST.get("confirmed", ""))
     except Invoice.DoesNotExist:
         raise Http404("That invoice is not in this batch.") from None
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
+        if _changed(error):
+            return _confirmation(request, batch, draft_delete_consequences(batch, invoice_id), **page, status=409)
     else:
         messages.success(request, "Invoice deleted; its items are unbilled again.")
     return redirect("billing:batch_detail", batch_id=batch.pk)
@@ -173,13 +194,20 @@ def batch_invoice_delete(request, batch_id: int, invoice_id: int):
 
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 def batch_generate(request, batch_id: int):
+    """GET: which drafts get which numbers, and the totals; POST (with the token shown): issue them."""
     batch = _batch_or_404(batch_id)
-    if (response := _post_only(request, batch.pk)) is not None:
-        return response
+    consequences = generate_consequences(batch)
+    page = dict(title=f"Generate {consequences.count} invoice{'s' if consequences.count != 1 else ''}?",
+                button=f"Generate {consequences.count} invoice{'s' if consequences.count != 1 else ''}",
+                action_url=reverse("billing:batch_generate", args=[batch.pk]))
+    if request.method != "POST":
+        return _confirmation(request, batch, consequences, **page)
     try:
-        issued = services.batch_generate(batch_id=batch.pk, acting_user=request.user)
+        issued = services.batch_generate(batch_id=batch.pk, acting_user=request.user, confirmed=request.POST.get("confirmed", ""))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
+        if _changed(error):
+            return _confirmation(request, batch, generate_consequences(batch), **page, status=409)
     else:
         messages.success(request, f"{len(issued)} invoice(s) issued; their PDFs are being prepared.")
     return redirect("billing:batch_detail", batch_id=batch.pk)
@@ -187,13 +215,19 @@ def batch_generate(request, batch_id: int):
 
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 def batch_delete(request, batch_id: int):
+    """GET: what deleting the batch voids, deletes and releases; POST (with the token shown): do it."""
     batch = _batch_or_404(batch_id)
-    if (response := _post_only(request, batch.pk)) is not None:
-        return response
+    consequences = delete_consequences(batch)
+    page = dict(title=f"Delete the batch “{batch.name}”?", button="Delete batch",
+                action_url=reverse("billing:batch_delete", args=[batch.pk]))
+    if request.method != "POST":
+        return _confirmation(request, batch, consequences, **page)
     try:
-        released = services.batch_delete(batch_id=batch.pk, acting_user=request.user)
+        released = services.batch_delete(batch_id=batch.pk, acting_user=request.user, confirmed=request.POST.get("confirmed", ""))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
+        if _changed(error):
+            return _confirmation(request, batch, delete_consequences(batch), **page, status=409)
         return redirect("billing:batch_detail", batch_id=batch.pk)
     messages.success(request, f"Batch “{batch.name}” deleted: {released} item(s) released for rebilling.")
     return redirect("billing:home")

@@ -15,6 +15,7 @@ from django.db import connection
 from django.db.models import Count
 
 from contracts import services
+from contracts.services.contacts import contacts_text
 from contracts.models import Contract, Customer, DeviceClass, ExclusionSet, Product, RateItem, Role, TaxCategory, WorkType
 from contracts.selectors import customer_parent_choices
 <<<<<<< HEAD
@@ -130,7 +131,10 @@ class CustomerForm(ServiceForm):
         label="Parent customer", help_text="Sites and sub-accounts are billed to their parent when consolidated.",
     )
     billing_email = forms.EmailField(label="Billing e-mail", required=False, max_length=254)
-    billing_contacts = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    billing_contacts = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, label="Billing contacts",
+        help_text="Who else receives the invoices, one per line: “Dana Reyes <dana@example.com>”; "
+                  "start a line with “cc:” to send a copy.")
     address = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
     currency = CurrencyField()
     tax_exempt = forms.BooleanField(required=False, help_text="With a certificate: no tax until it expires.")
@@ -169,7 +173,8 @@ class CustomerForm(ServiceForm):
 
     @staticmethod
     def initial_for(customer: Customer) -> dict:
-        initial = {name: getattr(customer, name) for name in services.CUSTOMER_FIELDS}
+        initial = {name: getattr(customer, name) for name in services.CUSTOMER_FIELDS if name != "billing_contacts"}
+        initial["billing_contacts"] = contacts_text(customer)
         initial["default_hourly_contract"] = customer.default_hourly_contract_id
         initial["parent"] = customer.parent_id
         return initial

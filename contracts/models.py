@@ -34,8 +34,7 @@ class Customer(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="sites",
         help_text="Sites and sub-accounts are billed to their parent when consolidated.",
     )
-    billing_email = models.EmailField(blank=True)
-    billing_contacts = models.TextField(blank=True)
+    billing_email = models.EmailField(blank=True, help_text="Invoices go to this address, and to the billing contacts.")
     address = models.TextField(blank=True)
     currency = models.CharField(max_length=3)
     tax_exempt = models.BooleanField(default=False)
@@ -75,6 +74,34 @@ class Customer(models.Model):
     def untaxed_on(self, on: dt.date) -> bool:
         """No tax at all on ``on``: reverse charge, or an exemption in effect."""
         return customer_untaxed(self.tax_terms(), on=on)
+
+
+class BillingContact(models.Model):
+    """Someone who receives the customer's invoices: on the To line or in copy (Cc).
+
+    Written by ``contracts.services.contacts``; invoices read them when e-mailing.
+    """
+
+    class Kind(models.TextChoices):
+        TO = "to", "To"
+        CC = "cc", "Cc"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="billing_contacts")
+    email = models.EmailField(help_text="Stored in lower case.")
+    name = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=2, choices=Kind.choices, default=Kind.TO)
+    position = models.SmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["customer", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "email"], name="billing_contact_once_per_customer"),
+            models.CheckConstraint(condition=models.Q(kind__in=("to", "cc")), name="billing_contact_kind"),
+            models.CheckConstraint(condition=models.Q(position__gte=0), name="billing_contact_position_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
 
 
 class TaxCategory(models.Model):

@@ -38,7 +38,7 @@ def customer_list() -> QuerySet[Customer]:
 def customer_detail(*, customer_id: int) -> Customer:
     return get_object_or_404(
         Customer.objects.select_related("parent", "default_hourly_contract").prefetch_related(
-            Prefetch("sites", queryset=Customer.objects.order_by("legal_name")),
+            Prefetch("sites", queryset=Customer.objects.order_by("legal_name")), "billing_contacts",
             Prefetch("contracts", queryset=Contract.objects.select_related("exclusion_set").order_by("priority", "id")),
         ),
         pk=customer_id,

@@ -58,7 +58,7 @@ def invoice_print(request, invoice_id: int):
 
 @billing
 def invoice_email(request, invoice_id: int):
-    """POST: e-mail the invoice with its PDF to the customer's billing e-mail (sent by a worker)."""
+    """POST: e-mail the invoice with its PDF to its recipients (sent by a worker); again: a resend."""
     from invoices.views import _refused
 
     invoice = _invoice(invoice_id)
@@ -68,8 +68,106 @@ def invoice_email(request, invoice_id: int):
         email = invoice_email_send(invoice_id=invoice.pk, acting_user=request.user)
     except ValidationError as error:
         return _refused(request, invoice, " ".join(error.messages))
-    messages.success(request, f"{invoice} is being e-mailed to {email.to} with its PDF attached.")
+    again = " again" if email.resend else ""
+    messages.success(request, f"{invoice} is being e-mailed{again} to {email.to} with its PDF attached.")
     return redirect("invoices:detail", invoice_id=invoice.pk)
+
+
+def _email_set(data) -> tuple[list[int], str, str]:
+    """(invoice ids, back URL, batch id) from ``?batch=<id>`` or repeated ``?invoice=<id>``;
+    raises ValueError with the message for bad input, Http404 for a batch that does not exist."""
+    from invoices.delivery import MAX_INVOICES, invoice_set
+
+    batch = data.get("batch", "").strip()
+    picked = data.getlist("invoice")
+    if batch:
+        if not batch.isdigit() or len(batch) > 12:
+            raise ValueError("The batch is not valid; open the e-mail page from the batch.")
+        found = invoice_set("batch", int(batch))
+        if found is None:
+            raise Http404("No such billing batch.")
+        ids, back = found
+        if picked:  # Send posts the ids it showed: only those of the batch
+            wanted = set(_digits(picked))
+            ids = [pk for pk in ids if pk in wanted]
+        return ids, back, batch
+    ids = _digits(picked)
+    if not ids:
+        raise ValueError("Choose the invoices to e-mail.")
+    if len(ids) > MAX_INVOICES:
+        raise ValueError(f"E-mail at most {MAX_INVOICES} invoices at once.")
+    return ids, reverse("invoices:list"), ""
+
+
+def _digits(values) -> list[int]:
+    if any(not value.strip().isdigit() or len(value.strip()) > 12 for value in values):
+        raise ValueError("An invoice in the address is not valid; pick the invoices again.")
+    return sorted({int(value) for value in values})
+
+
+@billing
+def email_preview(request):
+    """E-mail a set of invoices: GET ``?batch=<id>`` or ``?invoice=<id>&invoice=…`` shows what each
+    e-mail will be (recipients, subject, text, the PDF); POST sends them in a background job."""
+    from invoices.delivery import Preview, email_preview as preview_of, invoices_email, latest_email_job
+
+    data = request.POST if request.method == "POST" else request.GET
+    if not data.get("batch") and not data.getlist("invoice"):
+        return render(request, "invoices/email_preview.html", {"preview": Preview(), "nothing_chosen": True},
+                      status=200 if request.method == "GET" else 400)
+    try:
+        ids, back_url, batch = _email_set(data)
+    except ValueError as error:
+        messages.error(request, str(error))
+        return render(request, "invoices/email_preview.html", {"preview": Preview()}, status=400)
+    preview = preview_of(ids)
+    if not preview.rows:
+        raise Http404("None of these invoices exists.")
+    if request.method == "POST":
+        try:
+            job = invoices_email(invoice_ids=[row.invoice.pk for row in preview.rows], acting_user=request.user)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, f"Sending {job.total} e-mail{'s' if job.total != 1 else ''}; the progress shows below.")
+            return redirect(back_url if batch else f"{reverse('invoices:email_preview')}?{data.urlencode()}")
+    job = latest_email_job(ids)
+    return render(request, "invoices/email_preview.html", {
+        "preview": preview, "batch": batch, "back_url": back_url, "email_job": job,
+        "can_manage": request.user.can(Capability.MANAGE_BILLING),
+    }, status=409 if request.method == "POST" else 200)
+
+
+@requires(Capability.MANAGE_SETTINGS)
+def email_template(request):
+    """Invoice settings → E-mail: the subject and text every invoice e-mail is written from."""
+    from invoices.mail import PLACEHOLDERS, invoice_email_template_update
+
+    row = InvoiceSettings.load()
+    form = forms.EmailTemplateForm(request.POST or None, initial={"email_subject": row.email_subject,
+                                                                   "email_body": row.email_body})
+    if request.method == "POST" and form.is_valid():
+        try:
+            invoice_email_template_update(subject=form.cleaned_data["email_subject"], body=form.cleaned_data["email_body"],
+                                          acting_user=request.user)
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, "E-mail template saved.")
+            return redirect("invoices:email_template")
+    return render(request, "invoices/email_template.html", {
+        "form": form, "placeholders": PLACEHOLDERS, "cancel_url": reverse("invoices:settings"),
+    }, status=400 if form.errors else 200)
+
+
+@billing
+def email_job_progress(request, job_id: int):
+    """htmx: the progress bar of one e-mail job; it polls itself until the job is done."""
+    from invoices.delivery import email_job_progress as progress_of
+    from invoices.models import InvoiceEmailJob
+
+    job = get_object_or_404(InvoiceEmailJob, pk=job_id)
+    return render(request, "invoices/_email_progress.html", {"job": job, "progress": progress_of(job)})
 
 
 def _poll_url(ids: list[int]) -> str:

@@ -339,3 +339,10 @@ class BrandingForm(ServiceForm):
         from invoices.branding import validate_brand_colour
 
         return validate_brand_colour(self.cleaned_data.get("brand_colour", ""))
+
+
+class EmailTemplateForm(ServiceForm):
+    """The subject and text of every invoice e-mail (``invoices.mail`` checks the placeholders)."""
+
+    email_subject = forms.CharField(label="Subject", max_length=200)
+    email_body = forms.CharField(label="Text", max_length=10000, widget=forms.Textarea(attrs={"rows": 10}))

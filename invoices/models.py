@@ -89,6 +89,14 @@ class InvoiceSettings(models.Model):
         default=False, help_text="Bill contracts whose due total is 0.00 (only covered or deducted time) in every run, "
                                  "so each gets a numbered 0.00 invoice. Off: such time waits for the contract's next "
                                  "invoice with something to charge.")
+    # The e-mail that carries the PDF (placeholders: invoices.delivery.PLACEHOLDERS)
+    email_subject = models.CharField(
+        max_length=200, default="{document} {invoice_number} from {seller}",
+        help_text="Placeholders: {invoice_number}, {customer}, {total}, {due_date}, {issue_date}, {seller}, {document}.")
+    email_body = models.TextField(
+        default="Dear {customer},\n\nplease find attached {document_lower} {invoice_number} of {issue_date} "
+                "for {total}, due on {due_date}.\n\nKind regards,\n{seller}\n",
+        help_text="The same placeholders as the subject.")
     # PDF branding
     logo = models.FileField(upload_to=branding_logo_name, max_length=200, blank=True,
                             help_text="PNG, JPEG or SVG, at most 1 MB; printed at the top of every invoice.")
@@ -352,18 +360,50 @@ class InvoicePdf(models.Model):
         return f"PDF of {self.invoice_id} v{self.version}{' (current)' if self.is_current else ''}"
 
 
+class InvoiceEmailJob(models.Model):
+    """One press of Send for a set of invoices (a batch, or invoices picked on the list).
+
+    Its e-mails are the rows that point at it; a Celery task sends them one by one and the
+    page polls the job's progress (``invoices.delivery``).
+    """
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    total = models.IntegerField(default=0, help_text="How many e-mails the job sends.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=models.Q(total__gte=0), name="invoice_email_job_total_not_negative")]
+
+    def __str__(self) -> str:
+        return f"E-mail job {self.pk} ({self.total})"
+
+
 class InvoiceEmail(models.Model):
-    """An invoice e-mailed (or being e-mailed) to the customer, with the PDF attached."""
+    """An invoice e-mailed (or being e-mailed) to the customer, with the PDF attached.
+
+    One row per invoice and version (``invoice_email_once_per_version``): however often a
+    job is retried or Send is pressed, a version goes out once; sending it again is an
+    explicit resend (``resend``), a row of its own. A row is claimed (queued → sending) in
+    its own committed update before the message is handed to the mail server.
+    """
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Being sent"
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="emails")
+    version = models.IntegerField(null=True, blank=True, help_text="The invoice's pdf_version this e-mail sends.")
+    resend = models.BooleanField(default=False, help_text="Sent again on request, after the version was sent once.")
+    job = models.ForeignKey(InvoiceEmailJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="emails")
     pdf = models.ForeignKey(InvoicePdf, null=True, on_delete=models.SET_NULL, related_name="+",
                             help_text="The copy attached.")
-    to = models.EmailField()
+    to = models.CharField(max_length=2000, help_text="The To addresses, separated by commas.")
+    cc = models.CharField(max_length=2000, blank=True, help_text="The Cc addresses, separated by commas.")
+    subject = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     requested_at = models.DateTimeField(auto_now_add=True)
@@ -372,9 +412,24 @@ class InvoiceEmail(models.Model):
 
     class Meta:
         ordering = ["invoice", "-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "version"], condition=models.Q(resend=False),
+                                    name="invoice_email_once_per_version"),
+            models.CheckConstraint(condition=models.Q(version__gte=0) | models.Q(version__isnull=True),
+                                   name="invoice_email_version_not_negative"),
+        ]
+        indexes = [models.Index(fields=["job", "status"], name="invoice_email_job_status")]
 
     def __str__(self) -> str:
         return f"{self.invoice_id} to {self.to}: {self.status}"
+
+    @property
+    def to_list(self) -> list[str]:
+        return [address for address in (part.strip() for part in self.to.split(",")) if address]
+
+    @property
+    def cc_list(self) -> list[str]:
+        return [address for address in (part.strip() for part in self.cc.split(",")) if address]
 
 
 class InvoiceLine(models.Model):

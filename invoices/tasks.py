@@ -1,4 +1,4 @@
-"""Background work for invoices: PDFs and e-mail. Each task takes ids and calls one service.
+"""Background work for invoices: PDFs and e-mail (one invoice, or a job of many). Each task takes ids and calls one service.
 
 Both are ``acks_late`` (and rejected when their worker dies), so a task whose worker is
 killed is delivered again; the services make a second run a no-op. Tasks run in the
@@ -15,6 +15,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import OperationalError
 from django.utils import timezone
 
+from invoices.delivery import email_job_run
 from invoices.mail import invoice_email_deliver as deliver_email
 from invoices.mail import invoice_email_refusal, invoice_email_send
 from invoices.models import Invoice
@@ -74,9 +75,22 @@ def invoice_email_deliver(email_id: int) -> str:
     return deliver_email(email_id=email_id).status
 
 
+def queue_email_job(job_id: int) -> None:
+    """How ``invoices.delivery`` hands an e-mail job to a worker (registered in ``InvoicesConfig.ready``)."""
+    invoice_email_job_run.delay(job_id)
+
+
 def queue_email_delivery(email_id: int) -> None:
     """How ``invoices.mail`` hands a recorded e-mail to a worker (registered in ``InvoicesConfig.ready``)."""
     invoice_email_deliver.delay(email_id)
+
+
+@tenant_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError,), retry_backoff=True,
+             max_retries=5, ignore_result=True)  # progress is read from the database (delivery.email_job_progress)
+def invoice_email_job_run(job_id: int) -> int:
+    """Send the e-mails of one job (E-mail a batch); returns how many went out in this run."""
+
+    return email_job_run(job_id=job_id)
 
 
 def queue_pdf_render(*, invoice_id: int, action: str) -> None:

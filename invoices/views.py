@@ -21,6 +21,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from contracts.models import Customer
+from invoices.delivery import with_email_state
 from invoices import forms, selectors, services
 from invoices.services import tenant_today
 from invoices.models import Invoice, InvoiceSettings
@@ -63,7 +64,7 @@ class _DateFilterField(django_forms.DateField):
 def invoice_list(request):
     listing = crud.list_page(
         request,
-        selectors.invoice_list(),
+        with_email_state(selectors.invoice_list()),
         search_fields=["number", "customer__legal_name", "customer__display_name", "customer_name"],
         filters=[
             crud.choice_filter("status", "Status", choices=Invoice.Status.choices),
@@ -175,11 +176,23 @@ def _int(value) -> int | None:
 
 @billing
 def invoice_delete(request, invoice_id: int):
+    """GET: what deleting the draft removes (its lines, its total); POST with the token shown: delete it.
+    A draft of a billing batch is deleted from its batch, which releases its items."""
+    from invoices.delivery import draft_delete_token
+
     invoice = _invoice(invoice_id)
-    if request.method != "POST":
-        return redirect("invoices:detail", invoice_id=invoice.pk)
     if not invoice.is_draft:
+        if request.method != "POST":
+            return redirect("invoices:detail", invoice_id=invoice.pk)
         return _refused(request, invoice, f"{invoice} is not a draft; correct it with a credit note or void it.")
+    if hasattr(invoice, "batch_link"):
+        return redirect("billing:batch_invoice_delete", batch_id=invoice.batch_link.batch_id, invoice_id=invoice.pk)
+    token = draft_delete_token(invoice)
+    if request.method != "POST" or request.POST.get("confirmed") != token:
+        return render(request, "invoices/invoice_delete_confirm.html", {
+            "invoice": invoice, "lines": invoice.lines.order_by("sort_order", "id"), "token": token,
+            "can_manage": _can_manage(request),
+        }, status=409 if request.method == "POST" else 200)
     try:
         services.invoice_delete_draft(invoice_id=invoice.pk, acting_user=request.user)
     except ValidationError as error:

@@ -135,7 +135,14 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server_worker(server, django_db_blocker, tmp_path_factory):
+def worker_env() -> dict[str, str]:
+    """Extra environment of the module's ``server_worker`` (a module overrides it, e.g. to send
+    e-mail through its own SMTP server)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def server_worker(server, worker_env, django_db_blocker, tmp_path_factory):
     """A real Celery worker for what the ``server`` queues (PDFs, e-mails): the same test database,
     broker and settings as gunicorn; tenant tasks run in the schema that queued them.
 
@@ -148,7 +155,7 @@ def server_worker(server, django_db_blocker, tmp_path_factory):
 
     name = f"server-worker-{server}@localhost"
     with django_db_blocker.unblock():
-        env = process_env(PUBLIC_URL_PORT=str(server))
+        env = process_env(PUBLIC_URL_PORT=str(server), **worker_env)
     app.control.purge()
 
     def ready() -> bool:

@@ -183,3 +183,30 @@ def committed_billing_msp(django_db_blocker, *, name: str, subdomain: str, build
             user_create(email=tech, role="technician", password=PASSWORD)
             world = build(admin_email=admin, tech_email=tech)
         yield world
+
+
+@contextmanager
+def smtp_server():
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) for the test's duration; yields
+    ``(port, messages)``, each message an ``email.message.EmailMessage`` with the envelope
+    recipients in its ``X-Rcpt-To`` header (To and Cc arrive as SMTP recipients)."""
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+
+    received: list = []
+
+    class Collect:
+        async def handle_DATA(self, server, session, envelope):
+            message = message_from_bytes(envelope.original_content, policy=policy.default)
+            message["X-Rcpt-To"] = ", ".join(envelope.rcpt_tos)
+            received.append(message)
+            return "250 Message accepted for delivery"
+
+    port = free_port()
+    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, received
+    finally:
+        controller.stop()

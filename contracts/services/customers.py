@@ -11,6 +11,7 @@ from django.db import transaction
 
 from contracts.hooks import notify_routing_changed
 from contracts.models import Contract, Customer
+from contracts.services.contacts import contacts_parse, contacts_replace, contacts_text
 from contracts.services._common import (
     MAX_PAYMENT_TERMS_DAYS,
     _audit,
@@ -42,7 +43,7 @@ def customer_create(
     display_name: str = "",
     parent: Customer | None = None,
     billing_email: str = "",
-    billing_contacts: str = "",
+    billing_contacts: str | list | None = None,
     address: str = "",
     tax_exempt: bool = False,
     tax_id: str = "",
@@ -57,18 +58,33 @@ def customer_create(
     acting_user,
 ) -> Customer:
     customer = Customer()
+    contacts = _contacts(billing_contacts)
     _customer_apply(
         customer,
         dict(legal_name=legal_name, currency=currency, display_name=display_name, parent=parent,
-             billing_email=billing_email, billing_contacts=billing_contacts, address=address,
+             billing_email=billing_email, address=address,
              tax_exempt=tax_exempt, tax_id=tax_id, payment_terms_days=payment_terms_days, region=region,
              is_active=is_active, tax_codes=tax_codes, tax_exemption_reason=tax_exemption_reason,
              tax_exemption_certificate=tax_exemption_certificate, tax_exemption_expires=tax_exemption_expires,
              reverse_charge=reverse_charge),
     )
     _save(customer, conflict_field="legal_name", conflict_message=_legal_name_taken(customer.legal_name))
-    _audit("customer_create", customer, acting_user, after=_snapshot(customer, CUSTOMER_AUDITED))
+    contacts_replace(customer, contacts)
+    _audit("customer_create", customer, acting_user, after=_snapshot_with_contacts(customer))
     return customer
+
+
+def _contacts(value):
+    """The parsed billing contacts, or the customer's field errors with them."""
+    try:
+        return contacts_parse(value)
+    except ValidationError as error:
+        raise ValidationError(error.message_dict) from None
+
+
+def _snapshot_with_contacts(customer: Customer) -> dict:
+    fields = [name for name in CUSTOMER_AUDITED if name != "billing_contacts"]
+    return {**_snapshot(customer, fields), "billing_contacts": contacts_text(customer)}
 
 
 @transaction.atomic
@@ -76,13 +92,16 @@ def customer_update(*, customer: Customer, data: Mapping[str, Any], acting_user)
     """Change a customer; ``data`` holds any of CUSTOMER_FIELDS and ``default_hourly_contract``."""
     _reject_unknown(data, (*CUSTOMER_FIELDS, "default_hourly_contract"))
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
-    watched = (*CUSTOMER_FIELDS, "parent_id", "default_hourly_contract_id")
+    watched = ("parent_id", "default_hourly_contract_id")
     before = _snapshot(customer, watched)
-    audited_before = _snapshot(customer, CUSTOMER_AUDITED)
-    _customer_apply(customer, data, existing=True)
+    audited_before = _snapshot_with_contacts(customer)
+    contacts = _contacts(data["billing_contacts"]) if "billing_contacts" in data else None
+    _customer_apply(customer, {k: v for k, v in data.items() if k != "billing_contacts"}, existing=True)
     _save(customer, conflict_field="legal_name", conflict_message=_legal_name_taken(customer.legal_name))
+    if contacts is not None:
+        contacts_replace(customer, contacts)
     after = _snapshot(customer, watched)
-    _audit("customer_update", customer, acting_user, before=audited_before, after=_snapshot(customer, CUSTOMER_AUDITED))
+    _audit("customer_update", customer, acting_user, before=audited_before, after=_snapshot_with_contacts(customer))
     if (before["parent_id"], before["default_hourly_contract_id"]) != (after["parent_id"], after["default_hourly_contract_id"]):
         # The customer (and so its sites) now falls back elsewhere; a site that moved has left
         # its old parent's list of sites, so the customers are named, not found through contracts.
@@ -116,7 +135,7 @@ def _customer_apply(customer: Customer, data: Mapping[str, Any], *, existing: bo
             errors.add("legal_name", "Enter the legal name accounting systems know the customer by.")
         elif Customer.objects.filter(legal_name__iexact=customer.legal_name).exclude(pk=customer.pk).exists():
             errors.add("legal_name", _legal_name_taken(customer.legal_name))
-    for name in ("display_name", "billing_contacts", "address", "tax_id", "region", "tax_exemption_reason",
+    for name in ("display_name", "address", "tax_id", "region", "tax_exemption_reason",
                  "tax_exemption_certificate"):
         if name in data:
             setattr(customer, name, clean_text(data[name]))

@@ -9,7 +9,7 @@ from django import template
 
 from invoices import selectors
 from invoices.mail import invoice_email_refusal
-from invoices.models import Invoice
+from invoices.models import Invoice, InvoiceEmail
 
 register = template.Library()
 
@@ -22,6 +22,7 @@ def _state(context, invoice: Invoice) -> dict:
         "pdf": selectors.current_pdf(invoice) if issued else None,
         "can_manage": context.get("can_manage", False),
         "can_email": issued and invoice.status != Invoice.Status.VOID,
+        "emailed": issued and invoice.emails.filter(status=InvoiceEmail.Status.SENT).exists(),
         "csrf_token": context.get("csrf_token"),
     }
 

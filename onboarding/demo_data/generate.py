@@ -83,7 +83,8 @@ def _customers() -> list[dict]:
 
     return [
         customer(CHAIN, "Hudson Valley Dental", "Newburgh, NY", default_hourly_contract="hvd-hourly",
-                 billing_contacts="Dana Reyes (practice manager)"),
+                 billing_contacts=[{"email": "dana.reyes@hudsonvalleydental.example", "name": "Dana Reyes (practice manager)"},
+                                   {"email": "controller@hudsonvalleydental.example", "name": "Controller", "kind": "cc"}]),
         customer("Hudson Valley Dental Group LLC — Kingston Office", "HVD Kingston", "Kingston, NY", parent=CHAIN),
         customer("Hudson Valley Dental Group LLC — Poughkeepsie Office", "HVD Poughkeepsie", "Poughkeepsie, NY",
                  parent=CHAIN),

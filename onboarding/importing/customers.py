@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from contracts import services as contract_services
 from contracts.models import Customer
+from contracts.services.contacts import contacts_of, contacts_parse
 from onboarding.importing.core import ImportCore, RecordFailed
 from onboarding.importing.document import natural_key
 
@@ -38,6 +41,11 @@ class CustomersSection(ImportCore):
     def _customer_same(self, customer: Customer, name: str, value: Any) -> bool:
         if name == "parent":
             return customer.parent_id == value.pk
+        if name == "billing_contacts":
+            try:
+                return contacts_of(customer) == contacts_parse(value)
+            except ValidationError:
+                return False  # the service reports the problem
         if name == "billing_email":
             return customer.billing_email == value.strip().lower()
         return self._same(customer, name, value)

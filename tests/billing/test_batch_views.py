@@ -57,22 +57,69 @@ def test_preview_follows_the_selection(client_for, world):  # noqa: F811
     assert client.post("/billing/batches/preview/", {"cutoff": CUTOFF.isoformat(), "due_token": "<script>"}).status_code == 400
 
 
-def test_run_from_the_wizard_then_delete_an_invoice_and_the_batch(client_for, world):  # noqa: F811
+def _confirmation(client, url: str) -> tuple[str, str]:
+    """The confirmation page of ``url`` and the token its button posts."""
+    page = client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    return html, re.search(r'name="confirmed" value="([0-9a-f]+)"', html).group(1)
+
+
+def test_run_then_confirm_deleting_a_draft_generating_and_deleting_the_batch(client_for, world):  # noqa: F811
     client = client_for("alpha", "billing_admin")
     response = wizard_post(client, world)
     batch = BillingBatch.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/billing/batches/{batch.pk}/"
     page = client.get(response["Location"]).content.decode()
     assert page.count("Draft</a>") == 3
-    invoice = Invoice.objects.filter(status="draft").first()
-    assert client.post(f"/billing/batches/{batch.pk}/invoices/{invoice.pk}/delete/").status_code == 302
-    assert Invoice.objects.count() == 2
-    assert client.post(f"/billing/batches/{batch.pk}/generate/").status_code == 302
-    assert Invoice.objects.filter(status="issued").count() == 2
-    assert client.post(f"/billing/batches/{batch.pk}/delete/").status_code == 302
-    assert not BillingBatch.objects.exists()
+    base = f"/billing/batches/{batch.pk}"
+
+    # Deleting a draft: nothing happens without the confirmation, which names what is released.
+    invoice = Invoice.objects.filter(status="draft", lines__time_allocation__isnull=False).distinct().first()
+    url = f"{base}/invoices/{invoice.pk}/delete/"
+    assert client.post(url).status_code == 409 and Invoice.objects.count() == 3
+    html, token = _confirmation(client, url)
+    entries = list(TimeEntry.objects.filter(allocations__invoice_lines__invoice=invoice).distinct())
+    ticket = entries[0].ticket
+    assert 'data-figure="count">1<' in html and f"Ticket #{ticket.pk} {ticket.title}" in html
+    assert client.post(url, {"confirmed": token}).status_code == 302
+    assert Invoice.objects.count() == 2 and not TimeEntry.objects.filter(pk__in=[e.pk for e in entries], billed_at__isnull=False).exists()
+
+    # Generate: the numbers the drafts take and the total, "used for good"; the same numbers are issued.
+    html, token = _confirmation(client, f"{base}/generate/")
+    drafts = list(Invoice.objects.filter(status="draft").order_by("customer__legal_name", "pk"))
+    total = sum(d.total for d in drafts)
+    assert "These numbers are used for good" in html and 'data-figure="count">2<' in html
+    assert f'data-figure="total-EUR">€{total:,.2f}<' in html
+    numbers = re.findall(r"<tr><td>([A-Z]+-[\d-]+)</td>", html)
+    assert len(numbers) == 2
+    assert client.post(f"{base}/generate/", {"confirmed": token}).status_code == 302
+    assert sorted(Invoice.objects.filter(status="issued").values_list("number", flat=True)) == sorted(numbers)
+
+    # Delete batch: lists the invoices voided and the items released, then does exactly that.
+    html, token = _confirmation(client, f"{base}/delete/")
+    assert "Voided (2)" in html and all(number in html for number in numbers) and "Released for the next batch" in html
+    assert client.post(f"{base}/delete/", {"confirmed": token}).status_code == 302
+    assert not BillingBatch.objects.exists() and Invoice.objects.filter(status="void").count() == 2
     assert not Ticket.objects.filter(billed_at__isnull=False).exists()
     assert not TimeEntry.objects.filter(billed_at__isnull=False).exists()
+
+
+def test_a_confirmation_outdated_by_a_change_does_nothing(client_for, world):  # noqa: F811
+    client = client_for("alpha", "billing_admin")
+    wizard_post(client, world)
+    batch = BillingBatch.objects.get()
+    html, token = _confirmation(client, f"/billing/batches/{batch.pk}/generate/")
+    assert client_for("alpha", "accountant").get(f"/billing/batches/{batch.pk}/generate/").content.decode().count(
+        'name="confirmed"') == 0  # read-only: sees what would happen, no button
+    first = Invoice.objects.filter(status="draft").order_by("pk").first()
+    from billing import services
+
+    services.batch_invoice_delete(batch_id=batch.pk, invoice_id=first.pk, acting_user=None,
+                                  confirmed=_confirmation(client, f"/billing/batches/{batch.pk}/invoices/{first.pk}/delete/")[1])
+    stale = client.post(f"/billing/batches/{batch.pk}/generate/", {"confirmed": token})
+    assert stale.status_code == 409 and "changed since you confirmed" in stale.content.decode()
+    assert not Invoice.objects.filter(status="issued").exists()
 
 
 def test_stale_or_tampered_wizard_state_bills_nothing(client_for, world):  # noqa: F811
@@ -102,8 +149,11 @@ def test_another_msps_batch_is_not_found_and_technicians_are_refused(client_for,
     client = client_for("alpha", "billing_admin")
     wizard_post(client, world)
     batch = BillingBatch.objects.get()
+    invoice = Invoice.objects.first()
     assert client_for("beta", "billing_admin").get(f"/billing/batches/{batch.pk}/").status_code == 404
     assert client_for("beta", "billing_admin").post(f"/billing/batches/{batch.pk}/delete/").status_code == 404
+    for confirmation in ("generate/", "delete/", f"invoices/{invoice.pk}/delete/"):  # what would happen: not shown either
+        assert client_for("beta", "billing_admin").get(f"/billing/batches/{batch.pk}/{confirmation}").status_code == 404
     assert client_for("alpha", "technician").get("/billing/batches/new/").status_code == 403
     assert client_for("alpha", "accountant").post(f"/billing/batches/{batch.pk}/delete/").status_code == 403
     assert BillingBatch.objects.exists()

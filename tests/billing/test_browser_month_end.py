@@ -1,14 +1,20 @@
-"""The consolidated month end in Chromium, with a real Celery worker rendering the PDFs.
+"""The month end in Chromium, with a real Celery worker rendering the PDFs and sending e-mail
+through a real SMTP server (aiosmtpd on 127.0.0.1).
 
-Select (one contract left out), tick "One invoice per customer", run: one invoice per billed
-customer, a site's contract on its parent's invoice, several contracts on one invoice. Then
-delete an invoice, generate, watch the PDF progress bar fill as the worker renders, download
-an invoice's PDF from its page, delete the batch and see the tickets released.
+1. Consolidated: select (one contract left out), tick "One invoice per customer", run: one
+   invoice per billed customer, a site's contract on its parent's invoice, several contracts
+   on one invoice. Then delete an invoice (after its confirmation), generate (after its
+   confirmation), watch the PDF progress bar fill as the worker renders, download an
+   invoice's PDF from its page, delete the batch (after its confirmation) and see the
+   tickets released.
+2. The shortest month end, counting clicks: from the Billing page to issued and e-mailed
+   invoices in six clicks, the messages read back from the SMTP server.
 """
 from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 import re
 import secrets
 import shutil
@@ -22,13 +28,15 @@ from django.conf import settings
 from django_tenants.utils import schema_context
 from pypdf import PdfReader
 
-from tests.support import PASSWORD, committed_msp, sign_in
+from tests.support import PASSWORD, committed_msp, sign_in, smtp_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db]
 
 # Its own MSP per run: test runs on one machine share the test MEDIA_ROOT, whose PDFs are
 # filed under the MSP's schema name.
 SCHEMA = f"closing{secrets.token_hex(3)}"
+# Set SCREENSHOTS_DIR (such as docs/screenshots) to save the batch page and the e-mail preview.
+SCREENSHOTS = Path(os.environ["SCREENSHOTS_DIR"]) if os.environ.get("SCREENSHOTS_DIR") else None
 ADMIN = f"billing-admin@{SCHEMA}.example"
 TECH = f"technician@{SCHEMA}.example"
 CUTOFF = "2026-03-31"
@@ -92,6 +100,13 @@ def _month_end_world() -> dict:
     suedhafen = customer(SUEDHAFEN)
     ostwerk = customer(OSTWERK)
     westhang = customer(WESTHANG)
+    from contracts.services import customer_update
+
+    for who, email, contacts in ((nordwind, "rechnung@nordwind.example", "Jana Nord <jana@nordwind.example>\ncc: controlling@nordwind.example"),
+                                 (hamburg, "hamburg@nordwind.example", ""),
+                                 (suedhafen, "ap@suedhafen.example", "cc: chef@suedhafen.example"),
+                                 (ostwerk, "buchhaltung@ostwerk.example", ""), (westhang, "praxis@westhang.example", "")):
+        customer_update(customer=who, data={"billing_email": email, "billing_contacts": contacts}, acting_user=None)
     contracts = {
         "nordwind": retainer(nordwind, "Nordwind Managed Services", "800.00"),
         "hamburg": hourly(hamburg, "Hamburg Hourly", "100"),
@@ -107,6 +122,20 @@ def _month_end_world() -> dict:
         "westhang": resolved_ticket(westhang, "Printer driver updated", remote, 30),
     }
     return {"contracts": contracts, "tickets": ticket_list}
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def worker_env(smtp):
+    """The module's worker sends its e-mail to the module's SMTP server."""
+    port, _ = smtp
+    return {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(port), "EMAIL_USE_TLS": "false"}
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +173,7 @@ def _pdf_text(content: bytes) -> str:
 
 
 def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, browser, closing):
+    # (runs first: it leaves every item released again for the next test)
     base = f"http://{SCHEMA}.localhost:{server}"
     contracts, tickets = closing["contracts"], closing["tickets"]
     page = browser.new_page()
@@ -169,7 +199,7 @@ def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, b
     # One invoice per billed customer: the Hamburg site bills on its parent, Westhang not at all.
     rows = page.get_by_role("region", name="Invoices of this batch").locator("tbody tr")
     assert [row.locator("td").nth(1).inner_text() for row in rows.all()] == [NORDWIND, OSTWERK, SUEDHAFEN]
-    assert [row.locator("td").nth(4).inner_text() for row in rows.all()] == ["€1,071.00", "€89.25", "€809.20"]
+    assert [row.locator("td").nth(5).inner_text() for row in rows.all()] == ["€1,071.00", "€89.25", "€809.20"]
 
     def lines_of(customer_name: str) -> str:
         page.goto(batch_url)
@@ -191,7 +221,12 @@ def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, b
 
     # Delete Ostwerk's draft: its ticket is released at once.
     page.goto(batch_url)
-    rows.filter(has_text=OSTWERK).get_by_role("button", name="Delete").click()
+    rows.filter(has_text=OSTWERK).get_by_role("link", name="Delete").click()
+    confirmation = page.locator("section.confirmation")
+    assert confirmation.locator('[data-figure="count"]').inner_text() == "1"
+    assert "€89.25" in confirmation.locator('[data-figure="total-EUR"]').inner_text()
+    assert "Mailbox migrated" in confirmation.get_by_role("list", name="Items released").inner_text()
+    page.get_by_role("button", name="Delete draft").click()
     page.get_by_text("Invoice deleted; its items are unbilled again.").wait_for()
     assert rows.count() == 2
     page.goto(f"{base}/tickets/{tickets['ostwerk'].pk}/")
@@ -206,8 +241,13 @@ def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, b
             fetched.append(response.text())
 
     page.on("response", progress_fetched)
-    page.get_by_role("button", name="Generate invoices").click()
+    page.get_by_role("link", name="Generate invoices").click()
+    assert "These numbers are used for good" in page.locator("section.confirmation").inner_text()
+    numbers = page.get_by_role("table", name="Invoices to issue").locator("tbody tr td:first-child").all_inner_texts()
+    assert len(numbers) == 2 and "€1,880.20" in page.locator('[data-figure="total-EUR"]').inner_text()
+    page.get_by_role("button", name="Generate 2 invoices").click()
     page.get_by_text("2 invoice(s) issued; their PDFs are being prepared.").wait_for()
+    assert sorted(rows.locator("td:first-child").all_inner_texts()) == sorted(numbers)  # the numbers shown are the numbers used
     progress = page.locator("#pdf-progress")
     progress.get_by_text("All 2 PDFs ready").wait_for(timeout=120_000)
     bar = progress.locator("progress")
@@ -246,6 +286,10 @@ def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, b
 
     # Deleting the batch voids the issued invoices and releases every ticket.
     page.goto(batch_url)
+    page.get_by_role("link", name="Delete batch").click()
+    voided = page.get_by_role("list", name="Invoices to void").inner_text()
+    assert number in voided and "These numbers are used for good" in page.locator("section.confirmation").inner_text()
+    assert "Router in Hamburg replaced" in page.get_by_role("list", name="Items released").inner_text()
     page.get_by_role("button", name="Delete batch").click()
     page.get_by_text("item(s) released for rebilling").wait_for()
     for key in ("hamburg", "suedhafen"):
@@ -260,4 +304,88 @@ def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, b
         download_link.first.click(timeout=120_000)
     text = _pdf_text(Path(download_info.value.path()).read_bytes())
     assert number in text and "Void: Billing batch March consolidated deleted" in text
+    page.close()
+
+
+# Whom each customer's invoice goes to (To, Cc), as the world above sets them up.
+RECIPIENTS = {
+    "Nordwind Holding AG": ("rechnung@nordwind.example, jana@nordwind.example", "controlling@nordwind.example"),
+    "Nordwind Hamburg": ("hamburg@nordwind.example", None),
+    "Südhafen Logistik GmbH": ("ap@suedhafen.example", "chef@suedhafen.example"),
+    "Ostwerk KG": ("buchhaltung@ostwerk.example", None),
+    "Westhang Praxis": ("praxis@westhang.example", None),
+}
+
+
+def test_month_end_from_the_billing_page_to_e_mailed_invoices_in_six_clicks(server, server_worker, browser, closing, smtp):
+    """Billing → Create New Batch → Run → Generate invoices → confirm → E-mail invoices → Send."""
+    base = f"http://{SCHEMA}.localhost:{server}"
+    _, received = smtp
+    received.clear()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(30_000)
+    sign_in(page, server, ADMIN, subdomain=SCHEMA, password=PASSWORD)
+    page.wait_for_url(base + "/dashboard/")
+    page.goto(f"{base}/billing/")
+    clicks = 0
+
+    def click(locator) -> None:
+        nonlocal clicks
+        clicks += 1
+        locator.click()
+
+    click(page.get_by_role("link", name="Create New Batch").first)
+    bills = int(page.locator('#batch-details [data-figure="bills"]').inner_text())
+    assert bills == 6  # everything due is pre-selected: one invoice per contract
+    click(page.get_by_role("button", name="Run"))
+    page.get_by_text("billed: review its draft invoices").wait_for()
+    batch_url = page.url
+    click(page.get_by_role("link", name="Generate invoices"))
+    assert "These numbers are used for good" in page.locator("section.confirmation").inner_text()
+    click(page.get_by_role("button", name=f"Generate {bills} invoices"))
+    page.get_by_text(f"{bills} invoice(s) issued").wait_for()
+    click(page.get_by_role("link", name="E-mail invoices"))
+    nordwind = page.locator("article.email-preview").filter(has_text="Nordwind Managed Services").or_(
+        page.locator("article.email-preview").filter(has_text=NORDWIND)).first
+    assert nordwind.locator('[data-field="to"]').inner_text() == RECIPIENTS[NORDWIND][0]
+    assert nordwind.locator('[data-field="cc"]').inner_text() == RECIPIENTS[NORDWIND][1]
+    assert nordwind.locator('[data-field="attachment"]').inner_text().endswith(".pdf (PDF)")
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "email-preview.png"), full_page=True)
+    click(page.get_by_role("button", name=f"Send {bills} e-mails"))
+    page.wait_for_url(batch_url)
+    page.locator("#email-progress").get_by_text(f"{bills} of {bills} sent").wait_for(timeout=120_000)
+    assert clicks == 6
+
+    # Every invoice arrived once, to its To and Cc, with its own PDF attached.
+    assert len(received) == bills
+    page.reload()
+    rows = page.get_by_role("region", name="Invoices of this batch").locator("tbody tr")
+    numbers = {}
+    for row in rows.all():
+        cells = row.locator("td").all_inner_texts()
+        numbers[cells[0]] = cells[1]
+        assert row.locator('[data-email-state="sent"]').count() == 1
+    by_number = {}
+    for message in received:
+        [attachment] = list(message.iter_attachments())
+        by_number[attachment.get_filename().removesuffix(".pdf")] = message
+        assert attachment.get_content_type() == "application/pdf" and attachment.get_content().startswith(b"%PDF")
+    assert sorted(by_number) == sorted(numbers)
+    for number, customer_name in numbers.items():
+        message = by_number[number]
+        to, cc = RECIPIENTS[customer_name]
+        assert (message["To"], message["Cc"]) == (to, cc)
+        assert str(message["Subject"]).strip() == f"Invoice {number} from Closing Time IT"
+        [attachment] = list(message.iter_attachments())
+        assert number in _pdf_text(attachment.get_content())
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "batch-page.png"), full_page=True)
+
+    # The invoice list shows the delivery state; a second Send finds nothing left to send.
+    page.goto(f"{base}/invoices/?batch=" + batch_url.rstrip("/").rsplit("/", 1)[1])
+    assert page.locator('table.data [data-email-state="sent"]').count() == bills
+    page.goto(batch_url)
+    page.get_by_role("link", name="E-mail invoices").click()
+    assert page.get_by_role("button", name="Send").count() == 0 and len(received) == bills
     page.close()

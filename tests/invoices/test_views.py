@@ -1,6 +1,8 @@
 """The invoice pages: every page, every action, bad input, roles, and ids that are not this MSP's."""
 from __future__ import annotations
 
+import re
+
 import datetime as dt
 
 import pytest
@@ -227,10 +229,16 @@ def test_actions_the_state_does_not_allow_are_refused_with_409(admin_client, dat
     assert admin_client.post(url("credit_note", data["draft"]), {"what": "whole", "reason": "x"}).status_code == 409
 
 
-def test_a_draft_is_deleted_from_its_page(admin_client, data):
-    assert admin_client.get(url("delete", data["draft"])).status_code == 302  # GET changes nothing
-    response = admin_client.post(url("delete", data["draft"]))
-    assert response.status_code == 302 and not Invoice.objects.filter(pk=data["draft"].pk).exists()
+def test_a_draft_is_deleted_from_its_page_after_the_confirmation(admin_client, data):
+    draft = data["draft"]
+    confirmation = admin_client.get(url("delete", draft))  # GET shows what goes and changes nothing
+    html = page(confirmation)
+    assert confirmation.status_code == 200 and 'data-figure="count">1<' in html and "no number is used" in html
+    assert Invoice.objects.filter(pk=draft.pk).exists()
+    assert admin_client.post(url("delete", draft)).status_code == 409  # no confirmation: nothing happens
+    token = re.search(r'name="confirmed" value="([0-9a-f]+)"', html).group(1)
+    response = admin_client.post(url("delete", draft), {"confirmed": token})
+    assert response.status_code == 302 and not Invoice.objects.filter(pk=draft.pk).exists()
 
 
 def test_settings_page_saves_numbering_and_texts(admin_client, data):

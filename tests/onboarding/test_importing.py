@@ -488,3 +488,24 @@ def test_dates_at_the_ends_of_the_calendar_are_a_problem_not_a_crash(tenant, fie
         billing_data_import(document=doc, dry_run=True)
     except ImportRejected as rejected:
         assert rejected.problems
+
+
+def test_billing_contacts_are_imported_as_to_and_cc_and_checked(tenant):
+    doc = document()
+    doc["customers"][1]["billing_contacts"] = [{"email": "Dana@Chain.example", "name": "Dana Reyes"},
+                                               {"email": "controller@chain.example", "kind": "cc"}]
+    billing_data_import(document=doc)
+    chain = Customer.objects.get(legal_name="Chain GmbH")
+    assert [(c.email, c.name, c.kind) for c in chain.billing_contacts.all()] == [
+        ("dana@chain.example", "Dana Reyes", "to"), ("controller@chain.example", "", "cc")]
+    assert billing_data_import(document=doc).unchanged["customers"] == 5  # the same contacts: nothing changes
+
+    doc["customers"][1]["billing_contacts"] = "Dana Reyes <dana@chain.example>\ncc: boss@chain.example"  # older files: text
+    assert billing_data_import(document=doc).updated["customers"] == 1
+    assert [(c.email, c.kind) for c in chain.billing_contacts.all()] == [("dana@chain.example", "to"), ("boss@chain.example", "cc")]
+
+    doc["customers"][1]["billing_contacts"] = [{"email": "not an address"}, {"email": "x@chain.example", "kind": "bcc"}]
+    problems = problems_of(doc)
+    assert any(p.startswith("$.customers[1]") and "Contact 1: enter an e-mail address" in p for p in problems), problems
+    assert any("Contact 2: the kind is “to” or “cc”" in p for p in problems), problems
+    assert [c.email for c in chain.billing_contacts.all()] == ["dana@chain.example", "boss@chain.example"]
