@@ -535,7 +535,16 @@ def contract_list(request):
             crud.model_filter("customer", "Customer", queryset=Customer.objects.all()),
         ],
     )
+    _with_block_balances(listing.objects)
     return _list(request, "contracts/contract_list.html", listing)
+
+
+def _with_block_balances(contracts) -> None:
+    """Set ``block_balance`` on each block contract of a page: one query for the whole page."""
+    contracts = list(contracts)
+    balances = selectors.block_balances(contracts=contracts, today=services.tenant_today())
+    for contract in contracts:
+        contract.block_balance = balances.get(contract.pk)
 
 
 @billing
@@ -567,6 +576,7 @@ def contract_detail(request, pk: int):
         "periods": periods,
         "can_manage": _can_manage(request),
         "today": today,
+        "block_balance": selectors.block_balance(contract=contract, today=today),
         "included_hours": forms.minutes_as_hours(contract.included_minutes),
         "budget_hours": forms.minutes_as_hours(contract.budget_minutes),
         "takes_time": contract.type != Contract.Type.ONLINE_BACKUP,
