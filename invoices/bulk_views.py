@@ -53,13 +53,17 @@ def invoice_list_csv(request):
     """The invoice list as CSV, with the list's search and filters (every page of it)."""
     header = ["Id", "Number", "Kind", "Status", "Customer", "Issue date", "Due date", "Currency", "Subtotal", "Discount",
               "Surcharge", "Tax", "Total", "Paid", "Credited", "Due now", "Credits", "Exported to", "Exported at"]
+
+    def lines(invoices):
+        for i in invoices.iterator(chunk_size=CHUNK):
+            yield [i.pk, i.number or "", i.get_kind_display(), i.get_status_display(), i.display_customer_name,
+                   i.issue_date, i.due_date, i.currency, i.subtotal, i.discount_total, i.surcharge_total, i.tax_total,
+                   i.total, i.amount_paid, i.amount_credited, i.amount_due,
+                   i.credited_invoice.number if i.credited_invoice else "", i.exported_to,
+                   timezone.localtime(i.exported_at) if i.exported_at else None]
+
     return list_csv(request, invoice_rows(request), page=invoice_list, filename="invoices.csv", header=header,
-                    lines=lambda invoices: (
-        [i.pk, i.number or "", i.get_kind_display(), i.get_status_display(), i.display_customer_name, i.issue_date,
-         i.due_date, i.currency, i.subtotal, i.discount_total, i.surcharge_total, i.tax_total, i.total, i.amount_paid,
-         i.amount_credited, i.amount_due, i.credited_invoice.number if i.credited_invoice else "", i.exported_to,
-         timezone.localtime(i.exported_at) if i.exported_at else None]
-        for i in invoices.iterator(chunk_size=CHUNK)))
+                    lines=lines)
 
 
 # --- record a payment on each ------------------------------------------------------------------
