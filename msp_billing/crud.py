@@ -11,6 +11,10 @@ The filter values are read through a Django form, so an unknown value (a custome
 of another MSP, a type that does not exist) is reported on the page with status 400
 rather than crashing or being silently ignored. Links to other pages keep the search
 and filters (``listing.querystring``).
+
+A list that also downloads (CSV) names its rows once, ``crud.filtered(request, queryset,
+search_fields=..., filters=...)``, and hands them to ``list_page`` for the page and to
+``msp_billing.csv_download.list_csv`` for the file: both read the same rows.
 """
 from __future__ import annotations
 
