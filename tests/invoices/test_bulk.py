@@ -58,9 +58,9 @@ def csv_rows(response) -> list[dict]:
 
 @pytest.fixture
 def beta_invoice(other_tenant):
-    """An invoice of the other MSP, with an id that no invoice of alpha has."""
+    """An invoice of the other MSP (and its customer), with ids that alpha does not have."""
     with schema_context("beta"):
-        cust = Customer.objects.create(legal_name="Beta Kunde", currency="EUR")
+        cust = Customer.objects.create(pk=987654320, legal_name="Beta Kunde", currency="EUR")
         return Invoice.objects.create(pk=987654321, customer=cust, currency="EUR", status=Invoice.Status.ISSUED,
                                       number="INV-BETA-1", issue_date=ISSUE_DAY, due_date=ISSUE_DAY, total=d("10.00"))
 
@@ -241,3 +241,14 @@ def test_the_customer_csv_follows_the_filters(client_for, data):
     assert [r["Legal name"] for r in rows] == ["Bulk GmbH"]
     assert client.get(reverse("contracts:customer_list_csv"), {"currency": "XXX"}).status_code == 400
     assert client_for("alpha", "technician").get(reverse("contracts:customer_list_csv")).status_code == 403
+
+
+def test_the_csv_files_hold_only_this_msps_rows(client_for, data, beta_invoice):
+    client = client_for("alpha", "accountant")
+    invoices = body(client.get(reverse("invoices:list_csv"))).decode()
+    customers = body(client.get(reverse("contracts:customer_list_csv"))).decode()
+    assert data["a"].number in invoices and "INV-BETA-1" not in invoices
+    assert "Bulk GmbH" in customers and "Beta Kunde" not in customers
+    # Filtering by the other MSP's customer is refused, not ignored (which would list everything).
+    assert client.get(reverse("invoices:list_csv"), {"customer": beta_invoice.customer_id}).status_code == 400
+    assert client.get(reverse("contracts:list_csv"), {"customer": beta_invoice.customer_id}).status_code == 400
