@@ -58,7 +58,7 @@ def parse_ids(values: Iterable[str]) -> list[int]:
     for value in values:
         value = value.strip()
         if not value.isascii() or not value.isdigit() or len(value) > 18 or int(value) < 1:
-            raise ValidationError("The selection holds something that is not an invoice; reload the list and select again.")
+            raise ValidationError("The selection holds something that is not an invoice: reload the list and select again.")
         if int(value) not in ids:
             ids.append(int(value))
     if not ids:

@@ -9,6 +9,7 @@ preview are other apps' pages: the list's buttons submit the same selection ther
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import wraps
 from decimal import Decimal
 
 from django import forms as django_forms
@@ -30,19 +31,44 @@ from msp_billing.validation import EARLIEST_DATE
 manage = requires(Capability.MANAGE_BILLING)
 
 
-def _selection(request, data) -> list[Invoice] | None:
-    """The selected invoices, or None (a message is queued) when the selection is empty or malformed.
+class _Refused(Exception):
+    """A selection that cannot be read: the response that says why."""
 
-    Ids of another MSP (or none at all) are 404: nothing is touched."""
+    def __init__(self, response):
+        self.response = response
+
+
+def _selection(request, data) -> list[Invoice]:
+    """The selected invoices, in the order ticked.
+
+    Nothing ticked: back to the list with a message. Malformed ids: 400 with a message.
+    Ids of another MSP (or none at all): 404, and nothing is touched."""
+    values = data.getlist("invoice")
+    if not values:
+        messages.error(request, "Select at least one invoice.")
+        raise _Refused(redirect("invoices:list"))
     try:
-        ids = bulk_actions.parse_ids(data.getlist("invoice"))
+        ids = bulk_actions.parse_ids(values)
     except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-        return None
+        raise _Refused(render(request, "invoices/bulk_refused.html", {"message": " ".join(error.messages)},
+                              status=400)) from None
     try:
         return bulk_actions.invoices_selected(ids)
     except bulk_actions.UnknownInvoices as error:
         raise Http404(str(error)) from None
+
+
+def _with_selection(view):
+    """Views on a selection: a selection that cannot be read answers for them."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except _Refused as refused:
+            return refused.response
+
+    return wrapped
 
 
 # --- CSV -------------------------------------------------------------------------------------
@@ -93,12 +119,10 @@ def _due_by_currency(invoices: list[Invoice]) -> dict[str, Decimal]:
 
 
 @manage
+@_with_selection
 def bulk_payment(request):
     """GET with the selection: what will be paid; POST: a payment of what is due on each, all or nothing."""
-    data = request.POST if request.method == "POST" else request.GET
-    invoices = _selection(request, data)
-    if invoices is None:
-        return redirect("invoices:list")
+    invoices = _selection(request, request.POST if request.method == "POST" else request.GET)
     form = BulkPaymentForm(request.POST or None, initial={"date": tenant_today()})
     refusals = [bulk_actions.Refusal(i, r) for i in invoices if (r := payment_refusal(i))]
     status = 200
@@ -126,11 +150,10 @@ def bulk_payment(request):
 
 
 @billing
+@_with_selection
 def pdf_zip(request):
     """GET ``?invoice=1&invoice=2``: the current PDFs as one zip, streamed; the rest listed inside it."""
     invoices = _selection(request, request.GET)
-    if invoices is None:
-        return redirect("invoices:list")
     plan = bulk_actions.pdf_archive_plan(invoices)
     if not plan.included:
         return render(request, "invoices/bulk_no_pdfs.html", {"left_out": plan.left_out}, status=409)

@@ -177,8 +177,9 @@ def test_bad_payment_input_is_explained_and_nothing_is_recorded(client_for, data
     assert response.status_code == 400 and "A payment cannot be dated in the future." in response.content.decode()
     assert admin_post(client_for, [data["a"]], date="soon").status_code == 400
     assert admin_post(client_for, [data["a"]], method="gold").status_code == 400
-    response = client_for("alpha", "billing_admin").post(reverse("invoices:bulk_payment"), {"invoice": ["x"]}, follow=True)
-    assert "not an invoice" in response.content.decode()
+    response = client_for("alpha", "billing_admin").post(reverse("invoices:bulk_payment"), {"invoice": ["x"]})
+    assert response.status_code == 400 and "not an invoice" in response.content.decode()
+    assert client_for("alpha", "billing_admin").get(reverse("invoices:pdf_zip"), {"invoice": ["-3"]}).status_code == 400
     response = client_for("alpha", "billing_admin").get(reverse("invoices:bulk_payment"), follow=True)
     assert "Select at least one invoice." in response.content.decode()
     assert not Payment.objects.filter(invoice=data["a"]).exists()
