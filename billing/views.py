@@ -30,7 +30,11 @@ def dashboard(request):
 
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 def billing_home(request):
-    return render(request, "billing/home.html", {"batches": BillingBatch.objects.select_related("created_by")[:50]})
+    batches = list(BillingBatch.objects.select_related("created_by")[:50])
+    totals = selectors.batch_totals(batch.pk for batch in batches)
+    for batch in batches:
+        batch.totals = totals.get(batch.pk, [])
+    return render(request, "billing/home.html", {"batches": batches})
 
 
 @requires(Capability.VIEW_BILLING)
@@ -146,7 +150,7 @@ def batch_detail(request, batch_id: int):
         progress_url = None
     from invoices.audit import audit_events
 
-    context = {"batch": batch, "invoices": invoices, "issued_count": len(issued), "draft_count": len(invoices) - len(issued),
+    context = {"batch": batch, "invoices": invoices, "overview": selectors.batch_overview(invoices), "issued_count": len(issued), "draft_count": len(invoices) - len(issued),
                "pdf_progress_url": progress_url if issued else None, "events": audit_events(obj=batch)[:50],
                "invoice_ids": ",".join(str(i.pk) for i in issued), "can_manage": request.user.can(Capability.MANAGE_BILLING),
                "email_job": latest_email_job([i.pk for i in issued]) if issued else None}

@@ -23,78 +23,25 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from decimal import Decimal
 from fractions import Fraction
+from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Sum, Value
-from django.db.models.functions import Coalesce
 
 from contracts.models import BlockPurchase, Contract, Notification
 from contracts.notifications import notification_send_once
 from contracts.periods import term_end
-from contracts.rules.blocks import Block, deduct_from_blocks
+from contracts.selectors_blocks import BlockUsageNow, block_balance
 from contracts.services import block_audited
 from msp_billing.audit.services import audit_record
 
 
-@dataclass(frozen=True)
-class BlockUsageNow:
-    """How much of a contract's usable block balance is used, and which block it is about."""
-
-    block: BlockPurchase
-    used: int | Decimal
-    size: int | Decimal
-
-    @property
-    def percent(self) -> Fraction:
-        return percent_used(used=self.used, size=self.size)
-
-    @property
-    def exhausted(self) -> bool:
-        return self.used >= self.size
-
-
 def block_usage(*, contract: Contract, today: dt.date) -> BlockUsageNow | None:
-    """Usage of the contract's usable blocks on ``today``; ``None`` without any block to speak of."""
-    money = contract.type == Contract.Type.BLOCK_MONEY
-    purchases = list(
-        contract.blocks.filter(purchased_on__lte=today).annotate(
-            used_minutes=Coalesce(Sum("ledger__minutes"), Value(0)),
-            used_amount=Coalesce(Sum("ledger__amount"), Value(Decimal("0"))),
-        )
-    )
-    sizes: dict[int, int | Decimal] = {}
-    used: dict[int, int | Decimal] = {}
-    for purchase in purchases:
-        if money:
-            sizes[purchase.pk] = purchase.amount.amount if purchase.amount is not None else Decimal("0")
-            used[purchase.pk] = Decimal(purchase.used_amount)
-        else:
-            sizes[purchase.pk] = purchase.minutes or 0
-            used[purchase.pk] = int(purchase.used_minutes)
-    by_id = {p.pk: p for p in purchases if sizes[p.pk] > 0}
-    blocks = [
-        Block(id=pk, purchased_on=p.purchased_on, expires_on=p.expires_on, balance=sizes[pk] - used[pk])
-        for pk, p in by_id.items()
-    ]
-    zero = Decimal("0") if money else 0
-    usable = _usable_ids(blocks=blocks, today=today, rollover=contract.rollover, zero=zero)
-    if usable:
-        newest = max(usable, key=lambda pk: (by_id[pk].purchased_on, pk))
-        return BlockUsageNow(
-            block=by_id[newest],
-            used=sum((used[pk] for pk in usable), zero),
-            size=sum((sizes[pk] for pk in usable), zero),
-        )
-    # Nothing usable: blocks that would be usable with a balance left are all used up.
-    one = Decimal("1") if money else 1
-    current = _usable_ids(blocks=[replace(b, balance=one) for b in blocks], today=today, rollover=contract.rollover, zero=zero)
-    if not current:
-        return None
-    newest = max(current, key=lambda pk: (by_id[pk].purchased_on, pk))
-    return BlockUsageNow(block=by_id[newest], used=sizes[newest], size=sizes[newest])
+    """Usage of the contract's usable blocks on ``today``; ``None`` without any block to speak of.
+
+    The same figure the pages show (``contracts.selectors_blocks.block_balances``)."""
+    balance = block_balance(contract=contract, today=today)
+    return balance.usage if balance is not None else None
 
 
 def block_alerts_check(*, contract: Contract, today: dt.date) -> list[Notification]:
@@ -189,12 +136,6 @@ def _repurchase(*, contract: Contract, exhausted: BlockPurchase, today: dt.date)
     audit_record(actor=None, action="block_purchase_add", obj=contract, after=block_audited(block),
                  message="Bought automatically: the previous block was used up")
     return notification
-
-
-def _usable_ids(*, blocks: list[Block], today: dt.date, rollover: bool, zero) -> list[int]:
-    """Blocks the deduction rule would draw from on ``today`` (asked, not re-implemented)."""
-    skipped = {s.block_id for s in deduct_from_blocks(blocks=blocks, amount=zero, on_date=today, rollover=rollover).skipped}
-    return [b.id for b in blocks if b.id not in skipped]
 
 
 def _quantity(contract: Contract, value: int | Decimal) -> str:

@@ -8,6 +8,7 @@ from django.db.models import Count, DecimalField, Max, OuterRef, Prefetch, Query
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 
+from contracts.selectors_blocks import block_balance, block_balances  # noqa: F401 (one reading of block balances)
 from contracts.models import (
     BlockPurchase,
     Contract,

@@ -19,6 +19,7 @@ def _catalogue(entity: views.CatalogueEntity):
 urlpatterns = [
     # Contracts and their terms
     path("contracts/", views.contract_list, name="list"),
+    path("contracts/csv/", views.contract_list_csv, name="list_csv"),
     path("contracts/new/", views.contract_create, name="create"),
     path("contracts/<int:pk>/", views.contract_detail, name="detail"),
     path("contracts/<int:pk>/edit/", views.contract_edit, name="edit"),
@@ -34,6 +35,7 @@ urlpatterns = [
          name="milestone_complete"),
     # Customers
     path("customers/", views.customer_list, name="customer_list"),
+    path("customers/csv/", views.customer_list_csv, name="customer_list_csv"),
     path("customers/new/", views.customer_create, name="customer_create"),
     path("customers/<int:pk>/", views.customer_detail, name="customer_detail"),
     path("customers/<int:pk>/edit/", views.customer_edit, name="customer_edit"),

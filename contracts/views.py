@@ -46,6 +46,7 @@ from msp_billing.accounts.roles import Capability
 from msp_billing.audit.selectors import audit_events_for
 from msp_billing.audit.services import object_type_of
 from msp_billing.templatetags.formatting import day, number, rate, when
+from msp_billing.csv_download import CHUNK, chunks, list_csv
 
 billing = requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 
@@ -91,9 +92,9 @@ def _home_currency(request: HttpRequest) -> str:
 # --- customers ----------------------------------------------------------------------------
 
 
-@billing
-def customer_list(request):
-    listing = crud.list_page(
+def _customers(request: HttpRequest) -> crud.Filtered:
+    """The customer list's rows: its page and its CSV read the same search and filters."""
+    return crud.filtered(
         request,
         selectors.customer_list(),
         search_fields=["legal_name", "display_name", "billing_email", "region", "tax_id"],
@@ -103,7 +104,22 @@ def customer_list(request):
             crud.choice_filter("currency", "Currency", choices=_currencies_in_use(Customer.objects)),
         ],
     )
-    return _list(request, "contracts/customer_list.html", listing)
+
+
+@billing
+def customer_list(request):
+    return _list(request, "contracts/customer_list.html", crud.list_page(request, _customers(request)))
+
+
+@billing
+def customer_list_csv(request):
+    header = ["Id", "Customer", "Legal name", "Parent", "Currency", "Region", "Billing e-mail", "Tax id",
+              "Payment terms (days)", "Sites", "Contracts", "Active"]
+    return list_csv(request, _customers(request), page=customer_list, filename="customers.csv", header=header,
+                    lines=lambda customers: (
+                        [c.pk, str(c), c.legal_name, c.parent.legal_name if c.parent else "", c.currency, c.region,
+                         c.billing_email, c.tax_id, c.payment_terms_days, c.site_count, c.contract_count, c.is_active]
+                        for c in customers.iterator(chunk_size=CHUNK)))
 
 
 def _currencies_in_use(queryset) -> list[tuple[str, str]]:
@@ -522,9 +538,9 @@ def tax_rate_new_version(request, pk: int):
 # --- contracts ----------------------------------------------------------------------------
 
 
-@billing
-def contract_list(request):
-    listing = crud.list_page(
+def _contracts(request: HttpRequest) -> crud.Filtered:
+    """The contract list's rows: its page and its CSV read the same search and filters."""
+    return crud.filtered(
         request,
         selectors.contract_list(),
         search_fields=["name", "customer__legal_name", "customer__display_name"],
@@ -534,7 +550,41 @@ def contract_list(request):
             crud.model_filter("customer", "Customer", queryset=Customer.objects.all()),
         ],
     )
+
+
+@billing
+def contract_list(request):
+    listing = crud.list_page(request, _contracts(request))
+    _with_block_balances(listing.objects)
     return _list(request, "contracts/contract_list.html", listing)
+
+
+@billing
+def contract_list_csv(request):
+    header = ["Id", "Contract", "Customer", "Type", "Currency", "Start", "End", "Priority", "Exclusion set", "Status",
+              "Block unit", "Block purchased", "Block used", "Block left", "Block expired"]
+
+    def lines(contracts):
+        for chunk in chunks(contracts.iterator(chunk_size=CHUNK)):
+            _with_block_balances(chunk)
+            for c in chunk:
+                b = c.block_balance
+                block = ([] if b is None else
+                         [c.currency, b.purchased, b.used, b.left, b.expired] if b.money else
+                         ["hours", b.purchased_hours, b.used_hours, b.left_hours, b.expired_hours])
+                yield [c.pk, c.name, str(c.customer), c.get_type_display(), c.currency, c.start_date, c.end_date,
+                       c.priority, c.exclusion_set or "", c.get_status_display(), *block]
+
+    return list_csv(request, _contracts(request), page=contract_list, filename="contracts.csv", header=header,
+                    lines=lines)
+
+
+def _with_block_balances(contracts) -> None:
+    """Set ``block_balance`` on each block contract of a page: one query for the whole page."""
+    contracts = list(contracts)
+    balances = selectors.block_balances(contracts=contracts, today=services.tenant_today())
+    for contract in contracts:
+        contract.block_balance = balances.get(contract.pk)
 
 
 @billing
@@ -568,6 +618,7 @@ def contract_detail(request, pk: int):
         "periods": periods,
         "can_manage": _can_manage(request),
         "today": today,
+        "block_balance": selectors.block_balance(contract=contract, today=today),
         "included_hours": forms.minutes_as_hours(contract.included_minutes),
         "budget_hours": forms.minutes_as_hours(contract.budget_minutes),
         "takes_time": contract.type != Contract.Type.ONLINE_BACKUP,

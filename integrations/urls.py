@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounting/failures/<int:log_id>/retry/", views.failure_retry, name="failure_retry"),
     path("accounting/failures/<int:log_id>/resolve/", views.failure_resolve, name="failure_resolve"),
     path("export/", views.export, name="export"),
+    path("export/selected/", views.export_confirm, name="export_confirm"),
     path("export/runs/<int:run_id>/", views.run_detail, name="run"),
     path("export/file/", views.export_file, name="export_file"),
     path("invoices/<int:invoice_id>/file/<str:fmt>/", views.invoice_export_file, name="invoice_file"),

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from integrations import files, registry, selectors, services, wizard
 from integrations.base import IntegrationError
-from integrations.forms import FORMAT_ALIASES, ExportFileForm, ExportForm
+from integrations.forms import FORMAT_ALIASES, ExportFileForm, ExportForm, parse_ids
 from integrations.models import AccountingConnection, ExportRun, IntegrationLog, System
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
@@ -283,6 +283,32 @@ def export(request: HttpRequest) -> HttpResponse:
     except ValidationError as error:
         return _problem(request, " ".join(error.messages), status=409, title="Not exported")
     return redirect("integrations:run", run_id=run.pk)
+
+
+@manage
+def export_confirm(request: HttpRequest) -> HttpResponse:
+    """GET ``?invoice=1&invoice=2`` (the invoice list's selection): what will be exported, then Export (POST)."""
+    values = request.GET.getlist("invoice")
+    if not values:
+        messages.error(request, "Select the invoices to export first.")
+        return redirect("invoices:list")
+    try:
+        ids = parse_ids(",".join(values))
+    except ValidationError as error:
+        return _problem(request, " ".join(error.messages))
+    documents = selectors.documents_for_export(ids=ids)
+    if len(documents) != len(ids):
+        raise Http404("No such invoice.")
+    connection = registry.active_connection()
+    if connection is None or not connection.is_usable:
+        return _problem(request, "Connect (or reconnect) an accounting system first (Admin → Accounting).", status=409,
+                        title="Not exported")
+    refusals = [(doc, refusal) for doc in documents if (refusal := services.export_refusal(doc, system=connection.system))]
+    return render(request, "integrations/export_confirm.html", {
+        "documents": documents, "refusals": refusals, "system": connection.get_system_display(),
+        "already": [doc for doc in documents if doc.exported_to == connection.system],
+        "ids": ",".join(str(doc.pk) for doc in documents),
+    }, status=409 if refusals else 200)
 
 
 @billing

@@ -1,11 +1,14 @@
 from django.urls import path
 
-from invoices import document_views, views
+from invoices import bulk_views, document_views, views
 
 app_name = "invoices"
 urlpatterns = [
     path("", views.invoice_list, name="list"),
     path("new/", views.invoice_create, name="create"),
+    path("csv/", bulk_views.invoice_list_csv, name="list_csv"),
+    path("selected/payments/", bulk_views.bulk_payment, name="bulk_payment"),
+    path("selected/pdfs.zip", bulk_views.pdf_zip, name="pdf_zip"),
     path("aging/", views.aging, name="aging"),
     path("outstanding/", views.outstanding, name="outstanding"),
     path("settings/", views.invoice_settings, name="settings"),

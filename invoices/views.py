@@ -60,9 +60,9 @@ class _DateFilterField(django_forms.DateField):
     widget = django_forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
-@billing
-def invoice_list(request):
-    listing = crud.list_page(
+def invoice_rows(request: HttpRequest) -> crud.Filtered:
+    """The invoice list's rows: its page and its CSV read the same search and filters."""
+    return crud.filtered(
         request,
         with_email_state(selectors.invoice_list()),
         search_fields=["number", "customer__legal_name", "customer__display_name", "customer_name"],
@@ -77,6 +77,11 @@ def invoice_list(request):
             crud.Filter("issued_to", _DateFilterField(label="Issued to", required=False), "issue_date__lte"),
         ],
     )
+
+
+@billing
+def invoice_list(request):
+    listing = crud.list_page(request, invoice_rows(request))
     return render(request, "invoices/invoice_list.html", {"listing": listing, "can_manage": _can_manage(request)},
                   status=listing.status)
 

@@ -11,6 +11,10 @@ The filter values are read through a Django form, so an unknown value (a custome
 of another MSP, a type that does not exist) is reported on the page with status 400
 rather than crashing or being silently ignored. Links to other pages keep the search
 and filters (``listing.querystring``).
+
+A list that also downloads (CSV) names its rows once, ``crud.filtered(request, queryset,
+search_fields=..., filters=...)``, and hands them to ``list_page`` for the page and to
+``msp_billing.csv_download.list_csv`` for the file: both read the same rows.
 """
 from __future__ import annotations
 
@@ -97,15 +101,25 @@ class ListPage:
         return f"?{self.querystring}&{PAGE_PARAM}={number}" if self.querystring else f"?{PAGE_PARAM}={number}"
 
 
-def list_page(
+@dataclass
+class Filtered:
+    """A list's rows after its search and filters: what its page shows and its CSV holds."""
+
+    queryset: QuerySet
+    form: forms.Form
+    search: str
+    valid: bool
+    filters: Sequence[Filter] = field(default_factory=tuple)
+
+
+def filtered(
     request: HttpRequest,
     queryset: QuerySet,
     *,
     search_fields: Sequence[str] = (),
     filters: Sequence[Filter] = (),
-    per_page: int = PER_PAGE,
-) -> ListPage:
-    """Search ``search_fields`` (icontains, every word must match), apply ``filters``, paginate."""
+) -> Filtered:
+    """Search ``search_fields`` (icontains, every word must match) and apply ``filters`` from GET."""
     form = _filter_form(request, search_fields=search_fields, filters=filters)
     valid = form.is_valid()
     data = form.cleaned_data  # holds the valid fields even when another one is not
@@ -118,11 +132,24 @@ def list_page(
             queryset = item.apply(queryset, data[item.name])
     if search or any(data.get(item.name) not in (None, "") for item in filters):
         queryset = queryset.distinct()  # searching or filtering across a to-many relation
-
     if not queryset.ordered:
         queryset = queryset.order_by("pk")  # pages must not overlap
+    return Filtered(queryset=queryset, form=form, search=search, valid=valid, filters=tuple(filters))
+
+
+def list_page(
+    request: HttpRequest,
+    queryset: QuerySet | Filtered,
+    *,
+    search_fields: Sequence[str] = (),
+    filters: Sequence[Filter] = (),
+    per_page: int = PER_PAGE,
+) -> ListPage:
+    """Search, filter (or take rows already ``filtered``) and paginate."""
+    rows = queryset if isinstance(queryset, Filtered) else filtered(request, queryset, search_fields=search_fields,
+                                                                     filters=filters)
     # A page number out of range or not a number shows the nearest page, as users expect.
-    page = Paginator(queryset, per_page).get_page(request.GET.get(PAGE_PARAM))
+    page = Paginator(rows.queryset, per_page).get_page(request.GET.get(PAGE_PARAM))
     params = request.GET.copy()
     params.pop(PAGE_PARAM, None)
     for key in list(params):
@@ -130,11 +157,11 @@ def list_page(
             params.pop(key)
     return ListPage(
         page=page,
-        search=search,
-        form=form,
+        search=rows.search,
+        form=rows.form,
         querystring=params.urlencode(),
-        status=200 if valid else 400,
-        filters=tuple(filters),
+        status=200 if rows.valid else 400,
+        filters=rows.filters,
     )
 
 

@@ -8,11 +8,13 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from djmoney.money import Money
 
-from contracts.models import Customer
+from contracts.models import Contract, Customer
+from contracts.selectors import block_balances
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
 from msp_billing.crud import choice_filter, list_page, model_filter
 from msp_billing.forms import add_service_errors
+from msp_billing.tenants.today import tenant_today
 from tickets import selectors, services
 from tickets.forms import ChargeForm, TicketForm, TicketStatusForm, TimeEntryForm
 from tickets.models import Ticket, TimeEntry
@@ -109,11 +111,22 @@ def route_preview(request, ticket_id: int):
         try:
             with transaction.atomic():
                 entry = services.time_entry_log(ticket=ticket, technician=request.user, **form.service_kwargs())
-                preview = {"entry": entry, "allocations": list(entry.allocations.select_related("contract"))}
+                allocations = list(entry.allocations.select_related("contract"))
+                preview = {"entry": entry, "allocations": allocations, "low_blocks": _hour_blocks_running_low(allocations)}
                 transaction.set_rollback(True)
         except ValidationError as error:
             _form_errors(form, error)
     return render(request, "tickets/_route_preview.html", {"preview": preview, "form": form, "sees_money": _sees_money(request)})
+
+
+def _hour_blocks_running_low(allocations) -> list:
+    """Block Hours contracts this entry draws on whose balance, with the entry counted, is low.
+
+    Hours only: a Block Money balance is money, which technicians never see."""
+    contracts = {a.contract.pk: a.contract for a in allocations
+                 if a.contract is not None and a.contract.type == Contract.Type.BLOCK_HOURS}
+    balances = block_balances(contracts=contracts.values(), today=tenant_today())
+    return [{"contract": contracts[pk], "balance": balance} for pk, balance in balances.items() if balance.is_low]
 
 
 @requires(Capability.LOG_TIME)

@@ -197,13 +197,19 @@ def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, b
     assert "one invoice per customer" in page.locator("main").inner_text()
 
     # One invoice per billed customer: the Hamburg site bills on its parent, Westhang not at all.
-    rows = page.get_by_role("region", name="Invoices of this batch").locator("tbody tr")
-    assert [row.locator("td").nth(1).inner_text() for row in rows.all()] == [NORDWIND, OSTWERK, SUEDHAFEN]
+    # The batch page groups its invoices by customer: the customer's name spans its invoices' rows.
+    invoices = page.get_by_role("region", name="Invoices of this batch")
+    rows = invoices.locator("tbody tr")
+    heads = invoices.locator('tbody th[scope="rowgroup"]')
+    assert [head.inner_text() for head in heads.all()] == [NORDWIND, OSTWERK, SUEDHAFEN]
     assert [row.locator("td").nth(5).inner_text() for row in rows.all()] == ["€1,071.00", "€89.25", "€809.20"]
+
+    def of(customer_name: str):
+        return invoices.locator("tbody").filter(has=page.locator('th[scope="rowgroup"]', has_text=customer_name)).locator("tr")
 
     def lines_of(customer_name: str) -> str:
         page.goto(batch_url)
-        rows.filter(has_text=customer_name).get_by_role("link", name="View").click()
+        of(customer_name).get_by_role("link", name="View").click()
         return page.locator("section[aria-labelledby=lines-h]").inner_text()
 
     nordwind_lines = lines_of(NORDWIND)
@@ -221,7 +227,7 @@ def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, b
 
     # Delete Ostwerk's draft: its ticket is released at once.
     page.goto(batch_url)
-    rows.filter(has_text=OSTWERK).get_by_role("link", name="Delete").click()
+    of(OSTWERK).get_by_role("link", name="Delete").click()
     confirmation = page.locator("section.confirmation")
     assert confirmation.locator('[data-figure="count"]').inner_text() == "1"
     assert "€89.25" in confirmation.locator('[data-figure="total-EUR"]').inner_text()
@@ -260,7 +266,7 @@ def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, b
     page.remove_listener("response", progress_fetched)
 
     # Open Nordwind's invoice from the batch and download its PDF as the user would.
-    nordwind_row = rows.filter(has_text=NORDWIND)
+    nordwind_row = of(NORDWIND)
     number = nordwind_row.locator("td").first.inner_text()
     assert number.strip() and number != "Draft"
     nordwind_row.get_by_role("link", name=number).click()
@@ -360,12 +366,12 @@ def test_month_end_from_the_billing_page_to_e_mailed_invoices_in_six_clicks(serv
     # Every invoice arrived once, to its To and Cc, with its own PDF attached.
     assert len(received) == bills
     page.reload()
-    rows = page.get_by_role("region", name="Invoices of this batch").locator("tbody tr")
     numbers = {}
-    for row in rows.all():
-        cells = row.locator("td").all_inner_texts()
-        numbers[cells[0]] = cells[1]
-        assert row.locator('[data-email-state="sent"]').count() == 1
+    for group in page.get_by_role("region", name="Invoices of this batch").locator("tbody").all():
+        customer_name = group.locator('th[scope="rowgroup"]').inner_text().splitlines()[0].strip()
+        for row in group.locator("tr").all():
+            numbers[row.locator("td").first.inner_text()] = customer_name
+            assert row.locator('[data-email-state="sent"]').count() == 1
     by_number = {}
     for message in received:
         [attachment] = list(message.iter_attachments())
