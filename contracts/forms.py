@@ -18,11 +18,8 @@ from contracts import services
 from contracts.services.contacts import contacts_text
 from contracts.models import Contract, Customer, DeviceClass, ExclusionSet, Product, RateItem, Role, TaxCategory, WorkType
 from contracts.selectors import customer_parent_choices
-<<<<<<< HEAD
-from msp_billing.forms import ServiceForm
-=======
 from msp_billing.currencies import currency_choices
->>>>>>> format
+from msp_billing.forms import ServiceForm as BaseServiceForm
 from msp_billing.tax_owner import lock_tax_fields, tax_owner_note
 
 
@@ -96,13 +93,8 @@ def _tax_category_field() -> forms.ModelChoiceField:
                                   help_text="How this is taxed, such as Labour (not taxed) or Parts.")
 
 
-<<<<<<< HEAD
-=======
-class ServiceForm(forms.Form):
-    """A form whose cleaned data goes to a service; the service's messages come back here."""
-
-    # service field name → form field name, where they differ (minutes vs. hours)
-    field_aliases: dict[str, str] = {}
+class ServiceForm(BaseServiceForm):
+    """A service form whose currency fields offer the MSP's currencies first, keeping the current one."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -110,16 +102,7 @@ class ServiceForm(forms.Form):
             if isinstance(field, CurrencyField):
                 field.offer(keep=[self.initial.get(name) or ""])
 
-    def add_service_errors(self, error: ValidationError) -> None:
-        if hasattr(error, "error_dict"):
-            for field, errors in error.error_dict.items():
-                field = self.field_aliases.get(field, field)
-                self.add_error(field if field in self.fields else None, errors)
-        else:
-            self.add_error(None, error)
 
-
->>>>>>> format
 # --- customers ----------------------------------------------------------------------------
 
 

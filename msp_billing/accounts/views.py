@@ -15,12 +15,7 @@ from msp_billing.accounts.roles import Capability
 from msp_billing.accounts.tasks import send_invitation
 from msp_billing.forms import add_service_errors
 from msp_billing.tenants.services import msp_update_preferences
-<<<<<<< HEAD
-=======
 from msp_billing.tenants.today import tenant_today
-from tickets.models import TimeEntry
-from tickets.services import time_approval_switch
->>>>>>> format
 
 login = open_to_all(auth_views.LoginView.as_view(authentication_form=LoginForm, redirect_authenticated_user=True))
 logout = open_to_all(auth_views.LogoutView.as_view())
@@ -43,7 +38,7 @@ def settings_home(request):
         try:
             msp_update_preferences(msp_id=tenant.pk, **form.cleaned_data)
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, "Settings saved.")
             return redirect("settings:home")

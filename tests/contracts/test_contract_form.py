@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 

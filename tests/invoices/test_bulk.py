@@ -12,7 +12,6 @@ import datetime as dt
 import io
 import re
 import zipfile
-from decimal import Decimal
 
 import pytest
 from django.core.files.storage import default_storage

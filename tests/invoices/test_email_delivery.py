@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django_tenants.utils import schema_context
 
 from contracts import services as contract_services
 from contracts.models import BillingContact
 from invoices import delivery, tasks
-from invoices.mail import invoice_email_deliver, invoice_email_send
+from invoices.mail import invoice_email_deliver
 from invoices.models import InvoiceEmail, InvoiceEmailJob, InvoiceSettings
 from tests.invoices.builders import admin, issued, line
 from tests.invoices.test_pdf import render, stored
