@@ -101,6 +101,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "msp_billing.context_processors.navigation",
             ],
+            # msp_billing is not an installed app itself: its template filters are named here.
+            "libraries": {"formatting": "msp_billing.templatetags.formatting"},
         },
     }
 ]
