@@ -34,6 +34,7 @@ from django.db.models import QuerySet
 
 from contracts.models import Customer
 from integrations import store
+from integrations.matching import Candidate, exact_key, name_twins
 from integrations.models import IntegrationLog, RemoteMapping
 from invoices.models import Invoice
 from msp_billing.money import line_amount, round_unit_price
@@ -144,8 +145,14 @@ class Connector(ABC):
     def __init__(self, connection: AccountingConnection, *, export_run: ExportRun | None = None) -> None:
         self.connection = connection
         self.export_run = export_run
+        self._remote_customers: list[RemoteRecord] | None = None  # read once, by customer_twins()
 
     # -- OAuth 2 ------------------------------------------------------------------------------
+
+    @classmethod
+    def settings_missing(cls) -> list[str]:
+        """The settings this server still needs before the system can be connected ([]: ready)."""
+        return []
 
     @classmethod
     @abstractmethod
@@ -239,6 +246,40 @@ class Connector(ABC):
         if run is None:
             return None
         return Invoice.objects.filter(pk__in=run.document_ids).exclude(pk__in=run.failed_ids).exclude(exported_to=self.system)
+
+    def customer_twins(self, customers: Sequence[Customer]) -> tuple[dict[int, RemoteRecord], dict[int, str]]:
+        """Before an export creates customers: which of them the accounting system seems to have already.
+
+        Returns ``(adopt, refuse)``. *adopt*: local id → the one remote customer whose name
+        is the same ignoring case and spacing, not matched to anyone here — that customer is
+        this one, and is linked instead of created. *refuse*: local id → why it is not created:
+        a remote customer has the same normalised name ("Brown, Nick" for "Nick Brown", "ACME
+        Inc" for "Acme Corp"; ``matching.name_key``) but only the admin can say it is the same
+        one — match it, or choose Create, in the sync wizard. Customers without a twin are in
+        neither: they are created. The remote list is read once per connector (a task run).
+        """
+        if not customers:
+            return {}, {}
+        if self._remote_customers is None:
+            self._remote_customers = self.fetch_customers()
+        remotes = {record.remote_id: record for record in self._remote_customers if record.active}
+        taken = set(RemoteMapping.objects.filter(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER)
+                    .values_list("remote_id", flat=True))
+        candidates = [Candidate(remote_id=record.remote_id, name=record.name) for record in remotes.values()]
+        adopt: dict[int, RemoteRecord] = {}
+        refuse: dict[int, str] = {}
+        for pk, twins in name_twins({c.pk: c.legal_name for c in customers}, candidates).items():
+            local = next(c for c in customers if c.pk == pk)
+            same = [t for t in twins if exact_key(t.name) == exact_key(local.legal_name)]
+            if len(same) == 1 and len(twins) == 1 and same[0].remote_id not in taken \
+                    and same[0].remote_id not in {r.remote_id for r in adopt.values()}:
+                adopt[pk] = remotes[same[0].remote_id]
+                continue
+            names = ", ".join(f"“{t.name}”" for t in twins[:3])
+            refuse[pk] = (f"Not sent: {self.label} already has a customer named {names}, close to "
+                          f"“{local.legal_name}”, and no customer here is created twice. Match “{local.legal_name}” "
+                          f"to it in the sync wizard (or choose Create there if it is another customer), then retry.")
+        return adopt, refuse
 
     def customers_ahead(self, *, exclude: Container[int]) -> list[Customer]:
         """Customers with no mapping yet whose documents in this run are still to send (none outside a run).

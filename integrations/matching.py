@@ -14,6 +14,7 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 
 LEGAL_FORMS = frozenset({
@@ -116,3 +117,21 @@ def propose(locals_: Iterable[tuple[str, str, str]], remotes: Sequence[Candidate
         else:
             proposals.append(Proposal(local_key, name, "none"))
     return proposals
+
+
+def name_twins(names: Mapping[Any, str], remotes: Sequence[Candidate]) -> dict[Any, list[Candidate]]:
+    """For each local name (keyed as the caller likes), the remote records with the same name key.
+
+    Those whose name is the same ignoring only case and spacing come first. A local name
+    with no twin is left out. Used before anything is created remotely: a twin means the
+    customer is probably there already.
+    """
+    by_key: dict[str, list[Candidate]] = {}
+    for remote in remotes:
+        by_key.setdefault(name_key(remote.name), []).append(remote)
+    twins = {}
+    for local, name in names.items():
+        found = by_key.get(name_key(name), [])
+        if found:
+            twins[local] = sorted(found, key=lambda remote: exact_key(remote.name) != exact_key(name))
+    return twins

@@ -6,6 +6,7 @@ from integrations import views
 app_name = "integrations"
 urlpatterns = [
     path("accounting/", views.accounting, name="accounting"),
+    path("accounting/<slug:system>/setup/", views.setup, name="setup"),
     path("accounting/<slug:system>/connect/", views.connect, name="connect"),
     path("accounting/<slug:system>/callback/", views.callback, name="callback"),
     path("accounting/<slug:system>/disconnect/", views.disconnect, name="disconnect"),

@@ -6,6 +6,7 @@ id that is not this MSP's is 404 — never 500.
 """
 from __future__ import annotations
 
+import os
 import secrets
 
 from django.contrib import messages
@@ -15,7 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from integrations import files, registry, selectors, services, wizard
+from integrations import crypto, files, registry, selectors, services, wizard
 from integrations.base import IntegrationError
 from integrations.forms import FORMAT_ALIASES, ExportFileForm, ExportForm, parse_ids
 from integrations.models import AccountingConnection, ExportRun, IntegrationLog, System
@@ -94,13 +95,33 @@ def accounting(request: HttpRequest) -> HttpResponse:
     connections = {conn.system: conn for conn in AccountingConnection.objects.all()}
     active = registry.active_connection()
     systems = [{"system": system, "label": System(system).label, "connection": connections.get(system),
-                "available": True} for system in registry.available_systems()]
+                "available": True, "set_up": not _settings_missing(system)} for system in registry.available_systems()]
     return render(request, "integrations/accounting.html", {
         "systems": systems, "active": active, "can_manage": _can_manage(request),
         "runs": selectors.recent_runs(limit=10), "failures": selectors.open_failures()[:100],
         "log": selectors.recent_log(limit=30), "owns_taxes": registry.owns_taxes(),
         "matches": selectors.matches(system=active.system) if active else None,
     })
+
+
+def _settings_missing(system: str) -> list[str]:
+    """What this server lacks to connect ``system``: the connector's settings and the token encryption keys."""
+    missing = registry.connector_class(system).settings_missing()
+    if not os.environ.get(crypto.ENV_NAME, "").strip():
+        missing.append(crypto.ENV_NAME)
+    return missing
+
+
+@billing
+def setup(request: HttpRequest, system: str) -> HttpResponse:
+    """How to set a system up on this server (shown instead of connecting while settings are missing)."""
+    try:
+        registry.connector_class(system)
+    except LookupError:
+        raise Http404("No such accounting system.") from None
+    return render(request, "integrations/setup.html", {
+        "system": system, "label": System(system).label, "missing": _settings_missing(system),
+        "callback_uri": _callback_uri(request, system)})
 
 
 @billing
@@ -110,6 +131,8 @@ def connect(request: HttpRequest, system: str) -> HttpResponse:
         connector_class = registry.connector_class(system)
     except LookupError:
         raise Http404("No such accounting system.") from None
+    if _settings_missing(system):
+        return redirect("integrations:setup", system=system)
     active = registry.active_connection()
     if active is not None and active.system != system:
         return _problem(request, f"{active.get_system_display()} is connected; disconnect it first.", status=409)
@@ -178,14 +201,21 @@ def _wizard_state(request: HttpRequest, connection: AccountingConnection, *, ref
         items = wizard.item_proposals(system=connection.system, remote_items=remote["items"])
         customers = wizard.customer_proposals(system=connection.system, remote_customers=remote["customers"])
         state = {"system": connection.system, "remote": remote, "items": wizard.initial_choices(items),
-                 "customers": wizard.initial_choices(customers), "imports": []}
+                 "customers": wizard.initial_choices(customers, fit=wizard.customer_fit(remote["customers"])),
+                 "imports": []}
         request.session[SESSION_WIZARD] = state
     return state
 
 
 def _choice_rows(proposals, choices: dict, remote_rows: list[dict]) -> list[dict]:
-    return [{"proposal": p, "choice": choices.get(p.local_key, wizard.SKIP),
-             "field": "choice-" + p.local_key.replace(":", "-")} for p in proposals]
+    """One row per local record: its proposal, the current choice, and the remote records besides its suggestions."""
+    rows = []
+    for p in proposals:
+        suggested = {s.remote_id for s in p.suggestions}
+        rows.append({"proposal": p, "choice": choices.get(p.local_key, wizard.SKIP),
+                     "field": "choice-" + p.local_key.replace(":", "-"),
+                     "others": [row for row in remote_rows if row["id"] not in suggested]})
+    return rows
 
 
 @billing
@@ -194,7 +224,8 @@ def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
         raise Http404("No such step.")
     connection = registry.active_connection()
     if connection is None or not connection.is_usable:
-        messages.error(request, "Connect (or reconnect) an accounting system first.")
+        messages.error(request, "The sync wizard matches your records with a connected accounting system: "
+                                "connect (or reconnect) QuickBooks Online or Xero here first.")
         return redirect("integrations:accounting")
     if request.method == "POST" and not _can_manage(request):
         raise PermissionDenied("Your role may look at this page but not change it.")
@@ -219,11 +250,24 @@ def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
                     errors.append(f"{proposal.local_name}: choose one of the listed entries.")
                     continue
                 chosen[proposal.local_key] = value
+            bulk = request.POST.get("bulk", "")
+            if bulk not in ("", "suggestions", "create"):
+                errors.append("Choose “Accept all suggestions” or “Create all”.")
             if not errors:
+                if bulk == "suggestions":
+                    fit = {"fit": wizard.customer_fit(remote["customers"])} if step == "customers" else {}
+                    chosen = wizard.accept_suggestions(proposals, chosen, **fit)
+                elif bulk == "create":
+                    chosen = wizard.create_all(proposals, chosen)
                 state[step] = chosen
+                if bulk:  # stay on the step: the admin sees what changed before going on
+                    request.session[SESSION_WIZARD] = state
+                    request.session.modified = True
+                    return redirect("integrations:wizard", step=step)
         elif step == "import":
-            importable = {row["id"] for row in wizard.importable_customers(remote_customers=remote["customers"],
-                                                                           customer_choices=state["customers"])}
+            importable = {row["id"] for row in wizard.importable_customers(
+                system=connection.system, remote_customers=remote["customers"], customer_choices=state["customers"],
+                proposals=customers)}
             picked = request.POST.getlist("import")
             if any(rid not in importable for rid in picked):
                 errors.append("Choose customers to import from the list.")
@@ -254,8 +298,8 @@ def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
         "remote_items": remote["items"], "remote_customers": remote["customers"],
         "item_rows": _choice_rows(items, state["items"], remote["items"]),
         "customer_rows": _choice_rows(customers, state["customers"], remote["customers"]),
-        "importable": wizard.importable_customers(remote_customers=remote["customers"],
-                                                  customer_choices=state["customers"]),
+        "importable": wizard.importable_customers(system=connection.system, remote_customers=remote["customers"],
+                                                  customer_choices=state["customers"], proposals=customers),
         "imports": state["imports"],
         "summary": wizard.wizard_summary(item_choices=state["items"], customer_choices=state["customers"],
                                          imports=state["imports"]),

@@ -7,7 +7,7 @@ then every mapping and every imported customer is written in **one** transaction
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from contracts.models import Customer, Product, RateItem
 from contracts.services import customer_create
 from integrations import registry
 from integrations.base import LocalItem, RemoteRecord
-from integrations.matching import Candidate, Proposal, exact_key, name_key, propose
+from integrations.matching import Candidate, Proposal, name_key, propose
 from integrations.models import AccountingConnection, RemoteMapping
 from integrations.selectors import home_currency
 from invoices.audit import audit_record
@@ -68,16 +68,83 @@ def customer_proposals(*, system: str, remote_customers: Sequence[Mapping[str, A
     return propose(local_customers(), _candidates(remote_customers), mapped=_mapped(system, ["customer"]))
 
 
-def importable_customers(*, remote_customers: Sequence[Mapping[str, Any]], customer_choices: Mapping[str, str]) -> list[dict]:
-    """Remote customers nobody here is matched to and whose name no customer here has."""
-    chosen = {value for value in customer_choices.values() if value not in (CREATE, SKIP, "")}
-    names = {exact_key(name) for name in Customer.objects.values_list("legal_name", flat=True)}
-    return [row for row in remote_customers if row["id"] not in chosen and exact_key(row["name"]) not in names]
+def _chosen(choices: Mapping[str, str]) -> set[str]:
+    """The remote ids the choices match to (not Create, not skipped)."""
+    return {value for value in choices.values() if value not in (CREATE, SKIP, "")}
 
 
-def initial_choices(proposals: Sequence[Proposal]) -> dict[str, str]:
-    """Remembered and exact matches are chosen; suggestions wait for the admin (skip until confirmed)."""
-    return {p.local_key: (p.remote_id if p.status in ("mapped", "exact") else SKIP) for p in proposals}
+def importable_customers(*, system: str, remote_customers: Sequence[Mapping[str, Any]],
+                         customer_choices: Mapping[str, str], proposals: Sequence[Proposal]) -> list[dict]:
+    """Remote customers that may be imported: none already matched (now or before) or suggested for a
+    customer here, and none whose normalised name a customer here has — importing those would make twins."""
+    held = _chosen(customer_choices) | {s.remote_id for p in proposals for s in p.suggestions}
+    held |= {p.remote_id for p in proposals if p.remote_id}
+    held |= set(RemoteMapping.objects.filter(system=system, local_type="customer").values_list("remote_id", flat=True))
+    names = {name_key(name) for name in Customer.objects.values_list("legal_name", flat=True)}
+    return [row for row in remote_customers if row["id"] not in held and name_key(row["name"]) not in names]
+
+
+def currency_clash(local: Customer, remote_row: Mapping[str, Any]) -> str:
+    """Why ``local`` cannot be matched to ``remote_row`` (a customer's currency never changes there), or ""."""
+    remote_currency = str(remote_row.get("currency") or "").upper()
+    if remote_currency and local.currency and remote_currency != local.currency.upper():
+        return (f"{local.legal_name} bills in {local.currency}, but “{remote_row['name']}” is a "
+                f"{remote_currency} customer in the accounting system, and a customer's currency cannot be changed "
+                f"there: match a customer in {local.currency}, or create one.")
+    return ""
+
+
+def customer_fit(remote_customers: Sequence[Mapping[str, Any]]) -> Callable[[str, str], bool]:
+    """``fit(local_key, remote_id)``: may this customer be matched to that one (same currency, or unknown)?"""
+    rows = {row["id"]: row for row in remote_customers}
+    locals_ = {f"customer:{c.pk}": c for c in Customer.objects.filter(is_active=True)}
+
+    def fit(local_key: str, remote_id: str) -> bool:
+        local, row = locals_.get(local_key), rows.get(remote_id)
+        return local is None or row is None or not currency_clash(local, row)
+
+    return fit
+
+
+def _always(local_key: str, remote_id: str) -> bool:
+    return True
+
+
+def accept_suggestions(proposals: Sequence[Proposal], choices: Mapping[str, str], *,
+                       fit: Callable[[str, str], bool] = _always) -> dict[str, str]:
+    """Every unmatched row with a suggestion takes it — the first suggestion nobody else has taken and
+    that ``fit`` allows, so two rows never end on one remote record. Other rows keep their choice."""
+    result = dict(choices)
+    taken = _chosen(result)
+    for proposal in proposals:
+        if proposal.status != "suggested" or result.get(proposal.local_key, SKIP) not in (SKIP, ""):
+            continue
+        pick = next((s.remote_id for s in proposal.suggestions
+                     if s.remote_id not in taken and fit(proposal.local_key, s.remote_id)), None)
+        if pick:
+            result[proposal.local_key] = pick
+            taken.add(pick)
+    return result
+
+
+def create_all(proposals: Sequence[Proposal], choices: Mapping[str, str]) -> dict[str, str]:
+    """Create, in the accounting system, every row for which nothing was found there and nothing chosen.
+
+    A row with a suggestion is left as it is: creating it would make a twin of a record that is
+    probably the same one. Its own Create still does it, when the admin says so.
+    """
+    result = dict(choices)
+    for proposal in proposals:
+        if proposal.status == "none" and result.get(proposal.local_key, SKIP) in (SKIP, ""):
+            result[proposal.local_key] = CREATE
+    return result
+
+
+def initial_choices(proposals: Sequence[Proposal], *, fit: Callable[[str, str], bool] = _always) -> dict[str, str]:
+    """Remembered and exact matches are chosen, and so are suggestions (see :func:`accept_suggestions`);
+    the admin changes any of them before Done."""
+    chosen = {p.local_key: (p.remote_id if p.status in ("mapped", "exact") else SKIP) for p in proposals}
+    return accept_suggestions(proposals, chosen, fit=fit)
 
 
 @dataclass
@@ -147,17 +214,16 @@ def wizard_complete(*, connection: AccountingConnection, remote: Mapping[str, Se
     if len(products) + len(rate_items) != len(items) or len(local_customers_) != len(customers):
         raise ValidationError("Some entries no longer exist here; start the wizard again.")
     for pk, value in customers.items():
-        remote_currency = str(remote_customers.get(value, {}).get("currency") or "").upper()
-        local = local_customers_[pk]
-        if remote_currency and local.currency and remote_currency != local.currency.upper():
-            raise ValidationError(
-                f"{local.legal_name} bills in {local.currency}, but “{remote_customers[value]['name']}” is a "
-                f"{remote_currency} customer in the accounting system, and a customer's currency cannot be changed "
-                f"there: match a customer in {local.currency}, or create one.")
-    existing_names = {exact_key(n) for n in Customer.objects.values_list("legal_name", flat=True)}
+        clash = currency_clash(local_customers_[pk], remote_customers[value]) if value in remote_customers else ""
+        if clash:
+            raise ValidationError(clash)
+    existing_names = {name_key(n) for n in Customer.objects.values_list("legal_name", flat=True)}
+    mapped_elsewhere = set(RemoteMapping.objects.filter(system=connection.system, local_type="customer")
+                           .exclude(local_id__in=[str(pk) for pk in customers]).values_list("remote_id", flat=True))
     for rid in imports:
-        if exact_key(remote_customers[rid]["name"]) in existing_names:
-            raise ValidationError(f"A customer named “{remote_customers[rid]['name']}” exists here already; match it instead.")
+        if name_key(remote_customers[rid]["name"]) in existing_names or rid in mapped_elsewhere:
+            raise ValidationError(f"A customer named “{remote_customers[rid]['name']}” (or very close to it) exists "
+                                  "here already; match it instead of importing it.")
 
     # 2. create remotely (outside the transaction: each call is idempotent by its key)
     connector = registry.connector_for(connection)
@@ -232,6 +298,7 @@ def names_match(a: str, b: str) -> bool:
 
 
 __all__ = [
-    "CREATE", "SKIP", "WizardSummary", "customer_proposals", "importable_customers", "initial_choices", "item_proposals",
+    "CREATE", "SKIP", "WizardSummary", "accept_suggestions", "create_all", "currency_clash", "customer_fit",
+    "customer_proposals", "importable_customers", "initial_choices", "item_proposals",
     "names_match", "remote_snapshot", "wizard_complete", "wizard_fetch", "wizard_summary",
 ]

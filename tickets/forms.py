@@ -56,8 +56,42 @@ class TicketStatusForm(forms.Form):
 AFTER_HOURS_CHOICES = [("auto", "From business hours"), ("yes", "After hours"), ("no", "Business hours")]
 
 
+class FieldGroup:
+    """Some of a form's fields, rendered by ``components/form.html`` like a form of their own.
+
+    The ticket page folds the fields a technician rarely needs into a ``<details>``: the
+    first group carries the form's error summary, the others only their fields.
+    """
+
+    def __init__(self, form: forms.Form, names, *, with_errors: bool) -> None:
+        self.form, self.names, self.with_errors = form, list(names), with_errors
+
+    @property
+    def errors(self):
+        return self.form.errors if self.with_errors else {}
+
+    @property
+    def has_errors(self) -> bool:
+        return any(self.form[name].errors for name in self.names)
+
+    def non_field_errors(self):
+        return self.form.non_field_errors() if self.with_errors else []
+
+    def hidden_fields(self):
+        return self.form.hidden_fields() if self.with_errors else []
+
+    def visible_fields(self):
+        return [self.form[name] for name in self.names]
+
+
 class TimeEntryForm(forms.Form):
-    """What a technician fills in on a phone: work type, date, duration; the rest is optional."""
+    """What a technician fills in on a phone: work type, date, duration; the rest is optional.
+
+    ``FOLDED`` are the fields a technician rarely needs (contract override, rate item, where
+    "after hours" comes from): the ticket page shows them under "More options".
+    """
+
+    FOLDED = ("after_hours", "chosen_contract", "chosen_rate_item")
 
     work_type = forms.ModelChoiceField(queryset=WorkType.objects.filter(is_active=True), empty_label="Pick a work type")
     date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
@@ -81,6 +115,12 @@ class TimeEntryForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["chosen_contract"].queryset = contracts
         self.fields["date"].initial = timezone.localdate()
+
+    def main_fields(self) -> FieldGroup:
+        return FieldGroup(self, [name for name in self.fields if name not in self.FOLDED], with_errors=True)
+
+    def folded_fields(self) -> FieldGroup:
+        return FieldGroup(self, self.FOLDED, with_errors=False)
 
     def clean(self):
         data = super().clean()

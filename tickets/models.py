@@ -5,6 +5,8 @@ stored per allocation, so the raw time is never lost and every minute is visible
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -128,6 +130,19 @@ class TimeEntry(models.Model):
         return self.posted_minutes is not None or self.posted_rate is not None or self.posted_contract_id is not None
 
     @property
+    def billed_minutes_total(self) -> int | None:
+        """The minutes billed for this entry, as routing stored them after the contract's rounding rule
+        (``contracts/rules/rounding.py``), summed over its allocations; None when nothing is billed."""
+        allocations = self.allocations.all()
+        return sum(a.billed_minutes for a in allocations) if allocations else None
+
+    @property
+    def billed_hours(self) -> Decimal | None:
+        """:attr:`billed_minutes_total` in hours, to the four places an invoice line's quantity has."""
+        billed = self.billed_minutes_total
+        return None if billed is None else (Decimal(billed) / 60).quantize(Decimal("0.0001"))
+
+    @property
     def minutes_for_billing(self) -> int:
         """The minutes routing starts from: as posted on approval, else the billable minutes, else as logged."""
         if self.posted_minutes is not None:
@@ -199,3 +214,21 @@ class Charge(models.Model):
                 name="charge_on_ticket_or_contract",
             )
         ]
+
+
+class RunningTimer(models.Model):
+    """A technician's start/stop timer on a ticket, kept here so a reload or another device sees it.
+
+    One per person and ticket; stopping it removes it and hands the elapsed minutes to the
+    time form (tickets/timers.py).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="running_timers")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="running_timers")
+    started_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "ticket"], name="running_timer_one_per_user_ticket")]
+
+    def __str__(self) -> str:
+        return f"Timer of {self.user} on ticket #{self.ticket_id} since {self.started_at:%H:%M}"

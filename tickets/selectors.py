@@ -12,6 +12,11 @@ def ticket_list():
     )
 
 
+def open_tickets_of(tickets, *, user):
+    """Tickets assigned to ``user`` that are not done (open or in progress)."""
+    return tickets.filter(technician=user, status__in=[Ticket.Status.OPEN, Ticket.Status.IN_PROGRESS])
+
+
 def ticket_detail(*, ticket_id: int):
     return Ticket.objects.select_related("customer__parent", "default_contract", "technician").get(pk=ticket_id)
 

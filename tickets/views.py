@@ -1,21 +1,29 @@
 """Tickets and time: what technicians use all day, often on a phone. Amounts only for billing roles."""
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 from djmoney.money import Money
 
 from contracts.models import Contract, Customer
 from contracts.selectors import block_balances
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
-from msp_billing.crud import choice_filter, list_page, model_filter
+from msp_billing.crud import Filter, choice_filter, list_page, model_filter
 from msp_billing.forms import add_service_errors
 from msp_billing.tenants.today import tenant_today
-from tickets import selectors, services
+from tickets import selectors, services, timers
 from tickets.forms import ChargeForm, TicketForm, TicketStatusForm, TimeEntryForm
 from tickets.models import Ticket, TimeEntry
 
@@ -35,18 +43,39 @@ def _ticket_or_404(ticket_id: int) -> Ticket:
         raise Http404("No such ticket.") from None
 
 
+TICKET_SCOPES = {"mine": "My open tickets", "all": "All tickets"}
+
+
+@dataclass(frozen=True)
+class ScopeFilter(Filter):
+    """``?scope=mine``: the tickets assigned to the user that are not done; ``all``: every ticket."""
+
+    user: object = None
+
+    def apply(self, queryset, value):
+        return selectors.open_tickets_of(queryset, user=self.user) if value == "mine" else queryset
+
+
 @requires(Capability.LOG_TIME)
 def ticket_list(request):
+    """A technician lands on their own open tickets; billing people on all of them. Either can switch."""
+    if not request.GET.get("scope"):
+        request.GET = request.GET.copy()
+        request.GET["scope"] = "all" if _sees_money(request) else "mine"
+    scope_field = forms.ChoiceField(label="Show", required=False, choices=list(TICKET_SCOPES.items()))
     listing = list_page(
         request,
         selectors.ticket_list(),
         search_fields=["title", "customer__legal_name", "customer__display_name"],
         filters=[
+            ScopeFilter(name="scope", field=scope_field, lookup="scope", user=request.user),
             choice_filter("status", "Status", choices=Ticket.Status.choices),
             model_filter("customer", "Customer", queryset=Customer.objects.all()),
         ],
     )
-    return render(request, "tickets/ticket_list.html", {"listing": listing}, status=listing.status)
+    scope = request.GET["scope"] if request.GET["scope"] in TICKET_SCOPES else "all"
+    context = {"listing": listing, "scope": scope, "scopes": TICKET_SCOPES, "scope_label": TICKET_SCOPES[scope]}
+    return render(request, "tickets/ticket_list.html", context, status=listing.status)
 
 
 @requires(Capability.LOG_TIME)
@@ -63,14 +92,30 @@ def ticket_create(request):
     return render(request, "tickets/ticket_form.html", {"form": form}, status=400 if form.errors else 200)
 
 
+def _timer_prefill(request) -> dict:
+    """The time form's start values after the timer was stopped (``?timer_minutes=&timer_date=``)."""
+    raw = request.GET.get("timer_minutes", "")
+    if not raw.isdigit() or not 0 < int(raw) <= services.MAX_MINUTES_PER_ENTRY:
+        return {}
+    initial = {"duration": raw}
+    try:
+        initial["date"] = dt.date.fromisoformat(request.GET.get("timer_date", ""))
+    except ValueError:
+        pass
+    return initial
+
+
 def _ticket_page(request, ticket: Ticket, *, time_form=None, charge_form=None, status: int = 200):
     sees_all = _sees_money(request)
     contracts = services.contracts_valid_for(ticket.customer)
+    timer = timers.timer_running(user=request.user, ticket=ticket)
     context = {
         "ticket": ticket,
+        "timer": timer,
+        "timer_seconds": int((timezone.now() - timer.started_at).total_seconds()) if timer else 0,
         "entries": selectors.time_entries_for_ticket(ticket=ticket, user=request.user, sees_all=sees_all),
         "charges": selectors.charges_for_ticket(ticket=ticket) if sees_all else None,
-        "time_form": time_form or TimeEntryForm(contracts=contracts),
+        "time_form": time_form or TimeEntryForm(contracts=contracts, initial=_timer_prefill(request)),
         "charge_form": charge_form or ChargeForm(with_prices=sees_all),
         "status_form": TicketStatusForm(initial={"status": ticket.status}),
         "sees_money": sees_all,
@@ -99,6 +144,33 @@ def time_entry_create(request, ticket_id: int):
             messages.success(request, f"Logged {entry.minutes} minutes of {entry.work_type}: {where}.")
             return redirect("tickets:detail", ticket_id=ticket.pk)
     return _ticket_page(request, ticket, time_form=form, status=400)
+
+
+@requires(Capability.LOG_TIME)
+@require_POST
+def timer_start(request, ticket_id: int):
+    ticket = _ticket_or_404(ticket_id)
+    try:
+        timers.timer_start(user=request.user, ticket=ticket)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return _ticket_page(request, ticket, status=409)
+    return redirect("tickets:detail", ticket_id=ticket.pk)
+
+
+@requires(Capability.LOG_TIME)
+@require_POST
+def timer_stop(request, ticket_id: int):
+    """Stop the timer and open the time form with the elapsed minutes filled in (nothing is logged yet)."""
+    ticket = _ticket_or_404(ticket_id)
+    try:
+        stopped = timers.timer_stop(user=request.user, ticket=ticket)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return _ticket_page(request, ticket, status=409)
+    messages.info(request, f"Timer stopped at {stopped.minutes} min. Pick the work type and log the time.")
+    query = urlencode({"timer_minutes": stopped.minutes, "timer_date": timezone.localdate(stopped.started_at).isoformat()})
+    return redirect(f"{reverse('tickets:detail', args=[ticket.pk])}?{query}#log-h")
 
 
 @requires(Capability.LOG_TIME)

@@ -59,6 +59,7 @@ PAGE = 1000
 DUPLICATE_NAME = "6240"
 DUPLICATE_DOCUMENT = "6140"
 CURRENCY_MISMATCH = "currency_mismatch"
+NAME_MATCH = "name_match"  # a customer of (nearly) that name is in QuickBooks already: not created
 
 
 class QuickBooksConnector(Connector):
@@ -81,6 +82,12 @@ class QuickBooksConnector(Connector):
         return selectors.home_currency()
 
     # --- OAuth ---------------------------------------------------------------------------
+
+    @classmethod
+    def settings_missing(cls) -> list[str]:
+        config = qbo_config()
+        return [name for name, value in (("QBO_CLIENT_ID", config.client_id), ("QBO_CLIENT_SECRET", config.client_secret))
+                if not value]
 
     @classmethod
     def _auth_client(cls, redirect_uri: str = "", **tokens: Any) -> AuthClient:
@@ -409,8 +416,11 @@ class QuickBooksConnector(Connector):
         documents = list(documents)
         assert len(documents) <= self.export_batch_size
         defaults = self._defaults()
-        self._ensure_customers(documents)
-        self._ensure_items(documents)
+        not_created = self._ensure_customers(documents)
+        results: dict[int, DocumentResult] = {
+            doc.pk: DocumentResult(invoice_id=doc.pk, ok=False, error=not_created[doc.customer_id], error_code=NAME_MATCH)
+            for doc in documents if doc.customer_id in not_created}
+        self._ensure_items([doc for doc in documents if doc.pk not in results])
         customer_ids = store.mappings_for(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER,
                                              local_ids={doc.customer_id for doc in documents})
         item_ids = {
@@ -418,8 +428,7 @@ class QuickBooksConnector(Connector):
             for local_type, ids in bodies.item_ids(documents).items()
         }
         doc_keys = {doc.pk: keys.document_key(doc.pk) for doc in documents}
-        results: dict[int, DocumentResult] = {}
-        for doc, refusal in self._currency_refusals(documents, customer_ids).items():
+        for doc, refusal in self._currency_refusals([d for d in documents if d.pk not in results], customer_ids).items():
             results[doc.pk] = DocumentResult(invoice_id=doc.pk, ok=False, error=refusal, error_code=CURRENCY_MISMATCH)
 
         if self.export_run is not None and self.export_run.attempts > 1 and not self._resume_checked:
@@ -520,21 +529,30 @@ class QuickBooksConnector(Connector):
                     found[doc] = remote
         return found
 
-    def _ensure_customers(self, documents: Sequence) -> None:
+    def _ensure_customers(self, documents: Sequence) -> dict[int, str]:
+        """Create (or link) the customers the documents need; returns those not created: local id → why."""
         customers = {doc.customer_id: doc.customer for doc in documents}
         known = store.mappings_for(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_ids=customers)
         missing = [customer for pk, customer in customers.items() if str(pk) not in known]
         if not missing:
-            return
+            return {}
         # The customers of the run's later documents go in the same batches: a first export creates
         # its customers 30 to a request, not a few with every chunk (one batch per chunk otherwise).
         wanted = missing + self.customers_ahead(exclude=customers)
+        # Never a second customer of the same name: an exact twin is linked, a close one stops the document.
+        adopt, refuse = self.customer_twins(wanted)
+        for pk, record in adopt.items():
+            store.mapping_set(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_id=pk,
+                              remote_id=record.remote_id, remote_name=record.name,
+                              extra=bodies.customer_mapping_extra(record))
+        wanted = [customer for customer in wanted if customer.pk not in adopt and customer.pk not in refuse]
         for start in range(0, len(wanted), BATCH_LIMIT):
             created = self._create_customer_batch(wanted[start:start + BATCH_LIMIT], required=customers)
             for pk, record in created.items():
                 store.mapping_set(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_id=pk,
                                      remote_id=record.remote_id, remote_name=record.name,
                                      extra=bodies.customer_mapping_extra(record))
+        return {pk: why for pk, why in refuse.items() if pk in customers}
 
     def _ensure_items(self, documents: Sequence) -> None:
         wanted: dict[tuple[str, int], LocalItem] = {}

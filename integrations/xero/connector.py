@@ -97,6 +97,12 @@ class XeroConnector(Connector):
         return cls.endpoints or XeroEndpoints.configured()
 
     @classmethod
+    def settings_missing(cls) -> list[str]:
+        credentials = cls.credentials or XeroCredentials.configured()
+        return [name for name, value in (("XERO_CLIENT_ID", credentials.client_id),
+                                         ("XERO_CLIENT_SECRET", credentials.client_secret)) if not value]
+
+    @classmethod
     def _credentials(cls) -> XeroCredentials:
         credentials = cls.credentials or XeroCredentials.configured()
         if not credentials.client_id or not credentials.client_secret:
@@ -527,13 +533,24 @@ class XeroConnector(Connector):
             # The customers of the run's later documents go in the same requests: a first export creates
             # its contacts 50 to a request, not a few with every chunk.
             wanted = missing + self.customers_ahead(exclude=customers)
+            # Never a second contact of the same name: an exact twin is linked, a close one stops the document.
+            adopt, refuse = self.customer_twins(wanted)
+            for customer_id, record in adopt.items():
+                store.mapping_set(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_id=customer_id,
+                                  remote_id=record.remote_id, remote_name=record.name, remote_code=record.code)
+                contact_ids[customer_id] = record.remote_id
+            for document in documents:
+                if document.customer_id in refuse:
+                    results[document.pk] = DocumentResult(document.pk, ok=False, error_code="name_match",
+                                                          error=refuse[document.customer_id])
+            wanted = [customer for customer in wanted if customer.pk not in adopt and customer.pk not in refuse]
             for chunk in _chunks(wanted, self.export_batch_size):
                 for customer_id, record in self.create_customers(chunk).items():
                     store.mapping_set(system=self.system, local_type=RemoteMapping.LocalType.CUSTOMER, local_id=customer_id,
                                 remote_id=record.remote_id, remote_name=record.name, remote_code=record.code)
                     contact_ids[customer_id] = record.remote_id
         for document in documents:
-            if document.customer_id not in contact_ids:
+            if document.customer_id not in contact_ids and document.pk not in results:
                 results[document.pk] = DocumentResult(document.pk, ok=False, error_code="contact",
                                                       error=f"Xero did not create the contact {document.customer.legal_name}.")
 

@@ -1,6 +1,8 @@
 """The whole QuickBooks Online sync in Chromium: Settings → Accounting → Connect (OAuth through the fake's
-authorize page back to our callback) → every wizard step → summary → Done. Nothing is saved before Done
-(checked in the database and in the fake between steps); afterwards the matches exist and are listed."""
+authorize page back to our callback) → every wizard step (suggestions pre-selected, "Accept all suggestions",
+"Create all", the current step highlighted) → summary → Done. Nothing is saved before Done (checked in the
+database and in the fake between steps); afterwards the matches exist and are listed, and QuickBooks holds no
+customer twice."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -113,35 +115,51 @@ def test_connect_and_walk_the_sync_wizard(qbo_site, browser, msp, quickbooks):
     assert page.get_by_text("Nothing is saved until you click Done").is_visible()
     assert saved_so_far() == nothing and quickbooks_unchanged()
 
-    # Items: the exact match is chosen already; accept the suggestion, pick one by hand, create one.
+    # Items: the exact match and the suggestion are chosen already. The admin turns the suggestion down,
+    # then "Accept all suggestions" brings it back; one is picked by hand; "Create all" creates the one
+    # nothing was found for (and leaves the hand pick alone).
     page.get_by_role("button", name="Next").click()
     page.wait_for_url(base + "/integrations/accounting/sync/items/")
+    current = page.locator('.wizard-steps [aria-current="step"]')
+    assert current.inner_text().startswith("Items")
+    assert current.evaluate("li => getComputedStyle(li).backgroundColor") != \
+        page.locator(".wizard-steps li").first.evaluate("li => getComputedStyle(li).backgroundColor")
     firewall = page.get_by_label("Firewall appliance", exact=True)
     assert firewall.input_value() == remote["firewall"]["Id"]
     assert page.locator(f'tr[data-local="product:{msp["firewall"].pk}"]').get_by_role("cell", name="Exact match").is_visible()
     onsite = page.get_by_label("Onsite Support", exact=True)
-    assert onsite.input_value() == "skip"  # a suggestion waits for the admin
-    assert page.locator(f'tr[data-local="rate_item:{msp["onsite"].pk}"]').get_by_role(
-        "cell", name="Suggested: On-site Support").is_visible()
-    onsite.select_option(label="Suggested: On-site Support")
+    assert onsite.input_value() == remote["onsite"]["Id"]  # the suggestion is pre-selected
+    assert page.locator(f'tr[data-local="rate_item:{msp["onsite"].pk}"] td').first.inner_text() == \
+        "Suggested: On-site Support"
+    onsite.select_option(label="— not matched —")
     page.get_by_label("Backup licence", exact=True).select_option(label="Cloud Backup Seat")
-    page.get_by_label("Project Work", exact=True).select_option(label="Create in QuickBooks Online")
+    page.get_by_role("button", name="Accept all suggestions").click()
+    page.wait_for_load_state()
+    assert page.get_by_label("Onsite Support", exact=True).input_value() == remote["onsite"]["Id"]
+    assert page.get_by_label("Project Work", exact=True).input_value() == "skip"
+    page.get_by_role("button", name="Create all").click()
+    page.wait_for_load_state()
+    assert page.get_by_label("Project Work", exact=True).input_value() == "create"
+    assert page.get_by_label("Backup licence", exact=True).input_value() == remote["cloud_backup"]["Id"]
+    assert saved_so_far() == nothing and quickbooks_unchanged()
     page.get_by_role("button", name="Next").click()
     page.wait_for_url(base + "/integrations/accounting/sync/customers/")
     assert saved_so_far() == nothing and quickbooks_unchanged()
 
-    # Customers likewise.
+    # Customers likewise: exact and suggested chosen, one by hand, the rest created with "Create all".
+    assert current.inner_text().startswith("Customers")
     assert page.get_by_label("Acme Corp", exact=True).input_value() == remote["acme"]["Id"]
-    nick = page.get_by_label("Nick Brown", exact=True)
-    assert nick.input_value() == "skip"
-    nick.select_option(label="Suggested: Brown, Nick")
+    assert page.get_by_label("Nick Brown", exact=True).input_value() == remote["brown"]["Id"]
     page.get_by_label("Zeta Solutions GmbH", exact=True).select_option(label="ZS Holdings")
-    page.get_by_label("Newco Ltd", exact=True).select_option(label="Create in QuickBooks Online")
+    page.get_by_role("button", name="Create all").click()
+    page.wait_for_load_state()
+    assert page.get_by_label("Newco Ltd", exact=True).input_value() == "create"
+    assert page.get_by_label("Zeta Solutions GmbH", exact=True).input_value() == remote["zs"]["Id"]
     page.get_by_role("button", name="Next").click()
     page.wait_for_url(base + "/integrations/accounting/sync/import/")
     assert saved_so_far() == nothing and quickbooks_unchanged()
 
-    # Import the customer that exists in QuickBooks only (matched ones are not offered).
+    # Import the customer that exists in QuickBooks only (matched and suggested ones are not offered).
     assert page.locator("ul.checklist li").count() == 1
     page.get_by_label("Only In QuickBooks Inc · ap@only.example").check()
     page.get_by_role("button", name="Next").click()
@@ -170,7 +188,10 @@ def test_connect_and_walk_the_sync_wizard(qbo_site, browser, msp, quickbooks):
     # Created in QuickBooks: what was asked for (plus the generic "Services" item that lines without an item use).
     assert sorted(row["Name"] for row in qbo.records("Item")) == [
         "Cloud Backup Seat", "Firewall appliance", "On-site Support", "Project Work", "Services"]
-    assert qbo.count("Customer") == 5
+    # No duplicate: one customer more in QuickBooks (Newco, asked for), every name once.
+    names = [row["DisplayName"] for row in qbo.records("Customer")]
+    assert qbo.count("Customer") == 5 and len(set(names)) == len(names)
+    assert sorted(names) == ["ACME Corp", "Brown, Nick", "Newco Ltd", "Only In QuickBooks Inc", "ZS Holdings"]
 
     from contracts.models import Customer
     from integrations.models import RemoteMapping

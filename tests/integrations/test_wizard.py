@@ -85,9 +85,12 @@ def test_proposals(world, connected):
     nick = customers[f"customer:{world['nick'].pk}"]
     assert nick.status == "suggested" and nick.suggestions[0].remote_id == world["qbo_brown"]["Id"]
     choices = wizard.initial_choices(customers.values())
-    assert choices[f"customer:{world['nick'].pk}"] == "skip"  # a suggestion waits for the admin
-    importable = wizard.importable_customers(remote_customers=remote["customers"], customer_choices=choices)
-    assert [row["name"] for row in importable] == ["Brown, Nick", "ACME Corp.", "Only In QuickBooks Inc"]
+    assert choices[f"customer:{world['nick'].pk}"] == world["qbo_brown"]["Id"]  # suggestions are pre-selected
+    # Skipped or not, a customer matched or suggested for one here is never offered for import.
+    choices[f"customer:{world['nick'].pk}"] = "skip"
+    importable = wizard.importable_customers(system="quickbooks", remote_customers=remote["customers"],
+                                             customer_choices=choices, proposals=list(customers.values()))
+    assert [row["name"] for row in importable] == ["Only In QuickBooks Inc"]
 
 
 def test_done_saves_everything_at_once(world, connected, qbo):
@@ -156,6 +159,7 @@ def test_the_wizard_pages_nothing_saved_before_done(world, connected, qbo, admin
     assert response["Location"] == step_url("customers")
     page = admin_client.get(step_url("customers")).content.decode()
     assert "Suggested: Brown, Nick" in page
+    assert f'<option value="{world["qbo_brown"]["Id"]}" selected>Suggested: Brown, Nick</option>' in page
     response = admin_client.post(step_url("customers"), {
         f"choice-customer-{world['nick'].pk}": world["qbo_brown"]["Id"],
         f"choice-customer-{world['acme'].pk}": world["qbo_acme"]["Id"],
@@ -196,3 +200,70 @@ def test_wizard_roles(world, connected, client_for):
 def test_wizard_needs_a_connection(tenant, admin_client):
     response = admin_client.get(step_url("welcome"))
     assert response.status_code == 302 and response["Location"] == reverse("integrations:accounting")
+
+
+# --- suggestions chosen, bulk actions, no twins ------------------------------------------------------
+
+
+def test_a_suggestion_is_chosen_once_and_only_in_the_customers_currency(world, connected, qbo):
+    twin = customer("Nick Brown Ltd")  # suggests "Brown, Nick" too: the first row takes it, this one is left unmatched
+    dollars = customer("Acme Corporation", currency="USD")
+    qbo_dollar_acme = qbo.add("Customer", {"DisplayName": "Acme Corporation Inc", "CurrencyRef": {"value": "EUR"}})
+    remote = wizard.wizard_fetch(connection=connected)
+    proposals = wizard.customer_proposals(system="quickbooks", remote_customers=remote["customers"])
+    choices = wizard.initial_choices(proposals, fit=wizard.customer_fit(remote["customers"]))
+    assert choices[f"customer:{world['nick'].pk}"] == world["qbo_brown"]["Id"]
+    assert choices[f"customer:{twin.pk}"] == "skip"
+    assert choices[f"customer:{dollars.pk}"] == "skip" != qbo_dollar_acme["Id"]  # a EUR customer there
+    # What is pre-selected always passes Done.
+    summary = wizard.wizard_complete(connection=connected, remote=remote, item_choices={}, customer_choices=choices,
+                                     imports=[], acting_user=admin())
+    assert summary.matched_customers == 2 and summary.created_customers == 0
+
+
+def test_accept_all_suggestions_and_create_all_on_the_page(world, connected, qbo, admin_client):
+    admin_client.get(step_url("welcome"))
+    nick = f"choice-customer-{world['nick'].pk}"
+    # The admin turned the suggestion down, then accepts all suggestions: it is chosen again; the rest stays.
+    response = admin_client.post(step_url("customers"), {nick: "skip", "bulk": "suggestions"})
+    assert response.status_code == 302 and response["Location"] == step_url("customers")  # stays on the step
+    page = admin_client.get(step_url("customers")).content.decode()
+    assert f'<option value="{world["qbo_brown"]["Id"]}" selected>Suggested: Brown, Nick</option>' in page
+    # Create all: only the rows nothing was found for (Zeta); suggested and exact rows keep their match.
+    admin_client.post(step_url("customers"), {"bulk": "create"})
+    session = admin_client.session["integrations_wizard"]["customers"]
+    assert session == {f"customer:{world['nick'].pk}": world["qbo_brown"]["Id"],
+                       f"customer:{world['acme'].pk}": world["qbo_acme"]["Id"],
+                       f"customer:{world['zeta'].pk}": "create"}
+    admin_client.post(step_url("items"), {"bulk": "create"})
+    items = admin_client.session["integrations_wizard"]["items"]
+    assert items == {f"product:{world['backup'].pk}": "create", f"product:{world['firewall'].pk}": world["qbo_firewall"]["Id"],
+                     f"rate_item:{world['remote_support'].pk}": world["qbo_support"]["Id"]}
+    assert admin_client.post(step_url("customers"), {"bulk": "everything"}).status_code == 400
+    # The current step is marked for the eye and for screen readers.
+    assert '<li aria-current="step">Customers<span class="visually-hidden"> (current step)</span></li>' in page
+    # Nothing reached QuickBooks before Done.
+    assert qbo.count("Customer") == 3 and not RemoteMapping.objects.exists()
+
+
+def test_import_never_offers_a_customer_matched_before(world, connected, qbo, admin_client):
+    RemoteMapping.objects.create(system="quickbooks", local_type="customer", local_id=str(world["zeta"].pk),
+                                 remote_id=world["qbo_only"]["Id"], remote_name="Only In QuickBooks Inc")
+    admin_client.get(step_url("welcome"))
+    page = admin_client.get(step_url("import")).content.decode()
+    assert "Only In QuickBooks Inc" not in page and "Brown, Nick" not in page and "ACME Corp." not in page
+    assert admin_client.post(step_url("import"), {"import": [world["qbo_only"]["Id"]]}).status_code == 400
+
+
+def test_an_unconfigured_system_explains_the_setup_and_leads_back(tenant, admin_client, monkeypatch, settings):
+    for name in ("QBO_CLIENT_ID", "QBO_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+        setattr(settings, name, "")
+    page = admin_client.get(reverse("integrations:accounting")).content.decode()
+    assert "Not set up on this server" in page and reverse("integrations:setup", args=["quickbooks"]) in page
+    connect = admin_client.post(reverse("integrations:connect", args=["quickbooks"]))
+    assert connect.status_code == 302 and connect["Location"] == reverse("integrations:setup", args=["quickbooks"])
+    setup = admin_client.get(connect["Location"]).content.decode()
+    assert "<code>QBO_CLIENT_ID</code>" in setup and "/integrations/accounting/quickbooks/callback/" in setup
+    assert f'href="{reverse("integrations:accounting")}">Back to Accounting' in setup
+    assert admin_client.get(reverse("integrations:setup", args=["sage"])).status_code == 404

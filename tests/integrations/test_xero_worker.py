@@ -138,8 +138,8 @@ def wait_for_run(run_id: int, *, timeout: float = 90) -> ExportRun:
 
 
 def test_a_429_is_retried_by_celery_after_retry_after(committed_export, fake_xero, tmp_path):
-    # Set-up calls (contacts, tax rates, organisation) use the minute's 3 calls; the invoices get a 429.
-    fake_xero.limits = Limits(per_minute=3, minute_seconds=4)
+    # Set-up calls (contacts read and created, tax rates, organisation) use the minute's 4 calls; the invoices get a 429.
+    fake_xero.limits = Limits(per_minute=4, minute_seconds=4)
     ids = committed_export.issue(3)
     with start_worker(fake_xero, tmp_path / "worker.log"):
         run = committed_export.commit(services.export_run_create, document_ids=ids, acting_user=None)  # queued at once
