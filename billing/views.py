@@ -20,13 +20,6 @@ from msp_billing.accounts.roles import Capability
 from msp_billing.tenants.today import tenant_today
 
 
-@requires(Capability.VIEW_BILLING)
-def dashboard(request):
-    context = {"figures": selectors.dashboard_figures(today=tenant_today()), "batches": BillingBatch.objects.all()[:5],
-               "invoices": Invoice.objects.select_related("customer").order_by("-created_at")[:5]}
-    return render(request, "dashboard.html", context)
-
-
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 def billing_home(request):
     return render(request, "billing/home.html", {"batches": BillingBatch.objects.select_related("created_by")[:50]})

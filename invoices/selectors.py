@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, Exists, F, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, DecimalField, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncMonth
 from django.shortcuts import get_object_or_404
 
 from contracts.models import Customer
@@ -139,6 +139,30 @@ def customer_outstanding(*, customer: Customer, as_of: dt.date | None = None) ->
     """What ``customer`` owes in its own currency (negative: a refund is due)."""
     dues = _open_invoices(as_of).filter(customer=customer).values_list("due_as_of", flat=True)
     return sum(dues, ZERO)
+
+
+def receivables_totals(*, as_of: dt.date) -> dict[str, tuple[Decimal, Decimal]]:
+    """Per currency, in one aggregate: what customers owe on ``as_of`` (the total of
+    ``outstanding_by_customer``) and how much of it is overdue."""
+    overdue = Sum("due_as_of", filter=Q(due_as_of__gt=0, due_date__lt=as_of), output_field=_MONEY)
+    rows = (_open_invoices(as_of).exclude(due_as_of=0).order_by().values("currency")
+            .annotate(outstanding=Sum("due_as_of", output_field=_MONEY), overdue=Coalesce(overdue, Value(ZERO))))
+    return {row["currency"]: (row["outstanding"], row["overdue"]) for row in rows.order_by("currency")}
+
+
+def revenue_by_month(*, start: dt.date, end: dt.date, customer: Customer | None = None, contract_type: str = ""):
+    """Invoiced per month, contract type and currency: the line amounts (before tax) of invoices
+    issued from ``start`` to ``end``, less credit notes issued then; lines without a contract
+    have type "". Returns rows ``{month, contract_type, currency, amount}``."""
+    lines = InvoiceLine.objects.filter(invoice__issue_date__gte=start, invoice__issue_date__lte=end,
+                                       invoice__status__in=OPEN_STATUSES)
+    if customer is not None:
+        lines = lines.filter(invoice__customer=customer)
+    if contract_type:
+        lines = lines.filter(contract__type=contract_type)
+    return (lines.order_by().annotate(month=TruncMonth("invoice__issue_date"), ctype=Coalesce("contract__type", Value("")))
+            .values("month", "ctype", "invoice__currency").annotate(amount=Sum("amount"))
+            .order_by("month", "ctype", "invoice__currency"))
 
 
 # --- aging ---------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 from django.urls import include, path
 
 from billing import urls as billing_urls
-from billing import views as billing_views
+from billing import dashboard_views
 from msp_billing import views
 from msp_billing.accounts import views as account_views
 from msp_billing.health import healthz
@@ -31,7 +31,9 @@ settings_patterns = (
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("dashboard/", billing_views.dashboard, name="dashboard"),
+    path("dashboard/", dashboard_views.dashboard, name="dashboard"),
+    path("dashboard/widgets/", dashboard_views.widget_save, name="dashboard_widget_save"),
+    path("dashboard/widgets/<int:widget_id>/delete/", dashboard_views.widget_delete, name="dashboard_widget_delete"),
     path("healthz", healthz, name="healthz"),
     path("accounts/", include(accounts_patterns)),
     path("settings/", include(settings_patterns)),
@@ -41,4 +43,5 @@ urlpatterns = [
     path("", include("contracts.urls")),
     path("invoices/", include("invoices.urls")),
     path("integrations/", include("integrations.urls")),
+    path("reports/", include("reports.urls")),
 ]

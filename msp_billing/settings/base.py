@@ -56,6 +56,7 @@ TENANT_APPS = [
     "integrations",
     "onboarding",
     "benchmark",
+    "reports",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -101,6 +102,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "msp_billing.context_processors.navigation",
             ],
+            # msp_billing itself is not an installed app: name its template library here.
+            "libraries": {"formatting": "msp_billing.templatetags.formatting"},
         },
     }
 ]
