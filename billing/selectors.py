@@ -102,7 +102,7 @@ def recent_batches(*, search: str = "", limit: int = RECENT):
     if search:
         batches = batches.filter(Q(name__icontains=search) | Q(invoice_links__invoice__number__icontains=search)).distinct()
     return list(batches.annotate(first_number=Min("invoice_links__invoice__number"), last_number=Max("invoice_links__invoice__number"),
-                                 invoice_count=Count("invoice_links")).order_by("-created_at", "-id")[:limit])
+                                 invoice_count=Count("invoice_links")).order_by("-id")[:limit])
 
 
 def recent_invoices(*, search: str = "", limit: int = RECENT):
@@ -111,7 +111,7 @@ def recent_invoices(*, search: str = "", limit: int = RECENT):
     if search:
         invoices = invoices.filter(Q(number__icontains=search) | Q(customer__legal_name__icontains=search)
                                    | Q(customer_name__icontains=search) | Q(batch_link__batch__name__icontains=search))
-    return list(invoices.order_by("-created_at", "-id")[:limit])
+    return list(invoices.order_by("-id")[:limit])
 
 
 def dashboard(*, today: dt.date, user, attention_days: int, batch_search: str = "", invoice_search: str = "",

@@ -206,12 +206,16 @@ def unbilled_figures(*, today: dt.date, attention_days: int, filters: dict | Non
     sql, params = _sql(unbilled_items(today=today, filters=filters))
     age, age_params = _age_sql(today)
     names = ", ".join(COLUMNS)
+    # First one hash aggregate over the items (as any hand-written figure would read them),
+    # then the grouping sets over its few thousand rows.
     query = f"""
         WITH u ({names}) AS ({sql}),
-             a AS (SELECT u.*, {age} AS age, (u.date < %s) AS older FROM u)
+             a AS (SELECT currency, state, {age} AS age, (u.date < %s) AS older, contract_type, customer_id,
+                          sum(amount) AS amount, count(*) AS items, sum(minutes) AS minutes
+                   FROM u GROUP BY 1, 2, 3, 4, 5, 6)
         SELECT GROUPING(state), GROUPING(age), GROUPING(contract_type), GROUPING(customer_id), GROUPING(older),
                state, age, contract_type, customer_id, older, currency,
-               coalesce(sum(amount), 0), count(*), coalesce(sum(minutes), 0)
+               coalesce(sum(amount), 0), sum(items)::int, coalesce(sum(minutes), 0)::int
         FROM a
         GROUP BY GROUPING SETS ((currency), (currency, state), (currency, age), (currency, contract_type),
                                 (currency, customer_id), (currency, older))

@@ -416,14 +416,14 @@ def time_approval_switch(*, required: bool, acting_user):
                                          approved_at__isnull=True)
                 .exclude(ticket__status__in=(Ticket.Status.RESOLVED, Ticket.Status.CLOSED))
                 .update(approval=TimeEntry.Approval.PENDING))
-        held += (Charge.objects.filter(billed_at__isnull=True, state=Charge.State.READY, approved_at__isnull=True,
+        held_charges = (Charge.objects.filter(billed_at__isnull=True, state=Charge.State.READY, approved_at__isnull=True,
                                        ticket__isnull=False)
                  .exclude(ticket__status__in=(Ticket.Status.RESOLVED, Ticket.Status.CLOSED))
                  .update(state=Charge.State.WAITING))
     waiting = TimeEntry.objects.filter(billed_at__isnull=True, approval=TimeEntry.Approval.PENDING).count()
     if required is True:
-        message = (f"Time approval switched on: {held} unbilled time entries, parts and expenses on open tickets "
-                   "now wait for approval.")
+        message = (f"Time approval switched on: {held} unbilled time entries on open tickets now wait for approval"
+                   f"{f', and {held_charges} parts and expenses' if held_charges else ''}.")
     else:
         message = (f"Time approval switched off: {waiting} entries that waited for approval are ready to bill "
                    "once their ticket is resolved or closed.")

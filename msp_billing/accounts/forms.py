@@ -23,6 +23,9 @@ class UserUpdateForm(forms.Form):
 class TenantPreferencesForm(forms.Form):
     name = forms.CharField(max_length=120)
     timezone = forms.CharField(max_length=64)
+    unbilled_attention_days = forms.IntegerField(
+        label="Highlight unbilled work older than (days)", min_value=1, max_value=365, required=False,
+        help_text="The billing dashboard marks unbilled time and parts older than this.")
 
     def clean_timezone(self):
         import zoneinfo

@@ -39,7 +39,8 @@ def _add_errors(form, error: ValidationError) -> None:
 @requires(Capability.MANAGE_SETTINGS)
 def settings_home(request):
     tenant = connection.tenant
-    form = TenantPreferencesForm(request.POST or None, initial={"name": tenant.name, "timezone": tenant.timezone})
+    form = TenantPreferencesForm(request.POST or None, initial={"name": tenant.name, "timezone": tenant.timezone,
+                                                                "unbilled_attention_days": tenant.unbilled_attention_days})
     if request.method == "POST" and form.is_valid():
         msp_update_preferences(msp_id=tenant.pk, **form.cleaned_data)
         messages.success(request, "Settings saved.")

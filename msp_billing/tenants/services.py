@@ -138,12 +138,19 @@ def platform_ensure() -> Msp:
     return public
 
 
-def msp_update_preferences(*, msp_id: int, name: str, timezone: str) -> Msp:
-    """The MSP's own name and time zone (the tenant table is reachable from every schema)."""
+def msp_update_preferences(*, msp_id: int, name: str, timezone: str, unbilled_attention_days: int | None = None) -> Msp:
+    """The MSP's own name, time zone and the age (1–365 days) from which the dashboard
+    highlights unbilled work (the tenant table is reachable from every schema)."""
     msp = Msp.objects.get(pk=msp_id)
     msp.name = name.strip()
     msp.timezone = timezone
-    msp.save(update_fields=["name", "timezone"])
+    fields = ["name", "timezone"]
+    if unbilled_attention_days is not None:
+        if not 1 <= unbilled_attention_days <= 365:
+            raise ValidationError({"unbilled_attention_days": "Enter a number of days from 1 to 365."})
+        msp.unbilled_attention_days = unbilled_attention_days
+        fields.append("unbilled_attention_days")
+    msp.save(update_fields=fields)
     return msp
 
 

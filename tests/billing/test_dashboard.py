@@ -240,3 +240,14 @@ def test_the_dashboard_reads_a_fixed_number_of_queries_whatever_the_rows(client_
     with CaptureQueriesContext(connection) as after:
         client.get("/dashboard/")
     assert len(after) == len(before)
+
+
+def test_the_msp_chooses_from_what_age_unbilled_work_is_highlighted(client_for, world, tenant):
+    owner = client_for("alpha", "owner")
+    response = owner.post(reverse("settings:home"), {"name": tenant.name, "timezone": tenant.timezone, "unbilled_attention_days": "100"})
+    assert response.status_code == 302
+    board = client_for("alpha", "billing_admin").get("/dashboard/").context["board"]
+    assert board.attention_days == 100
+    assert board.unbilled.older.items == 1 and board.unbilled.older.amounts == {"EUR": Decimal("45.00")}
+    refused = owner.post(reverse("settings:home"), {"name": tenant.name, "timezone": tenant.timezone, "unbilled_attention_days": "0"})
+    assert refused.status_code == 400
