@@ -17,6 +17,7 @@ from contracts.selectors import BlockBalance, block_balances, contracts_ending
 from invoices.models import Invoice
 from invoices.selectors import receivables_totals, revenue_by_month
 from msp_billing.charts import Chart, bar_chart
+from msp_billing.tenants.today import current_msp
 from tickets.selectors import unrouted_charges, unrouted_entries
 
 
@@ -80,8 +81,11 @@ def contract_type_label(value: str) -> str:
     return Contract.Type(value).label if value in Contract.Type.values else "Without a contract"
 
 
-def revenue_charts(*, today: dt.date, customer=None, contract_type: str = "") -> list[Chart]:
+def revenue_charts(*, today: dt.date, customer=None, contract_type: str = "", currency: str = "") -> list[Chart]:
+    """One chart per currency invoiced in; with nothing invoiced yet, an empty chart in ``currency``."""
     months, data = revenue_chart_data(today=today, customer=customer, contract_type=contract_type)
+    if not data and currency:
+        data = {currency: {"": [Decimal(0)] * len(months)}}
     return [bar_chart(title="Invoiced per month by contract type", currency=currency,
                       categories=[f"{m:%b %y}" for m in months],
                       series=[(contract_type_label(t), values) for t, values in sorted(by_type.items())])
@@ -136,5 +140,8 @@ def dashboard(*, today: dt.date, user, attention_days: int, batch_search: str = 
         batches=recent_batches(search=batch_search), invoices=recent_invoices(search=invoice_search),
         widgets=[(widget, saved[widget.pk]) for widget in widgets],
     )
-    board.charts = age_charts(unbilled, links=age_links or []) + revenue_charts(today=today)
+    home = current_msp().currency
+    if not unbilled.currencies:
+        unbilled.currencies = [home]
+    board.charts = age_charts(unbilled, links=age_links or []) + revenue_charts(today=today, currency=home)
     return board

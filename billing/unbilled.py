@@ -97,19 +97,29 @@ def _apply(queryset: QuerySet, filters: dict, *, dated: str, technician: str, to
 WIDE = ("item_customer_name", "item_contract_name", "item_ticket", "item_technician_email", "item_description")
 
 
-def unbilled_items(*, today: dt.date, filters: dict | None = None, wide: bool = False) -> QuerySet:
-    """The unbilled items as one union queryset of dicts: kind, id, date, customer_id, contract_id,
-    contract_type, technician_id, state, currency, amount, minutes (and, ``wide``, names for a list)."""
+NARROW = ["item_date", "item_contract", "item_state", "item_currency", "item_amount", "item_minutes"]
+
+
+def unbilled_items(*, today: dt.date, filters: dict | None = None, wide: bool = False, narrow: bool = False) -> QuerySet:
+    """The unbilled items as one union queryset of tuples: kind, id, date, customer_id, contract_id,
+    contract_type, technician_id, state, currency, amount, minutes (and, ``wide``, names for a list).
+    ``narrow`` (no filters): only date, contract_id, state, currency, amount and minutes, read without
+    joining the contracts, for aggregates that add the contract's type and customer afterwards."""
     filters = filters or {}
+    if narrow and filters:
+        raise ValueError("narrow items take no filters")
     approval_on = current_msp().time_approval_required
     done = Q(entry__ticket__status__in=DONE_STATUSES)
     time = TimeAllocation.objects.filter(
         contract__isnull=False, bucket__in=(Bucket.CHARGED, Bucket.OVERAGE), amount__isnull=False,
         entry__billed_at__isnull=True, entry__billable=True,
-    ).annotate(
-        item_kind=Value("time", output_field=CharField()), item_id=F("id"), item_date=F("entry__date"),
-        item_customer=F("contract__customer_id"), item_contract=F("contract_id"), item_contract_type=F("contract__type"),
-        item_technician=F("entry__technician_id"),
+    )
+    if not narrow:
+        time = time.annotate(item_kind=Value("time", output_field=CharField()), item_id=F("id"),
+                             item_customer=F("contract__customer_id"), item_contract_type=F("contract__type"),
+                             item_technician=F("entry__technician_id"))
+    time = time.annotate(
+        item_date=F("entry__date"), item_contract=F("contract_id"),
         item_state=_state(approved=Q(entry__approval=TimeEntry.Approval.APPROVED), waiting=Q(entry__approval=TimeEntry.Approval.PENDING),
                      done=done, dated="entry__date", today=today, approval_on=approval_on),
         item_currency=F("amount_currency"), item_amount=F("amount"), item_minutes=F("billed_minutes"),
@@ -131,6 +141,8 @@ def unbilled_items(*, today: dt.date, filters: dict | None = None, wide: bool = 
     charges = _apply(charges, filters, dated="date", technician="ticket__technician_id", today=today)
     columns = ["item_kind", "item_id", "item_date", "item_customer", "item_contract", "item_contract_type", "item_technician",
                "item_state", "item_currency", "item_amount", "item_minutes"]
+    if narrow:
+        return time.values_list(*NARROW).order_by().union(charges.values_list(*NARROW).order_by(), all=True)
     if wide:
         time = time.annotate(item_customer_name=F("contract__customer__legal_name"), item_contract_name=F("contract__name"),
                              item_ticket=F("entry__ticket_id"), item_technician_email=F("entry__technician__email"),
@@ -203,16 +215,22 @@ class UnbilledFigures:
 
 def unbilled_figures(*, today: dt.date, attention_days: int, filters: dict | None = None) -> UnbilledFigures:
     """Every unbilled figure of the dashboard in one aggregate (``GROUPING SETS`` over the union)."""
-    sql, params = _sql(unbilled_items(today=today, filters=filters))
+    if filters:
+        sql, params = _sql(unbilled_items(today=today, filters=filters))
+        source = f"u ({', '.join(COLUMNS)}) AS ({sql})"
+    else:
+        sql, params = _sql(unbilled_items(today=today, narrow=True))
+        source = f"u (date, contract_id, state, currency, amount, minutes) AS ({sql})"
     age, age_params = _age_sql(today)
-    names = ", ".join(COLUMNS)
-    # First one hash aggregate over the items (as any hand-written figure would read them),
-    # then the grouping sets over its few thousand rows.
+    # One hash aggregate over the items per contract (as any hand-written figure reads them),
+    # then each contract's type and customer, then the grouping sets over those few rows.
     query = f"""
-        WITH u ({names}) AS ({sql}),
-             a AS (SELECT currency, state, {age} AS age, (u.date < %s) AS older, contract_type, customer_id,
+        WITH {source},
+             c AS (SELECT currency, state, {age} AS age, (u.date < %s) AS older, contract_id,
                           sum(amount) AS amount, count(*) AS items, sum(minutes) AS minutes
-                   FROM u GROUP BY 1, 2, 3, 4, 5, 6)
+                   FROM u GROUP BY 1, 2, 3, 4, 5),
+             a AS (SELECT c.*, k.type AS contract_type, k.customer_id
+                   FROM c JOIN {Contract._meta.db_table} k ON k.id = c.contract_id)
         SELECT GROUPING(state), GROUPING(age), GROUPING(contract_type), GROUPING(customer_id), GROUPING(older),
                state, age, contract_type, customer_id, older, currency,
                coalesce(sum(amount), 0), sum(items)::int, coalesce(sum(minutes), 0)::int

@@ -9,6 +9,7 @@ figures, so nothing is lost to anyone who cannot see the bars, and a printout ke
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -76,7 +77,7 @@ def bar_chart(*, title: str, currency: str, categories: list[str], series: list[
     plot_width = WIDTH - LEFT - 8
     peak = max([sum((max(v[i], Decimal(0)) for _n, v in series), Decimal(0)) for i in range(len(categories))] or [Decimal(0)])
     step = _nice_step(peak)
-    top = step * max(1, -(-peak // step)) if peak > 0 else step
+    top = step * max(1, math.ceil(peak / step))
     scale = Decimal(plot_height) / top
     chart.ticks = [(float(HEIGHT - BOTTOM - step * k * scale), step * k) for k in range(int(top / step) + 1)]
     slot = plot_width / max(1, len(categories))
