@@ -251,3 +251,16 @@ def test_the_msp_chooses_from_what_age_unbilled_work_is_highlighted(client_for, 
     assert board.unbilled.older.items == 1 and board.unbilled.older.amounts == {"EUR": Decimal("45.00")}
     refused = owner.post(reverse("settings:home"), {"name": tenant.name, "timezone": tenant.timezone, "unbilled_attention_days": "0"})
     assert refused.status_code == 400
+
+
+def test_unrouted_figures_equal_the_unrouted_list(client_for, world):
+    nobody = customer("Nobody Pays")
+    tk = ticket(nobody)
+    remote = world["entries"]["recent"].work_type
+    _log(tk, world["tech"], remote, 4, 20)
+    ticket_services.charge_add(ticket=tk, description="Toner", date=tenant_today(), quantity=Decimal("1"), unit_price=eur("40"))
+    client = client_for("alpha", "billing_admin")
+    board = client.get("/dashboard/").context["board"]
+    listing = client.get(reverse("tickets:unrouted")).context
+    assert board.unrouted_entries == listing["listing"].page.paginator.count == 1 and board.unrouted_minutes == 20
+    assert board.unrouted_charges == len(listing["charges"]) == 1
