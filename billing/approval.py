@@ -57,13 +57,16 @@ def pending_time_entries(*, customer: Customer | None = None, technician: User |
     )
 
 
-def pending_charges(*, customer: Customer | None = None, contract: Contract | None = None,
-                    start: dt.date | None = None, end: dt.date | None = None, **_ignored) -> QuerySet[Charge]:
-    """Billable, unbilled parts and expenses waiting for approval on resolved or closed tickets, oldest first."""
+def pending_charges(*, customer: Customer | None = None, technician: User | None = None, contract: Contract | None = None,
+                    start: dt.date | None = None, end: dt.date | None = None) -> QuerySet[Charge]:
+    """Billable, unbilled parts and expenses waiting for approval on resolved or closed tickets, oldest first
+    (``technician``: the ticket's)."""
     charges = Charge.objects.filter(state=Charge.State.WAITING, billed_at__isnull=True, billable=True,
                                     ticket__status__in=DONE_STATUSES)
     if customer is not None:
         charges = charges.filter(ticket__customer=customer)
+    if technician is not None:
+        charges = charges.filter(ticket__technician=technician)
     if contract is not None:
         charges = charges.filter(contract=contract)
     if start is not None:

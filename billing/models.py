@@ -120,6 +120,12 @@ class SavedWidget(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    @property
+    def contract_type_label(self) -> str:
+        from contracts.models import Contract
+
+        return Contract.Type(self.contract_type).label if self.contract_type in Contract.Type.values else ""
+
     def filters(self) -> dict:
         """The widget's filters as the unbilled list reads them from its query string."""
         values = {"state": self.state, "customer": self.customer_id, "contract_type": self.contract_type,

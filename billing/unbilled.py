@@ -262,19 +262,6 @@ def unbilled_figures(*, today: dt.date, attention_days: int, filters: dict | Non
     return figures
 
 
-def unbilled_totals(*, today: dt.date, filters: dict | None = None) -> Figure:
-    """The total of a filtered list: amount per currency, items and minutes (one query)."""
-    sql, params = _sql(unbilled_items(today=today, filters=filters))
-    figure = Figure()
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH u ({', '.join(COLUMNS)}) AS ({sql}) "
-                       "SELECT currency, coalesce(sum(amount), 0), count(*), coalesce(sum(minutes), 0) FROM u GROUP BY currency",
-                       params)
-        for currency, amount, items, minutes in cursor.fetchall():
-            figure.add(currency, amount, items, minutes)
-    return figure
-
-
 def saved_figures(*, today: dt.date, widgets) -> dict[int, Figure]:
     """The figure of each saved widget, all in one query (``FILTER`` per widget, grouped by currency)."""
     widgets = list(widgets)

@@ -8,7 +8,7 @@ from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 
-from billing import selectors, services
+from billing import services
 from billing.models import BillingBatch, BillingSchedule
 from billing.due import issue_zero_invoices
 from billing.wizard import (WizardFilterForm, contract_items, expanded_contracts, filter_fields, selection_from_post, wizard_rows,

@@ -169,6 +169,7 @@ class BlockBalance:
     size: int | Decimal
     used: int | Decimal
     threshold: int | None  # the lowest alert threshold, percent used
+    bought: bool = True  # False: no block bought yet (or every one expired): nothing to measure
 
     @property
     def remaining(self) -> int | Decimal:
@@ -183,7 +184,7 @@ class BlockBalance:
     @property
     def below_threshold(self) -> bool:
         """The balance fell below the first alert threshold (used at least that percent)."""
-        return self.threshold is not None and self.percent_used >= self.threshold
+        return self.bought and self.threshold is not None and self.percent_used >= self.threshold
 
     @property
     def is_money(self) -> bool:
@@ -218,6 +219,7 @@ def block_balances(*, today: dt.date, customer: Customer | None = None) -> list[
         blocks = [Block(id=p.pk, purchased_on=p.purchased_on, expires_on=p.expires_on, balance=sizes[p.pk] - used[p.pk])
                   for p in bought if sizes[p.pk] > 0]
         usable = _usable(blocks, today=today, rollover=contract.rollover, zero=zero)
+        bought_any = True
         if usable:
             size, spent = sum((sizes[i] for i in usable), zero), sum((used[i] for i in usable), zero)
         else:
@@ -225,11 +227,13 @@ def block_balances(*, today: dt.date, customer: Customer | None = None) -> list[
             current = _usable([replace(b, balance=one) for b in blocks], today=today, rollover=contract.rollover, zero=zero)
             if not current:
                 size = spent = zero  # no block bought (or all expired): nothing left
+                bought_any = False
             else:
                 newest = max(current, key=lambda i: next((p.purchased_on, p.pk) for p in bought if p.pk == i))
                 size = spent = sizes[newest]
         thresholds = [t for t in contract.thresholds() if t > 0]
-        balances.append(BlockBalance(contract=contract, size=size, used=spent, threshold=min(thresholds) if thresholds else None))
+        balances.append(BlockBalance(contract=contract, size=size, used=spent, threshold=min(thresholds) if thresholds else None,
+                                     bought=bought_any))
     return sorted(balances, key=lambda b: (-b.percent_used, b.contract.customer.legal_name, b.contract.name))
 
 

@@ -15,8 +15,10 @@ from django.db.models import Sum
 from django.shortcuts import render
 
 from billing.dashboard_views import UnbilledFilterForm
-from billing.selectors import contract_type_label, month_starts, revenue_chart_data
-from billing.unbilled import unbilled_list, unbilled_totals
+from billing.selectors import contract_type_label, revenue_chart_data
+from billing.dashboard_views import unbilled_url
+from billing.selectors import age_charts
+from billing.unbilled import AGE_BUCKETS, unbilled_figures, unbilled_list
 from contracts.models import Contract, Customer
 from contracts.selectors import block_balances, contracts_ending
 from msp_billing.accounts.access import requires
@@ -57,7 +59,9 @@ def unbilled(request):
         return csv_response(f"unbilled-{today}.csv", ["Date", "Kind", "Customer", "Contract", "Contract type", "Ticket",
                                                       "Technician", "Description", "State", "Age (days)", "Hours",
                                                       "Currency", "Amount"], rows)
-    totals = unbilled_totals(today=today, filters=filters)
+    attention_days = current_msp().unbilled_attention_days
+    figures = unbilled_figures(today=today, attention_days=attention_days, filters=filters)
+    totals = figures.total
     paginator = Paginator(range(totals.items), PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     offset = (page.number - 1) * PER_PAGE
@@ -67,7 +71,9 @@ def unbilled(request):
     context = {
         "form": form, "today": today, "totals": totals, "page": page, "querystring": query.urlencode(),
         "items": unbilled_list(today=today, filters=filters, offset=offset, limit=PER_PAGE),
-        "attention_days": current_msp().unbilled_attention_days,
+        "attention_days": attention_days,
+        "charts": age_charts(figures, links=[unbilled_url(**{**filters, "age": key}) for key, *_ in AGE_BUCKETS])
+        if totals.items else [],
         "can_save": request.user.can(Capability.MANAGE_BILLING), "filters": filters,
     }
     return render(request, "reports/unbilled.html", context)

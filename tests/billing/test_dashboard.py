@@ -16,7 +16,7 @@ from django_tenants.utils import schema_context
 
 from billing.models import SavedWidget
 from billing.readiness import ready_charges, ready_time_allocations
-from billing.unbilled import unbilled_totals
+from billing.unbilled import unbilled_figures
 from contracts.models import BlockLedgerEntry
 from invoices.models import Invoice, InvoiceLine
 from msp_billing.accounts.models import User
@@ -137,7 +137,7 @@ def test_each_unbilled_widget_equals_the_list_it_opens_and_its_csv(client_for, w
 
 def test_ready_matches_what_a_batch_would_bill_today(world):
     today = tenant_today()
-    totals = unbilled_totals(today=today, filters={"state": "ready"})
+    totals = unbilled_figures(today=today, attention_days=30, filters={"state": "ready"}).total
     time = sum(a.amount.amount for a in ready_time_allocations(cutoff=today).filter(bucket__in=("charged", "overage")))
     charges = ready_charges(cutoff=today)
     assert {c.pk for c in charges} == {world["on_contract"].pk}
@@ -145,6 +145,7 @@ def test_ready_matches_what_a_batch_would_bill_today(world):
 
 
 def test_receivables_blocks_and_renewals_equal_their_lists(client_for, world):
+    contract(world["globex"], "block_hours", name="Globex block, none bought yet", priority=30)
     client = client_for("alpha", "billing_admin")
     board = client.get("/dashboard/").context["board"]
     assert board.receivables == {"EUR": (Decimal("750.00"), Decimal("500.00"))}

@@ -29,6 +29,9 @@ def test_unbilled_list_filters_and_its_csv_is_the_page(client_for, world):
     url = reverse("reports:unbilled") + f"?customer={world['acme'].pk}&state=waiting"
     page = client.get(url)
     items = page.context["items"]
+    chart = page.context["charts"][0]
+    assert "<caption>Unbilled work by age, EUR</caption>" in page.content.decode()
+    assert sum(chart.totals) == page.context["totals"].amounts["EUR"] == sum(item.amount for item in items)
     assert {item.customer_name for item in items} == {"Acme Ltd"} and {item.state for item in items} == {"waiting"}
     rows = _csv(client, url)
     assert [(r["Date"], r["Kind"], Decimal(r["Amount"])) for r in rows] == \
