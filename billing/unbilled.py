@@ -178,7 +178,7 @@ def _age_sql(today: dt.date) -> tuple[str, list]:
 
 @dataclass
 class Figure:
-    """An amount per currency, how many items and how many billed minutes; ``url`` is its list."""
+    """An amount per currency, how many items and how many billed minutes."""
 
     amounts: dict[str, Decimal] = field(default_factory=dict)
     items: int = 0

@@ -170,9 +170,10 @@ def receivables_totals(*, as_of: dt.date) -> dict[str, tuple[Decimal, Decimal]]:
 
 
 def revenue_by_month(*, start: dt.date, end: dt.date, customer: Customer | None = None, contract_type: str = ""):
-    """Invoiced per month, contract type and currency: the line amounts (before tax) of invoices
-    issued from ``start`` to ``end``, less credit notes issued then; lines without a contract
-    have type "". Returns rows ``{month, contract_type, currency, amount}``."""
+    """Invoiced per month, contract type and currency: the lines' amounts after the invoice's
+    discount and surcharge and before tax (``taxable_amount``), of invoices issued from
+    ``start`` to ``end``, less credit notes issued then; lines without a contract have type "".
+    Returns rows ``{month, ctype, invoice__currency, amount}``."""
     lines = InvoiceLine.objects.filter(invoice__issue_date__gte=start, invoice__issue_date__lte=end,
                                        invoice__status__in=OPEN_STATUSES)
     if customer is not None:
@@ -180,7 +181,7 @@ def revenue_by_month(*, start: dt.date, end: dt.date, customer: Customer | None 
     if contract_type:
         lines = lines.filter(contract__type=contract_type)
     return (lines.order_by().annotate(month=TruncMonth("invoice__issue_date"), ctype=Coalesce("contract__type", Value("")))
-            .values("month", "ctype", "invoice__currency").annotate(amount=Sum("amount"))
+            .values("month", "ctype", "invoice__currency").annotate(amount=Sum("taxable_amount"))
             .order_by("month", "ctype", "invoice__currency"))
 
 

@@ -77,10 +77,12 @@ def world(tenant):
     issued = Invoice.objects.create(customer=acme, status="issued", currency="EUR", number="T-1", issue_date=today - dt.timedelta(days=40),
                                     due_date=today - dt.timedelta(days=10), total=Decimal("500.00"), subtotal=Decimal("500.00"))
     InvoiceLine.objects.create(invoice=issued, description="Support", gross_amount=Decimal("500.00"), amount=Decimal("500.00"),
+                               taxable_amount=Decimal("500.00"),
                                contract=acme_hourly)
     current = Invoice.objects.create(customer=globex, status="issued", currency="EUR", number="T-2", issue_date=today,
                                      due_date=today + dt.timedelta(days=30), total=Decimal("250.00"), subtotal=Decimal("250.00"))
     InvoiceLine.objects.create(invoice=current, description="Support", gross_amount=Decimal("250.00"), amount=Decimal("250.00"),
+                               taxable_amount=Decimal("250.00"),
                                contract=globex_hourly)
     return {"entries": entries, "part": part, "on_contract": on_contract, "admin": admin, "tech": tech, "acme": acme,
             "globex": globex, "blocks": blocks, "ending": globex_hourly}
