@@ -27,7 +27,8 @@ def billing_home(request):
 
 @requires(Capability.VIEW_BILLING)
 def reports(request):
-    return render(request, "billing/reports.html")
+    """The reports moved to their own app; old links and bookmarks land on its index."""
+    return redirect("reports:index")
 
 
 def _filters(request):
