@@ -22,7 +22,7 @@ from contracts.models import Contract, Customer
 from contracts.rules.routing import Bucket
 from msp_billing.accounts.models import User
 from msp_billing.templatetags.formatting import rate as format_rate
-from tickets.models import TimeAllocation, TimeEntry
+from tickets.models import Charge, TimeAllocation, TimeEntry
 from tickets.services import contracts_valid_for, entry_fingerprint
 
 CHARGED = (Bucket.CHARGED, Bucket.OVERAGE)
@@ -56,6 +56,34 @@ def pending_time_entries(*, customer: Customer | None = None, technician: User |
         .prefetch_related(Prefetch("allocations", queryset=TimeAllocation.objects.select_related("contract").order_by("pk")))
         .order_by("date", "id")
     )
+
+
+def pending_charges(*, customer: Customer | None = None, technician: User | None = None, contract: Contract | None = None,
+                    start: dt.date | None = None, end: dt.date | None = None) -> QuerySet[Charge]:
+    """Billable, unbilled parts and expenses waiting for approval on resolved or closed tickets, oldest first
+    (``technician``: the ticket's)."""
+    charges = Charge.objects.filter(state=Charge.State.WAITING, billed_at__isnull=True, billable=True,
+                                    ticket__status__in=DONE_STATUSES)
+    if customer is not None:
+        charges = charges.filter(ticket__customer=customer)
+    if technician is not None:
+        charges = charges.filter(ticket__technician=technician)
+    if contract is not None:
+        charges = charges.filter(contract=contract)
+    if start is not None:
+        charges = charges.filter(date__gte=start)
+    if end is not None:
+        charges = charges.filter(date__lte=end)
+    return charges.select_related("ticket__customer", "contract", "product").order_by("date", "id")
+
+
+def charge_ids_from_post(data) -> list[int]:
+    ids = []
+    for value in data.getlist("charge"):
+        if not str(value).isdigit() or not 0 < int(value) < 2**63:
+            raise forms.ValidationError("The selection was changed by hand and cannot be read; reload the page.")
+        ids.append(int(value))
+    return ids
 
 
 def time_entry_for_approval(*, entry_id: int) -> TimeEntry:

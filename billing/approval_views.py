@@ -17,7 +17,9 @@ from django.urls import reverse
 from billing.approval import (
     ApprovalFilterForm,
     PostForm,
+    charge_ids_from_post,
     hours_as_minutes,
+    pending_charges,
     pending_row,
     pending_time_entries,
     seen_from_post,
@@ -55,7 +57,16 @@ def approval_list(request):
     status, problem = 200, None
     if request.GET and not form.is_valid():
         return _render_list(request, form, [], status=400)
-    if request.method == "POST":
+    if request.method == "POST" and "approve_charges" in request.POST:
+        try:
+            approved = ticket_services.charges_approve(charge_ids=charge_ids_from_post(request.POST), acting_user=request.user)
+        except ValidationError as error:
+            problem, status = " ".join(error.messages), 409 if _conflict(error) else 400
+        else:
+            messages.success(request, f"{len(approved)} part{'' if len(approved) == 1 else 's'} or expense"
+                                      f"{'' if len(approved) == 1 else 's'} approved: ready to deliver.")
+            return redirect(_list_url(request))
+    elif request.method == "POST":
         try:
             seen = seen_from_post(request.POST)
             approved = ticket_services.time_entries_approve(seen=seen, acting_user=request.user)
@@ -67,12 +78,13 @@ def approval_list(request):
             return redirect(_list_url(request))
     filters = form.cleaned_data if request.GET else {}
     entries = pending_time_entries(**{key: value for key, value in filters.items() if value})
-    return _render_list(request, form, entries, status=status, problem=problem)
+    charges = pending_charges(**{key: value for key, value in filters.items() if value})
+    return _render_list(request, form, entries, status=status, problem=problem, charges=charges)
 
 
-def _render_list(request, form, entries, *, status: int, problem: str | None = None):
+def _render_list(request, form, entries, *, status: int, problem: str | None = None, charges=()):
     page = Paginator(entries, PER_PAGE).get_page(request.GET.get("page"))
-    context = {
+    context = {"charges": list(charges[:PER_PAGE]) if charges else [],
         "form": form, "page": page, "rows": [pending_row(entry) for entry in page.object_list], "problem": problem,
         "approval_on": current_msp().time_approval_required, "can_approve": request.user.can(Capability.MANAGE_BILLING),
         "querystring": _without_page(request),

@@ -94,3 +94,40 @@ class BillingSchedule(models.Model):
     def load(cls) -> "BillingSchedule":
         schedule, _ = cls.objects.get_or_create(pk=1)
         return schedule
+
+
+class SavedWidget(models.Model):
+    """A filtered view of unbilled work a user pinned to their own dashboard (docs/dashboard.md).
+
+    Lives in the MSP's schema and belongs to one user: nobody else sees it.
+    """
+
+    AGES = [("0-30", "0–30 days"), ("31-60", "31–60 days"), ("61-90", "61–90 days"), ("over-90", "Over 90 days")]
+    STATES = [("ready", "Ready to bill"), ("waiting", "Waiting for approval"), ("in_progress", "In progress")]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_widgets")
+    title = models.CharField(max_length=80)
+    state = models.CharField(max_length=12, choices=STATES, blank=True)
+    customer = models.ForeignKey("contracts.Customer", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    contract_type = models.CharField(max_length=30, blank=True)
+    technician = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    age = models.CharField(max_length=8, choices=AGES, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def contract_type_label(self) -> str:
+        from contracts.models import Contract
+
+        return Contract.Type(self.contract_type).label if self.contract_type in Contract.Type.values else ""
+
+    def filters(self) -> dict:
+        """The widget's filters as the unbilled list reads them from its query string."""
+        values = {"state": self.state, "customer": self.customer_id, "contract_type": self.contract_type,
+                  "technician": self.technician_id, "age": self.age}
+        return {key: value for key, value in values.items() if value}

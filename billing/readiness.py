@@ -5,7 +5,7 @@
   task, but a contract imported or created a moment ago, or a cut-off beyond the daily
   task's horizon, must not bill without its periods.
 * Ticket time and charges are ready once the ticket is resolved or closed — or, where the
-  MSP turned on approval, once an admin approved the entry.
+  MSP turned on approval, once an admin approved the entry (a charge: *ready to deliver*).
 * Only items with a contract are billable; unrouted time and charges stay on the
   unrouted list until a contract takes them.
 
@@ -38,9 +38,13 @@ def ready_time_allocations(*, cutoff: dt.date) -> QuerySet[TimeAllocation]:
 
 
 def ready_charges(*, cutoff: dt.date) -> QuerySet[Charge]:
-    """Unbilled billable parts and expenses with a contract: on a done ticket, or on the contract itself."""
-    ticket_ready = Q(ticket__isnull=True) | Q(ticket__status__in=DONE_STATUSES)
-    return Charge.objects.filter(ticket_ready, billed_at__isnull=True, billable=True, date__lte=cutoff, contract__isnull=False)
+    """Unbilled billable parts and expenses with a contract: on a done ticket, or on the contract
+    itself — or, where the MSP turned on approval, once *ready to deliver* (approved)."""
+    if _approval_required():
+        ready = Q(state=Charge.State.READY)
+    else:
+        ready = Q(ticket__isnull=True) | Q(ticket__status__in=DONE_STATUSES)
+    return Charge.objects.filter(ready, billed_at__isnull=True, billable=True, date__lte=cutoff, contract__isnull=False)
 
 
 def periods_make_ready(*, cutoff: dt.date) -> int:

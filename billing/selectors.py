@@ -6,50 +6,140 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F, Max, Min, Q, Sum
 
-from billing.readiness import periods_make_ready, ready_charges, ready_periods, ready_time_allocations
+from billing.models import BillingBatch, SavedWidget
+from billing.readiness import periods_make_ready, ready_periods
+from billing.unbilled import AGE_BUCKETS, Figure, UnbilledFigures, saved_figures, unbilled_figures
+from contracts.models import Contract, Customer
 from contracts.notifications import unread_notification_count
-from contracts.rules.rates import marked_up_amount
+from contracts.selectors import BlockBalance, block_balances, contracts_ending
 from invoices.models import Invoice, InvoiceLine
-from contracts.rules.routing import Bucket
+from invoices.selectors import receivables_totals, revenue_by_month
+from msp_billing.charts import Chart, bar_chart
+from msp_billing.tenants.today import current_msp
 from tickets.selectors import unrouted_charges, unrouted_entries
 
 
+TOP_CUSTOMERS = 8
+RECENT = 5
+
+
 @dataclass
-class DashboardFigures:
-    ready_by_currency: dict[str, Decimal] = field(default_factory=dict)
-    ready_hours: Decimal = Decimal(0)
-    ready_tickets: int = 0
-    periods_due: int = 0
-    unrouted_entries: int = 0
-    unrouted_minutes: int = 0
-    unrouted_charges: int = 0
-    unread_notifications: int = 0
+class Dashboard:
+    """Everything the billing dashboard shows, read in a fixed number of queries (docs/dashboard.md)."""
+
+    today: dt.date
+    attention_days: int
+    unbilled: UnbilledFigures
+    customers: dict[int, Customer]
+    periods_due: int
+    unrouted_entries: int
+    unrouted_minutes: int
+    unrouted_charges: int
+    unread_notifications: int
+    receivables: dict[str, tuple[Decimal, Decimal]]
+    blocks_low: list[BlockBalance]
+    ending: list[Contract]
+    ending_count: int
+    batches: list[BillingBatch]
+    invoices: list[Invoice]
+    widgets: list[tuple[SavedWidget, Figure]] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+
+    @property
+    def top_customers(self) -> list[tuple[Customer, Figure]]:
+        return [(self.customers[pk], figure) for pk, figure in self.unbilled.by_customer.items() if pk in self.customers]
 
 
-def dashboard_figures(*, today: dt.date) -> DashboardFigures:
-    """Unbilled work ready by today, and what needs attention."""
-    figures = DashboardFigures()
-    totals: dict[str, Decimal] = defaultdict(Decimal)
-    allocations = ready_time_allocations(cutoff=today)
-    for row in allocations.filter(bucket__in=[Bucket.CHARGED, Bucket.OVERAGE]).values("amount_currency").annotate(total=Sum("amount")):
-        totals[row["amount_currency"]] += row["total"] or Decimal(0)
-    for charge in ready_charges(cutoff=today).select_related("contract"):
-        currency = charge.contract.currency
-        totals[currency] += marked_up_amount(quantity=charge.quantity, unit_price=charge.unit_price.amount,
-                                     markup_percent=charge.markup_percent, currency=currency)
-    figures.ready_by_currency = dict(sorted(totals.items()))
-    summary = allocations.aggregate(minutes=Sum("billed_minutes"), tickets=Count("entry__ticket", distinct=True))
-    figures.ready_hours = (Decimal(summary["minutes"] or 0) / 60).quantize(Decimal("0.01"))
-    figures.ready_tickets = summary["tickets"]
+def month_starts(today: dt.date, months: int = 12) -> list[dt.date]:
+    """The first days of the last ``months`` months, oldest first, this month last."""
+    year, month, firsts = today.year, today.month, []
+    for _ in range(months):
+        firsts.append(dt.date(year, month, 1))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return firsts[::-1]
+
+
+def revenue_chart_data(*, today: dt.date, customer=None, contract_type: str = "") -> tuple[list[dt.date], dict[str, dict[str, list[Decimal]]]]:
+    """Invoiced per month (the last 12) by contract type, per currency: ``{currency: {type: [12 amounts]}}``."""
+    months = month_starts(today)
+    data: dict[str, dict[str, list[Decimal]]] = {}
+    for row in revenue_by_month(start=months[0], end=today, customer=customer, contract_type=contract_type):
+        index = months.index(row["month"].date() if isinstance(row["month"], dt.datetime) else row["month"])
+        by_type = data.setdefault(row["invoice__currency"], {})
+        by_type.setdefault(row["ctype"], [Decimal(0)] * len(months))[index] += row["amount"] or Decimal(0)
+    return months, data
+
+
+def contract_type_label(value: str) -> str:
+    return Contract.Type(value).label if value in Contract.Type.values else "Without a contract"
+
+
+def revenue_charts(*, today: dt.date, customer=None, contract_type: str = "", currency: str = "") -> list[Chart]:
+    """One chart per currency invoiced in; with nothing invoiced yet, an empty chart in ``currency``."""
+    months, data = revenue_chart_data(today=today, customer=customer, contract_type=contract_type)
+    if not data and currency:
+        data = {currency: {"": [Decimal(0)] * len(months)}}
+    return [bar_chart(title="Invoiced per month by contract type", currency=currency,
+                      categories=[f"{m:%b %y}" for m in months],
+                      series=[(contract_type_label(t), values) for t, values in sorted(by_type.items())])
+            for currency, by_type in sorted(data.items())]
+
+
+def age_charts(unbilled: UnbilledFigures, *, links: list[str]) -> list[Chart]:
+    return [bar_chart(title="Unbilled work by age", currency=currency, categories=[label for _k, label, *_ in AGE_BUCKETS],
+                      series=[("Unbilled", [unbilled.by_age[key].amount(currency) if key in unbilled.by_age else Decimal(0)
+                                            for key, *_ in AGE_BUCKETS])], links=links)
+            for currency in unbilled.currencies]
+
+
+def recent_batches(*, search: str = "", limit: int = RECENT):
+    """Latest batches with the first and last invoice number they created; ``search`` matches
+    the batch name or one of its invoice numbers."""
+    batches = BillingBatch.objects.select_related("created_by")
+    if search:
+        batches = batches.filter(Q(name__icontains=search) | Q(invoice_links__invoice__number__icontains=search)).distinct()
+    return list(batches.annotate(first_number=Min("invoice_links__invoice__number"), last_number=Max("invoice_links__invoice__number"),
+                                 invoice_count=Count("invoice_links")).order_by("-id")[:limit])
+
+
+def recent_invoices(*, search: str = "", limit: int = RECENT):
+    """Latest invoices with their batch; ``search`` matches number, customer or batch name."""
+    invoices = Invoice.objects.select_related("customer", "batch_link__batch")
+    if search:
+        invoices = invoices.filter(Q(number__icontains=search) | Q(customer__legal_name__icontains=search)
+                                   | Q(customer_name__icontains=search) | Q(batch_link__batch__name__icontains=search))
+    return list(invoices.order_by("-id")[:limit])
+
+
+def dashboard(*, today: dt.date, user, attention_days: int, batch_search: str = "", invoice_search: str = "",
+              age_links: list[str] | None = None) -> Dashboard:
+    unbilled = unbilled_figures(today=today, attention_days=attention_days)
+    top = sorted(unbilled.by_customer.items(), key=lambda item: -sum(item[1].amounts.values()))[:TOP_CUSTOMERS]
+    unbilled.by_customer = dict(top)
+    customers = Customer.objects.in_bulk([pk for pk, _figure in top])
     periods_make_ready(cutoff=today)
-    figures.periods_due = ready_periods(cutoff=today).count()
     unrouted = unrouted_entries().aggregate(count=Count("id"), minutes=Sum("minutes"))
-    figures.unrouted_entries, figures.unrouted_minutes = unrouted["count"], unrouted["minutes"] or 0
-    figures.unrouted_charges = unrouted_charges().count()
-    figures.unread_notifications = unread_notification_count()
-    return figures
+    ending = contracts_ending(today=today)
+    widgets = list(SavedWidget.objects.filter(user=user).select_related("customer", "technician"))
+    saved = saved_figures(today=today, widgets=widgets)
+    board = Dashboard(
+        today=today, attention_days=attention_days, unbilled=unbilled, customers=customers,
+        periods_due=ready_periods(cutoff=today).count(),
+        unrouted_entries=unrouted["count"], unrouted_minutes=unrouted["minutes"] or 0,
+        unrouted_charges=unrouted_charges().count(), unread_notifications=unread_notification_count(),
+        receivables=receivables_totals(as_of=today),
+        blocks_low=[b for b in block_balances(today=today) if b.below_threshold],
+        ending=list(ending[:RECENT]), ending_count=ending.count(),
+        batches=recent_batches(search=batch_search), invoices=recent_invoices(search=invoice_search),
+        widgets=[(widget, saved[widget.pk]) for widget in widgets],
+    )
+    home = current_msp().currency
+    if not unbilled.currencies:
+        unbilled.currencies = [home]
+    board.charts = age_charts(unbilled, links=age_links or []) + revenue_charts(today=today, currency=home)
+    return board
 
 
 # --- batches -----------------------------------------------------------------------------------

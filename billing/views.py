@@ -21,13 +21,6 @@ from msp_billing.accounts.roles import Capability
 from msp_billing.tenants.today import tenant_today
 
 
-@requires(Capability.VIEW_BILLING)
-def dashboard(request):
-    context = {"figures": selectors.dashboard_figures(today=tenant_today()), "batches": BillingBatch.objects.all()[:5],
-               "invoices": Invoice.objects.select_related("customer").order_by("-created_at")[:5]}
-    return render(request, "dashboard.html", context)
-
-
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 def billing_home(request):
     batches = list(BillingBatch.objects.select_related("created_by")[:50])
@@ -39,7 +32,8 @@ def billing_home(request):
 
 @requires(Capability.VIEW_BILLING)
 def reports(request):
-    return render(request, "billing/reports.html")
+    """The reports moved to their own app; old links and bookmarks land on its index."""
+    return redirect("reports:index")
 
 
 def _filters(request):

@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, Exists, F, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import Count, DecimalField, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncMonth
 from django.shortcuts import get_object_or_404
 
 from contracts.models import Customer
@@ -139,6 +140,49 @@ def customer_outstanding(*, customer: Customer, as_of: dt.date | None = None) ->
     """What ``customer`` owes in its own currency (negative: a refund is due)."""
     dues = _open_invoices(as_of).filter(customer=customer).values_list("due_as_of", flat=True)
     return sum(dues, ZERO)
+
+
+def receivables_totals(*, as_of: dt.date) -> dict[str, tuple[Decimal, Decimal]]:
+    """Per currency, in one aggregate: what customers owe on ``as_of`` (the total of
+    ``outstanding_by_customer``) and how much of it is overdue.
+
+    The same arithmetic as ``_open_invoices``, written with payments and credit notes summed
+    once per invoice and joined, rather than looked up invoice by invoice: the dashboard
+    reads it over every open invoice of the MSP each time it opens."""
+    invoice, payment = Invoice._meta.db_table, Payment._meta.db_table
+    sql = f"""
+        SELECT i.currency, sum(d.due), coalesce(sum(d.due) FILTER (WHERE d.due > 0 AND i.due_date < %s), 0)
+        FROM {invoice} i
+        LEFT JOIN (SELECT invoice_id, sum(amount) AS paid FROM {payment} WHERE date <= %s GROUP BY invoice_id) p
+               ON p.invoice_id = i.id
+        LEFT JOIN (SELECT credited_invoice_id, sum(total) AS credited FROM {invoice}
+                   WHERE kind = %s AND status <> %s AND issue_date <= %s GROUP BY credited_invoice_id) c
+               ON c.credited_invoice_id = i.id
+        CROSS JOIN LATERAL (SELECT i.total - coalesce(p.paid, 0) + coalesce(c.credited, 0) AS due) d
+        WHERE i.kind = %s AND i.status = ANY(%s) AND i.issue_date <= %s AND d.due <> 0
+        GROUP BY i.currency ORDER BY i.currency
+    """
+    params = [as_of, as_of, Invoice.Kind.CREDIT_NOTE, Invoice.Status.VOID, as_of, Invoice.Kind.INVOICE,
+              [str(status) for status in OPEN_STATUSES], as_of]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {currency: (outstanding, overdue) for currency, outstanding, overdue in cursor.fetchall()}
+
+
+def revenue_by_month(*, start: dt.date, end: dt.date, customer: Customer | None = None, contract_type: str = ""):
+    """Invoiced per month, contract type and currency: the lines' amounts after the invoice's
+    discount and surcharge and before tax (``taxable_amount``), of invoices issued from
+    ``start`` to ``end``, less credit notes issued then; lines without a contract have type "".
+    Returns rows ``{month, ctype, invoice__currency, amount}``."""
+    lines = InvoiceLine.objects.filter(invoice__issue_date__gte=start, invoice__issue_date__lte=end,
+                                       invoice__status__in=OPEN_STATUSES)
+    if customer is not None:
+        lines = lines.filter(invoice__customer=customer)
+    if contract_type:
+        lines = lines.filter(contract__type=contract_type)
+    return (lines.order_by().annotate(month=TruncMonth("invoice__issue_date"), ctype=Coalesce("contract__type", Value("")))
+            .values("month", "ctype", "invoice__currency").annotate(amount=Sum("taxable_amount"))
+            .order_by("month", "ctype", "invoice__currency"))
 
 
 # --- aging ---------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from invoices.models import Invoice, InvoiceSettings
 from msp_billing import crud
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
+from msp_billing.csv_export import csv_response
 
 billing = requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 
@@ -325,6 +326,9 @@ def _as_of(request: HttpRequest) -> tuple[AsOfForm, dt.date, int]:
 def aging(request):
     form, as_of, status = _as_of(request)
     report = selectors.aging_report(as_of=as_of)
+    if request.GET.get("format") == "csv" and status == 200:
+        rows = [(row.customer.legal_name, row.currency, *row.cells, row.total) for row in report.rows]
+        return csv_response(f"aging-{as_of}.csv", ["Customer", "Currency", *report.labels(), "Total"], rows)
     return render(request, "invoices/aging.html", {"form": form, "report": report, "as_of": as_of}, status=status)
 
 
@@ -332,6 +336,10 @@ def aging(request):
 def outstanding(request):
     form, as_of, status = _as_of(request)
     balances = selectors.outstanding_by_customer(as_of=as_of)
+    if request.GET.get("format") == "csv" and status == 200:
+        rows = [(b.customer.legal_name, b.currency, b.invoices, b.outstanding, b.overdue, b.oldest_due_date) for b in balances]
+        return csv_response(f"outstanding-{as_of}.csv", ["Customer", "Currency", "Open invoices", "Outstanding", "Overdue",
+                                                         "Oldest due date"], rows)
     return render(request, "invoices/outstanding.html", {"form": form, "balances": balances, "as_of": as_of},
                   status=status)
 

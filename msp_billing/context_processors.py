@@ -13,7 +13,7 @@ NAVIGATION = [
     ("Contracts", "contracts:list", Capability.VIEW_BILLING),
     ("Customers", "contracts:customer_list", Capability.VIEW_BILLING),
     ("Invoices", "invoices:list", Capability.VIEW_BILLING),
-    ("Reports", "billing:reports", Capability.VIEW_BILLING),
+    ("Reports", "reports:index", Capability.VIEW_BILLING),
     ("Settings", "settings:home", Capability.MANAGE_SETTINGS),
 ]
 
@@ -29,6 +29,7 @@ SECTIONS = [
     ("tickets:", "Tickets"),
     ("invoices:", "Invoices"),
     ("billing:reports", "Reports"),
+    ("reports:", "Reports"),
     ("billing:", "Billing"),
     ("dashboard", "Dashboard"),
 ]

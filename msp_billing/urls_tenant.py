@@ -42,4 +42,5 @@ urlpatterns = [
     path("", include("contracts.urls")),
     path("invoices/", include("invoices.urls")),
     path("integrations/", include("integrations.urls")),
+    path("reports/", include("reports.urls")),
 ]

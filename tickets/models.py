@@ -190,7 +190,16 @@ class TimeAllocation(models.Model):
 
 
 class Charge(models.Model):
-    """A product or expense on a ticket or directly on a contract."""
+    """A product or expense on a ticket or directly on a contract.
+
+    Its own state (docs/dashboard.md): *ready to deliver* bills with its ticket (or at once
+    on a contract); *waiting for approval* holds it back until Approve & Post approves it,
+    as it does time, where the MSP turned approval on.
+    """
+
+    class State(models.TextChoices):
+        WAITING = "waiting", "Waiting for approval"
+        READY = "ready", "Ready to deliver"
 
     ticket = models.ForeignKey(Ticket, null=True, blank=True, on_delete=models.PROTECT, related_name="charges")
     contract = models.ForeignKey(Contract, null=True, blank=True, on_delete=models.PROTECT, related_name="charges")
@@ -203,12 +212,17 @@ class Charge(models.Model):
     markup_percent = models.DecimalField(max_digits=7, decimal_places=3, default=0)
     billable = models.BooleanField(default=True)
     is_expense = models.BooleanField(default=False)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.READY)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                    db_index=False)
+    approved_at = models.DateTimeField(null=True, blank=True)
     billed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-date", "-id"]
         constraints = [
+            models.CheckConstraint(condition=models.Q(state__in=["waiting", "ready"]), name="charge_state_known"),
             models.CheckConstraint(
                 condition=models.Q(ticket__isnull=False) | models.Q(contract__isnull=False),
                 name="charge_on_ticket_or_contract",

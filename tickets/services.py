@@ -416,9 +416,14 @@ def time_approval_switch(*, required: bool, acting_user):
                                          approved_at__isnull=True)
                 .exclude(ticket__status__in=(Ticket.Status.RESOLVED, Ticket.Status.CLOSED))
                 .update(approval=TimeEntry.Approval.PENDING))
+        held_charges = (Charge.objects.filter(billed_at__isnull=True, state=Charge.State.READY, approved_at__isnull=True,
+                                       ticket__isnull=False)
+                 .exclude(ticket__status__in=(Ticket.Status.RESOLVED, Ticket.Status.CLOSED))
+                 .update(state=Charge.State.WAITING))
     waiting = TimeEntry.objects.filter(billed_at__isnull=True, approval=TimeEntry.Approval.PENDING).count()
     if required is True:
-        message = f"Time approval switched on: {held} unbilled time entries on open tickets now wait for approval."
+        message = (f"Time approval switched on: {held} unbilled time entries on open tickets now wait for approval"
+                   f"{f', and {held_charges} parts and expenses' if held_charges else ''}.")
     else:
         message = (f"Time approval switched off: {waiting} entries that waited for approval are ready to bill "
                    "once their ticket is resolved or closed.")
@@ -529,10 +534,45 @@ def charge_add(*, ticket: Ticket | None = None, contract: Contract | None = None
         contract = charge_contract_for(ticket=ticket, on=date)
     charge = Charge(ticket=ticket, contract=contract, product=product, description=description.strip() or (product.name if product else ""),
                     date=date, quantity=quantity, unit_price=unit_price, unit_cost=unit_cost, markup_percent=markup_percent,
-                    billable=billable, is_expense=is_expense)
+                    billable=billable, is_expense=is_expense,
+                    # Parts and expenses on tickets wait for Approve & Post like time does; one put
+                    # on a contract directly was entered by billing staff and is ready to deliver.
+                    state=Charge.State.WAITING if ticket is not None and current_msp().time_approval_required
+                    else Charge.State.READY)
     with _database_lock_as_message(f"Ticket #{ticket.pk}" if ticket else "This contract"):
         charge.save()
     return charge
+
+
+@transaction.atomic
+def charges_approve(*, charge_ids, acting_user) -> list[Charge]:
+    """Approve & Post for parts and expenses: the ticked charges become *ready to deliver*.
+
+    All or nothing: a charge that was billed, approved by someone else meanwhile, or whose
+    ticket is still open refuses the whole request with a message (nothing is approved).
+    """
+    ids = sorted({int(pk) for pk in charge_ids})
+    if not ids:
+        raise ValidationError("Select the parts and expenses to approve.")
+    charges = list(Charge.objects.select_for_update(of=("self",)).select_related("ticket").filter(pk__in=ids).order_by("pk"))
+    if len(charges) != len(ids):
+        raise StaleError("A selected part or expense no longer exists. Reload the page; nothing was approved.")
+    for charge in charges:
+        if charge.billed_at is not None:
+            raise LockedError(f"Charge #{charge.pk} was billed and is locked; it cannot be approved again.")
+        if charge.state != Charge.State.WAITING:
+            raise StaleError(f"Charge #{charge.pk} was already approved. Reload the page to see what still waits.")
+        if charge.ticket is not None and charge.ticket.status not in (Ticket.Status.RESOLVED, Ticket.Status.CLOSED):
+            raise StaleError(f"Charge #{charge.pk} is on ticket #{charge.ticket_id}, which was reopened. Nothing was approved.")
+    now = timezone.now()
+    for charge in charges:
+        charge.state, charge.approved_at = Charge.State.READY, now
+        charge.approved_by = acting_user if getattr(acting_user, "pk", None) else None
+        with _database_lock_as_message(f"Charge #{charge.pk}"):
+            charge.save(update_fields=["state", "approved_at", "approved_by"])
+        audit_record(actor=acting_user, action="charge_approved", obj=charge, before={"state": Charge.State.WAITING},
+                     after={"state": charge.state})
+    return charges
 
 
 @transaction.atomic

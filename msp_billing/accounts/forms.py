@@ -23,6 +23,9 @@ class UserUpdateForm(forms.Form):
 class TenantPreferencesForm(forms.Form):
     name = forms.CharField(max_length=120)
     timezone = forms.CharField(max_length=64)
+    unbilled_attention_days = forms.IntegerField(
+        label="Highlight unbilled work older than (days)", min_value=1, max_value=365, required=False,
+        help_text="The billing dashboard marks unbilled time and parts older than this.")
     locale = forms.ChoiceField(
         label="Number and date format", required=False,
         help_text="How pages, PDFs and e-mails write amounts and dates: 1,250.69 or 1.250,69; Dec 4, 2026 or "

@@ -33,7 +33,8 @@ password_reset_complete = open_to_all(auth_views.PasswordResetCompleteView.as_vi
 def settings_home(request):
     tenant = connection.tenant
     form = TenantPreferencesForm(request.POST or None, region=tenant.region, initial={
-        "name": tenant.name, "timezone": tenant.timezone, "locale": tenant.locale, "address": tenant.address})
+        "name": tenant.name, "timezone": tenant.timezone, "locale": tenant.locale, "address": tenant.address,
+        "unbilled_attention_days": tenant.unbilled_attention_days})
     if request.method == "POST" and form.is_valid():
         try:
             msp_update_preferences(msp_id=tenant.pk, **form.cleaned_data)

@@ -25,6 +25,9 @@ class Msp(TenantMixin):
     time_approval_required = models.BooleanField(
         default=False, help_text="Time and charges need an admin's approval before they can be billed."
     )
+    unbilled_attention_days = models.SmallIntegerField(
+        default=30, help_text="The billing dashboard highlights unbilled work older than this many days."
+    )
 
     auto_create_schema = True
     auto_drop_schema = True
@@ -32,6 +35,10 @@ class Msp(TenantMixin):
     class Meta:
         verbose_name = "MSP"
         verbose_name_plural = "MSPs"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(unbilled_attention_days__gte=1, unbilled_attention_days__lte=365),
+                                   name="msp_unbilled_attention_days_range"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -139,9 +139,10 @@ def platform_ensure() -> Msp:
 
 
 def msp_update_preferences(*, msp_id: int, name: str, timezone: str, locale: str | None = None,
-                           address: str | None = None) -> Msp:
-    """The MSP's own name, time zone and (when given) locale and postal address (the tenant
-    table is reachable from every schema). ``locale`` "" means the region's default."""
+                           address: str | None = None, unbilled_attention_days: int | None = None) -> Msp:
+    """The MSP's own name, time zone and (when given) locale, postal address and the age
+    (1–365 days) from which the dashboard highlights unbilled work (the tenant table is
+    reachable from every schema). ``locale`` "" means the region's default."""
     from msp_billing.locales import forget_schema_locale, is_known
 
     if locale and not is_known(locale):
@@ -156,6 +157,11 @@ def msp_update_preferences(*, msp_id: int, name: str, timezone: str, locale: str
     if address is not None:
         msp.address = address.strip()
         fields.append("address")
+    if unbilled_attention_days is not None:
+        if not 1 <= unbilled_attention_days <= 365:
+            raise ValidationError({"unbilled_attention_days": "Enter a number of days from 1 to 365."})
+        msp.unbilled_attention_days = unbilled_attention_days
+        fields.append("unbilled_attention_days")
     msp.save(update_fields=fields)
     forget_schema_locale(msp.schema_name)
     return msp

@@ -178,5 +178,7 @@ def test_dashboard_shows_ready_work_and_what_needs_attention(client_for, chain):
     lonely = ticket(customer("Nobody Pays"))
     services.time_entry_log(ticket=lonely, technician=tech, work_type=chain["remote"], date=dt.date(2026, 3, 3), minutes=20)
     page = client_for("alpha", "billing_admin").get("/dashboard/").content.decode()
-    assert "Time and parts (EUR)" in page and "180.00" in page  # 90 minutes at 120/h on the Hourly contract
-    assert "1 unrouted time entry" in page and "20 minutes" in page
+    ready = page.split('data-widget="state-ready"')[1].split("</li>")[0]
+    assert "€180.00" in ready  # 90 minutes at 120/h on the Hourly contract, ready to bill
+    unrouted = page.split('data-widget="unrouted-time"')[1].split("</li>")[0]
+    assert ">1 <" in unrouted.replace("</span>", "<") and "20 min" in unrouted
