@@ -43,6 +43,7 @@ from invoices.calculation import (
     is_whole_minor_units,
     line_taxes,
 )
+from invoices.exchange import invoice_freeze_exchange_rate
 from invoices.models import (
     AdjustmentKind,
     Invoice,
@@ -491,6 +492,7 @@ def invoice_issue(*, invoice_id: int, acting_user, issue_date: dt.date | None = 
     invoice.issued_at = timezone.now()
     invoice.issued_by = _user(acting_user)
     invoice.pdf_version += 1
+    invoice_freeze_exchange_rate(invoice)
     # The number last: the sequence row stays locked for as short a time as possible.
     invoice.number, invoice.number_year, invoice.number_sequence = _take_number(
         series=NumberSequence.Series.INVOICE, on=issue_date)

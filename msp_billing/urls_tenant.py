@@ -41,4 +41,5 @@ urlpatterns = [
     path("", include("contracts.urls")),
     path("invoices/", include("invoices.urls")),
     path("integrations/", include("integrations.urls")),
+    path("benchmark/", include("benchmark.urls")),
 ]
