@@ -283,6 +283,9 @@ BASE_CURRENCY = "USD"
 EXCHANGE_BACKEND = "msp_billing.fx.rates.RatesBackend"
 EXCHANGE_RATES_URL = env("EXCHANGE_RATES_URL", default="")
 EXCHANGE_RATES_FILE = env("EXCHANGE_RATES_FILE", default="")
+# django-money caches a looked-up rate per schema; a load in the public schema could not clear
+# the MSPs' copies, so rates are read from the table each time (two indexed rows).
+RATES_CACHE_TIMEOUT = 0
 
 LOGGING = {
     "version": 1,
