@@ -34,7 +34,7 @@ from django.db import connection
 from msp_billing.fx.rates import RateCache
 from msp_billing.money import round_money
 
-ISSUED = ("issued", "partially_paid", "paid")
+ISSUED = ["issued", "partially_paid", "paid"]
 HOUR = Decimal(60)
 
 
@@ -136,7 +136,7 @@ LEFT JOIN tickets_charge ch ON ch.id = s.charge_id
 JOIN contracts_contractperiod p ON p.contract_id = s.contract_id AND (
      p.id = s.contract_period_id
      OR (s.contract_period_id IS NULL AND COALESCE(e.date, ch.date, si.issue_date) BETWEEN p.covered_start AND p.covered_end))
-WHERE i.status IN %(issued)s AND p.id = ANY(%(periods)s)
+WHERE i.status = ANY(%(issued)s) AND p.id = ANY(%(periods)s)
 GROUP BY 1, 2, 3, 4, 5, 6
 """
 
@@ -236,7 +236,7 @@ def invoice_average(*, since: dt.date, until: dt.date) -> tuple[int, Decimal | N
     convert = _Converter(home)
     rows = _rows("""
         SELECT currency, exchange_rate, home_currency, issue_date, total - tax_total FROM invoices_invoice
-        WHERE kind = 'invoice' AND status IN %(issued)s AND issue_date BETWEEN %(since)s AND %(until)s
+        WHERE kind = 'invoice' AND status = ANY(%(issued)s) AND issue_date BETWEEN %(since)s AND %(until)s
     """, {"issued": ISSUED, "since": since, "until": until})
     values = [convert.invoice(net, currency=c, frozen=r, frozen_home=h, on=d) for c, r, h, d, net in rows]
     values = [v for v in values if v is not None]
@@ -300,7 +300,7 @@ JOIN invoices_invoiceline s ON s.id = COALESCE(l.credited_line_id, l.id)
 LEFT JOIN tickets_charge ch ON ch.id = s.charge_id
 LEFT JOIN contracts_product pr ON pr.id = ch.product_id
 LEFT JOIN contracts_product sp ON sp.id = s.product_id
-WHERE i.status IN %(issued)s AND i.issue_date BETWEEN %(since)s AND %(until)s {where}
+WHERE i.status = ANY(%(issued)s) AND i.issue_date BETWEEN %(since)s AND %(until)s {where}
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 10
 """
 
