@@ -185,7 +185,10 @@ class RateReport:
         return sorted(self._grouped(lambda p: p.customer), key=lambda r: r["label"])
 
     def by_type(self) -> list[dict]:
-        return sorted(self._grouped(lambda p: p.contract_type), key=lambda r: r["label"])
+        from contracts.models import Contract
+
+        names = dict(Contract.Type.choices)
+        return sorted(self._grouped(lambda p: names.get(p.contract_type, p.contract_type)), key=lambda r: r["label"])
 
     def by_month(self) -> list[dict]:
         return sorted(self._grouped(lambda p: p.end.replace(day=1)), key=lambda r: r["label"])

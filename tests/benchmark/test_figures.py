@@ -82,7 +82,7 @@ def test_effective_rate_per_closed_period_by_hand(retainer):
     ]
     assert by_month[dt.date(2026, 10, 1)]["effective_rate"] == Decimal("133.33")
     assert report.overall["effective_rate"] == Decimal("257.14")
-    assert report.by_type()[0]["label"] == "retainer" and report.by_customer()[0]["effective_rate"] == Decimal("257.14")
+    assert report.by_type()[0]["label"] == "Retainer / Flat Fee" and report.by_customer()[0]["effective_rate"] == Decimal("257.14")
     assert figures.period_rates(today=TODAY, since=dt.date(2026, 1, 1), contract_type="hourly").periods == []
 
 
