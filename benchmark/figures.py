@@ -140,12 +140,19 @@ WHERE i.status = ANY(%(issued)s) AND p.id = ANY(%(periods)s)
 GROUP BY 1, 2, 3, 4, 5, 6
 """
 
+# The minutes are read per entry first (a materialised step), then spread over the periods:
+# joined the other way round, PostgreSQL may look entries up by date for every allocation.
 _HOURS_SQL = """
-SELECT p.id, SUM(a.minutes)
-FROM tickets_timeallocation a
-JOIN tickets_timeentry e ON e.id = a.entry_id
-JOIN contracts_contractperiod p ON p.contract_id = a.contract_id AND e.date BETWEEN p.covered_start AND p.covered_end
-WHERE a.superseded_at IS NULL AND p.id = ANY(%(periods)s)
+WITH worked AS MATERIALIZED (
+    SELECT a.contract_id, e.date, a.minutes
+    FROM tickets_timeallocation a
+    JOIN tickets_timeentry e ON e.id = a.entry_id
+    WHERE a.superseded_at IS NULL AND a.contract_id = ANY(%(contracts)s) AND e.date BETWEEN %(first)s AND %(last)s
+)
+SELECT p.id, SUM(w.minutes)
+FROM worked w
+JOIN contracts_contractperiod p ON p.contract_id = w.contract_id AND w.date BETWEEN p.covered_start AND p.covered_end
+WHERE p.id = ANY(%(periods)s)
 GROUP BY 1
 """
 
@@ -210,7 +217,9 @@ def period_rates(*, today: dt.date, since: dt.date, until: dt.date | None = None
     if not periods:
         return RateReport(home_currency=home, periods=[], missing_rates=0)
     ids = list(periods)
-    for period_id, minutes in _rows(_HOURS_SQL, {"periods": ids}):
+    hours_params = {"periods": ids, "contracts": list({p.contract_id for p in periods.values()}),
+                    "first": min(p.start for p in periods.values()), "last": max(p.end for p in periods.values())}
+    for period_id, minutes in _rows(_HOURS_SQL, hours_params):
         periods[period_id].minutes = int(minutes or 0)
     convert = _Converter(home)
     for period_id, currency, frozen, frozen_home, issued_on, pass_through, amount in _rows(
