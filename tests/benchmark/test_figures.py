@@ -149,3 +149,19 @@ def test_the_dashboard_card_reads_last_nights_rollup(retainer, client_for):
     tenant_rollup(today=TODAY)
     page = client_for("alpha", "billing_admin").get("/dashboard/").content.decode()
     assert 'id="card-own-rate">€257.14' in page and "Not enough MSPs in your region yet." in page
+
+
+def test_cost_rates_are_read_only_for_accountants_and_stay_within_their_msp(retainer, client_for):
+    tech = retainer["technician"]
+    accountant = client_for("alpha", "accountant")
+    page = accountant.get("/benchmark/cost-rates/").content.decode()
+    assert "Engineer" in page and "Change" not in page
+    assert accountant.post(f"/benchmark/cost-rates/{tech.pk}/", {"cost_rate": "1"}).status_code == 403
+    admin_client = client_for("alpha", "billing_admin")
+    assert admin_client.post(f"/benchmark/cost-rates/{tech.pk}/", {"cost_rate": "-5"}).status_code == 400
+    assert admin_client.post(f"/benchmark/cost-rates/{tech.pk}/", {"cost_rate": "55"}).status_code == 302
+    # Another MSP's admin cannot reach alpha's technician by id, nor see alpha's rates.
+    beta = client_for("beta", "billing_admin")
+    assert beta.post(f"/benchmark/cost-rates/{tech.pk}/", {"cost_rate": "1"}).status_code == 404
+    assert "55" not in beta.get("/benchmark/cost-rates/").content.decode()
+    assert "Rate GmbH" not in beta.get("/benchmark/profitability/?since=2026-10-01&until=2026-11-30").content.decode()
