@@ -259,6 +259,12 @@ class Invoice(models.Model):
 
     pdf_version = models.PositiveIntegerField(default=0, help_text="Goes up whenever the printed invoice changes.")
 
+    # Frozen on issue (invoices.exchange): one unit of ``currency`` in the MSP's home currency.
+    exchange_rate = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True,
+                                        help_text="Home currency per unit of the invoice currency, frozen on issue.")
+    exchange_rate_date = models.DateField(null=True, blank=True, help_text="The day of the rate frozen; empty: no dated rate.")
+    home_currency = models.CharField(max_length=3, blank=True, help_text="The MSP's home currency when the rate was frozen.")
+
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

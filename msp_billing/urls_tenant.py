@@ -43,4 +43,5 @@ urlpatterns = [
     path("invoices/", include("invoices.urls")),
     path("integrations/", include("integrations.urls")),
     path("reports/", include("reports.urls")),
+    path("benchmark/", include("benchmark.urls")),
 ]

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from contracts.models import Customer
 from invoices.audit import audit_record
+from invoices.exchange import invoice_freeze_exchange_rate
 from invoices.models import Invoice, InvoiceSettings, NumberSequence
 from invoices.services._common import (
     EARLIEST_DATE,
@@ -158,6 +159,7 @@ def invoice_issue(*, invoice_id: int, acting_user, issue_date: dt.date | None = 
     invoice.issued_at = timezone.now()
     invoice.issued_by = _user(acting_user)
     invoice.pdf_version += 1
+    invoice_freeze_exchange_rate(invoice)
     # The number last: the sequence row stays locked for as short a time as possible.
     invoice.number, invoice.number_year, invoice.number_sequence = _take_number(
         series=NumberSequence.Series.INVOICE, on=issue_date)

@@ -37,6 +37,9 @@ SHARED_APPS = [
     "django_celery_beat",
     "django_htmx",
     "djmoney",
+    "djmoney.contrib.exchange",
+    "msp_billing.fx",
+    "benchmark.public",
     "axes",
     "csp",
 ]
@@ -273,7 +276,19 @@ CELERY_BEAT_SCHEDULE = {
         "invoices.tasks.invoice_pdfs_sweep", timedelta(minutes=2),
         missing_for_seconds=INVOICE_PDF_MISSING_AFTER_SECONDS, clean_temporaries=False),
     "accounting-failures-mail-every-tenant": _every_tenant("integrations.tasks.failures_notify_task", timedelta(hours=24)),
+    # Exchange rates, then the benchmark: each MSP's roll-up and the platform's aggregates (public schema).
+    "exchange-rates-daily": {"task": "msp_billing.fx.tasks.exchange_rates_load", "schedule": timedelta(hours=24)},
+    "benchmark-nightly": {"task": "benchmark.tasks.benchmark_nightly", "schedule": timedelta(hours=24)},
 }
+
+# --- exchange rates (msp_billing/fx, django-money's exchange backend) -----------------------
+BASE_CURRENCY = "USD"
+EXCHANGE_BACKEND = "msp_billing.fx.rates.RatesBackend"
+EXCHANGE_RATES_URL = env("EXCHANGE_RATES_URL", default="")
+EXCHANGE_RATES_FILE = env("EXCHANGE_RATES_FILE", default="")
+# django-money caches a looked-up rate per schema; a load in the public schema could not clear
+# the MSPs' copies, so rates are read from the table each time (two indexed rows).
+RATES_CACHE_TIMEOUT = 0
 
 LOGGING = {
     "version": 1,
