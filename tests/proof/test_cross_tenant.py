@@ -22,111 +22,24 @@ from collections import Counter
 import pytest
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection, transaction
-from django.test import Client
 from django_tenants.utils import schema_context
 
-from msp_billing.accounts.models import User
 from tests.proof.forms import post_forms
-from tests.proof.ids import foreign_keys, tables_for, words
-from tests.proof.populated import MARKER, empty_tables, fingerprint, ids_by_table, populate_alpha
-from tests.proof.routes import SAMPLES, tenant_routes
-from tests.support import ROLES, email_for
+from tests.proof.ids import tables_for, words
+from tests.proof.populated import MARKER, empty_tables, fingerprint, ids_by_table
+from tests.proof.walk import ID_ROUTES, VISITOR, alpha_walk, body_of
+from tests.support import ROLES
 
 pytestmark = pytest.mark.django_db
 
-ID_ROUTES = [route for route in tenant_routes() if route.id_parameters]
-VISITOR = "visitor"
 REFUSED = (403, 404, 405)
 FIGURES: Counter = Counter()
 
 
-def _signed_in(subdomain: str, role: str) -> Client:
-    client = Client(HTTP_HOST=f"{subdomain}.localhost")
-    if role != VISITOR:
-        with schema_context(subdomain):
-            client.force_login(User.objects.get(email=email_for(subdomain, role)))
-    return client
-
-
-def _probe(client: Client, path: str):
-    """GET ``path``; for a POST-only route, POST it — either way rolled back."""
-    with transaction.atomic():
-        response = client.get(path)
-        if response.status_code == 405:
-            response = client.post(path, {})
-        transaction.set_rollback(True)
-    connection.set_schema_to_public()
-    return response
-
-
-def _body(response) -> str:
-    content = b"".join(response.streaming_content) if response.streaming else response.content
-    return content.decode(errors="replace")
-
-
-def _id_values(route, ids: dict[str, list[int]]):
-    """Candidate {parameter: id} for ``route``, likeliest first; a child's parent comes from its foreign key."""
-    names = route.id_parameters
-    hints = {name: words(name) | words(route.segment_before(name)) for name in names}
-    fixed = {name: SAMPLES.get(name, "x") for converter, name in route.parameters if converter != "int"}
-    if len(names) == 1:
-        [name] = names
-        for rank, table in enumerate(tables_for(hints[name])):
-            for value in ids.get(table, [])[: None if rank < 2 else 3]:
-                yield {**fixed, name: value}
-        return
-    *parents, child = names
-    for child_table in tables_for(hints[child])[:4]:
-        keys = foreign_keys(child_table)
-        for value in ids.get(child_table, [])[:10]:
-            combos = [{}]
-            for parent in parents:
-                tables = tables_for(hints[parent])[:4]
-                linked = [(column, table) for column, table in keys.items() if table in tables]
-                if linked:
-                    column, _ = linked[0]
-                    with connection.cursor() as cursor:
-                        cursor.execute(f'SELECT "{column}" FROM "alpha"."{child_table}" WHERE id = %s', [value])
-                        choices = [cursor.fetchone()[0]]
-                else:
-                    choices = [v for table in tables for v in ids.get(table, [])[:5]]
-                combos = [{**combo, parent: choice} for combo in combos for choice in choices]
-            for combo in combos:
-                yield {**fixed, **combo, child: value}
-
-
 @pytest.fixture(scope="module")
 def walk(django_db_setup, django_db_blocker):
-    """Alpha filled, signed-in clients for both tenants, and for each id route a path of alpha that gives a page."""
-    with django_db_blocker.unblock():
-        outer = transaction.atomic()
-        outer.__enter__()
-        try:
-            populated = populate_alpha()
-            connection.set_schema_to_public()
-            clients = {(tenant, role): _signed_in(tenant, role) for tenant in ("alpha", "beta") for role in (*ROLES, VISITOR)}
-            with schema_context("alpha"):
-                ids = ids_by_table("alpha", per_table=60)
-            found, missing = {}, []
-            for route in ID_ROUTES:
-                for attempt, values in enumerate(_id_values(route, ids)):
-                    if attempt >= 200:
-                        break
-                    path = route.path(**values)
-                    response = _probe(clients["alpha", "owner"], path)
-                    if response.status_code != 404:
-                        page = _body(response) if response.status_code == 200 else ""
-                        found[route.template] = (path, response.status_code, page)
-                        break
-                else:
-                    missing.append(route.template)
-                if route.template not in found and route.template not in missing:
-                    missing.append(route.template)
-            yield {"populated": populated, "clients": clients, "found": found, "missing": missing}
-        finally:
-            transaction.set_rollback(True)
-            outer.__exit__(None, None, None)
-            connection.set_schema_to_public()
+    with alpha_walk(django_db_blocker) as found:
+        yield found
 
 
 def test_alpha_has_rows_in_every_table(walk):
@@ -170,7 +83,7 @@ def test_alphas_ids_on_betas_host_give_nothing_to_anyone(walk, route):
                              ("htmx POST", lambda: client.post(path, data, HTTP_HX_REQUEST="true"))):
             response = call()
             FIGURES["requests"] += 1
-            body = _body(response)
+            body = body_of(response)
             if not _refused(response, role):
                 FIGURES["wrong grants"] += 1
                 problems.append(f"{role} {method} {path} on beta: {response.status_code}")
