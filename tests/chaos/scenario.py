@@ -75,6 +75,27 @@ def build_tenant() -> None:
         schedule.save()
 
 
+def services_from_template(folder: Path):
+    """PostgreSQL and Redis under ``folder``; PostgreSQL from the prepared data of an earlier run when
+    there is one (seconds instead of minutes). Returns them and, when there was none, the folder to
+    keep it in once ``build_tenant`` has run (``keep_template``)."""
+    template = Path(__file__).resolve().parents[2] / "var" / f"chaos-template-{template_key()}"
+    if (template / "pgdata").exists():
+        Postgres(folder).adopt(template / "pgdata")
+        return Postgres(folder).start(), Redis(folder).start(), None
+    return Postgres(folder).start(), Redis(folder).start(), template
+
+
+def keep_template(postgres: Postgres, template: Path) -> None:
+    from django.db import connection
+
+    connection.close()
+    postgres.stop()
+    template.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(postgres.data, template / "pgdata", symlinks=True)
+    postgres.start()
+
+
 def connect_fake(fake) -> None:
     from django_tenants.utils import schema_context
 
@@ -107,11 +128,8 @@ def main(argv: list[str]) -> int:
     rounds = 3 if options.full else 1
     rng = random.Random(int(os.environ.get("CHAOS_SEED", "20261205")))
     folder = Path(tempfile.mkdtemp(prefix="msp-chaos-"))
-    template = Path(__file__).resolve().parents[2] / "var" / f"chaos-template-{template_key()}"
-    fresh = not (template / "pgdata").exists()
-    if not fresh:  # the prepared database of an earlier run: seconds instead of minutes
-        Postgres(folder).adopt(template / "pgdata")
-    postgres, redis = Postgres(folder).start(), Redis(folder).start()
+    postgres, redis, template = services_from_template(folder)
+    fresh = template is not None
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from cryptography.fernet import Fernet
@@ -154,11 +172,7 @@ def main(argv: list[str]) -> int:
     try:
         if fresh:
             build_tenant()
-            connection.close()
-            postgres.stop()
-            template.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(postgres.data, template / "pgdata", symlinks=True)
-            postgres.start()
+            keep_template(postgres, template)
         connect_fake(fake)
         print(f"set-up: tenant chaos with the demo data in {time.monotonic() - started:.0f} s", flush=True)
         web.start()
