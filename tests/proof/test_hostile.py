@@ -136,6 +136,8 @@ def test_some_forms_were_found_on_every_kind_of_page(forms):
                      "/invoices/<int:invoice_id>/payments/new/", "/settings/users/<int:user_id>/"):
         assert template in with_forms, f"no form found on {template}: {sorted(with_forms)}"
     assert len(with_forms) >= 30
+    print(f"\nhostile input: {sum(map(len, forms['forms'].values()))} forms on {len(with_forms)} pages, "
+          f"{EXAMPLES} examples each")
 
 
 # --- the imports -------------------------------------------------------------------------------------
