@@ -162,15 +162,19 @@ def empty_tables(schema: str) -> list[str]:
     return sorted(table for table, count in row_counts(schema).items() if count == 0 and table not in UNUSED_TABLES)
 
 
+def id_tables(schema: str) -> list[str]:
+    """The tables of ``schema`` with an integer ``id`` (sessions and sign-in attempts left out)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT table_name FROM information_schema.columns WHERE table_schema = %s AND column_name = 'id'"
+                       " AND data_type IN ('integer', 'bigint') ORDER BY table_name", [schema])
+        return [table for (table,) in cursor.fetchall() if table not in VOLATILE_TABLES]
+
+
 def ids_by_table(schema: str, *, per_table: int = 3) -> dict[str, list[int]]:
     """The first ``per_table`` ids of each table with an integer ``id`` (those made after the ranges moved first)."""
     found: dict[str, list[int]] = defaultdict(list)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT table_name FROM information_schema.columns WHERE table_schema = %s AND column_name = 'id'"
-                       " AND data_type IN ('integer', 'bigint')", [schema])
-        for (table,) in cursor.fetchall():
-            if table in VOLATILE_TABLES:
-                continue
+        for table in id_tables(schema):
             cursor.execute(f'SELECT id FROM "{schema}"."{table}" ORDER BY id >= %s DESC, id LIMIT %s', [ID_RANGE, per_table])
             found[table] = [row[0] for row in cursor.fetchall()]
     return dict(found)
