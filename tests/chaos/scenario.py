@@ -91,6 +91,8 @@ def keep_template(postgres: Postgres, template: Path) -> None:
 
     connection.close()
     postgres.stop()
+    for stale in template.parent.glob("chaos-template-*"):  # made for older migrations or set-ups
+        shutil.rmtree(stale, ignore_errors=True)
     template.mkdir(parents=True, exist_ok=True)
     shutil.copytree(postgres.data, template / "pgdata", symlinks=True)
     postgres.start()
