@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench install migrate clean
+.PHONY: run test chaos bench install migrate clean
 
 # pip says only what went wrong: its notices and warnings go to .venv/install.log, shown on failure.
 PIP := PIP_ROOT_USER_ACTION=ignore PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --quiet \
@@ -28,6 +28,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+chaos: $(STAMP)
+	$(PY) -m pytest tests/chaos -m chaos -s
 
 bench: $(STAMP)
 	$(PY) -m bench

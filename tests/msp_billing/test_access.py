@@ -5,6 +5,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from msp_billing.accounts.roles import ROLE_CAPABILITIES, Capability, Role
+from tests.support import TENANTS
 
 MONEY_OR_SETTINGS = {Capability.VIEW_BILLING, Capability.MANAGE_BILLING, Capability.MANAGE_SETTINGS, Capability.MANAGE_USERS}
 
@@ -58,10 +59,11 @@ def test_anonymous_visitors_are_sent_to_sign_in(client_for, path, view):
     assert response["Location"].startswith("/accounts/login/?next=")
 
 
+@pytest.mark.parametrize("subdomain", TENANTS)
 @pytest.mark.parametrize("role", [r.value for r in Role])
 @pytest.mark.parametrize("path,view", [(p, v) for p, v in URLS if getattr(v, "required_capability", None)])
-def test_each_role_opens_exactly_what_its_capabilities_allow(client_for, role, path, view):
-    response = client_for("alpha", role).get(path)
+def test_each_role_opens_exactly_what_its_capabilities_allow(client_for, subdomain, role, path, view):
+    response = client_for(subdomain, role).get(path)
     status = response.status_code
     allowed = view.required_capability in ROLE_CAPABILITIES[role]
     if allowed:
