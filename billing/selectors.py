@@ -13,7 +13,7 @@ from billing.readiness import periods_make_ready, ready_periods
 from billing.unbilled import AGE_BUCKETS, Figure, UnbilledFigures, saved_figures, unbilled_figures
 from contracts.models import Contract, Customer
 from contracts.notifications import unread_notification_count
-from contracts.selectors import BlockBalance, block_balances, contracts_ending
+from contracts.selectors import BlockBalance, active_block_balances, contracts_ending
 from invoices.models import Invoice, InvoiceLine
 from invoices.selectors import receivables_totals, revenue_by_month
 from msp_billing.charts import Chart, bar_chart
@@ -130,7 +130,7 @@ def dashboard(*, today: dt.date, user, attention_days: int, batch_search: str = 
         unrouted_entries=unrouted["count"], unrouted_minutes=unrouted["minutes"] or 0,
         unrouted_charges=unrouted_charges().count(), unread_notifications=unread_notification_count(),
         receivables=receivables_totals(as_of=today),
-        blocks_low=[b for b in block_balances(today=today) if b.below_threshold],
+        blocks_low=[b for b in active_block_balances(today=today) if b.below_threshold],
         ending=list(ending[:RECENT]), ending_count=ending.count(),
         batches=recent_batches(search=batch_search), invoices=recent_invoices(search=invoice_search),
         widgets=[(widget, saved[widget.pk]) for widget in widgets],

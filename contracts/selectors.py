@@ -192,7 +192,7 @@ class BlockBalance:
         return self.contract.type == Contract.Type.BLOCK_MONEY
 
 
-def block_balances(*, today: dt.date, customer: Customer | None = None) -> list[BlockBalance]:
+def active_block_balances(*, today: dt.date, customer: Customer | None = None) -> list[BlockBalance]:
     """Every active Block contract's balance in two queries, whatever the number of blocks.
 
     Usage is measured over the blocks the deduction rule would draw from today

@@ -20,7 +20,7 @@ from billing.dashboard_views import unbilled_url
 from billing.selectors import age_charts
 from billing.unbilled import AGE_BUCKETS, unbilled_figures, unbilled_list
 from contracts.models import Contract, Customer
-from contracts.selectors import block_balances, contracts_ending
+from contracts.selectors import active_block_balances, contracts_ending
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
 from msp_billing.charts import bar_chart
@@ -153,7 +153,7 @@ def blocks(request):
     if request.GET and not form.is_valid():
         return render(request, "reports/blocks.html", {"form": form, "balances": [], "retainers": []}, status=400)
     data = form.cleaned_data if request.GET else {}
-    balances = block_balances(today=today, customer=data.get("customer"))
+    balances = active_block_balances(today=today, customer=data.get("customer"))
     if data.get("below"):
         balances = [b for b in balances if b.below_threshold]
     month = data.get("month") or today
