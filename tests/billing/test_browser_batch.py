@@ -39,10 +39,12 @@ def test_month_end_in_the_browser(server, browser, monthend):
     assert invoices_table.locator("tbody tr").count() == 3  # retainer still bills its absorbed time at zero
 
     # Delete one draft, then generate the rest.
-    invoices_table.locator("tbody tr").filter(has_text="Draft").first.get_by_role("button", name="Delete").click()
+    invoices_table.locator("tbody tr").filter(has_text="Draft").first.get_by_role("link", name="Delete").click()
+    page.get_by_role("button", name="Delete draft").click()
     page.get_by_text("Invoice deleted; its items are unbilled again.").wait_for()
     assert invoices_table.locator("tbody tr").count() == 2
-    page.get_by_role("button", name="Generate invoices").click()
+    page.get_by_role("link", name="Generate invoices").click()
+    page.get_by_role("button", name="Generate").click()
     page.get_by_text("invoice(s) issued").wait_for()
     page.locator("table.data tbody tr a").first.click()
     page.get_by_role("link", name="Print").first.click()

@@ -253,7 +253,7 @@ def test_consolidated_month_end_with_pdfs_from_a_worker(server, server_worker, b
     assert len(numbers) == 2 and "€1,880.20" in page.locator('[data-figure="total-EUR"]').inner_text()
     page.get_by_role("button", name="Generate 2 invoices").click()
     page.get_by_text("2 invoice(s) issued; their PDFs are being prepared.").wait_for()
-    assert sorted(rows.locator("td:first-child").all_inner_texts()) == sorted(numbers)  # the numbers shown are the numbers used
+    assert sorted(rows.locator("td:first-of-type").all_inner_texts()) == sorted(numbers)  # the numbers shown are the numbers used
     progress = page.locator("#pdf-progress")
     progress.get_by_text("All 2 PDFs ready").wait_for(timeout=120_000)
     bar = progress.locator("progress")

@@ -102,7 +102,12 @@ def _marked(text: str) -> bytes:
 def populate_alpha() -> dict:
     """Fill alpha (the active schema must be public or alpha); return what tests want to know."""
     from billing import services as billing
-    from billing.models import BillingSchedule
+    from benchmark.rollup import tenant_rollup
+    from benchmark.services import benchmark_opt_in_set, technician_cost_rate_set
+    from billing.models import BillingSchedule, SavedWidget
+    from invoices.delivery import invoices_email
+    from tickets.models import Ticket
+    from tickets.timers import timer_start
     from contracts.models import Contract, Customer, ExclusionSet, Notification, Role, TaxCategory, TaxRate
     from integrations.models import AccountingConnection, ExportRun, IntegrationLog, RemoteMapping
     from invoices import services as invoices
@@ -154,7 +159,19 @@ def populate_alpha() -> dict:
                                  remote_id="58", remote_name=f"{MARKER} remote")
     failure = IntegrationLog.objects.create(system="quickbooks", operation="invoice.export", invoice_id=issued[5], export_run=run,
                                             outcome=IntegrationLog.Outcome.FAILED, http_status=400, error=f"{MARKER} refused")
-    return {"owner": owner, "batch": batch.pk, "issued": issued, "draft": draft.pk, "credit_note": credit.pk,
+    # What the later pages keep: a batch left in drafts, an e-mail job, a saved widget, a
+    # running timer, the benchmark's settings, a cost rate and a nightly roll-up.
+    later = billing.batch_run(name=f"{MARKER} November", cutoff=CUTOFF + dt.timedelta(days=30),
+                              selection=billing.selection_everything_due(cutoff=CUTOFF + dt.timedelta(days=30)),
+                              consolidated=False, acting_user=owner)
+    invoices_email(invoice_ids=issued[6:8], acting_user=owner)
+    technician = User.objects.filter(role="technician").order_by("pk").first()
+    SavedWidget.objects.create(user=owner, title=f"{MARKER} widget", customer=customer)
+    timer_start(user=technician, ticket=Ticket.objects.filter(billed_at__isnull=True).order_by("pk").first())
+    benchmark_opt_in_set(opted_in=True, acting_user=owner)
+    technician_cost_rate_set(technician=technician, cost_rate=Decimal("42"), acting_user=owner)
+    tenant_rollup(today=CUTOFF)
+    return {"owner": owner, "batch": batch.pk, "later_batch": later.pk, "issued": issued, "draft": draft.pk, "credit_note": credit.pk,
             "email": email.pk, "connection": accounting.pk, "run": run.pk, "failure": failure.pk}
 
 
@@ -171,12 +188,15 @@ def id_tables(schema: str) -> list[str]:
 
 
 def ids_by_table(schema: str, *, per_table: int = 3) -> dict[str, list[int]]:
-    """The first ``per_table`` ids of each table with an integer ``id`` (those made after the ranges moved first)."""
+    """The first ``per_table`` ids of each table with an integer ``id`` (those made after the ranges moved first),
+    then its newest ten (what the set-up made last, such as a batch left in drafts)."""
     found: dict[str, list[int]] = defaultdict(list)
     with connection.cursor() as cursor:
         for table in id_tables(schema):
             cursor.execute(f'SELECT id FROM "{schema}"."{table}" ORDER BY id >= %s DESC, id LIMIT %s', [ID_RANGE, per_table])
-            found[table] = [row[0] for row in cursor.fetchall()]
+            first = [row[0] for row in cursor.fetchall()]
+            cursor.execute(f'SELECT id FROM "{schema}"."{table}" ORDER BY id DESC LIMIT 10')
+            found[table] = first + [pk for (pk,) in reversed(cursor.fetchall()) if pk not in first]
     return dict(found)
 
 

@@ -60,7 +60,8 @@ def _id_values(route, ids: dict[str, list[int]]):
     *parents, child = names
     for child_table in tables_for(hints[child])[:4]:
         keys = foreign_keys(child_table)
-        for value in ids.get(child_table, [])[:10]:
+        values = ids.get(child_table, [])
+        for value in dict.fromkeys(values[:10] + values[-10:]):
             combos = [{}]
             for parent in parents:
                 tables = tables_for(hints[parent])[:4]

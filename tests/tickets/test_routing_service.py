@@ -301,7 +301,9 @@ def test_a_site_leaving_its_parent_no_longer_bills_to_the_parents_contract(setup
     parent.default_hourly_contract = hourly_at(parent, "Hourly T&M", "120")
     parent.save()
     site = customer("Chain GmbH — Berlin", parent=parent)
-    entry = log(setup, ticket(site), "remote", 60, date=dt.date.today())
+    today = dt.date.today()
+    weekday = today - dt.timedelta(days=max(0, today.weekday() - 4))  # a business day: no after-hours rate
+    entry = log(setup, ticket(site), "remote", 60, date=weekday)
     assert current(entry) == [("Hourly T&M", "charged", 60, eur("120.00"), None)]
     # The site is no longer among the parent's sites once saved, and has no contract of its
     # own: it must still be re-routed, and is unrouted now.
