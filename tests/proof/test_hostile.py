@@ -71,6 +71,8 @@ def forms(django_db_setup, django_db_blocker):
         found = {}
         with django_db_blocker.unblock():
             for route in ROUTES:
+                if route.id_parameters and route.template not in walk["found"]:
+                    continue  # test_cross_tenant names every route the walk could not open
                 path = walk["found"][route.template][0] if route.id_parameters else sample_path(route)
                 with transaction.atomic():
                     response = owner.get(path)
