@@ -21,14 +21,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from contracts.models import Customer
-from invoices.delivery import with_email_state
 from invoices import forms, selectors, services
-from invoices.services import tenant_today
+from invoices.delivery import with_email_state
 from invoices.models import Invoice, InvoiceSettings
+from invoices.services import tenant_today
 from msp_billing import crud
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
-from msp_billing.csv_export import csv_response
+from msp_billing.csv_download import csv_download
 
 billing = requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 
@@ -328,7 +328,7 @@ def aging(request):
     report = selectors.aging_report(as_of=as_of)
     if request.GET.get("format") == "csv" and status == 200:
         rows = [(row.customer.legal_name, row.currency, *row.cells, row.total) for row in report.rows]
-        return csv_response(f"aging-{as_of}.csv", ["Customer", "Currency", *report.labels(), "Total"], rows)
+        return csv_download(f"aging-{as_of}.csv", ["Customer", "Currency", *report.labels(), "Total"], rows)
     return render(request, "invoices/aging.html", {"form": form, "report": report, "as_of": as_of}, status=status)
 
 
@@ -338,7 +338,7 @@ def outstanding(request):
     balances = selectors.outstanding_by_customer(as_of=as_of)
     if request.GET.get("format") == "csv" and status == 200:
         rows = [(b.customer.legal_name, b.currency, b.invoices, b.outstanding, b.overdue, b.oldest_due_date) for b in balances]
-        return csv_response(f"outstanding-{as_of}.csv", ["Customer", "Currency", "Open invoices", "Outstanding", "Overdue",
+        return csv_download(f"outstanding-{as_of}.csv", ["Customer", "Currency", "Open invoices", "Outstanding", "Overdue",
                                                          "Oldest due date"], rows)
     return render(request, "invoices/outstanding.html", {"form": form, "balances": balances, "as_of": as_of},
                   status=status)

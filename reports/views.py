@@ -14,17 +14,15 @@ from django.core.paginator import Paginator
 from django.db.models import Sum
 from django.shortcuts import render
 
-from billing.dashboard_views import UnbilledFilterForm
-from billing.selectors import contract_type_label, revenue_chart_data
-from billing.dashboard_views import unbilled_url
-from billing.selectors import age_charts
+from billing.dashboard_views import UnbilledFilterForm, unbilled_url
+from billing.selectors import age_charts, contract_type_label, revenue_chart_data
 from billing.unbilled import AGE_BUCKETS, unbilled_figures, unbilled_list
 from contracts.models import Contract, Customer
 from contracts.selectors import active_block_balances, contracts_ending
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
 from msp_billing.charts import bar_chart
-from msp_billing.csv_export import csv_response
+from msp_billing.csv_download import csv_download
 from msp_billing.tenants.today import current_msp, tenant_today
 from tickets.models import TimeAllocation
 
@@ -56,7 +54,7 @@ def unbilled(request):
                  item.ticket_id, item.technician_email or "", item.description, item.state_label, item.age,
                  Decimal(item.minutes) / 60 if item.kind == "time" else "", item.currency, item.amount]
                 for item in unbilled_list(today=today, filters=filters, limit=None))
-        return csv_response(f"unbilled-{today}.csv", ["Date", "Kind", "Customer", "Contract", "Contract type", "Ticket",
+        return csv_download(f"unbilled-{today}.csv", ["Date", "Kind", "Customer", "Contract", "Contract type", "Ticket",
                                                       "Technician", "Description", "State", "Age (days)", "Hours",
                                                       "Currency", "Amount"], rows)
     attention_days = current_msp().unbilled_attention_days
@@ -104,7 +102,7 @@ def revenue(request):
         rows = [(month.strftime("%Y-%m"), contract_type_label(ctype), currency, values[i])
                 for currency, by_type in sorted(by_currency.items()) for ctype, values in sorted(by_type.items())
                 for i, month in enumerate(months)]
-        return csv_response(f"revenue-{months[0]:%Y-%m}-{months[-1]:%Y-%m}.csv", ["Month", "Contract type", "Currency", "Amount"],
+        return csv_download(f"revenue-{months[0]:%Y-%m}-{months[-1]:%Y-%m}.csv", ["Month", "Contract type", "Currency", "Amount"],
                             rows)
     charts = [bar_chart(title="Invoiced per month by contract type", currency=currency,
                         categories=[f"{m:%b %y}" for m in months],
@@ -166,7 +164,7 @@ def blocks(request):
                 for b in balances]
         rows += [("Retainer", r["contract"].customer.legal_name, r["contract"].name, r["contract"].get_type_display(), "hours",
                   _hours(r["included"]), _hours(r["used"]), _hours(r["left"]), r["percent"], "") for r in retainers]
-        return csv_response(f"consumption-{today}.csv", ["Kind", "Customer", "Contract", "Contract type", "Unit", "Size",
+        return csv_download(f"consumption-{today}.csv", ["Kind", "Customer", "Contract", "Contract type", "Unit", "Size",
                                                          "Used", "Left", "Percent used", "Alert threshold"], rows)
     return render(request, "reports/blocks.html", {"form": form, "balances": balances, "retainers": retainers, "month": month,
                                                    "today": today})
@@ -194,7 +192,7 @@ def renewals(request):
         rows = [(c.customer.legal_name, c.name, c.get_type_display(), c.end_date, c.days_left,
                  "yes" if c.auto_renew else "no", c.renewal_term_months if c.auto_renew else "", c.currency,
                  c.fee.amount if c.fee is not None else "") for c in contracts]
-        return csv_response(f"renewals-{today}.csv", ["Customer", "Contract", "Contract type", "End date", "Days left",
+        return csv_download(f"renewals-{today}.csv", ["Customer", "Contract", "Contract type", "End date", "Days left",
                                                       "Renews automatically", "Renewal term (months)", "Currency", "Fee"], rows)
     return render(request, "reports/renewals.html", {"form": form, "contracts": contracts, "today": today,
                                                      "within": data.get("within") or 90})

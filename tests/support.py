@@ -21,6 +21,11 @@ TENANTS = ("alpha", "beta")
 ROLES = ("owner", "billing_admin", "technician", "accountant")
 
 
+def body(response) -> bytes:
+    """What a response carries, whether streamed (CSV downloads, PDFs) or not."""
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
 def email_for(subdomain: str, role: str) -> str:
     return f"{role.replace('_', '-')}@{subdomain}.example"
 

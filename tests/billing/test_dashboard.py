@@ -21,6 +21,7 @@ from contracts.models import BlockLedgerEntry
 from invoices.models import Invoice, InvoiceLine
 from msp_billing.accounts.models import User
 from msp_billing.tenants.today import tenant_today
+from tests.support import body
 from tests.tickets.builders import block, catalogue, contract, customer, eur, rate_line, technician, ticket
 from tickets import services as ticket_services
 from tickets.models import Charge
@@ -90,7 +91,7 @@ def world(tenant):
 
 def _csv_rows(response) -> list[dict]:
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
-    return list(csv.DictReader(io.StringIO(response.content.decode())))
+    return list(csv.DictReader(io.StringIO(body(response).decode())))
 
 
 def _unbilled_widget_links(context) -> list[tuple[str, object]]:

@@ -20,6 +20,7 @@ from contracts.alerts import block_usage
 from contracts.models import BlockLedgerEntry, Contract
 from contracts.selectors import block_balances
 from msp_billing.tenants.today import tenant_today
+from tests.support import body
 from tests.tickets.builders import block, catalogue, contract, customer, rate_line, technician, ticket
 from tickets.models import TimeEntry
 
@@ -156,11 +157,11 @@ def test_the_contract_list_shows_the_balance_with_one_query_for_the_page(client_
 
 def test_the_contract_csv_carries_the_balance_as_plain_figures(client_for, hours, money):
     response = client_for("alpha", "accountant").get(reverse("contracts:list_csv"), {"type": "block_hours"})
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(body(response).decode())))
     assert [(r["Contract"], r["Block unit"], r["Block purchased"], r["Block used"], r["Block left"], r["Block expired"])
             for r in rows] == [("Gold Block", "hours", "40.00", "19.75", "17.75", "2.50")]
     response = client_for("alpha", "accountant").get(reverse("contracts:list_csv"), {"q": "Prepaid"})
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(body(response).decode())))
     assert [(r["Block unit"], r["Block purchased"], r["Block left"]) for r in rows] == [("EUR", "1000.00", "187.50")]
 
 

@@ -25,6 +25,7 @@ from invoices import services, urls as invoice_urls
 from invoices.models import AuditEvent, Invoice, Payment
 from invoices.pdf import invoice_pdf_ensure
 from msp_billing.urls_tenant import urlpatterns as tenant_patterns
+from tests.support import body
 from tests.invoices.builders import ISSUE_DAY, admin, customer, d, draft, issued, line, tax
 
 pytestmark = pytest.mark.django_db
@@ -44,10 +45,6 @@ def data(tenant):
 
 def ids(*invoices) -> dict:
     return {"invoice": [str(i.pk) for i in invoices]}
-
-
-def body(response) -> bytes:
-    return b"".join(response.streaming_content) if response.streaming else response.content
 
 
 def csv_rows(response) -> list[dict]:

@@ -16,7 +16,7 @@ from msp_billing.accounts.models import User
 from tests.proof.ids import foreign_keys, tables_for, words
 from tests.proof.populated import ids_by_table, populate_alpha
 from tests.proof.routes import SAMPLES, tenant_routes
-from tests.support import ROLES, email_for
+from tests.support import ROLES, body, email_for
 
 ID_ROUTES = [route for route in tenant_routes() if route.id_parameters]
 VISITOR = "visitor"
@@ -42,8 +42,7 @@ def _probe(client: Client, path: str):
 
 
 def body_of(response) -> str:
-    content = b"".join(response.streaming_content) if response.streaming else response.content
-    return content.decode(errors="replace")
+    return body(response).decode(errors="replace")
 
 
 def _id_values(route, ids: dict[str, list[int]]):

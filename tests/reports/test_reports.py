@@ -8,13 +8,14 @@ from decimal import Decimal
 
 from django.urls import reverse
 
+from tests.support import body
 from tests.billing.test_dashboard import world  # noqa: F401  (the shared fixture)
 
 
 def _csv(client, url: str) -> list[dict]:
     response = client.get(url + ("&" if "?" in url else "?") + "format=csv")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
-    return list(csv.DictReader(io.StringIO(response.content.decode())))
+    return list(csv.DictReader(io.StringIO(body(response).decode())))
 
 
 def test_the_index_links_every_report(client_for, world):
