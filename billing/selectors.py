@@ -13,7 +13,7 @@ from billing.readiness import periods_make_ready, ready_periods
 from billing.unbilled import AGE_BUCKETS, Figure, UnbilledFigures, saved_figures, unbilled_figures
 from contracts.models import Contract, Customer
 from contracts.notifications import unread_notification_count
-from contracts.selectors import BlockBalance, active_block_balances, contracts_ending
+from contracts.selectors import ActiveBlockBalance, active_block_balances, contracts_ending
 from invoices.models import Invoice, InvoiceLine
 from invoices.selectors import receivables_totals, revenue_by_month
 from msp_billing.charts import Chart, bar_chart
@@ -39,7 +39,7 @@ class Dashboard:
     unrouted_charges: int
     unread_notifications: int
     receivables: dict[str, tuple[Decimal, Decimal]]
-    blocks_low: list[BlockBalance]
+    blocks_low: list[ActiveBlockBalance]
     ending: list[Contract]
     ending_count: int
     batches: list[BillingBatch]

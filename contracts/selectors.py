@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, Max, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import Count, DecimalField, Max, OuterRef, Prefetch, QuerySet, Subquery, Value
+from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 
+from contracts.selectors_blocks import BlockBalance as BlockBalanceFigures
 from contracts.selectors_blocks import block_balance, block_balances  # noqa: F401 (one reading of block balances)
 from contracts.models import (
     BlockPurchase,
@@ -27,7 +28,6 @@ from contracts.models import (
     UsageRecord,
     WorkType,
 )
-from contracts.rules.blocks import Block, deduct_from_blocks
 
 # --- customers ----------------------------------------------------------------------------
 
@@ -161,20 +161,39 @@ def contract_for_update(*, contract_id: int) -> Contract:
 # --- block balances and renewals (dashboard and reports) --------------------------------------
 
 
-@dataclass
-class BlockBalance:
-    """What a Block contract has left on ``today`` over its usable blocks (as ``contracts.alerts``
-    measures it): minutes for Block Hours, money for Block Money."""
+@dataclass(frozen=True)
+class ActiveBlockBalance:
+    """An active Block contract with its balance (``contracts.selectors_blocks``), as the
+    dashboard and the consumption report list it: size and use of the usable blocks."""
 
     contract: Contract
-    size: int | Decimal
-    used: int | Decimal
-    threshold: int | None  # the lowest alert threshold, percent used
-    bought: bool = True  # False: no block bought yet (or every one expired): nothing to measure
+    balance: BlockBalanceFigures
+
+    @property
+    def bought(self) -> bool:
+        """False: no block bought yet (or every one expired): nothing to measure."""
+        return self.balance.usage is not None
+
+    @property
+    def is_money(self) -> bool:
+        return self.balance.money
+
+    @property
+    def size(self) -> int | Decimal:
+        return self.balance.usage.size if self.bought else self.balance._zero
+
+    @property
+    def used(self) -> int | Decimal:
+        return self.balance.usage.used if self.bought else self.balance._zero
 
     @property
     def remaining(self) -> int | Decimal:
         return self.size - self.used
+
+    @property
+    def threshold(self) -> int | None:
+        """The lowest alert threshold, percent used."""
+        return self.balance.low_threshold
 
     @property
     def percent_used(self) -> Decimal:
@@ -187,60 +206,17 @@ class BlockBalance:
         """The balance fell below the first alert threshold (used at least that percent)."""
         return self.bought and self.threshold is not None and self.percent_used >= self.threshold
 
-    @property
-    def is_money(self) -> bool:
-        return self.contract.type == Contract.Type.BLOCK_MONEY
 
-
-def active_block_balances(*, today: dt.date, customer: Customer | None = None) -> list[BlockBalance]:
-    """Every active Block contract's balance in two queries, whatever the number of blocks.
-
-    Usage is measured over the blocks the deduction rule would draw from today
-    (``contracts.rules.blocks``): bought by today, not expired unless the contract rolls
-    balances over, not used up; when every such block is used up, the newest counts as 100 %.
-    """
+def active_block_balances(*, today: dt.date, customer: Customer | None = None) -> list[ActiveBlockBalance]:
+    """Every active Block contract's balance in two queries, whatever the number of blocks,
+    most used first. Measured as ``contracts.selectors_blocks.block_balances`` measures it."""
     contracts = Contract.objects.filter(status=Contract.Status.ACTIVE, type__in=(Contract.Type.BLOCK_HOURS, Contract.Type.BLOCK_MONEY))
     if customer is not None:
         contracts = contracts.filter(customer=customer)
-    contracts = {c.pk: c for c in contracts.select_related("customer")}
-    purchases = (BlockPurchase.objects.filter(contract_id__in=contracts, purchased_on__lte=today)
-                 .annotate(used_minutes=Coalesce(Sum("ledger__minutes"), Value(0)),
-                           used_amount=Coalesce(Sum("ledger__amount"), Value(Decimal("0"))))
-                 .order_by("contract_id", "purchased_on", "id"))
-    by_contract: dict[int, list] = {pk: [] for pk in contracts}
-    for purchase in purchases:
-        by_contract[purchase.contract_id].append(purchase)
-    balances = []
-    for pk, bought in by_contract.items():
-        contract = contracts[pk]
-        money = contract.type == Contract.Type.BLOCK_MONEY
-        zero = Decimal("0") if money else 0
-        sizes = {p.pk: ((p.amount.amount if p.amount is not None else zero) if money else (p.minutes or 0)) for p in bought}
-        used = {p.pk: (Decimal(p.used_amount) if money else int(p.used_minutes)) for p in bought}
-        blocks = [Block(id=p.pk, purchased_on=p.purchased_on, expires_on=p.expires_on, balance=sizes[p.pk] - used[p.pk])
-                  for p in bought if sizes[p.pk] > 0]
-        usable = _usable(blocks, today=today, rollover=contract.rollover, zero=zero)
-        bought_any = True
-        if usable:
-            size, spent = sum((sizes[i] for i in usable), zero), sum((used[i] for i in usable), zero)
-        else:
-            one = Decimal("1") if money else 1
-            current = _usable([replace(b, balance=one) for b in blocks], today=today, rollover=contract.rollover, zero=zero)
-            if not current:
-                size = spent = zero  # no block bought (or all expired): nothing left
-                bought_any = False
-            else:
-                newest = max(current, key=lambda i: next((p.purchased_on, p.pk) for p in bought if p.pk == i))
-                size = spent = sizes[newest]
-        thresholds = [t for t in contract.thresholds() if t > 0]
-        balances.append(BlockBalance(contract=contract, size=size, used=spent, threshold=min(thresholds) if thresholds else None,
-                                     bought=bought_any))
+    contracts = list(contracts.select_related("customer"))
+    figures = block_balances(contracts=contracts, today=today)
+    balances = [ActiveBlockBalance(contract=contract, balance=figures[contract.pk]) for contract in contracts]
     return sorted(balances, key=lambda b: (-b.percent_used, b.contract.customer.legal_name, b.contract.name))
-
-
-def _usable(blocks: list[Block], *, today: dt.date, rollover: bool, zero) -> list[int]:
-    skipped = {s.block_id for s in deduct_from_blocks(blocks=blocks, amount=zero, on_date=today, rollover=rollover).skipped}
-    return [b.id for b in blocks if b.id not in skipped]
 
 
 def contracts_ending(*, today: dt.date, within_days: int = 90, customer: Customer | None = None,
