@@ -7,6 +7,8 @@ what would change data — a form that posts, a button outside a search form, an
 """
 from __future__ import annotations
 
+import re
+
 from collections import deque
 from html.parser import HTMLParser
 from urllib.parse import urldefrag, urlsplit
@@ -15,8 +17,10 @@ import pytest
 from django.urls import Resolver404, resolve
 
 # Pages whose only purpose is a change: a link to them is a button the accountant cannot use.
-WRITE_PAGE = ("create", "edit", "_add", "add_", "new", "delete", "void", "issue", "credit_note", "payment", "record",
-              "end", "generate", "user_edit", "import", "connect", "disconnect", "wizard")
+# Words of a URL name that make it a page that changes data (``contracts:rate_line_add``), matched
+# as whole words so that a read page such as ``reports:renewals`` is not taken for one.
+WRITE_PAGE = {"create", "edit", "add", "new", "delete", "void", "issue", "credit", "payment", "record", "end",
+              "generate", "import", "connect", "disconnect", "wizard"}
 LOGOUT = "/accounts/logout/"
 
 
@@ -59,8 +63,7 @@ def _route(path: str):
 
 
 def _write_page(match) -> bool:
-    name = match.url_name or ""
-    return any(part in name for part in WRITE_PAGE)
+    return bool(WRITE_PAGE & set(re.split(r"[_:-]", match.url_name or "")))
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +133,6 @@ def test_the_walk_reaches_every_area_an_accountant_may_read(accountant_walk):
         assert expected in views, f"the walk never reached {expected}"
 
 
-@pytest.mark.xfail(reason='the dashboard and reports links added since are not yet judged: "renewals" reads as a write page and the unbilled report link is shown where the accountant cannot open it', strict=False)
 def test_an_accountant_sees_no_control_that_would_change_data(accountant_walk):
     _, problems = accountant_walk
     assert problems == [], "\n".join(problems)
