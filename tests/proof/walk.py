@@ -13,8 +13,8 @@ from django.test import Client
 from django_tenants.utils import schema_context
 
 from msp_billing.accounts.models import User
-from tests.proof.ids import foreign_keys, tables_for, words
-from tests.proof.populated import ids_by_table, populate_alpha
+from tests.proof.ids import foreign_keys, model_of, tables_for, words
+from tests.proof.populated import ids_by_table, populate_alpha, tenant_models
 from tests.proof.routes import SAMPLES, tenant_routes
 from tests.support import ROLES, body, email_for
 
@@ -63,18 +63,38 @@ def _id_values(route, ids: dict[str, list[int]]):
         for value in dict.fromkeys(values[:10] + values[-10:]):
             combos = [{}]
             for parent in parents:
-                tables = tables_for(hints[parent])[:4]
+                # The tables the parameter's words name (a user's id is no batch's id), else the likeliest four.
+                tables = [t for t in tables_for(hints[parent])[:4] if words(model_of(t).__name__) & hints[parent]] \
+                    or tables_for(hints[parent])[:4]
                 linked = [(column, table) for column, table in keys.items() if table in tables]
                 if linked:
                     column, _ = linked[0]
                     with connection.cursor() as cursor:
                         cursor.execute(f'SELECT "{column}" FROM "alpha"."{child_table}" WHERE id = %s', [value])
                         choices = [cursor.fetchone()[0]]
+                elif link := _link_table(child_table, tables):
+                    # A table between the two (a batch's invoices): the parents this child is linked to.
+                    table, parent_column, child_column = link
+                    with connection.cursor() as cursor:
+                        cursor.execute(f'SELECT "{parent_column}" FROM "alpha"."{table}" WHERE "{child_column}" = %s LIMIT 3',
+                                       [value])
+                        choices = [row[0] for row in cursor.fetchall()] or [v for t in tables for v in ids.get(t, [])[:5]]
                 else:
                     choices = [v for table in tables for v in ids.get(table, [])[:5]]
                 combos = [{**combo, parent: choice} for combo in combos for choice in choices]
             for combo in combos:
                 yield {**fixed, **combo, child: value}
+
+
+def _link_table(child_table: str, parent_tables: list[str]) -> tuple[str, str, str] | None:
+    """(table, parent column, child column) of a table with foreign keys to the child and to one of the parents."""
+    for model in tenant_models():
+        keys = foreign_keys(model._meta.db_table)
+        child_columns = [column for column, table in keys.items() if table == child_table]
+        parent_columns = [column for column, table in keys.items() if table in parent_tables and table != child_table]
+        if child_columns and parent_columns:
+            return model._meta.db_table, parent_columns[0], child_columns[0]
+    return None
 
 
 @contextmanager
