@@ -20,6 +20,7 @@ from django.db.models import Q, Sum
 
 from contracts.alerts import block_alerts_check_all, hours_text, threshold_alerts_send
 from contracts.models import Contract, Notification
+from msp_billing.templatetags.formatting import money
 from tickets.models import TimeAllocation
 
 
@@ -40,7 +41,7 @@ def budget_alerts_check(*, contract: Contract) -> list[Notification]:
         if contract.budget_amount is not None and contract.budget_amount.amount > 0:
             measures.append(
                 ("amount", totals["amount"] or Decimal("0"), contract.budget_amount.amount,
-                 lambda value: f"{budget_currency} {Decimal(value):.2f}")
+                 lambda value: money(Decimal(value), budget_currency))
             )
         sent = []
         for measure, used, budget, show in measures:

@@ -55,6 +55,7 @@ from msp_billing.claims import AlreadyClaimed
 from msp_billing.money import line_amount
 from tickets.bulk import charges_claim, tickets_lock, time_entries_claim
 from tickets.models import Charge, TimeAllocation
+from msp_billing.templatetags.formatting import day as format_day
 
 ANOTHER_BATCH = "Nothing was billed: some of the selected items were billed by another batch a moment ago. Reload the page to see what is due now."
 NOTHING_DUE = "Nothing was billed: select at least one contract with items due."
@@ -248,7 +249,7 @@ def charge_line_input(charge: Charge) -> LineInput:
     taxable = contract.taxable and (charge.product.taxable if charge.product_id else True)
     where = f" — #{charge.ticket_id} {charge.ticket.title}" if charge.ticket_id else ""
     return LineInput(
-        description=f"{charge.description}{where}, {charge.date:%d %b %Y}", quantity=charge.quantity,
+        description=f"{charge.description}{where}, {format_day(charge.date)}", quantity=charge.quantity,
         unit_price=Decimal(unit.numerator) / Decimal(unit.denominator), amount=amount, taxable=taxable,
         source_kind=InvoiceLine.SourceKind.CHARGE, charge_id=charge.pk, contract_id=contract.pk,
         product_id=charge.product_id, detail={"ticket": charge.ticket_id, "expense": charge.is_expense},

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from billing import services
 from billing.models import BillingBatch, BillingSchedule
+from msp_billing.templatetags.formatting import day as format_day
 from msp_billing.tenants.models import Msp
 
 
@@ -52,7 +53,7 @@ def scheduled_run(*, now: dt.datetime | None = None) -> BillingBatch | None:
         if not selection.contract_ids:
             return None
         try:
-            batch = services.batch_run(name=f"Scheduled run {now:%B %Y}", cutoff=cutoff, selection=selection,
+            batch = services.batch_run(name=f"Scheduled run {format_day(now, 'yMMMM')}", cutoff=cutoff, selection=selection,
                                        consolidated=schedule.consolidated, acting_user=None,
                                        origin=BillingBatch.Origin.SCHEDULE, run_key=run_key)
         except ValidationError:

@@ -19,6 +19,7 @@ from invoices.models import Invoice
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
 from msp_billing.tenants.today import tenant_today
+from msp_billing.templatetags.formatting import day as format_day
 
 
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
@@ -62,7 +63,7 @@ def batch_new(request):
         return render(request, "billing/batch_new.html", {"filter_form": form, "rows": [], "run_form": RunForm()}, status=400)
     cutoff = filters["cutoff"]
     selection, status = None, 200
-    run_form = RunForm(request.POST or None, initial={"name": f"Billing to {cutoff:%d %b %Y}"})
+    run_form = RunForm(request.POST or None, initial={"name": f"Billing to {format_day(cutoff)}"})
     if request.method == "POST":
         try:
             selection = selection_from_post(request.POST)

@@ -34,6 +34,7 @@ from contracts.periods import term_end
 from contracts.selectors_blocks import BlockUsageNow, block_balance
 from contracts.services import block_audited
 from msp_billing.audit.services import audit_record
+from msp_billing.templatetags.formatting import day as format_day, money
 
 
 def block_usage(*, contract: Contract, today: dt.date) -> BlockUsageNow | None:
@@ -118,7 +119,7 @@ def _repurchase(*, contract: Contract, exhausted: BlockPurchase, today: dt.date)
         subject=f"New block bought automatically: {contract}",
         message=(
             f"{contract} used up its block, so a new block of {_quantity(contract, size)} "
-            f"was bought automatically on {today.isoformat()} for {exhausted.price.currency.code} {exhausted.price.amount:.2f}."
+            f"was bought automatically on {format_day(today)} for {money(exhausted.price.amount, exhausted.price.currency.code)}."
         ),
     )
     if notification is None:
@@ -140,5 +141,5 @@ def _repurchase(*, contract: Contract, exhausted: BlockPurchase, today: dt.date)
 
 def _quantity(contract: Contract, value: int | Decimal) -> str:
     if contract.type == Contract.Type.BLOCK_MONEY:
-        return f"{contract.currency} {Decimal(value):.2f}"
+        return money(Decimal(value), contract.currency)
     return hours_text(value)

@@ -41,6 +41,7 @@ from django.db import transaction
 from contracts.models import BlockPurchase, Contract, ContractPeriod, DeviceClass, DeviceCount, Milestone, RecurringServiceLine, UsageRecord
 from contracts.rules.proration import prorate_lines
 from msp_billing.money import allocate_exactly, round_money, round_unit_price
+from msp_billing.templatetags.formatting import day as format_day, day_range
 
 _ONE_DAY = dt.timedelta(days=1)
 
@@ -65,8 +66,8 @@ def _period_days(period: ContractPeriod) -> int:
 
 def _describe_range(start: dt.date, end: dt.date, period: ContractPeriod) -> str:
     if start == period.start and end == period.end:
-        return f"{start:%d %b %Y} – {end:%d %b %Y}"
-    return f"{start:%d %b} – {end:%d %b %Y} ({_days(start, end)}/{_period_days(period)} days)"
+        return day_range(start, end)
+    return f"{day_range(start, end)} ({_days(start, end)}/{_period_days(period)} days)"
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ def period_lines(*, period: ContractPeriod, terms: ContractTerms | None = None) 
     if contract.is_block:
         for block in [b for b in terms.blocks[contract.pk] if period.start <= b.purchased_on <= period.end]:
             size = f"{Decimal(block.minutes) / 60:.2f} hours" if block.minutes else f"{block.amount}"
-            lines.append(PeriodLine(kind="block", description=f"Block of {size} bought {block.purchased_on:%d %b %Y}",
+            lines.append(PeriodLine(kind="block", description=f"Block of {size} bought {format_day(block.purchased_on)}",
                                     quantity=Decimal(1), unit_price=block.price.amount, amount=round_money(block.price.amount, currency)))
 
     if kind == Contract.Type.PROJECT_ONE_TIME_FEE and contract.fee is not None:

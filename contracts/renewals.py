@@ -25,6 +25,7 @@ from contracts.models import Contract, Notification
 from contracts.notifications import notification_send_once
 from contracts.periods import contract_periods_generate, term_end
 from msp_billing.audit.services import audit_record
+from msp_billing.templatetags.formatting import day as format_day
 
 _ONE_DAY = dt.timedelta(days=1)
 
@@ -72,8 +73,8 @@ def contract_renewal_process(*, contract_id: int, today: dt.date) -> tuple[list[
             contract=contract,
             subject=f"Contract renewed: {contract}",
             message=(
-                f"{contract} reached its end date {_day(old_end)} and renewed automatically for "
-                f"{_months(contract.renewal_term_months)}: it now ends on {_day(contract.end_date)}."
+                f"{contract} reached its end date {format_day(old_end)} and renewed automatically for "
+                f"{_months(contract.renewal_term_months)}: it now ends on {format_day(contract.end_date)}."
             ),
         )
         if notification:
@@ -86,7 +87,7 @@ def contract_renewal_process(*, contract_id: int, today: dt.date) -> tuple[list[
         if contract.renewal_term_months:
             renewal = (
                 f"renews automatically for {_months(contract.renewal_term_months)}, to "
-                f"{_day(term_end(start=contract.end_date + _ONE_DAY, months=contract.renewal_term_months))}, "
+                f"{format_day(term_end(start=contract.end_date + _ONE_DAY, months=contract.renewal_term_months))}, "
                 "unless it is changed or cancelled before then."
             )
         else:
@@ -95,16 +96,12 @@ def contract_renewal_process(*, contract_id: int, today: dt.date) -> tuple[list[
             kind=Notification.Kind.RENEWAL,
             key=f"renewal:{contract.pk}:{contract.end_date.isoformat()}",
             contract=contract,
-            subject=f"Renewal notice: {contract} ends on {_day(contract.end_date)}",
-            message=f"{contract} ends on {_day(contract.end_date)} and {renewal}",
+            subject=f"Renewal notice: {contract} ends on {format_day(contract.end_date)}",
+            message=f"{contract} ends on {format_day(contract.end_date)} and {renewal}",
         )
         if notification:
             notices.append(notification)
     return notices, renewed
-
-
-def _day(day: dt.date) -> str:
-    return f"{day.day} {day:%b %Y}"
 
 
 def _months(months: int) -> str:

@@ -27,6 +27,7 @@ from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
 from msp_billing.csv_download import CHUNK, list_csv
 from msp_billing.validation import EARLIEST_DATE
+from msp_billing.templatetags.formatting import day as format_day
 
 manage = requires(Capability.MANAGE_BILLING)
 
@@ -106,7 +107,7 @@ class BulkPaymentForm(django_forms.Form):
         if date > tenant_today():
             raise django_forms.ValidationError("A payment cannot be dated in the future.")
         if date < EARLIEST_DATE:
-            raise django_forms.ValidationError(f"Enter a date between {EARLIEST_DATE:%d %b %Y} and today.")
+            raise django_forms.ValidationError(f"Enter a date between {format_day(EARLIEST_DATE)} and today.")
         return date
 
 

@@ -29,6 +29,7 @@ from msp_billing import crud
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.roles import Capability
 from msp_billing.csv_download import csv_download
+from msp_billing.templatetags.formatting import day as format_day
 
 billing = requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 
@@ -225,7 +226,7 @@ def invoice_issue(request, invoice_id: int):
         except ValidationError as error:
             form.add_service_errors(error)
         else:
-            messages.success(request, f"Issued as {issued.number}, due {issued.due_date:%d %b %Y}.")
+            messages.success(request, f"Issued as {issued.number}, due {format_day(issued.due_date)}.")
             return redirect("invoices:detail", invoice_id=invoice.pk)
     for message in _form_messages(form):
         messages.error(request, message)

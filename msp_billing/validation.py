@@ -27,6 +27,8 @@ from typing import Any
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from djmoney.money import Money
 
+from msp_billing.templatetags.formatting import day as format_day
+
 EARLIEST_DATE = dt.date(1900, 1, 1)
 LATEST_DATE = dt.date(2999, 12, 31)
 
@@ -73,7 +75,7 @@ def check_date(errors: Errors, field: str, value: Any, *, required: bool = True)
     if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
         errors.add(field, "Enter a date.")
     elif not EARLIEST_DATE <= value <= LATEST_DATE:
-        errors.add(field, f"Enter a date between {EARLIEST_DATE:%d %b %Y} and {LATEST_DATE:%d %b %Y}.")
+        errors.add(field, f"Enter a date between {format_day(EARLIEST_DATE)} and {format_day(LATEST_DATE)}.")
 
 
 def clean_decimal(errors: Errors, field: str, value: Any, *, currency: str | None = None, required: bool = True,

@@ -27,6 +27,7 @@ from msp_billing.tenants.today import current_msp
 from tickets.models import Charge, TechnicianProfile, Ticket, TimeAllocation, TimeEntry
 from tickets.routing import ENTRY_RELATED as _ENTRY_RELATED
 from tickets.routing import clear_routing, entry_route, route_entries
+from msp_billing.templatetags.formatting import day as format_day
 
 MAX_MINUTES_PER_ENTRY = 24 * 60
 LOCKED_HINT = "Open a new ticket for further work."
@@ -371,7 +372,7 @@ def time_entry_approve(*, entry_id: int, seen: str | None, acting_user, minutes:
         valid = contracts_valid_for(entry.ticket.customer, entry.date).exclude(type=Contract.Type.ONLINE_BACKUP)
         if not valid.filter(pk=contract.pk).exists():
             errors["contract"] = (f"“{contract.name}” cannot take this time: pick one of {entry.ticket.customer}'s "
-                                  f"(or its parent's) active contracts that bill time on {entry.date:%d %b %Y}.")
+                                  f"(or its parent's) active contracts that bill time on {format_day(entry.date)}.")
     if errors:
         raise ValidationError(errors)
 

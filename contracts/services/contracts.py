@@ -30,6 +30,7 @@ from contracts.services._common import (
 )
 from msp_billing.tenants.today import tenant_today
 from msp_billing.validation import Errors, check_date, clean_decimal, clean_text
+from msp_billing.templatetags.formatting import day as format_day
 
 
 @transaction.atomic
@@ -140,10 +141,10 @@ def _check_billed_periods(contract: Contract, *, before: Mapping[str, Any]) -> N
                 errors.add(name, f"This contract already has billed periods, so its {label} cannot change. "
                                  "End it and create a new contract for the new billing cycle.")
     if first is not None and contract.start_date > first.start:
-        errors.add("start_date", f"A period from {first.start:%d %b %Y} is already billed; "
+        errors.add("start_date", f"A period from {format_day(first.start)} is already billed; "
                                  "the contract cannot start later than that.")
     if last is not None and contract.end_date is not None and contract.end_date < last.end:
-        errors.add("end_date", f"A period up to {last.end:%d %b %Y} is already billed; "
+        errors.add("end_date", f"A period up to {format_day(last.end)} is already billed; "
                                "the contract cannot end earlier than that.")
     errors.raise_if_any()
 
@@ -192,7 +193,7 @@ def _contract_apply(contract: Contract, errors: Errors, data: Mapping[str, Any])
             errors.add("end_date", "The end date cannot be before the start date.")
         elif end is not None and end > add_years(start, MAX_CONTRACT_YEARS):
             errors.add("end_date", f"A contract runs at most {MAX_CONTRACT_YEARS} years: "
-                                   f"end it by {add_years(start, MAX_CONTRACT_YEARS):%d %b %Y}.")
+                                   f"end it by {format_day(add_years(start, MAX_CONTRACT_YEARS))}.")
 
     # Type-specific terms: the type's own fields are read, every other one is reset.
     own = CONTRACT_TYPE_FIELDS[contract_type]

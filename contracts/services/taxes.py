@@ -18,6 +18,7 @@ from contracts.services._common import (
     check_tax_codes,
 )
 from msp_billing.validation import Errors, check_date, clean_decimal, clean_text
+from msp_billing.templatetags.formatting import day as format_day
 
 # --- tax rates (versioned) ----------------------------------------------------------------
 
@@ -50,7 +51,7 @@ def tax_rate_new_version(*, tax_rate: TaxRate, name: str, percent: Decimal, comp
     latest = versions.first()
     if latest is not None and isinstance(effective_from, dt.date) and effective_from <= latest.effective_from:
         errors.add("effective_from", f"A new version must start after the latest one "
-                                     f"({latest.effective_from:%d %b %Y}); earlier versions never change.")
+                                     f"({format_day(latest.effective_from)}); earlier versions never change.")
     tax_rate_version = _tax_rate_build(errors, code=tax_rate.code, name=name, percent=percent, compound=compound,
                                        effective_from=effective_from)
     _save(tax_rate_version, conflict_field="effective_from",

@@ -36,6 +36,7 @@ from contracts.services._common import (
 )
 from msp_billing.tenants.today import tenant_today
 from msp_billing.validation import Errors, check_date, clean_decimal, clean_text
+from msp_billing.templatetags.formatting import day as format_day
 
 # --- contract terms: rate lines, service lines --------------------------------------------
 
@@ -112,7 +113,7 @@ def service_line_end(*, service_line: RecurringServiceLine, effective_to: dt.dat
     check_date(errors, "effective_to", effective_to)
     errors.raise_if_any()
     if effective_to < line.effective_from:
-        errors.add("effective_to", f"The line starts on {line.effective_from:%d %b %Y}; it cannot end before that.")
+        errors.add("effective_to", f"The line starts on {format_day(line.effective_from)}; it cannot end before that.")
     errors.raise_if_any()
     before = {"effective_to": line.effective_to}
     line.effective_to = effective_to
@@ -127,9 +128,9 @@ SERVICE_LINE_AUDITED = ("description", "product", "rate_item", "quantity", "unit
 
 def _check_within_contract(errors: Errors, contract: Contract, field: str, day: dt.date) -> None:
     if day < contract.start_date:
-        errors.add(field, f"The contract starts on {contract.start_date:%d %b %Y}; enter that date or later.")
+        errors.add(field, f"The contract starts on {format_day(contract.start_date)}; enter that date or later.")
     elif contract.end_date is not None and day > contract.end_date:
-        errors.add(field, f"The contract ends on {contract.end_date:%d %b %Y}; enter that date or earlier.")
+        errors.add(field, f"The contract ends on {format_day(contract.end_date)}; enter that date or earlier.")
 
 
 def _require_type(contract: Contract, *types: str, what: str) -> None:
@@ -296,7 +297,7 @@ def milestone_complete(*, milestone: Milestone, completed_on: dt.date, acting_us
     milestone = Milestone.objects.select_for_update().get(pk=milestone.pk)
     errors = Errors()
     if milestone.completed_on is not None:
-        errors.add(None, f"“{milestone.name}” was completed on {milestone.completed_on:%d %b %Y}.")
+        errors.add(None, f"“{milestone.name}” was completed on {format_day(milestone.completed_on)}.")
     check_date(errors, "completed_on", completed_on)
     errors.raise_if_any()
     if completed_on > tenant_today():

@@ -26,6 +26,7 @@ from msp_billing.tenants.today import tenant_today
 from msp_billing.validation import Errors as _Errors
 from msp_billing.validation import check_date as _check_date
 from msp_billing.validation import clean_text as _text
+from msp_billing.templatetags.formatting import day as format_day
 
 
 def void_refusal(invoice: Invoice) -> str | None:
@@ -143,7 +144,7 @@ def credit_note_create(
     _check_date(errors, "issue_date", issue_date)
     if not errors and issue_date < invoice.issue_date:
         errors.add("issue_date", f"A credit note cannot be dated before the invoice it credits "
-                                 f"({invoice.issue_date:%d %b %Y}).")
+                                 f"({format_day(invoice.issue_date)}).")
     errors.raise_if_any()
     creditable = {item.line.pk: item for item in creditable_lines(invoice)}
     currency = invoice.currency

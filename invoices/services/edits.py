@@ -19,6 +19,7 @@ from msp_billing.validation import Errors as _Errors
 from msp_billing.validation import check_date as _check_date
 from msp_billing.validation import clean_text as _text
 from msp_billing.validation import whole_number_in
+from msp_billing.templatetags.formatting import day as format_day
 
 
 def edit_refusal(invoice: Invoice) -> str | None:
@@ -86,7 +87,7 @@ def invoice_edit(
         else:
             _check_date(errors, "due_date", due_date)
             if not errors and due_date < invoice.issue_date:
-                errors.add("due_date", f"The due date cannot be before the issue date ({invoice.issue_date:%d %b %Y}).")
+                errors.add("due_date", f"The due date cannot be before the issue date ({format_day(invoice.issue_date)}).")
             elif not errors:
                 invoice.due_date = due_date
     errors.raise_if_any()

@@ -33,6 +33,7 @@ from msp_billing.tenants.today import tenant_today
 from msp_billing.validation import Errors as _Errors
 from msp_billing.validation import clean_text as _text
 from tickets.models import Charge, TimeAllocation
+from msp_billing.templatetags.formatting import day as format_day
 
 
 def _set_draft_tax_status(invoice: Invoice, customer: Customer, on: dt.date) -> None:
@@ -233,7 +234,7 @@ def _tax_specs(invoice: Invoice, codes: Iterable[str], *, tax_date: dt.date, fro
             rate = versions.get(code)
             if rate is None:
                 if TaxRate.objects.filter(code=code).exists():
-                    problems.append(f"tax {code} is not in effect yet on {tax_date:%d %b %Y}")
+                    problems.append(f"tax {code} is not in effect yet on {format_day(tax_date)}")
                 else:
                     problems.append(f"there is no tax with the code {code}")
                 continue

@@ -111,6 +111,12 @@ def day(value, length: str = "medium") -> str:
     return babel_dates.format_skeleton(length, value, locale=active_locale())
 
 
+def day_range(start: date, end: date) -> str:
+    """Two dates as one range in the locale's order, the shared month and year written once:
+    ``Mar 16 – 31, 2026`` (``16.–31.03.2026``); one date when both are the same day."""
+    return babel_dates.format_interval(start, end, skeleton="yMMMd", locale=active_locale())
+
+
 @register.filter
 def when(value, length: str = "medium") -> str:
     """A moment in the MSP's time zone, date and time in the locale's order: ``Dec 4, 2026, 3:05 PM``

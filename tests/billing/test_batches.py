@@ -291,7 +291,7 @@ def test_a_partial_period_over_two_device_classes_bills_the_fee_rounded_once(wor
     # classes rounded apart would lose). VAT 19 % per line: 12.65 + 29.52 = 42.17.
     assert [(line.description.split(",")[0], line.amount) for line in lines] == [
         ("Laptops: 3 devices", Decimal("66.58")), ("Workstations: 7 devices", Decimal("155.36"))]
-    assert "16 Mar – 31 Mar 2026 (16/31 days)" in lines[0].description
+    assert "16–31 Mar 2026 (16/31 days)" in lines[0].description
     assert (invoice.subtotal, invoice.tax_total, invoice.total) == (Decimal("221.94"), Decimal("42.17"), Decimal("264.11"))
     assert details.by_currency["EUR"]["total"] == Decimal("264.11")
 

@@ -32,7 +32,7 @@ def test_retainer_fee_prorated_for_a_partial_first_period(cust):
     p = period(c, *OCT, covered_start=dt.date(2026, 10, 16))
     # 430.00 × 16 / 31 = 221.935… → 221.94 (the worked example in docs/design.md).
     assert amounts(p) == [("fee", Decimal("221.94"))]
-    assert "16 Oct – 31 Oct 2026 (16/31 days)" in period_lines(period=p)[0].description
+    assert "16–31 Oct 2026 (16/31 days)" in period_lines(period=p)[0].description
 
 
 def test_recurring_service_lines_per_licence_prorated_from_their_start(cust):

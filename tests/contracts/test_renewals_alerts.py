@@ -212,7 +212,7 @@ def test_block_money_usage_is_measured_in_money(tenant, mail):
     use(block, amount="0.01")
     sent = mail.run(block_alerts_check, contract=contract, today=D(2026, 3, 1))
     assert [n.key for n in sent] == [f"block:{contract.pk}:{block.pk}:75"]
-    assert "(EUR 750.00 of EUR 1000.00)" in sent[0].message
+    assert "(€750.00 of €1,000.00)" in sent[0].message
 
 
 def test_usage_is_over_the_usable_blocks(tenant):
@@ -257,7 +257,7 @@ def test_auto_repurchase_buys_the_next_block_once(tenant, mail):
     assert (new.purchased_on, new.expires_on, new.minutes, new.price) == (today, D(2027, 3, 9), 600, eur("900.00"))
     assert sent[-1].message == (
         "Alerts AG — 10-hour block used up its block, so a new block of 10:00 hours was bought "
-        "automatically on 2026-03-10 for EUR 900.00."
+        "automatically on 10 Mar 2026 for €900.00."
     )
     assert mail.outbox[-1].subject == "New block bought automatically: Alerts AG — 10-hour block"
 
@@ -304,7 +304,7 @@ def test_project_budget_in_hours_and_money(tenant, mail):
         f"budget:{contract.pk}:amount:1000.00:90",
     ])
     assert {n.kind for n in sent} == {"budget_threshold"}
-    assert "has used 90 % of its budget (EUR 900.00 of EUR 1000.00)" in " ".join(n.message for n in sent)
+    assert "has used 90 % of its budget (€900.00 of €1,000.00)" in " ".join(n.message for n in sent)
     assert mail.run(budget_alerts_check, contract=contract) == []
     assert len(mail.outbox) == 3
 

@@ -10,7 +10,7 @@ from djmoney.money import Money
 
 from msp_billing.validation import Errors, check_date, clean_decimal, clean_text
 
-DATE_RANGE = "Enter a date between 01 Jan 1900 and 31 Dec 2999."
+DATE_RANGE = "Enter a date between Jan 1, 1900 and Dec 31, 2999."  # outside any MSP: en_US
 
 
 def date_messages(value, **options) -> list[str]:

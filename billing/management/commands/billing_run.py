@@ -17,6 +17,7 @@ from django_tenants.utils import tenant_context
 from billing import services
 from billing.management.commands._tenant import acting_user_from_option, msp_from_option
 from billing.models import BillingBatch
+from msp_billing.templatetags.formatting import day as format_day
 
 
 def _money(value: Decimal) -> str:
@@ -50,7 +51,7 @@ class Command(BaseCommand):
         with tenant_context(msp):
             user = acting_user_from_option(options.get("user"))
             selection = services.selection_everything_due(cutoff=cutoff)
-            name = options.get("name") or f"Billing to {cutoff:%d %b %Y}"
+            name = options.get("name") or f"Billing to {format_day(cutoff)}"
             try:
                 # A dry run is the real run, rolled back: it prints exactly what the run would bill.
                 with transaction.atomic():
