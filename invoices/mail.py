@@ -21,6 +21,7 @@ a worker (``register_email_delivery``).
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from django.utils import timezone
 
 from invoices import selectors
 from invoices.audit import audit_record
-from invoices.models import Invoice, InvoiceEmail, InvoiceSettings
+from invoices.models import Invoice, InvoiceEmail, InvoiceEmailJob, InvoiceSettings
 from invoices.pdf import pdf_is_stored, seller_name
 from msp_billing.templatetags.formatting import day, money
 
@@ -232,7 +233,28 @@ def _claim(email_id: int) -> bool:
     with transaction.atomic():
         return bool(InvoiceEmail.objects.filter(pk=email_id).filter(
             Q(status=InvoiceEmail.Status.QUEUED) | Q(status=InvoiceEmail.Status.FAILED))
-            .update(status=InvoiceEmail.Status.SENDING, error=""))
+            .update(status=InvoiceEmail.Status.SENDING, sending_since=timezone.now(), error=""))
+
+
+STOPPED_WHILE_SENDING = ("Sending stopped part-way (the mail worker stopped): the customer may or may not have "
+                         "received it. Check with them or send it again.")
+
+
+def invoice_emails_stale_fail(*, older_than: dt.timedelta) -> int:
+    """E-mails left "sending" for longer than ``older_than`` (their worker died between the claim
+    and the answer of the mail server) become failed with the reason, so the invoice list shows
+    them and Send or Resend can be used; their jobs count as finished. Returns how many."""
+    cutoff = timezone.now() - older_than
+    stale = InvoiceEmail.objects.filter(status=InvoiceEmail.Status.SENDING, sending_since__lt=cutoff)
+    job_ids = set(stale.exclude(job=None).values_list("job_id", flat=True))
+    count = stale.update(status=InvoiceEmail.Status.FAILED, error=STOPPED_WHILE_SENDING)
+    if job_ids:
+        (InvoiceEmailJob.objects.filter(pk__in=job_ids, finished_at__isnull=True)
+         .exclude(emails__status__in=(InvoiceEmail.Status.QUEUED, InvoiceEmail.Status.SENDING))
+         .update(finished_at=timezone.now()))
+    if count:
+        logger.warning("%s invoice e-mail(s) were left sending and are now marked failed", count)
+    return count
 
 
 def _finish(email: InvoiceEmail, *, error: str = "", pdf=None) -> InvoiceEmail:

@@ -414,6 +414,7 @@ class InvoiceEmail(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     requested_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    sending_since = models.DateTimeField(null=True, blank=True, help_text="When the row was last claimed for sending.")
     error = models.TextField(blank=True)
 
     class Meta:

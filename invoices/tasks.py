@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from invoices.delivery import email_job_run
 from invoices.mail import invoice_email_deliver as deliver_email
-from invoices.mail import invoice_email_refusal, invoice_email_send
+from invoices.mail import invoice_email_refusal, invoice_email_send, invoice_emails_stale_fail
 from invoices.models import Invoice
 from invoices.pdf import invoice_pdf_ensure, remove_stale_temporaries
 from invoices.selectors import current_pdf, invoices_needing_pdf
@@ -55,6 +55,12 @@ def invoice_pdfs_sweep(missing_for_seconds: int = 0, clean_temporaries: bool = T
         invoice_pdf_render.delay(invoice_id, version)
         count += 1
     return count
+
+
+@tenant_task
+def invoice_emails_stale_sweep() -> int:
+    """Mark failed the e-mails left "sending" by a worker that died (``invoices.mail.invoice_emails_stale_fail``)."""
+    return invoice_emails_stale_fail(older_than=dt.timedelta(seconds=settings.INVOICE_EMAIL_SENDING_STALE_SECONDS))
 
 
 @worker_ready.connect(weak=False)

@@ -253,6 +253,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 INVOICE_PDF_SWEEP_ON_WORKER_START = env.bool("INVOICE_PDF_SWEEP_ON_WORKER_START", default=True)
 INVOICE_PDF_MISSING_AFTER_SECONDS = env.int("INVOICE_PDF_MISSING_AFTER_SECONDS", default=5 * 60)
 INVOICE_PDF_REQUEUE_PAUSE_SECONDS = env.int("INVOICE_PDF_REQUEUE_PAUSE_SECONDS", default=20 * 60)
+# An e-mail still "sending" after this long lost its worker: it is marked failed, with the reason.
+INVOICE_EMAIL_SENDING_STALE_SECONDS = env.int("INVOICE_EMAIL_SENDING_STALE_SECONDS", default=15 * 60)
 
 
 def _every_tenant(task: str, schedule: timedelta, **task_kwargs) -> dict:
@@ -277,6 +279,7 @@ CELERY_BEAT_SCHEDULE = {
     "invoice-pdfs-missing-every-tenant": _every_tenant(
         "invoices.tasks.invoice_pdfs_sweep", timedelta(minutes=2),
         missing_for_seconds=INVOICE_PDF_MISSING_AFTER_SECONDS, clean_temporaries=False),
+    "invoice-emails-stale-every-tenant": _every_tenant("invoices.tasks.invoice_emails_stale_sweep", timedelta(minutes=5)),
     "accounting-failures-mail-every-tenant": _every_tenant("integrations.tasks.failures_notify_task", timedelta(hours=24)),
     # Exchange rates, then the benchmark: each MSP's roll-up and the platform's aggregates (public schema).
     "exchange-rates-daily": {"task": "msp_billing.fx.tasks.exchange_rates_load", "schedule": timedelta(hours=24)},

@@ -3,6 +3,8 @@ the job, what the customer receives, delivery states, the once-per-version rule,
 and tenant isolation. Billing contacts (to / cc) decide the recipients."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -155,6 +157,45 @@ def test_a_failure_is_shown_with_its_reason_and_resend_sends_again(alpha, smtp, 
     invoice_email_deliver(email_id=resent.pk)  # a retried task
     assert len(smtp) == 2 and smtp[1]["Subject"] == smtp[0]["Subject"]
     assert client_for("alpha", "accountant").post(reverse("invoices:email", args=[invoice.pk])).status_code == 403
+
+
+class WorkerKilled(BaseException):
+    """The worker process ending between the claim and the mail server's answer."""
+
+
+def test_an_email_left_sending_by_a_dead_worker_is_shown_failed_and_can_be_sent_again(
+        alpha, smtp, queued, settings, monkeypatch, django_capture_on_commit_callbacks, client_for):
+    from django.core.mail import EmailMessage
+    from django.utils import timezone
+
+    dead = issued(a_customer("Abbruch GmbH"), [line("Support", "1", "50")])
+    fresh = issued(a_customer("Frisch GmbH"), [line("Support", "1", "60")])
+    render(dead), render(fresh)
+    job = send([dead.pk, fresh.pk], django_capture_on_commit_callbacks, queued)
+    with monkeypatch.context() as patch:
+        patch.setattr(EmailMessage, "send", lambda self, *a, **k: (_ for _ in ()).throw(WorkerKilled()))
+        with pytest.raises(WorkerKilled):
+            delivery.email_job_run(job_id=job.pk)
+    stuck = InvoiceEmail.objects.get(invoice=dead)
+    assert stuck.status == "sending" and stuck.sending_since is not None and smtp == []
+    assert not delivery.email_job_progress(InvoiceEmailJob.objects.get(pk=job.pk)).finished
+
+    # Not yet stale: a slow server is left alone.
+    assert tasks.invoice_emails_stale_sweep() == 0
+    InvoiceEmail.objects.filter(pk=stuck.pk).update(
+        sending_since=timezone.now() - dt.timedelta(seconds=settings.INVOICE_EMAIL_SENDING_STALE_SECONDS + 60))
+    assert tasks.invoice_emails_stale_sweep() == 1
+    stuck.refresh_from_db()
+    assert stuck.status == "failed" and "may or may not have received it" in stuck.error
+    assert InvoiceEmail.objects.get(invoice=fresh).status == "queued"  # never claimed: the job sends it on retry
+
+    listing = client_for("alpha", "billing_admin").get(reverse("invoices:list")).content.decode()
+    assert 'data-email-state="failed"' in listing and "Sending stopped part-way" in listing
+    # Send again picks the failed version up; it goes out once.
+    job = send([dead.pk], django_capture_on_commit_callbacks, queued)
+    delivery.email_job_run(job_id=job.pk)
+    assert [str(m["To"]) for m in smtp] == ["ap@abbruch.example"]
+    assert InvoiceEmail.objects.get(pk=stuck.pk).status == "sent"
 
 
 def test_the_preview_page_and_send_from_a_batch_of_invoices(alpha, smtp, queued, client_for,
