@@ -24,6 +24,7 @@ from msp_billing.accounts.roles import Capability
 from msp_billing.charts import bar_chart
 from msp_billing.csv_download import csv_download
 from msp_billing.tenants.today import current_msp, tenant_today
+from reports.registry import REPORTS
 from tickets.models import TimeAllocation
 
 PER_PAGE = 100
@@ -35,7 +36,7 @@ def _wants_csv(request) -> bool:
 
 @requires(Capability.VIEW_BILLING)
 def index(request):
-    return render(request, "reports/index.html")
+    return render(request, "reports/index.html", {"more_reports": REPORTS})
 
 
 # --- unbilled work in progress ---------------------------------------------------------------

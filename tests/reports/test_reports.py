@@ -23,6 +23,10 @@ def test_the_index_links_every_report(client_for, world):
     for name in ("unbilled", "revenue", "blocks", "renewals"):
         assert reverse(f"reports:{name}") in html
     assert reverse("invoices:aging") in html and reverse("invoices:outstanding") in html
+    # The benchmark's reports are listed too, and open for the same reader.
+    for name in ("benchmark:home", "benchmark:profitability", "benchmark:utilisation"):
+        assert f'href="{reverse(name)}"' in html
+        assert client_for("alpha", "accountant").get(reverse(name)).status_code == 200
 
 
 def test_unbilled_list_filters_and_its_csv_is_the_page(client_for, world):
