@@ -171,6 +171,8 @@ def test_approve_and_post_makes_a_waiting_part_ready_to_deliver(client_for, worl
     part = world["part"]
     assert part.state == Charge.State.WAITING
     client = client_for("alpha", "billing_admin")
+    ticket_page = lambda: client.get(reverse("tickets:detail", args=[part.ticket_id])).content.decode()  # noqa: E731
+    assert 'data-charge-state="waiting"' in ticket_page() and "Waiting for approval" in ticket_page()
     page = client.get(reverse("billing:approval"))
     assert "Parts and expenses waiting for approval" in page.content.decode()
     accountant = client_for("alpha", "accountant")
@@ -179,6 +181,7 @@ def test_approve_and_post_makes_a_waiting_part_ready_to_deliver(client_for, worl
     assert response.status_code == 302
     part.refresh_from_db()
     assert part.state == Charge.State.READY and part.approved_by == world["admin"]
+    assert 'data-charge-state="ready"' in ticket_page()  # the ticket shows it too
     assert part.pk in set(ready_charges(cutoff=tenant_today()).values_list("pk", flat=True))
     again = client.post(reverse("billing:approval"), {"approve_charges": "1", "charge": part.pk})
     assert again.status_code == 409 and "already approved" in again.content.decode()
