@@ -89,6 +89,7 @@ class BillingSchedule(models.Model):
     time_of_day = models.TimeField(default="06:00")
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.DRAFTS)
     consolidated = models.BooleanField(default=False)
+    enabled_at = models.DateTimeField(null=True, blank=True, help_text="When the schedule was last turned on.")
 
     @classmethod
     def load(cls) -> "BillingSchedule":

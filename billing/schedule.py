@@ -35,15 +35,47 @@ def schedule_slot(schedule: BillingSchedule, now: dt.datetime) -> tuple[str, dt.
     return f"schedule:{now:%Y-%m}", due_at.date()
 
 
+def schedule_save(schedule: BillingSchedule, *, was_enabled: bool) -> BillingSchedule:
+    """Save the settings; turning the schedule on notes when (a run missed after that is caught up)."""
+    if schedule.enabled and not was_enabled:
+        schedule.enabled_at = timezone.now()
+    schedule.save()
+    return schedule
+
+
+def _missed_slot(schedule: BillingSchedule, now: dt.datetime) -> tuple[str, dt.date, dt.datetime] | None:
+    """Last month's run key, cut-off and local moment, when it was due while the schedule was on
+    but no run was made (nothing ran the check between its moment and the end of the month: beat
+    or the workers were down)."""
+    last_month = (now.replace(day=1) - dt.timedelta(days=1))
+    slot = schedule_slot(schedule, last_month.replace(day=28, hour=23, minute=59))
+    if slot is None or schedule.enabled_at is None:
+        return None
+    run_key, cutoff = slot
+    due_at = last_month.replace(day=cutoff.day, hour=schedule.time_of_day.hour, minute=schedule.time_of_day.minute,
+                                second=0, microsecond=0)
+    if schedule.enabled_at > due_at or BillingBatch.objects.filter(run_key=run_key).exists():
+        return None
+    return run_key, cutoff, last_month
+
+
 def scheduled_run(*, now: dt.datetime | None = None) -> BillingBatch | None:
-    """Run this month's batch if it is due and not yet made; return it (None: nothing to do)."""
+    """Run this month's batch if it is due and not yet made; return it (None: nothing to do).
+
+    Before this month's moment, last month's run is made if it was missed (``_missed_slot``),
+    with last month's cut-off: a month end is never skipped because nothing was running at
+    its moment."""
     schedule = BillingSchedule.load()
     if not schedule.enabled:
         return None
     now = now or _local_now()
     slot = schedule_slot(schedule, now)
     if slot is None:
-        return None
+        missed = _missed_slot(schedule, now)
+        if missed is None:
+            return None
+        run_key, cutoff, now = missed
+        slot = run_key, cutoff
     run_key, cutoff = slot
     existing = BillingBatch.objects.filter(run_key=run_key).first()
     if existing is not None:

@@ -12,6 +12,7 @@ from billing import selectors, services
 from billing.consequences import delete_consequences, draft_delete_consequences, generate_consequences
 from billing.models import BillingBatch, BillingSchedule
 from billing.due import issue_zero_invoices
+from billing.schedule import schedule_save
 from billing.wizard import (WizardFilterForm, contract_items, expanded_contracts, filter_fields, selection_from_post, wizard_rows,
                             wizard_summary)
 from contracts.models import Contract
@@ -249,9 +250,11 @@ class ScheduleForm(forms.ModelForm):
 @requires(Capability.MANAGE_SETTINGS)
 def schedule_settings(request):
     """Settings → Scheduled billing: the day, time (in the MSP's time zone) and mode of the monthly run."""
-    form = ScheduleForm(request.POST or None, instance=BillingSchedule.load())
+    schedule = BillingSchedule.load()
+    was_enabled = schedule.enabled
+    form = ScheduleForm(request.POST or None, instance=schedule)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        schedule_save(form.save(commit=False), was_enabled=was_enabled)
         messages.success(request, "Scheduled billing saved.")
         return redirect("billing:schedule")
     return render(request, "billing/schedule.html", {"form": form}, status=400 if form.errors else 200)

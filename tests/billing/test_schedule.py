@@ -50,6 +50,26 @@ def test_a_disabled_schedule_never_runs(schedule):
     assert scheduled_run(now=dt.datetime(2026, 3, 30, 12, 0, tzinfo=BERLIN)) is None
 
 
+def test_a_month_end_missed_while_nothing_ran_is_made_next_month(schedule):
+    schedule.enabled_at = dt.datetime(2026, 3, 1, tzinfo=BERLIN)
+    schedule.save()
+    # Beat and the workers were down from 27 March to 2 April: March's moment passed unseen.
+    batch = scheduled_run(now=dt.datetime(2026, 4, 2, 9, 0, tzinfo=BERLIN))
+    assert batch is not None and batch.run_key == "schedule:2026-03" and batch.cutoff == dt.date(2026, 3, 28)
+    assert batch.name == "Scheduled run March 2026"
+    assert Invoice.objects.filter(status="draft").count() == 3
+    # Made once; April's own run comes on its day.
+    assert scheduled_run(now=dt.datetime(2026, 4, 2, 10, 0, tzinfo=BERLIN)) is None
+    assert BillingBatch.objects.count() == 1
+
+
+def test_a_schedule_turned_on_after_last_months_moment_does_not_bill_that_month(schedule):
+    schedule.enabled_at = dt.datetime(2026, 3, 29, tzinfo=BERLIN)
+    schedule.save()
+    assert scheduled_run(now=dt.datetime(2026, 4, 2, 9, 0, tzinfo=BERLIN)) is None
+    assert not BillingBatch.objects.exists()
+
+
 def test_schedule_settings_page(client_for, world):  # noqa: F811
     owner = client_for("alpha", "owner")
     assert owner.get("/billing/schedule/").status_code == 200
@@ -57,6 +77,10 @@ def test_schedule_settings_page(client_for, world):  # noqa: F811
     assert response.status_code == 400 and "Pick a day from 1 to 28" in response.content.decode()
     assert owner.post("/billing/schedule/", {"enabled": "on", "day_of_month": "5", "time_of_day": "06:30", "mode": "issue"}).status_code == 302
     assert BillingSchedule.load().mode == "issue"
+    turned_on = BillingSchedule.load().enabled_at
+    assert turned_on is not None  # turning it on is noted; saving it again keeps the moment
+    assert owner.post("/billing/schedule/", {"enabled": "on", "day_of_month": "6", "time_of_day": "06:30", "mode": "issue"}).status_code == 302
+    assert BillingSchedule.load().enabled_at == turned_on
     assert client_for("alpha", "accountant").get("/billing/schedule/").status_code == 403
 
 
