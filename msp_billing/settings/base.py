@@ -253,6 +253,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 INVOICE_PDF_SWEEP_ON_WORKER_START = env.bool("INVOICE_PDF_SWEEP_ON_WORKER_START", default=True)
 INVOICE_PDF_MISSING_AFTER_SECONDS = env.int("INVOICE_PDF_MISSING_AFTER_SECONDS", default=5 * 60)
 INVOICE_PDF_REQUEUE_PAUSE_SECONDS = env.int("INVOICE_PDF_REQUEUE_PAUSE_SECONDS", default=20 * 60)
+# Invoices per PDF task when many are queued at once (sweep, month end): one query set and one transaction each.
+INVOICE_PDF_CHUNK = env.int("INVOICE_PDF_CHUNK", default=20)
 
 
 def _every_tenant(task: str, schedule: timedelta, **task_kwargs) -> dict:
