@@ -1,17 +1,24 @@
-"""PDFs for a 500-invoice batch: fanned out over Celery workers vs one process rendering one at a time.
+"""PDFs for a 500-invoice batch: our pipeline against WeasyPrint alone, and fanned out over Celery workers.
 
-Both sides do the same work per invoice — ``invoices.pdf.invoice_pdf_ensure``: load the
-invoice, one WeasyPrint call, write the file atomically, one transaction — on the same
-invoices in a scratch tenant. The baseline runs it in this process, one invoice after
-the other; the fan-out queues ``invoices.tasks.invoice_pdf_render`` for every invoice and
-lets BENCH_PDF_WORKERS worker processes (``--concurrency=1`` each, default 2) take them,
-timed from the first task queued until ``pdf_progress`` says all are done. The two sides
-alternate over BENCH_PDF_ROUNDS parts of the batch (default 5), so load from neighbours on
-a shared machine falls on both alike. Prints both throughputs, their ratio (goal ≥ 1.7×
-with 2 workers), the machine's own ceiling for that ratio (the same WeasyPrint call in
-plain processes, no database, no Celery) and the peak memory (VmHWM) of each worker
-process (goal ≤ 300 MB). Run: `make bench` (or `python -m bench pdf`); for a quick look:
-BENCH_PDF_INVOICES=20.
+Four sides render the same invoices in a scratch tenant, in alternating rounds over parts
+of the batch (BENCH_PDF_ROUNDS, default 5) so load from neighbours on a shared machine
+falls on all alike:
+
+* **WeasyPrint alone**: each invoice's HTML (made beforehand) to PDF bytes, with the same
+  FontConfiguration, stylesheets and URL fetcher the pipeline uses — the floor;
+* **one at a time**: ``invoices.pdf.invoice_pdf_ensure`` per invoice (what the task queued
+  by one invoice's change does): load, render, write atomically, one transaction;
+* **in chunks**: ``invoices.pdf.invoice_pdfs_ensure`` over chunks of ``INVOICE_PDF_CHUNK``
+  (what the sweep and a month end queue): one query set and one transaction per chunk;
+* **Celery fan-out**: ``invoices.tasks.queue_pdf_renders`` for the part, taken by
+  BENCH_PDF_WORKERS worker processes (``--concurrency=1`` each, default 2), timed from the
+  first task queued until ``pdf_progress`` says all are done.
+
+Prints each side's cost per invoice, the pipeline's ratio to WeasyPrint alone (goal ≤
+1.25×), the fan-out's ratio to the chunks in one process (goal ≥ 1.7× with 2 workers), the
+machine's own ceiling for that ratio (the same WeasyPrint call in plain processes, no
+database, no Celery) and the peak memory (VmHWM) of each worker process (goal ≤ 300 MB).
+Run: `make bench` (or `python -m bench pdf`); for a quick look: BENCH_PDF_INVOICES=20.
 """
 from __future__ import annotations
 
@@ -173,9 +180,9 @@ def main() -> None:
     from django_tenants.utils import schema_context
 
     from invoices import hooks, selectors
-    from invoices.models import Invoice, InvoiceLine, InvoicePdf
+    from invoices.models import InvoiceLine, InvoicePdf
     from invoices.pdf import CSS_DIR, invoice_html, invoice_pdf_ensure
-    from invoices.tasks import invoice_pdf_render, queue_pdf_render
+    from invoices.tasks import invoice_pdf_render, invoice_pdfs_render, pdf_chunks, queue_pdf_render
     from msp_billing.celery import app
 
     msp = fresh_msp(schema=SCHEMA, name="PDF benchmark")
@@ -190,7 +197,6 @@ def main() -> None:
             ids = _make_invoices(INVOICES, label="Batch")
             setup_seconds = time.perf_counter() - t0
             lines = InvoiceLine.objects.filter(invoice_id__in=ids).count()
-            versions = dict(Invoice.objects.filter(pk__in=ids).values_list("pk", "pdf_version"))
 
             workers = _start_workers(WORKERS, log_dir)
             _wait_for_workers(app, workers)
@@ -200,38 +206,66 @@ def main() -> None:
                 invoice_pdf_render.apply_async((invoice_id, 1), queue=QUEUE)
             _wait_done(warm_ids[:WORKERS], timeout=120)
 
-            def sequential(chunk: list[int]) -> float:
+            from weasyprint import HTML
+
+            from invoices.models import InvoiceSettings
+            from invoices.pdf import _weasyprint, invoice_pdfs_ensure, seller_details, stylesheets
+
+            branding, seller = InvoiceSettings.load(), seller_details()
+            font_config, url_fetcher = _weasyprint()
+            sheets_of_template = stylesheets(branding.pdf_template)
+            size = max(1, settings.INVOICE_PDF_CHUNK)
+            htmls = {document.pk: invoice_html(document, branding=branding, seller=seller)
+                     for document in selectors.invoice_documents().filter(pk__in=ids)}
+
+            def weasyprint_alone(chunk: list[int]) -> float:
+                start = time.perf_counter()
+                for invoice_id in chunk:
+                    HTML(string=htmls[invoice_id], url_fetcher=url_fetcher, media_type="print").write_pdf(
+                        stylesheets=sheets_of_template, font_config=font_config)
+                return time.perf_counter() - start
+
+            def one_at_a_time(chunk: list[int]) -> float:
                 start = time.perf_counter()
                 for invoice_id in chunk:
                     invoice_pdf_ensure(invoice_id=invoice_id)
                 return time.perf_counter() - start
 
+            def in_chunks(chunk: list[int]) -> float:
+                start = time.perf_counter()
+                for first in range(0, len(chunk), size):
+                    invoice_pdfs_ensure(invoice_ids=chunk[first:first + size])
+                return time.perf_counter() - start
+
             def fan_out(chunk: list[int]) -> float:
                 start = time.perf_counter()
-                for invoice_id in chunk:
-                    invoice_pdf_render.apply_async((invoice_id, versions[invoice_id]), queue=QUEUE)
+                queue_pdf_renders_on(chunk)
                 _wait_done(chunk, timeout=max(600, len(chunk) * 5))
                 return time.perf_counter() - start
 
-            # The machine is shared: both sides run in alternating rounds over parts of the batch,
-            # so a neighbour's load falls on both alike. Each side renders every invoice once.
+            def queue_pdf_renders_on(chunk: list[int]) -> None:  # as queue_pdf_renders, on the benchmark's queue
+                for part in pdf_chunks(chunk):
+                    invoice_pdfs_render.apply_async((part,), queue=QUEUE)
+
+            # The machine is shared: the sides run in alternating rounds over parts of the batch,
+            # so a neighbour's load falls on all alike. Each side renders every invoice once.
             rounds = max(1, min(ROUNDS, INVOICES))
             chunks = [ids[index::rounds] for index in range(rounds)]
-            sequential_seconds = fanout_seconds = 0.0
+            sides = [weasyprint_alone, one_at_a_time, in_chunks, fan_out]
+            seconds_of = dict.fromkeys(sides, 0.0)
             sizes: list[int] = []
             pages = 0
             for number, chunk in enumerate(chunks):
-                for side in ((sequential, fan_out) if number % 2 == 0 else (fan_out, sequential)):
-                    seconds = side(chunk)
-                    if side is sequential:
-                        sequential_seconds += seconds
-                    else:
-                        fanout_seconds += seconds
-                    if side is sequential and number == 0:
+                for side in (sides if number % 2 == 0 else sides[::-1]):
+                    seconds_of[side] += side(chunk)
+                    if side is in_chunks and number == 0:
                         done = InvoicePdf.objects.filter(invoice_id__in=chunk, is_current=True)
                         sizes = list(done.values_list("size", flat=True))
                         pages = _pages(done)
-                    _clear_pdfs(chunk)
+                    if side is not weasyprint_alone:
+                        _clear_pdfs(chunk)
+            sequential_seconds = seconds_of[in_chunks]
+            fanout_seconds = seconds_of[fan_out]
             sequential_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             peaks = [(worker.pid, max(vm_hwm_mb(pid) for pid in _process_tree(worker.pid))) for worker in workers]
             stop_process_groups(workers)
@@ -250,11 +284,19 @@ def main() -> None:
         average_pages = f"{pages / len(sizes):.1f}" if pages and sizes else "?"
         print(f"  batch: {INVOICES} issued invoices, {lines} lines, {average_pages} pages and {average_kb:.0f} KB per PDF "
               f"on average; {rounds} alternating rounds; {os.cpu_count()} CPUs (setup {setup_seconds:.1f} s)")
-        print(f"  sequential (1 process, one WeasyPrint call at a time): {sequential_seconds:8.2f} s  "
-              f"{sequential_rate:8.1f} invoices/s")
-        print(f"  Celery fan-out ({WORKERS} workers × concurrency 1):       {fanout_seconds:8.2f} s  "
-              f"{fanout_rate:8.1f} invoices/s")
-        print(f"  ratio fan-out / sequential: {ratio:.2f}×  (goal ≥ 1.7× with 2 workers: "
+        alone_ms = seconds_of[weasyprint_alone] / INVOICES * 1000
+        for side, label in ((weasyprint_alone, "WeasyPrint alone (same HTML, same fonts and CSS)"),
+                            (one_at_a_time, "pipeline, one invoice at a time"),
+                            (in_chunks, f"pipeline, chunks of {size}"),
+                            (fan_out, f"Celery fan-out, chunks of ≤ {size}, {WORKERS} workers")):
+            per_invoice = seconds_of[side] / INVOICES * 1000
+            wall = "" if side is not fan_out else "  (wall clock over all workers)"
+            print(f"  {label:<52} {seconds_of[side]:8.2f} s  {INVOICES / seconds_of[side]:7.1f} invoices/s  "
+                  f"{per_invoice:7.1f} ms/invoice  = {per_invoice / alone_ms:5.2f}× WeasyPrint{wall}")
+        chunk_ratio = seconds_of[in_chunks] / seconds_of[weasyprint_alone]
+        print(f"  ratio pipeline in chunks / WeasyPrint alone: {chunk_ratio:.2f}×  (goal ≤ 1.25×: "
+              f"{'met' if chunk_ratio <= 1.25 else 'NOT met'})")
+        print(f"  ratio fan-out / chunks in one process: {ratio:.2f}×  (goal ≥ 1.7× with 2 workers: "
               f"{'met' if ratio >= 1.7 else 'NOT met'})")
         print(f"  machine ceiling (one invoice's HTML in plain processes, no database, no Celery): 1 process "
               f"{alone:.1f}/s, {WORKERS} at once {together:.1f}/s = {ceiling:.2f}×")

@@ -31,7 +31,9 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -219,36 +221,38 @@ def invoice_sections(invoice: Invoice) -> list[Section]:
     return [section for section in sections.values() if section.rows]
 
 
-def seller_name() -> str:
+def seller_details() -> tuple[str, str]:
+    """(name, postal address) of the MSP printing: from the active tenant, else one query."""
     tenant = getattr(connection, "tenant", None)
-    name = getattr(tenant, "name", None)
-    if not name:
-        from msp_billing.tenants.models import Msp
+    if getattr(tenant, "name", None) and hasattr(tenant, "address"):
+        return tenant.name, tenant.address
+    from msp_billing.tenants.models import Msp
 
-        name = Msp.objects.filter(schema_name=connection.schema_name).values_list("name", flat=True).first() or ""
-    return name
+    row = Msp.objects.filter(schema_name=connection.schema_name).values_list("name", "address").first()
+    name, address = row or ("", "")
+    return getattr(tenant, "name", None) or name or "", address or ""
+
+
+def seller_name() -> str:
+    return seller_details()[0]
 
 
 def seller_address() -> str:
     """The MSP's postal address (Settings), printed under its name."""
-    tenant = getattr(connection, "tenant", None)
-    if hasattr(tenant, "address"):
-        return tenant.address
-    from msp_billing.tenants.models import Msp
-
-    return Msp.objects.filter(schema_name=connection.schema_name).values_list("address", flat=True).first() or ""
+    return seller_details()[1]
 
 
 def invoice_document_context(invoice: Invoice, *, branding: InvoiceSettings | None = None,
-                             for_print: bool = False) -> dict[str, Any]:
+                             for_print: bool = False, seller: tuple[str, str] | None = None) -> dict[str, Any]:
     branding = branding or InvoiceSettings.load()
+    seller_name_, seller_address_ = seller or seller_details()
     draft = invoice.status == Invoice.Status.DRAFT
     customer = invoice.customer
     return {
         "invoice": invoice,
         "title": "Credit note" if invoice.is_credit_note else "Invoice",
-        "seller_name": seller_name(),
-        "seller_address": seller_address(),
+        "seller_name": seller_name_,
+        "seller_address": seller_address_,
         "bill_to": {
             "name": customer.legal_name if draft else invoice.customer_name,
             "address": customer.address if draft else invoice.customer_address,
@@ -269,20 +273,21 @@ def invoice_document_context(invoice: Invoice, *, branding: InvoiceSettings | No
 
 
 def invoice_html(invoice: Invoice, *, branding: InvoiceSettings | None = None, for_print: bool = False,
-                 request=None) -> str:
+                 request=None, seller: tuple[str, str] | None = None) -> str:
     """The invoice as an HTML document in the MSP's template (the PDF's source, and the print page)."""
-    context = invoice_document_context(invoice, branding=branding, for_print=for_print)
+    context = invoice_document_context(invoice, branding=branding, for_print=for_print, seller=seller)
     return render_to_string(f"invoices/pdf/{context['template_name']}.html", context, request=request)
 
 
-def render_invoice_pdf(invoice: Invoice, *, branding: InvoiceSettings | None = None) -> bytes:
+def render_invoice_pdf(invoice: Invoice, *, branding: InvoiceSettings | None = None,
+                       seller: tuple[str, str] | None = None) -> bytes:
     """The PDF bytes of ``invoice`` (load it with ``selectors.invoice_document`` to save queries)."""
     font_config, url_fetcher = _weasyprint()
     from weasyprint import HTML
 
     branding = branding or InvoiceSettings.load()
     template = branding.pdf_template if branding.pdf_template in TEMPLATES else TEMPLATES[0]
-    html = invoice_html(invoice, branding=branding)
+    html = invoice_html(invoice, branding=branding, seller=seller)
     document = HTML(string=html, url_fetcher=url_fetcher, media_type="print")
     return document.write_pdf(stylesheets=stylesheets(template), font_config=font_config)
 
@@ -297,7 +302,7 @@ def _test_delay() -> None:
         time.sleep(float(delay))
 
 
-def _write_atomically(name: str, content: bytes) -> None:
+def _write_atomically(name: str, content: bytes, *, sweep: bool = True) -> None:
     """Write ``content`` under storage ``name``: a temporary file in the same folder, then one rename."""
     path = Path(default_storage.path(name))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -323,7 +328,8 @@ def _write_atomically(name: str, content: bytes) -> None:
             os.close(folder)
     except OSError:  # pragma: no cover — not every file system syncs folders
         pass
-    _remove_stale_temporaries(path.parent)
+    if sweep:
+        _remove_stale_temporaries(path.parent)
 
 
 def remove_stale_temporaries() -> None:
@@ -365,47 +371,125 @@ def invoice_pdf_ensure(*, invoice_id: int, version: int | None = None) -> Invoic
     None for a draft or an invoice that no longer exists. Safe to run twice, or
     concurrently: the second run finds the PDF and does nothing.
     """
-    invoice = Invoice.objects.filter(pk=invoice_id).only("pk", "status", "pdf_version").first()
-    if invoice is None or invoice.status == Invoice.Status.DRAFT:
-        return None
-    target = invoice.pdf_version
-    if version is not None and version > target:
-        logger.warning("PDF of invoice %s asked for version %s, but it is at %s", invoice_id, version, target)
-    existing = InvoicePdf.objects.filter(invoice_id=invoice_id, version=target).first()
-    if existing is not None and existing.is_current and pdf_is_stored(existing):
-        return existing  # already rendered: a repeated or late task is a no-op
+    if version is not None:
+        current = Invoice.objects.filter(pk=invoice_id).values_list("pdf_version", flat=True).first()
+        if current is not None and version > current:
+            logger.warning("PDF of invoice %s asked for version %s, but it is at %s", invoice_id, version, current)
+    return invoice_pdfs_ensure(invoice_ids=[invoice_id]).get(invoice_id)
 
-    document = selectors.invoice_document(invoice_id=invoice_id)
-    if document.pdf_version != target:
-        return invoice_pdf_ensure(invoice_id=invoice_id)  # changed meanwhile: render the newer version
+
+@dataclass
+class _Rendered:
+    invoice_id: int
+    version: int
+    name: str
+    size: int
+    sha256: str
+
+
+def _current_pdfs(targets: dict[int, int]) -> dict[int, InvoicePdf]:
+    """The stored current PDF of each invoice's target version (one query, one ``exists`` per file)."""
+    found = InvoicePdf.objects.filter(invoice_id__in=list(targets), is_current=True)
+    return {pdf.invoice_id: pdf for pdf in found if pdf.version == targets[pdf.invoice_id] and pdf_is_stored(pdf)}
+
+
+def invoice_pdfs_ensure(*, invoice_ids: Iterable[int]) -> dict[int, InvoicePdf | None]:
+    """``invoice_pdf_ensure`` for a chunk of invoices at once: {invoice id: its current PDF, or None}.
+
+    What is ours per invoice is paid once per chunk: the invoices, their lines, taxes and
+    customers in one query set, branding and seller once, and the rows of every rendered
+    PDF stored in one transaction (a few statements, whatever the chunk's size). Each PDF is
+    still written atomically before that transaction, and each invoice still gets exactly
+    one current PDF of its current version: an invoice edited while the chunk rendered
+    keeps no copy (its edit queued its own render), a version another run stored first
+    keeps that run's copy. An invoice whose render fails is left without its PDF (the
+    sweep queues it again); the others are stored, then the first failure is raised.
+    """
+    ids = sorted({int(pk) for pk in invoice_ids})
+    result: dict[int, InvoicePdf | None] = dict.fromkeys(ids)
+    targets = {pk: version for pk, status, version in Invoice.objects.filter(pk__in=ids)
+               .values_list("pk", "status", "pdf_version") if status != Invoice.Status.DRAFT}
+    if not targets:
+        return result
+    existing = _current_pdfs(targets)  # already rendered: a repeated or late task is a no-op
+    result.update(existing)
+    todo = [pk for pk in targets if pk not in existing]
+    if not todo:
+        return result
+
     branding = InvoiceSettings.load()
-    content = render_invoice_pdf(document, branding=branding)
-    name = invoice_pdf_name(document, target)
-    _write_atomically(name, content)
+    seller = seller_details()
+    rendered: list[_Rendered] = []
+    failures: list[BaseException] = []
+    for document in selectors.invoice_documents().filter(pk__in=todo).order_by("pk"):
+        if document.status == Invoice.Status.DRAFT:
+            continue
+        try:
+            content = render_invoice_pdf(document, branding=branding, seller=seller)
+        except Exception as error:  # noqa: BLE001 — one broken invoice does not cost the chunk its PDFs
+            logger.exception("PDF of invoice %s could not be rendered", document.pk)
+            failures.append(error)
+            continue
+        name = invoice_pdf_name(document, document.pdf_version)  # the version rendered: the current one
+        _write_atomically(name, content, sweep=False)
+        rendered.append(_Rendered(document.pk, document.pdf_version, name, len(content),
+                                  hashlib.sha256(content).hexdigest()))
+    for folder in {Path(default_storage.path(item.name)).parent for item in rendered}:
+        _remove_stale_temporaries(folder)
 
     try:
-        with transaction.atomic():
-            locked = Invoice.objects.select_for_update().only("pk", "status", "pdf_version").get(pk=invoice_id)
-            if locked.pdf_version != target or locked.status == Invoice.Status.DRAFT:
-                # Edited while we rendered: this copy is already out of date; the edit queued its own render.
-                transaction.on_commit(lambda: _delete_file(name))
-                return None
-            row = InvoicePdf.objects.select_for_update().filter(invoice_id=invoice_id, version=target).first()
-            if row is not None and pdf_is_stored(row):
-                transaction.on_commit(lambda: _delete_file(name))  # a concurrent run got there first
-            else:
-                stale_name = row.file.name if row is not None else ""
-                row = row or InvoicePdf(invoice_id=invoice_id, version=target)
-                row.file.name = name
-                row.size = len(content)
-                row.sha256 = hashlib.sha256(content).hexdigest()
-                row.template = branding.pdf_template
-                if stale_name:
-                    transaction.on_commit(lambda: _delete_file(stale_name))
-            InvoicePdf.objects.filter(invoice_id=invoice_id, is_current=True).exclude(pk=row.pk).update(is_current=False)
-            row.is_current = True
-            row.save()
+        result.update(_store_rendered(rendered, template=branding.pdf_template))
     except Exception:
-        _delete_file(name)  # the transaction rolled back: nothing refers to it
+        for item in rendered:
+            _delete_file(item.name)  # the transaction rolled back: nothing refers to them
         raise
-    return row
+    if failures:
+        raise failures[0]
+    return result
+
+
+def _store_rendered(rendered: list[_Rendered], *, template: str) -> dict[int, InvoicePdf | None]:
+    """One transaction for the rows of a chunk's new files, holding the invoices' row locks."""
+    if not rendered:
+        return {}
+    stored: dict[int, InvoicePdf | None] = {}
+    with transaction.atomic():
+        ids = [item.invoice_id for item in rendered]
+        locked = {pk: (status, version) for pk, status, version in Invoice.objects.select_for_update()
+                  .filter(pk__in=ids).order_by("pk").values_list("pk", "status", "pdf_version")}
+        rows = {(row.invoice_id, row.version): row for row in InvoicePdf.objects.select_for_update()
+                .filter(invoice_id__in=ids).order_by("pk")}
+        kept: list[InvoicePdf] = []
+        created: list[InvoicePdf] = []
+        for item in rendered:
+            status, version = locked.get(item.invoice_id, (None, None))
+            if version != item.version or status in (None, Invoice.Status.DRAFT):
+                # Edited (or gone) while we rendered: this copy is already out of date; the edit queued its own render.
+                transaction.on_commit(partial(_delete_file, item.name))
+                stored[item.invoice_id] = None
+                continue
+            row = rows.get((item.invoice_id, item.version))
+            if row is not None and pdf_is_stored(row):
+                transaction.on_commit(partial(_delete_file, item.name))  # a concurrent run got there first
+                kept.append(row)
+            elif row is not None:  # its row lost its file: this copy takes its place
+                if row.file.name:
+                    transaction.on_commit(partial(_delete_file, row.file.name))
+                row.file.name, row.size, row.sha256, row.template = item.name, item.size, item.sha256, template
+                kept.append(row)
+            else:
+                row = InvoicePdf(invoice_id=item.invoice_id, version=item.version, file=item.name, size=item.size,
+                                 sha256=item.sha256, template=template, is_current=True)
+                created.append(row)
+            stored[item.invoice_id] = row
+        winners = [row.invoice_id for row in (*kept, *created)]
+        if winners:
+            InvoicePdf.objects.filter(invoice_id__in=winners, is_current=True) \
+                .exclude(pk__in=[row.pk for row in kept]).update(is_current=False)
+        if kept:
+            for row in kept:
+                row.is_current = True
+            InvoicePdf.objects.bulk_update(kept, ["file", "size", "sha256", "template", "is_current"])
+        if created:
+            InvoicePdf.objects.bulk_create(created)
+    return stored

@@ -272,15 +272,23 @@ def current_pdf(invoice: Invoice) -> InvoicePdf | None:
     return InvoicePdf.objects.filter(invoice=invoice, is_current=True, version=invoice.pdf_version).first()
 
 
-def invoice_document(*, invoice_id: int) -> Invoice:
-    """One invoice with everything its PDF prints: lines with their taxes and sources (tickets, time, charges)."""
+def invoice_documents() -> QuerySet[Invoice]:
+    """Invoices with everything their PDFs print: lines with their taxes and sources (tickets, time, charges).
+
+    Filter it to any number of invoices: the lines and their taxes come in one query each,
+    however many invoices (three queries in all)."""
     return Invoice.objects.select_related("customer", "credited_invoice").prefetch_related(
         Prefetch("lines", queryset=InvoiceLine.objects.select_related(
             "time_allocation__entry__ticket", "time_allocation__entry__technician", "time_allocation__entry__work_type",
             "charge__ticket", "charge__product", "contract_period", "contract", "product", "rate_item",
         ).prefetch_related(Prefetch("taxes", queryset=InvoiceLineTax.objects.order_by("sort_order", "id")))
             .order_by("sort_order", "id")),
-    ).get(pk=invoice_id)
+    )
+
+
+def invoice_document(*, invoice_id: int) -> Invoice:
+    """One invoice with everything its PDF prints (``invoice_documents``)."""
+    return invoice_documents().get(pk=invoice_id)
 
 
 def invoice_emails(invoice: Invoice) -> QuerySet[InvoiceEmail]:

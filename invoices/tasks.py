@@ -19,7 +19,7 @@ from invoices.delivery import email_job_run
 from invoices.mail import invoice_email_deliver as deliver_email
 from invoices.mail import invoice_email_refusal, invoice_email_send, invoice_emails_stale_fail
 from invoices.models import Invoice
-from invoices.pdf import invoice_pdf_ensure, remove_stale_temporaries
+from invoices.pdf import invoice_pdf_ensure, invoice_pdfs_ensure, remove_stale_temporaries
 from invoices.selectors import current_pdf, invoices_needing_pdf
 from msp_billing.tasks import tenant_task
 
@@ -30,6 +30,31 @@ def invoice_pdf_render(invoice_id: int, version: int | None = None) -> int | Non
     """Render the current PDF of ``invoice_id`` unless it exists; returns the version it has (None: no PDF)."""
     pdf = invoice_pdf_ensure(invoice_id=invoice_id, version=version)
     return pdf.version if pdf is not None else None
+
+
+@tenant_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError,), retry_backoff=True,
+             max_retries=5, ignore_result=True)
+def invoice_pdfs_render(invoice_ids: list[int]) -> int:
+    """Render the current PDFs of a chunk of invoices (``invoice_pdfs_ensure``); returns how many have theirs."""
+    return sum(1 for pdf in invoice_pdfs_ensure(invoice_ids=invoice_ids).values() if pdf is not None)
+
+
+# A few invoices still go out as several tasks, so that every worker gets its share.
+PDF_TASKS_AT_LEAST = 8
+
+
+def pdf_chunks(invoice_ids: list[int]) -> list[list[int]]:
+    """``invoice_ids`` in chunks of at most ``INVOICE_PDF_CHUNK``, and in at least ``PDF_TASKS_AT_LEAST`` when there are as many."""
+    size = max(1, min(settings.INVOICE_PDF_CHUNK, -(-len(invoice_ids) // PDF_TASKS_AT_LEAST)))
+    return [invoice_ids[start:start + size] for start in range(0, len(invoice_ids), size)]
+
+
+def queue_pdf_renders(invoice_ids: list[int]) -> int:
+    """Queue renders of many invoices, one task per chunk (``pdf_chunks``); returns the tasks queued."""
+    chunks = pdf_chunks(list(invoice_ids))
+    for chunk in chunks:
+        invoice_pdfs_render.delay(chunk)
+    return len(chunks)
 
 
 @tenant_task
@@ -47,14 +72,14 @@ def invoice_pdfs_sweep(missing_for_seconds: int = 0, clean_temporaries: bool = T
     needing = invoices_needing_pdf()
     if missing_for_seconds:
         needing = needing.filter(updated_at__lte=timezone.now() - dt.timedelta(seconds=missing_for_seconds))
-    count = 0
+    queued = []
     for invoice_id, version in needing.values_list("pk", "pdf_version").iterator():
         if missing_for_seconds and not cache.add(f"invoice-pdf-requeued:{invoice_id}:{version}", True,
                                                  timeout=settings.INVOICE_PDF_REQUEUE_PAUSE_SECONDS):
             continue
-        invoice_pdf_render.delay(invoice_id, version)
-        count += 1
-    return count
+        queued.append(invoice_id)
+    queue_pdf_renders(queued)
+    return len(queued)
 
 
 @tenant_task

@@ -85,6 +85,47 @@ class RoutingContext:
     def __init__(self) -> None:
         self._by_customer: dict[int, list[ContractTerms]] = {}
         self._terms: dict[int, ContractTerms] = {}
+        # Resolved once per pass, not once per entry: what does not change from entry to entry.
+        self._candidates: dict[tuple, ContractCandidate] = {}
+        self._rates: dict[tuple, RateResolution] = {}
+        self._amounts: dict[tuple, Decimal] = {}
+        self._rate_dates: dict[int | None, list[dt.date]] = {}
+
+    def candidate(self, terms: ContractTerms, entry: TimeEntry, *, forced: bool, fallback_id: int | None) -> ContractCandidate:
+        """The contract as routing sees it for ``entry``. Only a block's balance and a retainer's
+        included hours change as entries are routed; every other contract's candidate is the
+        same for all entries, so it is made once per (contract, forced, fallback)."""
+        c = terms.contract
+        if c.is_block or (c.type == Contract.Type.RETAINER and c.included_minutes is not None):
+            return _candidate(self, terms, entry, forced=forced, fallback_id=fallback_id)
+        key = (c.pk, forced, fallback_id)
+        found = self._candidates.get(key)
+        if found is None:
+            found = self._candidates[key] = _candidate(self, terms, entry, forced=forced, fallback_id=fallback_id)
+        return found
+
+    def rate(self, terms: ContractTerms | None, entry: TimeEntry) -> RateResolution:
+        """``rate_for``, resolved once per (contract, work type, role, after hours, stretch of
+        dates between two of the contract's rate changes)."""
+        if entry.posted_rate is not None or entry.chosen_rate_item_id:
+            return rate_for(terms, entry)
+        contract_id = terms.contract.pk if terms else None
+        dates = self._rate_dates.get(contract_id)
+        if dates is None:
+            dates = self._rate_dates[contract_id] = sorted({line.effective_from for line in terms.rate_lines} if terms else ())
+        key = (contract_id, entry.work_type_id, entry.role_id, entry.after_hours, bisect.bisect_right(dates, entry.date))
+        found = self._rates.get(key)
+        if found is None:
+            found = self._rates[key] = rate_for(terms, entry)
+        return found
+
+    def amount(self, *, minutes: int, hourly_rate: Decimal, currency: str) -> Decimal:
+        """``amount_for_minutes``, once per (minutes, rate, currency)."""
+        key = (minutes, hourly_rate, currency)
+        found = self._amounts.get(key)
+        if found is None:
+            found = self._amounts[key] = amount_for_minutes(minutes=minutes, hourly_rate=hourly_rate, currency=currency)
+        return found
 
     def preload(self, customer_ids: Iterable[int]) -> None:
         wanted = [pk for pk in set(customer_ids) if pk not in self._by_customer]
@@ -209,7 +250,7 @@ def _candidate(context: RoutingContext, terms: ContractTerms, entry: TimeEntry, 
         blocks = context.block_list(terms)
         if terms.is_money_block:
             money = available_balance(blocks=blocks, on_date=entry.date, rollover=c.rollover, zero=Decimal("0.00"))
-            rate = rate_for(terms, entry).rate
+            rate = context.rate(terms, entry).rate
             block_minutes = money_balance_in_minutes(balance=money, hourly_rate=rate) if rate > 0 else 0
         else:
             block_minutes = available_balance(blocks=blocks, on_date=entry.date, rollover=c.rollover, zero=0)
@@ -235,13 +276,14 @@ def _decide(context: RoutingContext, entry: TimeEntry, minutes: int) -> tuple[Ro
     if forced_contract is not None:
         why = ("posted on approval" if entry.posted_contract_id else
                "chosen on the entry" if entry.chosen_contract_id else "the ticket's contract")
-        candidate = _candidate(context, context.terms(forced_contract), entry, forced=True, fallback_id=None)
+        candidate = context.candidate(context.terms(forced_contract), entry, forced=True, fallback_id=None)
         return route_entry(entry=routing_entry, contracts=[candidate]), f"Contract {forced_contract.name}: {why}."
-    own = [_candidate(context, t, entry, forced=False, fallback_id=customer.default_hourly_contract_id) for t in context.terms_for_customer(customer.pk)]
+    own = [context.candidate(t, entry, forced=False, fallback_id=customer.default_hourly_contract_id)
+           for t in context.terms_for_customer(customer.pk)]
     parent = []
     if customer.parent_id:
         parent = [
-            _candidate(context, t, entry, forced=False, fallback_id=customer.parent.default_hourly_contract_id)
+            context.candidate(t, entry, forced=False, fallback_id=customer.parent.default_hourly_contract_id)
             for t in context.terms_for_customer(customer.parent_id)
         ]
     return route_entry(entry=routing_entry, contracts=own, parent_contracts=parent), ""
@@ -279,12 +321,12 @@ def _plan(context: RoutingContext, entry: TimeEntry) -> list[_Planned]:
         deductions: list[tuple[int, int | Decimal]] = []
         if contract is not None:
             currency = contract.currency
-            resolution = rate_for(terms, entry)
+            resolution = context.rate(terms, entry)
             rate, explanation = resolution.rate, resolution.explanation
             if split.bucket == Bucket.OVERAGE and contract.overage_rate is not None and entry.posted_rate is None:
                 rate, explanation = contract.overage_rate.amount, f"overage rate of {contract.name}"
             allocation.rate = Money(rate, currency)
-            worth = Money(amount_for_minutes(minutes=split.minutes, hourly_rate=rate, currency=currency), currency)
+            worth = Money(context.amount(minutes=split.minutes, hourly_rate=rate, currency=currency), currency)
             if split.bucket in (Bucket.CHARGED, Bucket.OVERAGE):
                 allocation.amount = worth
             else:

@@ -348,6 +348,10 @@ class QuickBooksConnector(Connector):
             request_id = keys.chunk_key([keys.object_key("cus", c.pk) for c in chunk], prefix="c")
             answers = self._batch("customer.batch_create", items, request_id=request_id,
                                   summary=f"{len(chunk)} customers: " + ", ".join(c.legal_name for c in chunk)[:400])
+            # Names already taken (6240): that customer is this one (exact name). One query for the whole batch.
+            taken = self._by_name("Customer", "DisplayName", [
+                bodies.display_name(c.legal_name) for c in chunk
+                if self._fault(answers.get(str(c.pk), {}))[0] == DUPLICATE_NAME and "Customer" not in answers.get(str(c.pk), {})])
             for customer in chunk:
                 answer = answers.get(str(customer.pk), {})
                 if "Customer" in answer:
@@ -356,13 +360,11 @@ class QuickBooksConnector(Connector):
                                                         data={"currency": self._currency_of(row)})
                     continue
                 code, message = self._fault(answer)
-                if code == DUPLICATE_NAME:  # the name is taken: that customer is this one (exact name)
-                    name = bodies.display_name(customer.legal_name)
-                    found = self._query_all(f"SELECT * FROM Customer WHERE DisplayName = {bodies.quote(name)}", "Customer",
-                                            operation="customer.query")
+                if code == DUPLICATE_NAME:
+                    found = taken.get(bodies.display_name(customer.legal_name))
                     if found:
-                        created[customer.pk] = RemoteRecord(remote_id=found[0]["Id"], name=found[0]["DisplayName"],
-                                                            data={"currency": self._currency_of(found[0])})
+                        created[customer.pk] = RemoteRecord(remote_id=found["Id"], name=found["DisplayName"],
+                                                            data={"currency": self._currency_of(found)})
                         continue
                     message += " (the name belongs to a vendor or employee in QuickBooks)"
                 self.log_call(operation="customer.create", outcome="failed", request_summary=customer.legal_name,
@@ -389,8 +391,14 @@ class QuickBooksConnector(Connector):
             request_id = keys.chunk_key([keys.object_key(i.local_type, i.local_id) for i in chunk], prefix="i")
             answers = self._batch("item.batch_create", requests_, request_id=request_id,
                                   summary=f"{len(chunk)} items: " + ", ".join(i.name for i in chunk)[:400])
+            def answer_of(item: LocalItem) -> dict:
+                return answers.get(f"{item.local_type}-{item.local_id}", {})
+
+            taken = self._by_name("Item", "Name", [  # names already taken (6240): one query for the whole batch
+                bodies.display_name(i.name) for i in chunk
+                if "Item" not in answer_of(i) and self._fault(answer_of(i))[0] == DUPLICATE_NAME])
             for item in chunk:
-                answer = answers.get(f"{item.local_type}-{item.local_id}", {})
+                answer = answer_of(item)
                 if "Item" in answer:
                     row = answer["Item"]
                     created[(item.local_type, item.local_id)] = RemoteRecord(remote_id=row["Id"], name=row["Name"],
@@ -398,11 +406,10 @@ class QuickBooksConnector(Connector):
                     continue
                 code, message = self._fault(answer)
                 if code == DUPLICATE_NAME:
-                    found = self._query_all(f"SELECT * FROM Item WHERE Name = {bodies.quote(bodies.display_name(item.name))}", "Item",
-                                            operation="item.query")
+                    found = taken.get(bodies.display_name(item.name))
                     if found:
-                        created[(item.local_type, item.local_id)] = RemoteRecord(remote_id=found[0]["Id"],
-                                                                                 name=found[0]["Name"])
+                        created[(item.local_type, item.local_id)] = RemoteRecord(remote_id=found["Id"],
+                                                                                 name=found["Name"])
                         continue
                 self.log_call(operation="item.create", outcome="failed", request_summary=item.name, error_code=code,
                               error=message)
@@ -447,15 +454,22 @@ class QuickBooksConnector(Connector):
             request_id = keys.chunk_key([doc_keys[doc.pk] for doc in to_send])
             answers = self._batch("document.batch_create", items, request_id=request_id,
                                   summary=f"{len(to_send)} documents: " + ", ".join(d.number for d in to_send)[:400])
+            def entity_of(doc) -> str:
+                return "CreditMemo" if doc.is_credit_note else "Invoice"
+
+            # Numbers already taken (6140): which of those documents are ours, in one query per kind for the batch.
+            ours_there = self._already_there([
+                doc for doc in to_send if entity_of(doc) not in answers.get(str(doc.pk), {})
+                and self._fault(answers.get(str(doc.pk), {}))[0] == DUPLICATE_DOCUMENT], doc_keys)
             for doc in to_send:
                 answer = answers.get(str(doc.pk), {})
-                entity = "CreditMemo" if doc.is_credit_note else "Invoice"
+                entity = entity_of(doc)
                 if entity in answer:
                     results[doc.pk] = self._ok(doc, answer[entity]["Id"])
                     continue
                 code, message = self._fault(answer) if answer else ("", "QuickBooks returned no answer for it")
                 if code == DUPLICATE_DOCUMENT:
-                    ours = self._already_there([doc], doc_keys).get(doc)
+                    ours = ours_there.get(doc)
                     if ours:
                         results[doc.pk] = self._ok(doc, ours)
                         continue
@@ -511,6 +525,18 @@ class QuickBooksConnector(Connector):
                     f"customer's currency cannot be changed: match “{doc.customer.legal_name}” to a QuickBooks "
                     f"customer in {doc.currency} (or create one) in the sync wizard, then retry this {kind}.")
         return refusals
+
+    def _by_name(self, entity: str, field: str, names: Sequence[str]) -> dict[str, dict]:
+        """``entity`` rows whose ``field`` is one of ``names`` (exact), by that name: one query, none for no names."""
+        if not names:
+            return {}
+        wanted = sorted(set(names))
+        rows = self._query_all(f"SELECT * FROM {entity} WHERE {field} IN ({', '.join(bodies.quote(n) for n in wanted)})",
+                               entity, operation=f"{entity.lower()}.query")
+        found: dict[str, dict] = {}
+        for row in rows:
+            found.setdefault(row.get(field, ""), row)
+        return found
 
     def _already_there(self, documents: Sequence, doc_keys: Mapping[int, str]) -> dict:
         """Documents QuickBooks already has *from us* (our key in PrivateNote): doc → remote id."""

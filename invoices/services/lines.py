@@ -261,12 +261,20 @@ def _recalculate(invoice: Invoice, *, tax_date: dt.date | None = None, tax_exemp
             tax_exempt = invoice.customer_tax_exempt or invoice.customer_reverse_charge
     lines = list(invoice.lines.order_by("sort_order", "id"))
     specs = _tax_specs(invoice, {code for line in lines for code in line.tax_codes}, tax_date=tax_date, frozen=frozen)
+    stored = {line.pk: _line_figures(line) for line in lines}
     new_taxes = _figures(invoice, lines, specs, tax_exempt=tax_exempt)
     InvoiceLineTax.objects.filter(line__invoice=invoice).delete()
-    if lines:
-        InvoiceLine.objects.bulk_update(lines, FIGURE_FIELDS)
+    # Only lines whose figures changed are written (issuing a draft usually changes none; a
+    # long invoice's lines in one CASE update cost more than all its arithmetic).
+    changed = [line for line in lines if line.pk is None or stored[line.pk] != _line_figures(line)]
+    if changed:
+        InvoiceLine.objects.bulk_update(changed, FIGURE_FIELDS)
     InvoiceLineTax.objects.bulk_create(new_taxes)
     invoice.save()
+
+
+def _line_figures(line: InvoiceLine) -> tuple:
+    return tuple(getattr(line, name) for name in FIGURE_FIELDS)
 
 
 FIGURE_FIELDS = ["gross_amount", "discount_amount", "amount", "invoice_discount_share", "invoice_surcharge_share",

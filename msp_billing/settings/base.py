@@ -255,6 +255,8 @@ INVOICE_PDF_MISSING_AFTER_SECONDS = env.int("INVOICE_PDF_MISSING_AFTER_SECONDS",
 INVOICE_PDF_REQUEUE_PAUSE_SECONDS = env.int("INVOICE_PDF_REQUEUE_PAUSE_SECONDS", default=20 * 60)
 # An e-mail still "sending" after this long lost its worker: it is marked failed, with the reason.
 INVOICE_EMAIL_SENDING_STALE_SECONDS = env.int("INVOICE_EMAIL_SENDING_STALE_SECONDS", default=15 * 60)
+# Invoices per PDF task when many are queued at once (sweep, month end): one query set and one transaction each.
+INVOICE_PDF_CHUNK = env.int("INVOICE_PDF_CHUNK", default=20)
 
 
 def _every_tenant(task: str, schedule: timedelta, **task_kwargs) -> dict:

@@ -306,3 +306,47 @@ def test_nothing_is_exported_without_a_usable_connection(connected):
     connected.save()
     with pytest.raises(ValidationError, match="reconnect"):
         services.export_run_create(document_ids=[invoice.pk], acting_user=admin())
+
+
+def test_120_conflicting_documents_and_names_cost_one_query_per_batch_not_one_per_document(connected, qbo):
+    """An export meeting 120 documents QuickBooks already has (6140: 60 of ours, 60 typed there by hand)
+    and 30 customer names it already has (6240) asks QuickBooks once per batch, not once per document."""
+    customers = [customer(f"Conflict Customer {n:02d} GmbH") for n in range(30)]
+    invoices = [issued(customers[n % 30], [line(f"Managed service {n}", "1", str(100 + n), taxes=())]) for n in range(120)]
+    ours, by_hand = invoices[::2], invoices[1::2]
+    connector = QuickBooksConnector(connected)
+    documents = services.selectors_documents([i.pk for i in ours])
+    for start in range(0, len(documents), 30):
+        connector.export_documents(documents[start:start + 30])  # created there, not recorded here
+    created = {row["DocNumber"]: row for row in qbo.records("Invoice")}
+    somebody = qbo.add("Customer", {"DisplayName": "Someone Else"})
+    for invoice in by_hand:
+        qbo.add("Invoice", {"DocNumber": invoice.number, "CustomerRef": {"value": somebody["Id"]}, "Line": [],
+                            "PrivateNote": "typed by hand"})
+    qbo.request_ids.clear()
+
+    queries_before = qbo.calls_to("/query")
+    run = run_export([i.pk for i in invoices])  # not a resumed run: every document answers 6140
+    document_queries = qbo.calls_to("/query") - queries_before
+    assert (run.state, run.done, run.failed) == ("done_with_errors", 60, 60)
+    assert document_queries <= 120 // 30 + 2  # one per batch (and the defaults), not 120
+    for invoice in ours:  # adopted: the very documents created before, with their amounts
+        invoice.refresh_from_db()
+        assert invoice.exported_to == "quickbooks" and invoice.remote_id == created[invoice.number]["Id"]
+        assert Decimal(str(created[invoice.number]["TotalAmt"])) == invoice.total
+    for invoice in by_hand:
+        invoice.refresh_from_db()
+        assert not invoice.exported_to
+        assert "not exported from here" in IntegrationLog.objects.get(invoice=invoice, outcome="failed").error
+    assert qbo.count("Invoice") == 120  # nothing created twice
+
+    # 30 customers whose names QuickBooks already has (6240): linked with one query for the batch.
+    for cust in customers:
+        RemoteMapping.objects.filter(local_type="customer", local_id=str(cust.pk)).delete()
+    remote_ids = {row["DisplayName"]: row["Id"] for row in qbo.records("Customer")}
+    queries_before = qbo.calls_to("/query")
+    linked = QuickBooksConnector(connected).create_customers(customers)
+    assert qbo.calls_to("/query") - queries_before == 1
+    assert {pk: record.remote_id for pk, record in linked.items()} == {
+        cust.pk: remote_ids[cust.legal_name] for cust in customers}
+    assert qbo.count("Customer") == len(remote_ids)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import os
 import struct
@@ -16,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django_tenants.utils import schema_context
 from djmoney.money import Money
@@ -249,6 +251,73 @@ def test_a_missing_file_is_rendered_again_and_drafts_get_no_pdf(alpha, media):
     assert not list(media.rglob("*.tmp"))  # nothing half-written left behind
 
 
+def test_a_chunk_renders_each_invoice_its_own_pdf_with_queries_independent_of_its_size(alpha, media):
+    cust = customer("Chunk GmbH")
+    invoices = [issued(cust, [line(f"Chunk service {n}", str(n), "10"), line(f"Chunk extra {n}", "1", "5")])
+                for n in range(1, 9)]
+    before = render(invoices[0])
+    waiting_draft = draft(cust, [line("Not yet", "1", "1")])
+
+    def queries_for(chunk):
+        with CaptureQueriesContext(connection) as captured:
+            result = invoice_pdfs.invoice_pdfs_ensure(invoice_ids=[i.pk for i in chunk])
+        return result, len(captured.captured_queries)
+
+    small, small_queries = queries_for([invoices[0], invoices[1], waiting_draft])
+    large, large_queries = queries_for([*invoices, waiting_draft, Invoice(pk=987654321)])
+    assert large_queries == small_queries  # one query set and one transaction per chunk, not per invoice
+    assert small[invoices[0].pk].pk == before.pk  # already rendered: kept, not rendered again
+    assert small[waiting_draft.pk] is None and large[987654321] is None
+    for n, invoice in enumerate(invoices, start=1):
+        pdf = large[invoice.pk]
+        assert current_rows(invoice) == [pdf] and pdf.version == 1
+        assert InvoicePdf.objects.filter(invoice=invoice).count() == 1
+        text = pdf_text(stored(pdf))
+        assert invoice.number in text and f"Chunk service {n}" in text and f"Chunk service {n + 1}" not in text
+        assert money(invoice.total) in text
+        assert pdf.sha256 == hashlib.sha256(stored(pdf)).hexdigest() and pdf.size == len(stored(pdf))
+    assert not list(media.rglob("*.tmp"))
+
+
+def test_a_chunk_keeps_no_copy_of_an_invoice_edited_while_it_rendered(alpha, media, monkeypatch,
+                                                                      django_capture_on_commit_callbacks):
+    queued = []
+    monkeypatch.setattr(tasks.invoice_pdf_render, "delay", lambda *args: queued.append(args))
+    cust = customer("Edited Meanwhile GmbH")
+    steady, edited = issued(cust, [line("Steady", "1", "10")]), issued(cust, [line("Old text", "1", "10")])
+    real_render = invoice_pdfs.render_invoice_pdf
+
+    def render_then_edit(document, **kwargs):
+        content = real_render(document, **kwargs)
+        if document.pk == edited.pk:  # someone edits it while its (now outdated) PDF is being made
+            services.invoice_edit(invoice_id=edited.pk, acting_user=admin(), lines=[line("New text", "1", "10")])
+        return content
+
+    monkeypatch.setattr(invoice_pdfs, "render_invoice_pdf", render_then_edit)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = invoice_pdfs.invoice_pdfs_ensure(invoice_ids=[steady.pk, edited.pk])
+    assert queued == [(edited.pk, 2)]  # the edit queued the render of its own version
+    assert result[edited.pk] is None and not InvoicePdf.objects.filter(invoice=edited).exists()
+    assert not list((media / "alpha" / "invoices" / "pdf" / str(edited.pk)).glob("*.pdf"))  # its file went too
+    assert current_rows(steady) == [result[steady.pk]]
+    monkeypatch.setattr(invoice_pdfs, "render_invoice_pdf", real_render)
+    again = invoice_pdfs.invoice_pdfs_ensure(invoice_ids=[steady.pk, edited.pk])
+    assert again[steady.pk].pk == result[steady.pk].pk and again[edited.pk].version == 2
+    assert "New text" in pdf_text(stored(again[edited.pk]))
+
+
+def test_the_sweep_queues_missing_pdfs_in_chunks(alpha, monkeypatch, settings):
+    settings.INVOICE_PDF_CHUNK = 2
+    monkeypatch.setattr(tasks, "PDF_TASKS_AT_LEAST", 1)
+    chunks = []
+    monkeypatch.setattr(tasks.invoice_pdfs_render, "delay", chunks.append)
+    cust = customer("Sweep Chunks GmbH")
+    missing = [issued(cust, [line(f"S{n}", "1", "10")]).pk for n in range(5)]
+    assert tasks.invoice_pdfs_sweep(clean_temporaries=False) == len([pk for chunk in chunks for pk in chunk])
+    assert set(missing) <= {pk for chunk in chunks for pk in chunk} and max(len(chunk) for chunk in chunks) <= 2
+    assert len(chunks) < len([pk for chunk in chunks for pk in chunk])  # several invoices to a task
+
+
 def test_a_failed_write_leaves_no_file_and_no_row(alpha, media, monkeypatch):
     invoice = issued(customer("Disk GmbH"), [line("Support", "1", "50")])
 
@@ -296,7 +365,7 @@ def test_issuing_editing_and_voiding_queue_a_render_after_commit(alpha, monkeypa
 
 def test_the_sweep_queues_what_is_missing_and_removes_old_temporary_files(alpha, media, monkeypatch):
     queued = []
-    monkeypatch.setattr(tasks.invoice_pdf_render, "delay", lambda *args: queued.append(args))
+    monkeypatch.setattr(tasks.invoice_pdfs_render, "delay", lambda ids: queued.extend(ids))
     cust = customer("Sweep GmbH")
     done, missing = issued(cust, [line("A", "1", "10")]), issued(cust, [line("B", "1", "10")])
     render(done)
@@ -307,7 +376,7 @@ def test_the_sweep_queues_what_is_missing_and_removes_old_temporary_files(alpha,
     os.utime(old, (time.time() - 2 * 3600,) * 2)
 
     assert tasks.invoice_pdfs_sweep() == len(queued)
-    assert (missing.pk, 1) in queued and (done.pk, 1) not in queued
+    assert missing.pk in queued and done.pk not in queued
     assert not old.exists() and recent.exists()  # a render may still be writing the recent one
 
 

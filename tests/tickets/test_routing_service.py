@@ -310,3 +310,33 @@ def test_a_site_leaving_its_parent_no_longer_bills_to_the_parents_contract(setup
     customer_update(customer=site, data={"parent": None}, acting_user=admin)
     assert current(entry) == [(None, "unrouted", 60, None, None)]
     assert type(entry).objects.get(pk=entry.pk).is_unrouted
+
+
+def test_routing_many_entries_at_once_rates_each_as_routing_it_alone_and_resolves_rates_per_group(setup, chain,
+                                                                                                    monkeypatch):
+    """A rate change mid-month, after-hours work, a block running out and a retainer: routing the
+    month in one pass bills every entry exactly as routing it alone does, while rates are
+    resolved once per (contract, work type, role, after hours, stretch between rate changes)."""
+    from tickets import routing
+    from tickets.models import TimeEntry
+
+    rate_line(chain["hourly"], "135", effective_from=DAY + dt.timedelta(days=10))  # a new rate from the 13th
+    kinds = ("remote", "onsite", "ooh")
+    entries = [log(setup, chain["ticket"], kinds[n % 3], 20 + 7 * n, date=DAY + dt.timedelta(days=n // 3),
+                   after_hours=n % 5 == 0) for n in range(60)]  # logged in date order, as one pass routes them
+    alone = {e.pk: allocations(e) for e in entries}  # as logged: one entry routed at a time
+    assert any(rows[0][0] == "Onsite Block" and rows[-1][1] == "overage" for rows in alone.values())  # the block ran out
+    hourly_days = {e.date for e in entries if alone[e.pk][0][0] == "Hourly T&M"}
+    assert min(hourly_days) < DAY + dt.timedelta(days=10) <= max(hourly_days)  # billed at both rates
+
+    resolved = []
+    real = routing.resolve_rate
+    monkeypatch.setattr(routing, "resolve_rate", lambda **kwargs: resolved.append(kwargs) or real(**kwargs))
+    TimeAllocation.objects.all().delete()
+    BlockLedgerEntry.objects.all().delete()
+    with transaction.atomic():
+        assert services.entries_route(TimeEntry.objects.select_related(*routing.ENTRY_RELATED)) == 60
+    for entry in entries:
+        assert allocations(entry) == alone[entry.pk], entry.pk  # the same contracts, minutes and money
+    groups = {(kwargs["work_type"].id, kwargs["after_hours"]) for kwargs in resolved}
+    assert len(resolved) <= 3 * len(groups) < 60  # per group and stretch of dates, not per entry
