@@ -9,14 +9,14 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
-from ninja.responses import codes_4xx
 from ninja.security import HttpBearer
 
 from api.problems import PROBLEM_CONTENT_TYPE, Problem, problem, service_errors, validation_errors
 from api.services import RateLimited, rate_limit_check, token_for
 from msp_billing.accounts.roles import Capability
 
-ERRORS = {codes_4xx: Problem}
+# The refusals every operation may answer, all as problem details.
+ERRORS = {frozenset({400, 401, 403, 404, 405, 409, 422, 429}): Problem}
 
 
 class TokenAuth(HttpBearer):

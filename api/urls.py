@@ -34,7 +34,7 @@ def idempotent(view):
     def wrapped(request, *args, **kwargs):
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if request.method != "POST" or key is None:
-            return view(request, *args, **kwargs)
+            return _method_problem(view(request, *args, **kwargs))
         if not key.strip() or len(key) > MAX_KEY_LENGTH:
             return problem(422, f"The Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.",
                            errors={IDEMPOTENCY_HEADER: ["1 to 200 characters."]})
@@ -45,7 +45,7 @@ def idempotent(view):
         with transaction.atomic():
             first = idempotency_claim(token=token, key=key, fingerprint=fingerprint)
             if first is None:
-                response = view(request, *args, **kwargs)
+                response = _method_problem(view(request, *args, **kwargs))
                 if response.status_code >= 500 or response.status_code in NOT_STORED or response.streaming:
                     idempotency_forget(token=token, key=key)
                 else:
@@ -59,6 +59,13 @@ def idempotent(view):
         return replay
 
     return wrapped
+
+
+def _method_problem(response):
+    """A method the path does not take: 405 as problem details, with its Allow header."""
+    if response.status_code != 405 or response.get("Content-Type") == PROBLEM_CONTENT_TYPE:
+        return response
+    return problem(405, "This path does not take this method.", headers={"Allow": response.get("Allow", "")})
 
 
 def _open_to_token_holders(view):

@@ -37,7 +37,7 @@ def test_time_logged_through_the_api_is_routed_and_rated_and_a_repeated_key_answ
     w = world()
     secret = token("alpha", "technician")
     c = client()
-    body = {"work_type": w["work_type"].pk, "date": dt.date.today().isoformat(), "minutes": 90, "notes": "Fixed the printer"}
+    body = {"work_type": w["work_type"].pk, "date": dt.date.today().isoformat(), "minutes": 90, "notes": "Fixed the printer", "after_hours": False}
     first = post(c, f"/api/v1/tickets/{w['ticket'].pk}/time-entries", body, secret, **{"Idempotency-Key": "k-1"})
     assert first.status_code == 201, first.content
     entry = first.json()
