@@ -15,6 +15,7 @@ from contracts.models import Contract, DeviceClass, DeviceCount, UsageRecord
 from msp_billing.accounts.roles import Capability
 
 router = Router(tags=["contracts"])
+DeviceClassRef = Path[str, {"max_length": 100, "min_length": 1, "description": "The device class's id or name."}]
 
 
 class RateLineOut(Schema):
@@ -157,7 +158,7 @@ def device_count_list(request, contract_id: Id, effective_from: dt.date | None =
 
 @router.put("/{contract_id}/devices/{device_class}", response={200: DevicePutOut, 202: DevicePutOut, **ERRORS})
 @needs(Capability.MANAGE_BILLING)
-def device_count_put(request, contract_id: Id, device_class: Path[str, {"max_length": 100, "min_length": 1}],
+def device_count_put(request, contract_id: Id, device_class: DeviceClassRef,
                      payload: DeviceCountIn):
     """Set the current count of a device class (its id or name) from today on, as the contract page does.
 
