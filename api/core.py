@@ -23,7 +23,7 @@ class TokenAuth(HttpBearer):
     """``Authorization: Bearer msp_…``: the token's user becomes ``request.user``; then the rate limit."""
 
     def __call__(self, request):
-        token = token_for(request.headers.get("Authorization", ""))
+        token = getattr(request, "api_token", None) or token_for(request.headers.get("Authorization", ""))
         if token is None:
             return None
         request.user = token.user

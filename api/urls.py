@@ -41,6 +41,7 @@ def idempotent(view):
         token = token_for(request.headers.get("Authorization", ""))
         if token is None:
             return view(request, *args, **kwargs)  # answers 401
+        request.api_token = token  # TokenAuth takes it from here rather than looking it up again
         fingerprint = request_fingerprint(request.method, request.path, request.body)
         with transaction.atomic():
             first = idempotency_claim(token=token, key=key, fingerprint=fingerprint)

@@ -66,7 +66,9 @@ class TimeEntryOut(Schema):
 
     @staticmethod
     def resolve_allocations(obj):
-        return list(obj.allocations.all())
+        if "allocations" in getattr(obj, "_prefetched_objects_cache", {}):
+            return list(obj.allocations.all())
+        return list(obj.allocations.select_related("contract"))
 
 
 class TimeEntryIn(Schema):
