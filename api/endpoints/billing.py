@@ -80,12 +80,6 @@ def batch_list(request, status: BillingBatch.Status | None = None):
     return batches if status is None else batches.filter(status=status)
 
 
-@router.get("/{batch_id}", response={200: BatchOut, **ERRORS})
-@needs(Capability.VIEW_BILLING)
-def batch_get(request, batch_id: Id):
-    return get_or_404(BillingBatch.objects, "billing batch", pk=batch_id)
-
-
 @router.post("/preview", response={200: PreviewOut, **ERRORS})
 @needs(Capability.MANAGE_BILLING)
 def batch_preview(request, payload: SelectionIn, idempotency_key: IdempotencyKey = None):
@@ -105,6 +99,13 @@ def batch_run(request, payload: RunIn, idempotency_key: IdempotencyKey = None):
     batch = services.batch_run(name=payload.name.strip(), cutoff=cutoff, selection=selection,
                                consolidated=payload.consolidated, acting_user=request.user)
     return 201, batch
+
+
+# After /preview and /run: Django tries the paths in order and "/{batch_id}" would take them.
+@router.get("/{batch_id}", response={200: BatchOut, **ERRORS})
+@needs(Capability.VIEW_BILLING)
+def batch_get(request, batch_id: Id):
+    return get_or_404(BillingBatch.objects, "billing batch", pk=batch_id)
 
 
 @router.post("/{batch_id}/email", response={202: EmailJobOut, **ERRORS})
