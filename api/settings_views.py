@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -63,8 +64,7 @@ def api_tokens(request):
 def api_token_revoke(request, token_id: int):
     try:
         token = token_revoke(token_id=token_id, user=request.user)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"Token “{token.name}” is revoked.")
+    except ValidationError:
+        raise Http404("No such token of yours.") from None
+    messages.success(request, f"Token “{token.name}” is revoked.")
     return redirect("settings:api_tokens")
