@@ -11,7 +11,13 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
 
-from api.problems import PROBLEM_CONTENT_TYPE, Problem, problem, service_errors, validation_errors
+from api.problems import (
+    PROBLEM_CONTENT_TYPE,
+    Problem,
+    problem,
+    service_errors,
+    validation_errors,
+)
 from api.services import RateLimited, rate_limit_check, token_for
 from msp_billing.accounts.roles import Capability
 
@@ -115,7 +121,14 @@ def needs(capability: Capability):
 
 def routers() -> None:
     """Mount the routers (imported here so that ``api`` exists before they register)."""
-    from api.endpoints import billing, catalogue, contracts, customers, invoices, tickets
+    from api.endpoints import (
+        billing,
+        catalogue,
+        contracts,
+        customers,
+        invoices,
+        tickets,
+    )
 
     for module, prefix in ((customers, "/customers"), (contracts, "/contracts"), (catalogue, ""), (tickets, ""),
                            (invoices, ""), (billing, "/batches")):

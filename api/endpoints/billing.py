@@ -5,7 +5,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db import transaction
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from ninja.pagination import paginate
 
 from api.core import ERRORS, needs
@@ -98,7 +98,7 @@ def batch_run(request, payload: RunIn, idempotency_key: IdempotencyKey = None):
     cutoff, selection = _selection(payload, due_token=payload.due_token)
     batch = services.batch_run(name=payload.name.strip(), cutoff=cutoff, selection=selection,
                                consolidated=payload.consolidated, acting_user=request.user)
-    return 201, batch
+    return Status(201, batch)
 
 
 # After /preview and /run: Django tries the paths in order and "/{batch_id}" would take them.
@@ -118,4 +118,4 @@ def batch_email(request, batch_id: Id, idempotency_key: IdempotencyKey = None):
     ids = found[0] if found else []
     with transaction.atomic():
         job = invoices_email(invoice_ids=ids, acting_user=request.user)
-    return 202, job
+    return Status(202, job)

@@ -2,9 +2,10 @@
 
 import datetime as dt
 from decimal import Decimal
+from typing import Annotated
 
 from django.db import transaction
-from ninja import Field, FilterSchema, Path, Query, Router, Schema
+from ninja import Field, FilterLookup, FilterSchema, Path, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from api.core import ERRORS, needs
@@ -110,7 +111,7 @@ class UsageOut(Schema):
 
 
 class ContractFilter(FilterSchema):
-    customer: int | None = Field(None, ge=1, le=2_147_483_647, json_schema_extra={"q": "customer_id"})
+    customer: Annotated[int | None, FilterLookup("customer_id"), Field(ge=1, le=2_147_483_647)] = None
     status: Contract.Status | None = None
     type: Contract.Type | None = None
 
@@ -171,11 +172,11 @@ def device_count_put(request, contract_id: Id, device_class: DeviceClassRef,
     if found is None:
         report = services.device_report_unmatched(contract=contract, device_class_name=device_class, count=payload.count,
                                                   acting_user=request.user)
-        return 202, {"matched": False, "unmatched_report_id": report.pk}
+        return Status(202, {"matched": False, "unmatched_report_id": report.pk})
     with transaction.atomic():
         row = services.device_count_record(device_class=found, effective_date=services.tenant_today(), count=payload.count,
                                            acting_user=request.user, source=DeviceCount.Source.API)
-    return 200, {"matched": True, "device_count": row}
+    return Status(200, {"matched": True, "device_count": row})
 
 
 @router.get("/{contract_id}/usage", response={200: list[UsageOut], **ERRORS})
@@ -191,5 +192,5 @@ def usage_list(request, contract_id: Id):
 def usage_create(request, contract_id: Id, payload: UsageIn, idempotency_key: IdempotencyKey = None):
     """Record usage (GB or seats) measured on a date, as the contract page does."""
     contract = get_or_404(Contract.objects, "contract", pk=contract_id)
-    return 201, services.usage_record(contract=contract, measured_on=payload.measured_on, quantity=payload.quantity,
-                                      acting_user=request.user)
+    return Status(201, services.usage_record(contract=contract, measured_on=payload.measured_on, quantity=payload.quantity,
+                                             acting_user=request.user))

@@ -1,6 +1,8 @@
 """Customers and their billing contacts (read; billing roles)."""
 
-from ninja import Field, FilterSchema, Query, Router, Schema
+from typing import Annotated
+
+from ninja import Field, FilterLookup, FilterSchema, Query, Router, Schema
 from ninja.pagination import paginate
 
 from api.core import ERRORS, needs
@@ -30,8 +32,8 @@ class ContactOut(Schema):
 
 
 class CustomerFilter(FilterSchema):
-    q: str | None = Field(None, max_length=100, json_schema_extra={"q": ["legal_name__icontains", "display_name__icontains"]})
-    parent: int | None = Field(None, ge=1, le=2_147_483_647, json_schema_extra={"q": "parent_id"})
+    q: Annotated[str | None, FilterLookup(["legal_name__icontains", "display_name__icontains"]), Field(max_length=100)] = None
+    parent: Annotated[int | None, FilterLookup("parent_id"), Field(ge=1, le=2_147_483_647)] = None
 
 
 @router.get("", response={200: list[CustomerOut], **ERRORS})

@@ -3,11 +3,12 @@ payment needs MANAGE_BILLING and goes through ``invoices.services.payment_record
 
 import datetime as dt
 from decimal import Decimal
+from typing import Annotated
 
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.http import FileResponse, Http404
-from ninja import Field, FilterSchema, Query, Router, Schema
+from ninja import Field, FilterLookup, FilterSchema, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from api.core import ERRORS, needs
@@ -75,10 +76,10 @@ class PaymentIn(Schema):
 
 
 class InvoiceFilter(FilterSchema):
-    customer: int | None = Field(None, ge=1, le=MAX_ID, json_schema_extra={"q": "customer_id"})
+    customer: Annotated[int | None, FilterLookup("customer_id"), Field(ge=1, le=MAX_ID)] = None
     status: Invoice.Status | None = None
-    issued_from: dt.date | None = Field(None, json_schema_extra={"q": "issue_date__gte"})
-    issued_to: dt.date | None = Field(None, json_schema_extra={"q": "issue_date__lte"})
+    issued_from: Annotated[dt.date | None, FilterLookup("issue_date__gte")] = None
+    issued_to: Annotated[dt.date | None, FilterLookup("issue_date__lte")] = None
 
 
 def _invoices(kind: str):
@@ -149,4 +150,4 @@ def payment_create(request, invoice_id: Id, payload: PaymentIn, idempotency_key:
     invoice = get_or_404(_invoices(Invoice.Kind.INVOICE), "invoice", pk=invoice_id)
     payment = services.payment_record(invoice_id=invoice.pk, amount=payload.amount, date=payload.date,
                                       method=payload.method, reference=payload.reference.strip(), acting_user=request.user)
-    return 201, payment
+    return Status(201, payment)

@@ -3,10 +3,11 @@ pages), charges (billing roles). Time is logged, routed and rated by ``tickets.s
 
 import datetime as dt
 from decimal import Decimal
+from typing import Annotated
 
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
-from ninja import Field, FilterSchema, Query, Router, Schema
+from ninja import Field, FilterLookup, FilterSchema, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from api.core import ERRORS, needs
@@ -103,16 +104,16 @@ class ChargeOut(Schema):
 
 
 class TicketFilter(FilterSchema):
-    customer: int | None = Field(None, ge=1, le=MAX_ID, json_schema_extra={"q": "customer_id"})
+    customer: Annotated[int | None, FilterLookup("customer_id"), Field(ge=1, le=MAX_ID)] = None
     status: Ticket.Status | None = None
-    technician: int | None = Field(None, ge=1, le=MAX_ID, json_schema_extra={"q": "technician_id"})
+    technician: Annotated[int | None, FilterLookup("technician_id"), Field(ge=1, le=MAX_ID)] = None
 
 
 class TimeFilter(FilterSchema):
-    ticket: int | None = Field(None, ge=1, le=MAX_ID, json_schema_extra={"q": "ticket_id"})
-    customer: int | None = Field(None, ge=1, le=MAX_ID, json_schema_extra={"q": "ticket__customer_id"})
-    date_from: dt.date | None = Field(None, json_schema_extra={"q": "date__gte"})
-    date_to: dt.date | None = Field(None, json_schema_extra={"q": "date__lte"})
+    ticket: Annotated[int | None, FilterLookup("ticket_id"), Field(ge=1, le=MAX_ID)] = None
+    customer: Annotated[int | None, FilterLookup("ticket__customer_id"), Field(ge=1, le=MAX_ID)] = None
+    date_from: Annotated[dt.date | None, FilterLookup("date__gte")] = None
+    date_to: Annotated[dt.date | None, FilterLookup("date__lte")] = None
 
 
 def _sees_money(request) -> bool:
@@ -176,7 +177,7 @@ def time_entry_create(request, ticket_id: Id, payload: TimeEntryIn, idempotency_
         chosen_contract=_one(Contract, payload.chosen_contract, "chosen_contract", "contract"),
         chosen_rate_item=_one(RateItem, payload.chosen_rate_item, "chosen_rate_item", "rate item"),
     )
-    return 201, entry
+    return Status(201, entry)
 
 
 @router.get("/charges", response={200: list[ChargeOut], **ERRORS})

@@ -145,6 +145,7 @@ def test_device_feed_sets_todays_count_and_keeps_an_unknown_class_as_a_possible_
     assert (report.device_class_name, report.count, report.contract) == ("Firewalls", 4, w["monitoring"])
     page = client_for("alpha", "owner").get("/dashboard/")
     assert "Possible leak" in page.content.decode() and "Firewalls" in page.content.decode()
+    assert "Firewalls" not in client_for("beta", "owner").get("/dashboard/").content.decode()
 
 
 def test_unknown_paths_and_ids_are_problem_404s(tenant):
