@@ -21,6 +21,7 @@ from billing import selectors
 from billing.models import SavedWidget
 from billing.unbilled import AGE_BUCKETS, AGES, STATES
 from contracts.models import Contract, Customer
+from contracts.selectors import unmatched_device_reports
 from msp_billing.accounts.access import requires
 from msp_billing.accounts.models import User
 from msp_billing.accounts.roles import Capability
@@ -79,6 +80,7 @@ def dashboard(request):
         "total_url": unbilled_url(),
         "widgets": [(widget, figure, unbilled_url(**widget.filters())) for widget, figure in board.widgets],
         "can_save": request.user.can(Capability.MANAGE_BILLING),
+        "unmatched_devices": unmatched_device_reports(),
     }
     if request.headers.get("HX-Request") and request.GET.get("part") in ("batches", "invoices"):
         return render(request, f"billing/_dashboard_{request.GET['part']}.html", context)

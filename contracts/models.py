@@ -365,13 +365,38 @@ class DeviceClass(models.Model):
 class DeviceCount(models.Model):
     """Ledger: from ``effective_date`` on, the contract monitors ``count`` devices of a class."""
 
+    class Source(models.TextChoices):
+        PAGE = "page", "Page"
+        IMPORT = "import", "Import"
+        API = "api", "API"
+
     device_class = models.ForeignKey(DeviceClass, on_delete=models.CASCADE, related_name="counts")
     effective_date = models.DateField()
     count = models.PositiveIntegerField()
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.PAGE,
+                              help_text="Where the count came from: the contract page, an import or the API (an RMM feed).")
     recorded_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["device_class", "effective_date", "id"]
+
+
+class UnmatchedDeviceReport(models.Model):
+    """A device count reported for a class the contract does not have: devices monitored
+    that no contract line bills, listed on the dashboard as a possible leak."""
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="unmatched_device_reports")
+    device_class_name = models.CharField(max_length=100)
+    count = models.PositiveIntegerField()
+    reported_on = models.DateField()
+    source = models.CharField(max_length=8, choices=DeviceCount.Source.choices, default=DeviceCount.Source.API)
+    reported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-reported_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.device_class_name} × {self.count} on {self.contract}"
 
 
 class UsageRecord(models.Model):

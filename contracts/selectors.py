@@ -25,6 +25,7 @@ from contracts.models import (
     RecurringServiceLine,
     Role,
     TaxRate,
+    UnmatchedDeviceReport,
     UsageRecord,
     WorkType,
 )
@@ -229,3 +230,9 @@ def contracts_ending(*, today: dt.date, within_days: int = 90, customer: Custome
     if contract_type:
         contracts = contracts.filter(type=contract_type)
     return contracts.select_related("customer").order_by("end_date", "customer__legal_name", "name")
+
+
+def unmatched_device_reports(*, limit: int = 10) -> list[UnmatchedDeviceReport]:
+    """The latest device counts reported for classes their contract does not have (a possible
+    leak: devices monitored that no contract line bills), newest first."""
+    return list(UnmatchedDeviceReport.objects.select_related("contract__customer")[:limit])

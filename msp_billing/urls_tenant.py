@@ -26,6 +26,7 @@ settings_patterns = (
         path("", include("tickets.settings_urls")),
         path("users/", account_views.user_list, name="users"),
         path("users/<int:user_id>/", account_views.user_edit, name="user_edit"),
+        path("", include("api.settings_urls")),
     ],
     "settings",
 )
@@ -44,4 +45,5 @@ urlpatterns = [
     path("integrations/", include("integrations.urls")),
     path("reports/", include("reports.urls")),
     path("benchmark/", include("benchmark.urls")),
+    path("api/v1/", include("api.urls")),
 ]

@@ -23,6 +23,7 @@ from contracts.models import (
     RecurringServiceLine,
     Role,
     TaxCategory,
+    UnmatchedDeviceReport,
     UsageRecord,
     WorkType,
 )
@@ -165,7 +166,8 @@ def device_class_add(*, contract: Contract, name: str, unit_price: Decimal | Mon
 
 
 @transaction.atomic
-def device_count_record(*, device_class: DeviceClass, effective_date: dt.date, count: int, acting_user) -> DeviceCount:
+def device_count_record(*, device_class: DeviceClass, effective_date: dt.date, count: int, acting_user,
+                        source: str = DeviceCount.Source.PAGE) -> DeviceCount:
     """From ``effective_date`` on, ``count`` devices of the class are monitored: a new ledger row,
     never an edit (mid-period changes are prorated by day when billed)."""
     contract = device_class.contract
@@ -178,9 +180,32 @@ def device_count_record(*, device_class: DeviceClass, effective_date: dt.date, c
     _check_within_contract(errors, contract, "effective_date", effective_date)
     errors.raise_if_any()
     previous = device_class.counts.filter(effective_date__lte=effective_date).order_by("-effective_date", "-id").first()
-    row = DeviceCount.objects.create(device_class=device_class, effective_date=effective_date, count=count)
+    if source not in DeviceCount.Source.values:
+        raise ValidationError({"source": "Unknown source of a device count."})
+    row = DeviceCount.objects.create(device_class=device_class, effective_date=effective_date, count=count, source=source)
     _audit("device_count_record", row, acting_user, on=contract, before={"count": previous.count if previous else None},
-           after={"count": count, "from": effective_date}, message=f"Device class “{device_class.name}”")
+           after={"count": count, "from": effective_date, "source": source}, message=f"Device class “{device_class.name}”")
+    return row
+
+
+@transaction.atomic
+def device_report_unmatched(*, contract: Contract, device_class_name: str, count: int, acting_user,
+                            source: str = DeviceCount.Source.API) -> UnmatchedDeviceReport:
+    """A count reported for a device class ``contract`` does not have: kept (never dropped) and
+    shown on the dashboard as a possible leak until someone adds the class or ends the feed."""
+    errors = Errors()
+    name = clean_text(device_class_name)
+    if not name or len(name) > 100:
+        errors.add("device_class", "Name the device class in at most 100 characters.")
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 1_000_000:
+        errors.add("count", "Enter a whole number of devices from 0 to 1,000,000.")
+    if source not in DeviceCount.Source.values:
+        errors.add("source", "Unknown source of a device count.")
+    errors.raise_if_any()
+    row = UnmatchedDeviceReport.objects.create(contract=contract, device_class_name=name, count=count,
+                                               reported_on=tenant_today(), source=source)
+    _audit("device_report_unmatched", row, acting_user, on=contract, after={"device_class": name, "count": count, "source": source},
+           message=f"Device class “{name}” is not on the contract")
     return row
 
 

@@ -60,6 +60,8 @@ TENANT_APPS = [
     "onboarding",
     "benchmark",
     "reports",
+    "ninja",
+    "api",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -324,3 +326,7 @@ RESERVED_SUBDOMAINS = {
     "billing", "status", "help", "support", "docs", "blog", "ftp", "localhost", "root",
     "postgres", "information_schema",
 }
+
+# The REST API (api/): requests per token per window (a fixed window in Redis; 429 with Retry-After past it).
+API_RATE_LIMIT = env.int("API_RATE_LIMIT", default=600)
+API_RATE_WINDOW = env.int("API_RATE_WINDOW", default=60)

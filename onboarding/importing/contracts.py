@@ -277,7 +277,7 @@ class ContractsSection(ImportCore):
                 continue
             try:
                 self.attempt((*path, "counts", index), contract_services.device_count_record, device_class=device_class,
-                             effective_date=key[0], count=key[1], acting_user=self.acting_user)
+                             effective_date=key[0], count=key[1], acting_user=self.acting_user, source="import")
                 self.count("device counts", "created")
             except RecordFailed:
                 failed = True

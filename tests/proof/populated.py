@@ -171,6 +171,17 @@ def populate_alpha() -> dict:
     benchmark_opt_in_set(opted_in=True, acting_user=owner)
     technician_cost_rate_set(technician=technician, cost_rate=Decimal("42"), acting_user=owner)
     tenant_rollup(today=CUTOFF)
+    # The API: the owner's token, an answer kept for its Idempotency-Key, a device count
+    # reported for a class its contract does not have.
+    from api.models import IdempotentRequest
+    from api.services import token_create
+    from contracts.services import device_report_unmatched
+
+    token, _ = token_create(user=owner, name=f"{MARKER} feed", expires_on=dt.date.today() + dt.timedelta(days=30))
+    IdempotentRequest.objects.create(token=token, key=f"{MARKER}-key", fingerprint="0" * 64, status=201,
+                                     content_type="application/json", body=b"{}")
+    device_report_unmatched(contract=Contract.objects.filter(type=Contract.Type.REMOTE_MONITORING).first() or Contract.objects.first(),
+                            device_class_name=f"{MARKER} firewalls", count=3, acting_user=owner)
     return {"owner": owner, "batch": batch.pk, "later_batch": later.pk, "issued": issued, "draft": draft.pk, "credit_note": credit.pk,
             "email": email.pk, "connection": accounting.pk, "run": run.pk, "failure": failure.pk}
 
