@@ -44,9 +44,7 @@ def invoice_pdfs_sweep(missing_for_seconds: int = 0, clean_temporaries: bool = T
     """
     if clean_temporaries:
         remove_stale_temporaries()
-    needing = invoices_needing_pdf()
-    if missing_for_seconds:
-        needing = needing.filter(updated_at__lte=timezone.now() - dt.timedelta(seconds=missing_for_seconds))
+    needing = invoice_pdfs_missing(missing_for_seconds) if missing_for_seconds else invoices_needing_pdf()
     count = 0
     for invoice_id, version in needing.values_list("pk", "pdf_version").iterator():
         if missing_for_seconds and not cache.add(f"invoice-pdf-requeued:{invoice_id}:{version}", True,
@@ -55,6 +53,13 @@ def invoice_pdfs_sweep(missing_for_seconds: int = 0, clean_temporaries: bool = T
         invoice_pdf_render.delay(invoice_id, version)
         count += 1
     return count
+
+
+def invoice_pdfs_missing(missing_for_seconds: int | None = None):
+    """Invoices without their PDF for a while (``INVOICE_PDF_MISSING_AFTER_SECONDS``): what the frequent
+    sweep queues. Beat asks this of every MSP at once and runs the sweep only where there are some."""
+    seconds = settings.INVOICE_PDF_MISSING_AFTER_SECONDS if missing_for_seconds is None else missing_for_seconds
+    return invoices_needing_pdf().filter(updated_at__lte=timezone.now() - dt.timedelta(seconds=seconds))
 
 
 @worker_ready.connect(weak=False)

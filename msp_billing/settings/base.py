@@ -242,6 +242,12 @@ WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=5)
 WORKER_HEARTBEAT_STALE_SECONDS = env.int("WORKER_HEARTBEAT_STALE_SECONDS", default=30)
 
 
+# An accounting export held back longer than this (a daily limit) is not retried with a
+# countdown (it would wait unacknowledged in the broker, redelivered after the visibility
+# timeout, or cut off by RabbitMQ's consumer_timeout): the run keeps its next attempt time
+# and beat's resume queues it again once that time has come.
+EXPORT_RETRY_COUNTDOWN_MAX_SECONDS = env.int("EXPORT_RETRY_COUNTDOWN_MAX_SECONDS", default=5 * 60)
+
 # A task whose worker dies unacknowledged is delivered again after this long. Longer than the
 # hard time limit, so a task still running is never delivered twice; short enough that lost
 # work resumes within the hour. (Retries with a countdown longer than this are delivered early.)
@@ -255,9 +261,10 @@ INVOICE_PDF_MISSING_AFTER_SECONDS = env.int("INVOICE_PDF_MISSING_AFTER_SECONDS",
 INVOICE_PDF_REQUEUE_PAUSE_SECONDS = env.int("INVOICE_PDF_REQUEUE_PAUSE_SECONDS", default=20 * 60)
 
 
-def _every_tenant(task: str, schedule: timedelta, **task_kwargs) -> dict:
-    """Beat runs in the public schema; ``fan_out_to_tenants`` queues ``task`` once in every MSP."""
-    args = (task, task_kwargs) if task_kwargs else (task,)
+def _every_tenant(task: str, schedule: timedelta, due: str | None = None, **task_kwargs) -> dict:
+    """Beat runs in the public schema; ``fan_out_to_tenants`` queues ``task`` once in every MSP —
+    with ``due`` (a function returning the task's work as a queryset), only in MSPs that have some."""
+    args = (task, task_kwargs, due) if due else (task, task_kwargs) if task_kwargs else (task,)
     return {"task": "msp_billing.tasks.fan_out_to_tenants", "schedule": schedule, "args": args}
 
 
@@ -270,12 +277,13 @@ CELERY_BEAT_SCHEDULE = {
     # Each MSP's monthly billing run, checked hourly against its own day, time and time zone.
     "scheduled-billing-run-every-tenant": _every_tenant("billing.tasks.scheduled_billing_run", timedelta(hours=1)),
     # Accounting: finish exports whose worker died, pull payments back, re-send failure e-mails.
-    "accounting-resume-exports-every-tenant": _every_tenant("integrations.tasks.export_runs_resume", timedelta(minutes=5)),
+    "accounting-resume-exports-every-tenant": _every_tenant("integrations.tasks.export_runs_resume", timedelta(minutes=5),
+                                                            due="integrations.services.export_runs_due"),
     "accounting-payments-every-tenant": _every_tenant("integrations.tasks.payments_pull_task", timedelta(hours=1)),
     # Issued invoices still without their current PDF (a lost render task) are queued again.
     "invoice-pdfs-sweep-every-tenant": _every_tenant("invoices.tasks.invoice_pdfs_sweep", timedelta(hours=6)),
     "invoice-pdfs-missing-every-tenant": _every_tenant(
-        "invoices.tasks.invoice_pdfs_sweep", timedelta(minutes=2),
+        "invoices.tasks.invoice_pdfs_sweep", timedelta(minutes=2), due="invoices.tasks.invoice_pdfs_missing",
         missing_for_seconds=INVOICE_PDF_MISSING_AFTER_SECONDS, clean_temporaries=False),
     "accounting-failures-mail-every-tenant": _every_tenant("integrations.tasks.failures_notify_task", timedelta(hours=24)),
     # Exchange rates, then the benchmark: each MSP's roll-up and the platform's aggregates (public schema).
