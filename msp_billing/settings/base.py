@@ -64,6 +64,11 @@ TENANT_APPS = [
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
 TENANT_MODEL = "tenants.Msp"
+# A new MSP's schema is a copy of this migrated template schema (msp_billing/tenants/template.py).
+MSP_TEMPLATE_SCHEMA = "msp_template"
+MSP_CREATE_FROM_TEMPLATE = env.bool("MSP_CREATE_FROM_TEMPLATE", default=True)
+# migrate_schemas migrates only the MSP schemas a query finds behind (msp_billing/tenants/migrating.py).
+GET_EXECUTOR_FUNCTION = "msp_billing.tenants.migrating.get_executor"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
 PUBLIC_SCHEMA_URLCONF = "msp_billing.urls_public"
