@@ -68,7 +68,7 @@ TENANT_MODEL = "tenants.Msp"
 MSP_TEMPLATE_SCHEMA = "msp_template"
 MSP_CREATE_FROM_TEMPLATE = env.bool("MSP_CREATE_FROM_TEMPLATE", default=True)
 # migrate_schemas migrates only the MSP schemas a query finds behind (msp_billing/tenants/migrating.py).
-GET_EXECUTOR_FUNCTION = "msp_billing.tenants.migrating.get_executor"
+GET_EXECUTOR_FUNCTION = env("MIGRATE_EXECUTOR_FUNCTION", default="msp_billing.tenants.migrating.get_executor")
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
 PUBLIC_SCHEMA_URLCONF = "msp_billing.urls_public"
