@@ -40,3 +40,8 @@ migrate: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var
+
+.PHONY: citus-proof
+# The full proof on a local Citus cluster (scripts/citus-cluster builds Citus once under var/).
+citus-proof: $(STAMP)
+	$(PY) -m pytest tests/scale -m citus_proof -s

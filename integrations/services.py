@@ -364,17 +364,23 @@ def _notify_later() -> None:
     _queue("failures_notify_task")
 
 
-def export_runs_resume(*, older_than: dt.timedelta = dt.timedelta(minutes=2)) -> list[int]:
-    """Queue again runs nobody is working on (their worker died, or its delayed retry was lost)."""
-    now = timezone.now()
-    queued = []
-    candidates = ExportRun.objects.filter(
-        state__in=[ExportRun.State.QUEUED, ExportRun.State.RUNNING, ExportRun.State.WAITING],
-        updated_at__lte=now - older_than,
+def export_runs_due(*, older_than: dt.timedelta = dt.timedelta(minutes=2)):
+    """Runs nobody is working on: queued or running but untouched for ``older_than`` (their
+    worker died, or their task was lost), or waiting past their next attempt time by as long.
+    Beat asks this of every MSP at once (``msp_billing.tenant_scan``) and resumes only those."""
+    since = timezone.now() - older_than
+    return ExportRun.objects.filter(
+        Q(state__in=[ExportRun.State.QUEUED, ExportRun.State.RUNNING])
+        | Q(state=ExportRun.State.WAITING) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=since)),
+        updated_at__lte=since,
     )
-    for run in candidates:
-        if run.state == ExportRun.State.WAITING and run.next_attempt_at and run.next_attempt_at > now - older_than:
-            continue  # its retry is still due to come
+
+
+def export_runs_resume(*, older_than: dt.timedelta = dt.timedelta(minutes=2)) -> list[int]:
+    """Queue again runs nobody is working on (their worker died, their delayed retry was lost,
+    or they wait for a limit longer than a task may wait in the broker: ``EXPORT_RETRY_COUNTDOWN_MAX_SECONDS``)."""
+    queued = []
+    for run in export_runs_due(older_than=older_than):
         with _RunLock(run.pk) as lock:
             if not lock.held:
                 continue  # a worker holds it: alive

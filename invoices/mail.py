@@ -240,12 +240,19 @@ STOPPED_WHILE_SENDING = ("Sending stopped part-way (the mail worker stopped): th
                          "received it. Check with them or send it again.")
 
 
+def invoice_emails_stale(older_than: dt.timedelta | None = None):
+    """E-mails "sending" for longer than ``older_than`` (default ``INVOICE_EMAIL_SENDING_STALE_SECONDS``).
+    Beat asks this of every MSP at once and runs the sweep only where there are some."""
+    if older_than is None:
+        older_than = dt.timedelta(seconds=settings.INVOICE_EMAIL_SENDING_STALE_SECONDS)
+    return InvoiceEmail.objects.filter(status=InvoiceEmail.Status.SENDING, sending_since__lt=timezone.now() - older_than)
+
+
 def invoice_emails_stale_fail(*, older_than: dt.timedelta) -> int:
     """E-mails left "sending" for longer than ``older_than`` (their worker died between the claim
     and the answer of the mail server) become failed with the reason, so the invoice list shows
     them and Send or Resend can be used; their jobs count as finished. Returns how many."""
-    cutoff = timezone.now() - older_than
-    stale = InvoiceEmail.objects.filter(status=InvoiceEmail.Status.SENDING, sending_since__lt=cutoff)
+    stale = invoice_emails_stale(older_than)
     job_ids = set(stale.exclude(job=None).values_list("job_id", flat=True))
     count = stale.update(status=InvoiceEmail.Status.FAILED, error=STOPPED_WHILE_SENDING)
     if job_ids:

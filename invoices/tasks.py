@@ -69,9 +69,7 @@ def invoice_pdfs_sweep(missing_for_seconds: int = 0, clean_temporaries: bool = T
     """
     if clean_temporaries:
         remove_stale_temporaries()
-    needing = invoices_needing_pdf()
-    if missing_for_seconds:
-        needing = needing.filter(updated_at__lte=timezone.now() - dt.timedelta(seconds=missing_for_seconds))
+    needing = invoice_pdfs_missing(missing_for_seconds) if missing_for_seconds else invoices_needing_pdf()
     queued = []
     for invoice_id, version in needing.values_list("pk", "pdf_version").iterator():
         if missing_for_seconds and not cache.add(f"invoice-pdf-requeued:{invoice_id}:{version}", True,
@@ -86,6 +84,13 @@ def invoice_pdfs_sweep(missing_for_seconds: int = 0, clean_temporaries: bool = T
 def invoice_emails_stale_sweep() -> int:
     """Mark failed the e-mails left "sending" by a worker that died (``invoices.mail.invoice_emails_stale_fail``)."""
     return invoice_emails_stale_fail(older_than=dt.timedelta(seconds=settings.INVOICE_EMAIL_SENDING_STALE_SECONDS))
+
+
+def invoice_pdfs_missing(missing_for_seconds: int | None = None):
+    """Invoices without their PDF for a while (``INVOICE_PDF_MISSING_AFTER_SECONDS``): what the frequent
+    sweep queues. Beat asks this of every MSP at once and runs the sweep only where there are some."""
+    seconds = settings.INVOICE_PDF_MISSING_AFTER_SECONDS if missing_for_seconds is None else missing_for_seconds
+    return invoices_needing_pdf().filter(updated_at__lte=timezone.now() - dt.timedelta(seconds=seconds))
 
 
 @worker_ready.connect(weak=False)

@@ -34,18 +34,20 @@ def tenant_task(*args, **kwargs):
 
 
 @shared_task(base=TenantTask)
-def fan_out_to_tenants(task_name: str, task_kwargs: dict | None = None) -> int:
-    """Queue ``task_name`` (with ``task_kwargs``) once in every MSP's schema (beat runs in the public schema)."""
-    from django_tenants.utils import get_tenant_model, schema_context
+def fan_out_to_tenants(task_name: str, task_kwargs: dict | None = None, due: str | None = None) -> int:
+    """Queue ``task_name`` (with ``task_kwargs``) in every MSP's schema (beat runs in the public schema).
+
+    ``due``: the dotted path of a function returning the queryset of work the task would do;
+    the task is then queued only in the MSPs where it has a row, found with one query across
+    the schemas (``msp_billing.tenant_scan``)."""
+    from django.utils.module_loading import import_string
+    from django_tenants.utils import schema_context
 
     from msp_billing.celery import app
+    from msp_billing.tenant_scan import schemas_with, tenant_schemas
 
-    count = 0
-    for schema_name in (
-        get_tenant_model().objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME)
-        .values_list("schema_name", flat=True)
-    ):
+    schemas = schemas_with(import_string(due)) if due else tenant_schemas()
+    for schema_name in schemas:
         with schema_context(schema_name):
             app.send_task(task_name, kwargs=task_kwargs or {})
-        count += 1
-    return count
+    return len(schemas)

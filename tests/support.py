@@ -215,3 +215,13 @@ def smtp_server():
         yield port, received
     finally:
         controller.stop()
+
+
+def deselect_unless_asked(config, items, marker: str) -> None:
+    """Leave out the tests marked ``marker`` unless ``-m`` names it (the long runs asked for by name)."""
+    if marker in (config.option.markexpr or ""):
+        return
+    chosen = [item for item in items if item.get_closest_marker(marker) is None]
+    if len(chosen) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in chosen])
+        items[:] = chosen

@@ -66,6 +66,11 @@ TENANT_APPS = [
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
 TENANT_MODEL = "tenants.Msp"
+# A new MSP's schema is a copy of this migrated template schema (msp_billing/tenants/template.py).
+MSP_TEMPLATE_SCHEMA = "msp_template"
+MSP_CREATE_FROM_TEMPLATE = env.bool("MSP_CREATE_FROM_TEMPLATE", default=True)
+# migrate_schemas migrates only the MSP schemas a query finds behind (msp_billing/tenants/migrating.py).
+GET_EXECUTOR_FUNCTION = env("MIGRATE_EXECUTOR_FUNCTION", default="msp_billing.tenants.migrating.get_executor")
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
 PUBLIC_SCHEMA_URLCONF = "msp_billing.urls_public"
@@ -244,6 +249,12 @@ WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=5)
 WORKER_HEARTBEAT_STALE_SECONDS = env.int("WORKER_HEARTBEAT_STALE_SECONDS", default=30)
 
 
+# An accounting export held back longer than this (a daily limit) is not retried with a
+# countdown (it would wait unacknowledged in the broker, redelivered after the visibility
+# timeout, or cut off by RabbitMQ's consumer_timeout): the run keeps its next attempt time
+# and beat's resume queues it again once that time has come.
+EXPORT_RETRY_COUNTDOWN_MAX_SECONDS = env.int("EXPORT_RETRY_COUNTDOWN_MAX_SECONDS", default=5 * 60)
+
 # A task whose worker dies unacknowledged is delivered again after this long. Longer than the
 # hard time limit, so a task still running is never delivered twice; short enough that lost
 # work resumes within the hour. (Retries with a countdown longer than this are delivered early.)
@@ -261,9 +272,10 @@ INVOICE_EMAIL_SENDING_STALE_SECONDS = env.int("INVOICE_EMAIL_SENDING_STALE_SECON
 INVOICE_PDF_CHUNK = env.int("INVOICE_PDF_CHUNK", default=20)
 
 
-def _every_tenant(task: str, schedule: timedelta, **task_kwargs) -> dict:
-    """Beat runs in the public schema; ``fan_out_to_tenants`` queues ``task`` once in every MSP."""
-    args = (task, task_kwargs) if task_kwargs else (task,)
+def _every_tenant(task: str, schedule: timedelta, due: str | None = None, **task_kwargs) -> dict:
+    """Beat runs in the public schema; ``fan_out_to_tenants`` queues ``task`` once in every MSP —
+    with ``due`` (a function returning the task's work as a queryset), only in MSPs that have some."""
+    args = (task, task_kwargs, due) if due else (task, task_kwargs) if task_kwargs else (task,)
     return {"task": "msp_billing.tasks.fan_out_to_tenants", "schedule": schedule, "args": args}
 
 
@@ -276,14 +288,16 @@ CELERY_BEAT_SCHEDULE = {
     # Each MSP's monthly billing run, checked hourly against its own day, time and time zone.
     "scheduled-billing-run-every-tenant": _every_tenant("billing.tasks.scheduled_billing_run", timedelta(hours=1)),
     # Accounting: finish exports whose worker died, pull payments back, re-send failure e-mails.
-    "accounting-resume-exports-every-tenant": _every_tenant("integrations.tasks.export_runs_resume", timedelta(minutes=5)),
+    "accounting-resume-exports-every-tenant": _every_tenant("integrations.tasks.export_runs_resume", timedelta(minutes=5),
+                                                            due="integrations.services.export_runs_due"),
     "accounting-payments-every-tenant": _every_tenant("integrations.tasks.payments_pull_task", timedelta(hours=1)),
     # Issued invoices still without their current PDF (a lost render task) are queued again.
     "invoice-pdfs-sweep-every-tenant": _every_tenant("invoices.tasks.invoice_pdfs_sweep", timedelta(hours=6)),
     "invoice-pdfs-missing-every-tenant": _every_tenant(
-        "invoices.tasks.invoice_pdfs_sweep", timedelta(minutes=2),
+        "invoices.tasks.invoice_pdfs_sweep", timedelta(minutes=2), due="invoices.tasks.invoice_pdfs_missing",
         missing_for_seconds=INVOICE_PDF_MISSING_AFTER_SECONDS, clean_temporaries=False),
-    "invoice-emails-stale-every-tenant": _every_tenant("invoices.tasks.invoice_emails_stale_sweep", timedelta(minutes=5)),
+    "invoice-emails-stale-every-tenant": _every_tenant("invoices.tasks.invoice_emails_stale_sweep", timedelta(minutes=5),
+                                                       due="invoices.mail.invoice_emails_stale"),
     "accounting-failures-mail-every-tenant": _every_tenant("integrations.tasks.failures_notify_task", timedelta(hours=24)),
     # Exchange rates, then the benchmark: each MSP's roll-up and the platform's aggregates (public schema).
     "exchange-rates-daily": {"task": "msp_billing.fx.tasks.exchange_rates_load", "schedule": timedelta(hours=24)},

@@ -55,6 +55,19 @@ class Msp(TenantMixin):
 
         return msp_locale(self)
 
+    def create_schema(self, check_if_exists=False, sync_schema=True, verbosity=1):
+        """The schema as a copy of the migrated template (``tenants/template.py``) when it can
+        be made so; else by running the migrations (django-tenants)."""
+        from django_tenants.utils import schema_exists
+
+        from msp_billing.tenants.template import schema_copy_from_template
+
+        if check_if_exists and schema_exists(self.schema_name):
+            return False
+        if sync_schema and schema_copy_from_template(self.schema_name):
+            return True
+        return super().create_schema(check_if_exists=check_if_exists, sync_schema=sync_schema, verbosity=verbosity)
+
     @property
     def is_public(self) -> bool:
         return self.schema_name == settings.PUBLIC_SCHEMA_NAME

@@ -2,11 +2,8 @@
 ``-m`` expression (``-m "not browser"``) replaces the default ``not chaos`` and would start it."""
 from __future__ import annotations
 
+from tests.support import deselect_unless_asked
+
 
 def pytest_collection_modifyitems(config, items):
-    if "chaos" in (config.option.markexpr or ""):
-        return
-    chosen = [item for item in items if item.get_closest_marker("chaos") is None]
-    if len(chosen) != len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item not in chosen])
-        items[:] = chosen
+    deselect_unless_asked(config, items, "chaos")

@@ -44,7 +44,8 @@ def test_beat_runs_the_missing_pdf_sweep_every_few_minutes(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["invoice-pdfs-missing-every-tenant"]
     assert entry["schedule"] <= dt.timedelta(minutes=5)
     assert entry["args"] == ("invoices.tasks.invoice_pdfs_sweep",
-                             {"missing_for_seconds": settings.INVOICE_PDF_MISSING_AFTER_SECONDS, "clean_temporaries": False})
+                             {"missing_for_seconds": settings.INVOICE_PDF_MISSING_AFTER_SECONDS, "clean_temporaries": False},
+                             "invoices.tasks.invoice_pdfs_missing")
     assert settings.INVOICE_PDF_MISSING_AFTER_SECONDS <= 10 * 60
     assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] < 3600
 

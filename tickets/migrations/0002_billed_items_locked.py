@@ -7,7 +7,11 @@ ticket also takes no new time entries or charges, and may only move on to closed
 """
 from django.db import migrations
 
-SQL = r"""
+# One statement per string: Citus sends each to the workers as a prepared statement.
+# ``SET search_path FROM CURRENT`` keeps the MSP's schema for the tables the functions name,
+# whoever's search_path fires the trigger (on a Citus worker: the worker's own).
+SQL = [
+    r"""
 CREATE OR REPLACE FUNCTION billing_lock_row() RETURNS trigger AS $$
 DECLARE
     probe record;
@@ -36,8 +40,9 @@ BEGIN
     END IF;
     RETURN NEW;
 END;
-$$ LANGUAGE plpgsql;
-
+$$ LANGUAGE plpgsql SET search_path FROM CURRENT
+""",
+    r"""
 CREATE OR REPLACE FUNCTION billing_lock_ticket_children() RETURNS trigger AS $$
 DECLARE
     ticket_ref bigint;
@@ -64,8 +69,9 @@ BEGIN
     END IF;
     RETURN NEW;
 END;
-$$ LANGUAGE plpgsql;
-
+$$ LANGUAGE plpgsql SET search_path FROM CURRENT
+""",
+    r"""
 CREATE OR REPLACE FUNCTION billing_lock_allocation() RETURNS trigger AS $$
 DECLARE
     entry_ref bigint;
@@ -84,33 +90,33 @@ BEGIN
     END IF;
     RETURN NEW;
 END;
-$$ LANGUAGE plpgsql;
+$$ LANGUAGE plpgsql SET search_path FROM CURRENT
+""",
+    """CREATE TRIGGER ticket_locked BEFORE UPDATE OR DELETE ON tickets_ticket
+        FOR EACH ROW EXECUTE FUNCTION billing_lock_row()""",
+    """CREATE TRIGGER time_entry_locked BEFORE UPDATE OR DELETE ON tickets_timeentry
+        FOR EACH ROW EXECUTE FUNCTION billing_lock_row()""",
+    """CREATE TRIGGER charge_locked BEFORE UPDATE OR DELETE ON tickets_charge
+        FOR EACH ROW EXECUTE FUNCTION billing_lock_row()""",
+    """CREATE TRIGGER time_entry_on_locked_ticket BEFORE INSERT OR UPDATE ON tickets_timeentry
+        FOR EACH ROW EXECUTE FUNCTION billing_lock_ticket_children()""",
+    """CREATE TRIGGER charge_on_locked_ticket BEFORE INSERT OR UPDATE ON tickets_charge
+        FOR EACH ROW EXECUTE FUNCTION billing_lock_ticket_children()""",
+    """CREATE TRIGGER allocation_locked BEFORE INSERT OR UPDATE OR DELETE ON tickets_timeallocation
+        FOR EACH ROW EXECUTE FUNCTION billing_lock_allocation()""",
+]
 
-CREATE TRIGGER ticket_locked BEFORE UPDATE OR DELETE ON tickets_ticket
-    FOR EACH ROW EXECUTE FUNCTION billing_lock_row();
-CREATE TRIGGER time_entry_locked BEFORE UPDATE OR DELETE ON tickets_timeentry
-    FOR EACH ROW EXECUTE FUNCTION billing_lock_row();
-CREATE TRIGGER charge_locked BEFORE UPDATE OR DELETE ON tickets_charge
-    FOR EACH ROW EXECUTE FUNCTION billing_lock_row();
-CREATE TRIGGER time_entry_on_locked_ticket BEFORE INSERT OR UPDATE ON tickets_timeentry
-    FOR EACH ROW EXECUTE FUNCTION billing_lock_ticket_children();
-CREATE TRIGGER charge_on_locked_ticket BEFORE INSERT OR UPDATE ON tickets_charge
-    FOR EACH ROW EXECUTE FUNCTION billing_lock_ticket_children();
-CREATE TRIGGER allocation_locked BEFORE INSERT OR UPDATE OR DELETE ON tickets_timeallocation
-    FOR EACH ROW EXECUTE FUNCTION billing_lock_allocation();
-"""
-
-REVERSE = r"""
-DROP TRIGGER IF EXISTS ticket_locked ON tickets_ticket;
-DROP TRIGGER IF EXISTS time_entry_locked ON tickets_timeentry;
-DROP TRIGGER IF EXISTS charge_locked ON tickets_charge;
-DROP TRIGGER IF EXISTS time_entry_on_locked_ticket ON tickets_timeentry;
-DROP TRIGGER IF EXISTS charge_on_locked_ticket ON tickets_charge;
-DROP TRIGGER IF EXISTS allocation_locked ON tickets_timeallocation;
-DROP FUNCTION IF EXISTS billing_lock_row();
-DROP FUNCTION IF EXISTS billing_lock_ticket_children();
-DROP FUNCTION IF EXISTS billing_lock_allocation();
-"""
+REVERSE = [
+    "DROP TRIGGER IF EXISTS ticket_locked ON tickets_ticket",
+    "DROP TRIGGER IF EXISTS time_entry_locked ON tickets_timeentry",
+    "DROP TRIGGER IF EXISTS charge_locked ON tickets_charge",
+    "DROP TRIGGER IF EXISTS time_entry_on_locked_ticket ON tickets_timeentry",
+    "DROP TRIGGER IF EXISTS charge_on_locked_ticket ON tickets_charge",
+    "DROP TRIGGER IF EXISTS allocation_locked ON tickets_timeallocation",
+    "DROP FUNCTION IF EXISTS billing_lock_row()",
+    "DROP FUNCTION IF EXISTS billing_lock_ticket_children()",
+    "DROP FUNCTION IF EXISTS billing_lock_allocation()",
+]
 
 
 class Migration(migrations.Migration):

@@ -6,6 +6,8 @@ import djmoney.models.fields
 from django.conf import settings
 from django.db import migrations, models
 
+from msp_billing.migration_ops import add_field_with_named_check
+
 
 class Migration(migrations.Migration):
 
@@ -31,8 +33,8 @@ class Migration(migrations.Migration):
             name='posted_contract',
             field=models.ForeignKey(blank=True, help_text='Contract posted on approval: takes the entry instead of routing or the contract chosen when logging.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='contracts.contract'),
         ),
-        migrations.AddField(
-            model_name='timeentry',
+        add_field_with_named_check(
+            model_name='timeentry', table='tickets_timeentry',
             name='posted_minutes',
             field=models.PositiveIntegerField(blank=True, help_text='Time posted on approval: billed as posted instead of the logged minutes.', null=True),
         ),

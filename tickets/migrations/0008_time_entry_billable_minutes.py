@@ -1,5 +1,7 @@
 from django.db import migrations, models
 
+from msp_billing.migration_ops import add_field_with_named_check
+
 
 class Migration(migrations.Migration):
 
@@ -8,8 +10,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddField(
-            model_name="timeentry",
+        add_field_with_named_check(
+            model_name="timeentry", table="tickets_timeentry",
             name="billable_minutes",
             field=models.PositiveIntegerField(
                 blank=True, null=True,
