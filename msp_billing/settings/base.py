@@ -60,6 +60,7 @@ TENANT_APPS = [
     "onboarding",
     "benchmark",
     "reports",
+    "webhooks",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -253,6 +254,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 INVOICE_PDF_SWEEP_ON_WORKER_START = env.bool("INVOICE_PDF_SWEEP_ON_WORKER_START", default=True)
 INVOICE_PDF_MISSING_AFTER_SECONDS = env.int("INVOICE_PDF_MISSING_AFTER_SECONDS", default=5 * 60)
 INVOICE_PDF_REQUEUE_PAUSE_SECONDS = env.int("INVOICE_PDF_REQUEUE_PAUSE_SECONDS", default=20 * 60)
+# Webhooks are never sent to private, loopback, link-local or reserved addresses unless this is
+# on (tests, an install whose receivers are on its own network); timeouts of one attempt.
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+WEBHOOKS_CONNECT_TIMEOUT = 3.0
+WEBHOOKS_READ_TIMEOUT = 10.0
 
 
 def _every_tenant(task: str, schedule: timedelta, **task_kwargs) -> dict:
@@ -278,6 +284,8 @@ CELERY_BEAT_SCHEDULE = {
         "invoices.tasks.invoice_pdfs_sweep", timedelta(minutes=2),
         missing_for_seconds=INVOICE_PDF_MISSING_AFTER_SECONDS, clean_temporaries=False),
     "accounting-failures-mail-every-tenant": _every_tenant("integrations.tasks.failures_notify_task", timedelta(hours=24)),
+    # Webhook retries whose time has come (docs/webhooks.md): the delay lives in the row, not the broker.
+    "webhook-deliveries-due-every-tenant": _every_tenant("webhooks.tasks.deliveries_due", timedelta(minutes=1)),
     # Exchange rates, then the benchmark: each MSP's roll-up and the platform's aggregates (public schema).
     "exchange-rates-daily": {"task": "msp_billing.fx.tasks.exchange_rates_load", "schedule": timedelta(hours=24)},
     "benchmark-nightly": {"task": "benchmark.tasks.benchmark_nightly", "schedule": timedelta(hours=24)},
