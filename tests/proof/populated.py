@@ -171,8 +171,19 @@ def populate_alpha() -> dict:
     benchmark_opt_in_set(opted_in=True, acting_user=owner)
     technician_cost_rate_set(technician=technician, cost_rate=Decimal("42"), acting_user=owner)
     tenant_rollup(today=CUTOFF)
+    # A webhook subscription with one event and a failed attempt (nothing listens on port 9).
+    from django.test import override_settings
+
+    from webhooks import services as webhooks
+
+    with override_settings(WEBHOOKS_ALLOW_PRIVATE=True):
+        hook = webhooks.subscription_create(url="http://127.0.0.1:9/hook", events=["invoice.issued"],
+                                            description=f"{MARKER} receiver", acting_user=owner)
+        event = webhooks.event_raise("invoice.issued", {"invoice": {"number": f"{MARKER}-1"}})
+        webhooks.delivery_attempt(delivery_id=event.deliveries.get().pk)
     return {"owner": owner, "batch": batch.pk, "later_batch": later.pk, "issued": issued, "draft": draft.pk, "credit_note": credit.pk,
-            "email": email.pk, "connection": accounting.pk, "run": run.pk, "failure": failure.pk}
+            "email": email.pk, "connection": accounting.pk, "run": run.pk, "failure": failure.pk,
+            "webhook": hook.pk}
 
 
 def empty_tables(schema: str) -> list[str]:
