@@ -41,7 +41,7 @@ def receiver(*statuses: int):
     state = Receiver(port=0, statuses=script)
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 — http.server's name
+        def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             state.received.append(Received(path=self.path, headers=dict(self.headers.items()), body=body))
             status = script.pop(0) if script else 200

@@ -12,13 +12,13 @@ from django.test import override_settings
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from billing import services as billing_services
 from integrations.base import IntegrationError
 from integrations.models import ExportRun, IntegrationLog
 from integrations.services import _record_failures
-from billing import services as billing_services
 from invoices import services as invoice_services
 from msp_billing.accounts.models import User
-from tests.billing.test_batches import CUTOFF, everything, world  # noqa: F401  (fixture)
+from tests.billing.test_batches import CUTOFF, everything, world
 from tests.invoices import builders
 from tests.webhooks.receiver import receiver, signature_valid
 from webhooks import services
@@ -177,7 +177,7 @@ def test_void_export_and_sync_failure_raise_their_events(tenant, django_capture_
     assert failure["id"] == IntegrationLog.objects.get(outcome="failed", invoice=invoice).pk
 
 
-def test_a_batch_run_raises_batch_run_with_its_totals(world, django_capture_on_commit_callbacks):  # noqa: F811
+def test_a_batch_run_raises_batch_run_with_its_totals(world, django_capture_on_commit_callbacks):
     with receiver() as hook:
         subscribe(hook.url(), events=["batch.run"], user=world["admin"])
         with django_capture_on_commit_callbacks(execute=True):
