@@ -18,7 +18,7 @@ from integrations.models import ExportRun, IntegrationLog
 from integrations.services import _record_failures
 from invoices import services as invoice_services
 from msp_billing.accounts.models import User
-from tests.billing.test_batches import CUTOFF, everything, world
+from tests.billing.test_batches import CUTOFF, everything
 from tests.invoices import builders
 from tests.webhooks.receiver import receiver, signature_valid
 from webhooks import services

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from msp_billing.accounts.models import User
@@ -180,3 +181,28 @@ def test_another_msps_ids_are_not_found(tenant, client_for, django_capture_on_co
     with schema_context("beta"):
         assert Subscription.objects.filter(pk__in=[s.pk for s in beta]).count() == 3
         assert all(s.url.startswith("http://127.0.0.1:9/beta-") for s in Subscription.objects.all())
+
+
+def test_a_paused_subscription_gets_nothing_until_resumed_then_what_waited(tenant, client_for,
+                                                                           django_capture_on_commit_callbacks):
+    client = client_for("alpha", "owner")
+    with receiver(500) as hook:
+        subscription = subscribe(hook.url(), events=["invoice.issued"])
+        detail = reverse("settings:webhook_detail", args=[subscription.pk])
+        with django_capture_on_commit_callbacks(execute=True):
+            builders.issued()
+        assert attempt_all_due() == [500]
+        with allow_private:
+            assert client.post(detail, form(hook.url(), "invoice.issued")).status_code == 302  # Active unticked
+        with schema_context("alpha"):
+            Delivery.objects.update(next_attempt_at=timezone.now())
+            with django_capture_on_commit_callbacks(execute=True):
+                builders.issued()  # raised while paused: not for this subscription
+            assert attempt_all_due() == [] and Event.objects.count() == 1
+        with allow_private:
+            assert client.post(detail, form(hook.url(), "invoice.issued", is_active="on")).status_code == 302
+        with schema_context("alpha"):
+            assert attempt_all_due() == [200]
+    assert len(hook.received) == 2 and hook.received[0].body == hook.received[1].body
+    page = client.get(detail).content.decode()
+    assert 'data-status="succeeded"' in page and "Active" in page
