@@ -1,5 +1,7 @@
 """A real Celery worker delivers an issued invoice's event to a receiver on 127.0.0.1; the
-receiver first fails, and the retry is queued by the beat task once its stored time has come."""
+receiver first fails, and the retry is queued by the beat task once its stored time has come.
+Then, in a browser, the admin redelivers it from the delivery log and is refused a
+subscription to the cloud metadata address."""
 from __future__ import annotations
 
 import json
@@ -10,11 +12,13 @@ import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tests.support import committed_msp, wait_for
+from playwright.sync_api import expect
+
+from tests.support import PASSWORD, committed_msp, sign_in, wait_for
 from tests.webhooks.receiver import receiver, signature_valid
 from tests.webhooks.test_deliveries import allow_private
 
-pytestmark = [pytest.mark.worker]
+pytestmark = [pytest.mark.worker, pytest.mark.browser]
 
 SCHEMA = f"hooks{secrets.token_hex(3)}"
 ADMIN = f"billing-admin@{SCHEMA}.example"
@@ -51,7 +55,7 @@ def msp(django_db_setup, django_db_blocker, hook):
         yield {"admin": admin, "subscription": subscription, "draft": draft}
 
 
-def test_a_worker_delivers_and_retries_when_the_beat_task_finds_it_due(server_worker, msp, hook, django_db_blocker):
+def test_a_worker_delivers_retries_and_redelivers_from_the_page(server, server_worker, browser, msp, hook, django_db_blocker):
     from invoices import services as invoices
     from msp_billing.celery import app
     from webhooks.models import Delivery
@@ -82,3 +86,32 @@ def test_a_worker_delivers_and_retries_when_the_beat_task_finds_it_due(server_wo
     payload = json.loads(second.body)
     assert payload["tenant"] == SCHEMA and payload["data"]["invoice"]["number"] == invoice.number
     assert payload["data"]["invoice"]["total"] == "160.00"
+
+    # The delivery log in the browser: Redeliver sends the same event once more, through the worker.
+    base = f"http://{SCHEMA}.localhost:{server}"
+    page = browser.new_page()
+    sign_in(page, server, ADMIN, subdomain=SCHEMA, password=PASSWORD)
+    page.wait_for_load_state()
+    page.goto(base + "/settings/")
+    page.get_by_role("link", name="Webhooks", exact=True).click()
+    page.get_by_role("link", name=hook.url("/billing-events")).click()
+    log = page.locator('table[data-table="deliveries"]')
+    expect(log.locator("tbody tr")).to_have_count(1)
+    expect(log).to_contain_text("Delivered")
+    log.get_by_role("button", name="Redeliver").click()
+    page.get_by_text("queued to be sent again").wait_for()
+    wait_for(lambda: len(hook.received) == 3, timeout=60, what="the redelivery", log=server_worker)
+    assert hook.received[2].body == first.body and signature_valid(msp["subscription"].secret, hook.received[2])
+    log.locator("tbody a").first.click()
+    attempts = page.locator('table[data-table="attempts"] tbody tr')
+    expect(attempts).to_have_count(3)
+    expect(attempts.first).to_contain_text("(redelivered)")
+    expect(page.locator('table[data-table="attempts"]')).to_contain_text("500")
+
+    # The cloud metadata address is refused on the form, with the reason.
+    page.goto(base + "/settings/webhooks/new/")
+    page.get_by_label("Target URL").fill("http://169.254.169.254/latest/meta-data/")
+    page.get_by_label("Invoice issued").check()
+    page.get_by_role("button", name="Create subscription").click()
+    page.get_by_text("169.254.169.254 is a link-local address").first.wait_for()
+    page.close()
