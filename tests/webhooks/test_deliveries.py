@@ -18,7 +18,7 @@ from integrations.models import ExportRun, IntegrationLog
 from integrations.services import _record_failures
 from invoices import services as invoice_services
 from msp_billing.accounts.models import User
-from tests.billing.test_batches import CUTOFF, everything
+from tests.billing.test_batches import CUTOFF, everything, world  # noqa: F401  (fixture)
 from tests.invoices import builders
 from tests.webhooks.receiver import receiver, signature_valid
 from webhooks import services
@@ -177,7 +177,7 @@ def test_void_export_and_sync_failure_raise_their_events(tenant, django_capture_
     assert failure["id"] == IntegrationLog.objects.get(outcome="failed", invoice=invoice).pk
 
 
-def test_a_batch_run_raises_batch_run_with_its_totals(world, django_capture_on_commit_callbacks):
+def test_a_batch_run_raises_batch_run_with_its_totals(world, django_capture_on_commit_callbacks):  # noqa: F811
     with receiver() as hook:
         subscribe(hook.url(), events=["batch.run"], user=world["admin"])
         with django_capture_on_commit_callbacks(execute=True):
@@ -235,3 +235,14 @@ def test_an_address_refused_at_delivery_time_is_logged_and_nothing_is_sent(tenan
     assert attempt.status_code is None and "127.0.0.1 is a loopback address" in attempt.error
     delivery.refresh_from_db()
     assert delivery.status == "pending" and delivery.next_attempt_at > timezone.now()
+
+
+def test_beat_looks_for_due_retries_every_minute_in_every_msp():
+    from django.conf import settings
+
+    from msp_billing.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["webhook-deliveries-due-every-tenant"]
+    assert entry["task"] == "msp_billing.tasks.fan_out_to_tenants" and entry["args"] == ("webhooks.tasks.deliveries_due",)
+    assert entry["schedule"] == dt.timedelta(minutes=1)
+    assert "webhooks.tasks.deliveries_due" in app.tasks and "webhooks.tasks.deliver" in app.tasks
