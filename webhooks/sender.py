@@ -1,8 +1,8 @@
-"""One HTTP POST of a delivery, to the address the SSRF guard checked.
+"""One HTTP POST of a delivery, to an address the SSRF guard checked.
 
-urllib3 (beneath requests) connects to ``target.address`` while the Host header, TLS server
-name and certificate check use the host name: the name is resolved once, checked, and not
-resolved again. Redirects are not followed (a 3xx is a failed attempt); timeouts are short;
+urllib3 (beneath requests) connects to the checked addresses (the first that takes the
+connection) while the Host header, TLS server name and certificate check use the host name:
+the name is resolved once, checked, and not resolved again. Redirects are not followed (a 3xx is a failed attempt); timeouts are short;
 only the first bytes of the answer are kept for the log.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ class Outcome:
     duration_ms: int
     error: str = ""
     excerpt: str = ""
+    unreachable: bool = False  # no connection made: the next checked address may be tried
 
     @property
     def ok(self) -> bool:
@@ -32,16 +33,26 @@ class Outcome:
 
 
 def post(target: Target, *, body: bytes, headers: dict[str, str]) -> Outcome:
+    """POST to the first of the target's checked addresses that takes the connection."""
+    started = time.monotonic()
+    outcome = Outcome(status_code=None, duration_ms=0, error="No address to connect to.")
+    for address in target.addresses:
+        outcome = _post_to(address, target, body=body, headers=headers, started=started)
+        if not outcome.unreachable:
+            break
+    return outcome
+
+
+def _post_to(address: str, target: Target, *, body: bytes, headers: dict[str, str], started: float) -> Outcome:
     timeout = urllib3.Timeout(connect=getattr(settings, "WEBHOOKS_CONNECT_TIMEOUT", 3.0),
                               read=getattr(settings, "WEBHOOKS_READ_TIMEOUT", 10.0))
-    options: dict = {"host": target.address, "port": target.port, "timeout": timeout, "retries": False, "maxsize": 1}
+    options: dict = {"host": address, "port": target.port, "timeout": timeout, "retries": False, "maxsize": 1}
     if target.scheme == "https":
         pool_class = urllib3.HTTPSConnectionPool
         options.update(server_hostname=target.host, assert_hostname=target.host, cert_reqs="CERT_REQUIRED",
-                       ca_certs=certifi.where())
+                       ca_certs=getattr(settings, "WEBHOOKS_CA_BUNDLE", "") or certifi.where())
     else:
         pool_class = urllib3.HTTPConnectionPool
-    started = time.monotonic()
     try:
         with pool_class(**options) as pool:
             response = pool.urlopen("POST", target.path, body=body, headers={**headers, "Host": target.host_header},
@@ -52,6 +63,10 @@ def post(target: Target, *, body: bytes, headers: dict[str, str]) -> Outcome:
                 response.release_conn()
                 response.close()
             status = response.status
+    except urllib3.exceptions.NewConnectionError:
+        return Outcome(status_code=None, duration_ms=_ms(started), error="Connection refused or unreachable.", unreachable=True)
+    except urllib3.exceptions.ConnectTimeoutError:
+        return Outcome(status_code=None, duration_ms=_ms(started), error="Timed out connecting.", unreachable=True)
     except urllib3.exceptions.HTTPError as error:
         return Outcome(status_code=None, duration_ms=_ms(started), error=_describe(error))
     except OSError as error:
@@ -64,10 +79,6 @@ def _ms(started: float) -> int:
 
 
 def _describe(error: Exception) -> str:
-    if isinstance(error, urllib3.exceptions.NewConnectionError):  # a ConnectTimeoutError subclass: first
-        return "Connection refused or unreachable."
-    if isinstance(error, urllib3.exceptions.ConnectTimeoutError):
-        return "Timed out connecting."
     if isinstance(error, urllib3.exceptions.ReadTimeoutError):
         return "Timed out waiting for the answer."
     if isinstance(error, urllib3.exceptions.SSLError):

@@ -31,7 +31,7 @@ class Target:
     host: str  # as written, without brackets (SNI, certificate, Host header)
     port: int
     path: str  # path and query
-    address: str  # the checked IP address the delivery connects to
+    addresses: tuple[str, ...]  # the checked IP addresses the delivery connects to, in the resolver's order
 
     @property
     def host_header(self) -> str:
@@ -92,4 +92,4 @@ def resolve(url: str) -> Target:
             refusal = address_refusal(address)
             if refusal:
                 raise UnsafeTarget(f"Webhooks are not sent to private or internal addresses: {host} resolves to {refusal}.")
-    return Target(scheme=scheme, host=host, port=port, path=path, address=addresses[0])
+    return Target(scheme=scheme, host=host, port=port, path=path, addresses=tuple(addresses))

@@ -259,6 +259,8 @@ INVOICE_PDF_REQUEUE_PAUSE_SECONDS = env.int("INVOICE_PDF_REQUEUE_PAUSE_SECONDS",
 WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
 WEBHOOKS_CONNECT_TIMEOUT = 3.0
 WEBHOOKS_READ_TIMEOUT = 10.0
+# Certificates HTTPS receivers are checked against: certifi's bundle unless a file is named.
+WEBHOOKS_CA_BUNDLE = env("WEBHOOKS_CA_BUNDLE", default="")
 
 
 def _every_tenant(task: str, schedule: timedelta, **task_kwargs) -> dict:

@@ -23,8 +23,10 @@ class Receiver:
     statuses: list[int]
     received: list[Received] = field(default_factory=list)
 
+    scheme_host: str = "http://127.0.0.1"
+
     def url(self, path: str = "/hooks") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme_host}:{self.port}{path}"
 
 
 def signature_valid(secret: str, request: Received) -> bool:
@@ -35,8 +37,8 @@ def signature_valid(secret: str, request: Received) -> bool:
 
 
 @contextmanager
-def receiver(*statuses: int):
-    """Answers the POSTs with ``statuses`` in turn, then 200."""
+def receiver(*statuses: int, tls=None):
+    """Answers the POSTs with ``statuses`` in turn, then 200 (over TLS with ``tls``, an ``ssl.SSLContext``)."""
     script = list(statuses)
     state = Receiver(port=0, statuses=script)
 
@@ -58,6 +60,9 @@ def receiver(*statuses: int):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        state.scheme_host = "https://localhost"
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
