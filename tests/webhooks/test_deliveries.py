@@ -246,3 +246,19 @@ def test_beat_looks_for_due_retries_every_minute_in_every_msp():
     assert entry["task"] == "msp_billing.tasks.fan_out_to_tenants" and entry["args"] == ("webhooks.tasks.deliveries_due",)
     assert entry["schedule"] == dt.timedelta(minutes=1)
     assert "webhooks.tasks.deliveries_due" in app.tasks and "webhooks.tasks.deliver" in app.tasks
+
+
+def test_the_post_tries_the_next_checked_address_when_one_refuses_the_connection():
+    from webhooks import sender
+    from webhooks.urlguard import Target
+
+    with receiver() as hook:
+        # 127.0.0.2 is loopback too, but nothing listens there on this port.
+        target = Target(scheme="http", host="hooks.example", port=hook.port, path="/in?x=1", addresses=("127.0.0.2", "127.0.0.1"))
+        outcome = sender.post(target, body=b"{}", headers={"Content-Type": "application/json"})
+        unreachable = sender.post(Target(scheme="http", host="hooks.example", port=hook.port, path="/",
+                                         addresses=("127.0.0.2",)), body=b"{}", headers={})
+    assert outcome.status_code == 200 and outcome.excerpt == '{"ok": true}'
+    [request] = hook.received
+    assert request.path == "/in?x=1" and request.headers["Host"] == f"hooks.example:{hook.port}"
+    assert unreachable.status_code is None and unreachable.error == "Connection refused or unreachable."
