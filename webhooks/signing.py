@@ -32,8 +32,3 @@ def headers(*, secret: str, timestamp: int, body: bytes, event_id: str, event_ty
         "Webhook-Signature": signature(secret, timestamp, body),
     }
 
-
-def verify(secret: str, *, timestamp: str, body: bytes, signature_header: str) -> bool:
-    """True when ``signature_header`` (one or more ``v1=…`` separated by spaces or commas) matches."""
-    expected = signature(secret, int(timestamp), body)
-    return any(hmac.compare_digest(expected, part.strip()) for part in signature_header.replace(",", " ").split())
