@@ -35,6 +35,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from billing.due import CHARGED_BUCKETS, Selection, due_summary, riding_contracts
+from billing.hooks import batch_ran_on_commit
 from billing.models import BatchInvoice, BatchItem, BillingBatch
 from billing.readiness import (
     periods_make_ready,
@@ -239,6 +240,7 @@ def batch_run(*, name: str, cutoff: dt.date, selection: Selection, consolidated:
     audit_record(actor=acting_user, action="batch_run", obj=batch, after={
         "name": batch.name, "cutoff": cutoff.isoformat(), "consolidated": consolidated, "invoices": len(invoice_ids),
         "periods": len(periods), "time_entries": entries, "time_lines": time_lines, "charges": len(charges), "tickets": tickets})
+    batch_ran_on_commit(batch.pk)
     return batch
 
 

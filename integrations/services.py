@@ -25,6 +25,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from integrations import crypto, registry
+from integrations.hooks import sync_failed_on_commit
 from integrations.base import (
     ConnectionLost,
     DocumentResult,
@@ -352,10 +353,11 @@ def _save_results(run: ExportRun, results: Sequence[DocumentResult]) -> None:
 def _record_failures(run: ExportRun, chunk: Sequence[Invoice], error: IntegrationError) -> None:
     with transaction.atomic():
         for doc in chunk:
-            IntegrationLog.objects.create(
+            log = IntegrationLog.objects.create(
                 system=run.system, operation="credit_note.export" if doc.is_credit_note else "invoice.export",
                 invoice=doc, export_run=run, outcome=IntegrationLog.Outcome.FAILED, error=error.message,
                 error_code=error.code, http_status=error.http_status, request_summary=f"{doc.number}")
+            sync_failed_on_commit(log.pk)
         failed_ids = list(dict.fromkeys([*run.failed_ids, *(doc.pk for doc in chunk)]))
         _run_update(run, failed_ids=failed_ids, failed=len(failed_ids), retries=0, last_error=error.message)
 
@@ -443,11 +445,12 @@ def payments_pull() -> PaymentsPulled:
                            acting_user=None, remote_id=payment.remote_id)
         except ValidationError as error:
             failed += 1
-            IntegrationLog.objects.create(
+            log = IntegrationLog.objects.create(
                 system=connection.system, operation="payment.record", invoice=invoice,
                 outcome=IntegrationLog.Outcome.FAILED, remote_id=payment.remote_id[:100],
                 request_summary=f"{payment.amount} on {payment.date} for {invoice.number}",
                 error="; ".join(error.messages))
+            sync_failed_on_commit(log.pk)
             continue
         IntegrationLog.objects.filter(invoice=invoice, operation="payment.record", outcome=IntegrationLog.Outcome.FAILED,
                                       remote_id=payment.remote_id[:100], resolved_at__isnull=True).update(

@@ -28,7 +28,7 @@ from msp_billing.hooks import hook_add, hook_remove
 
 logger = logging.getLogger(__name__)
 
-ACTIONS = ("created", "edited", "issued", "voided", "credited", "credit_note_issued", "paid", "deleted")
+ACTIONS = ("created", "edited", "issued", "voided", "credited", "credit_note_issued", "paid", "exported", "deleted")
 
 
 class InvoiceListener(Protocol):

@@ -24,6 +24,7 @@ settings_patterns = (
     [
         path("", account_views.settings_home, name="home"),
         path("", include("tickets.settings_urls")),
+        path("webhooks/", include("webhooks.settings_urls")),
         path("users/", account_views.user_list, name="users"),
         path("users/<int:user_id>/", account_views.user_edit, name="user_edit"),
         path("", include("api.settings_urls")),

@@ -8,6 +8,7 @@ from django.db import transaction
 
 from invoices.audit import audit_record
 from invoices.models import Invoice
+from invoices.services._common import _notify
 
 
 @transaction.atomic
@@ -21,4 +22,5 @@ def invoice_mark_exported(*, invoice_id: int, system: str, at: dt.datetime, remo
     invoice.save(update_fields=["exported_to", "exported_at", "remote_id", "remote_url", "updated_at"])
     audit_record(actor=acting_user, action="invoice_exported", obj=invoice, before=before,
                  after={"exported_to": system, "remote_id": invoice.remote_id, "export_run": export_run_id})
+    _notify(invoice.pk, "exported")
     return invoice

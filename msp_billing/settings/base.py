@@ -62,6 +62,7 @@ TENANT_APPS = [
     "reports",
     "ninja",
     "api",
+    "webhooks",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -270,6 +271,13 @@ INVOICE_PDF_REQUEUE_PAUSE_SECONDS = env.int("INVOICE_PDF_REQUEUE_PAUSE_SECONDS",
 INVOICE_EMAIL_SENDING_STALE_SECONDS = env.int("INVOICE_EMAIL_SENDING_STALE_SECONDS", default=15 * 60)
 # Invoices per PDF task when many are queued at once (sweep, month end): one query set and one transaction each.
 INVOICE_PDF_CHUNK = env.int("INVOICE_PDF_CHUNK", default=20)
+# Webhooks are never sent to private, loopback, link-local or reserved addresses unless this is
+# on (tests, an install whose receivers are on its own network); timeouts of one attempt.
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+WEBHOOKS_CONNECT_TIMEOUT = 3.0
+WEBHOOKS_READ_TIMEOUT = 10.0
+# Certificates HTTPS receivers are checked against: certifi's bundle unless a file is named.
+WEBHOOKS_CA_BUNDLE = env("WEBHOOKS_CA_BUNDLE", default="")
 
 
 def _every_tenant(task: str, schedule: timedelta, due: str | None = None, **task_kwargs) -> dict:
@@ -299,6 +307,9 @@ CELERY_BEAT_SCHEDULE = {
     "invoice-emails-stale-every-tenant": _every_tenant("invoices.tasks.invoice_emails_stale_sweep", timedelta(minutes=5),
                                                        due="invoices.mail.invoice_emails_stale"),
     "accounting-failures-mail-every-tenant": _every_tenant("integrations.tasks.failures_notify_task", timedelta(hours=24)),
+    # Webhook retries whose time has come (docs/webhooks.md): the delay lives in the row, not the broker.
+    "webhook-deliveries-due-every-tenant": _every_tenant("webhooks.tasks.deliveries_due", timedelta(minutes=1),
+                                                         due="webhooks.services.deliveries_waiting"),
     # Exchange rates, then the benchmark: each MSP's roll-up and the platform's aggregates (public schema).
     "exchange-rates-daily": {"task": "msp_billing.fx.tasks.exchange_rates_load", "schedule": timedelta(hours=24)},
     "benchmark-nightly": {"task": "benchmark.tasks.benchmark_nightly", "schedule": timedelta(hours=24)},

@@ -182,8 +182,19 @@ def populate_alpha() -> dict:
                                      content_type="application/json", body=b"{}")
     device_report_unmatched(contract=Contract.objects.filter(type=Contract.Type.REMOTE_MONITORING).first() or Contract.objects.first(),
                             device_class_name=f"{MARKER} firewalls", count=3, acting_user=owner)
+    # A webhook subscription with one event and a failed attempt (nothing listens on port 9).
+    from django.test import override_settings
+
+    from webhooks import services as webhooks
+
+    with override_settings(WEBHOOKS_ALLOW_PRIVATE=True):
+        hook = webhooks.subscription_create(url="http://127.0.0.1:9/hook", events=["invoice.issued"],
+                                            description=f"{MARKER} receiver", acting_user=owner)
+        event = webhooks.event_raise("invoice.issued", {"invoice": {"number": f"{MARKER}-1"}})
+        webhooks.delivery_attempt(delivery_id=event.deliveries.get().pk)
     return {"owner": owner, "batch": batch.pk, "later_batch": later.pk, "issued": issued, "draft": draft.pk, "credit_note": credit.pk,
-            "email": email.pk, "connection": accounting.pk, "run": run.pk, "failure": failure.pk}
+            "email": email.pk, "connection": accounting.pk, "run": run.pk, "failure": failure.pk,
+            "webhook": hook.pk}
 
 
 def empty_tables(schema: str) -> list[str]:
