@@ -29,6 +29,11 @@ from contracts.models import Contract
 from invoices.audit import audit_record_many
 from invoices.models import Invoice, InvoiceLine
 from invoices.services import DraftLineFigures, invoice_recalculate
+from msp_billing.templatetags.formatting import day_sql
+
+
+class TimeLinesMissing(RuntimeError):
+    """The statement wrote fewer (or more) time lines than allocations were claimed."""
 
 
 def invoice_time_lines_bulk_insert(*, invoices_by_contract: Mapping[int, Invoice],
@@ -108,6 +113,7 @@ def invoice_time_lines_bulk_insert(*, invoices_by_contract: Mapping[int, Invoice
               ON l.contract_id = x.contract_id AND l.fixed_amount = x.key_amount AND l.tax_codes = x.codes::jsonb)
     """ if tax_contract else ""
     contract_ids = sorted(time_groups)
+    date_sql, date_params = day_sql("e.date")  # the entry's date as the MSP's locale writes it
     with connection.cursor() as cursor:
         # The new lines feed their taxes straight from RETURNING: no second read of a million
         # fresh rows. Each line is also the record that its time is billed (line_time_billed_once).
@@ -122,7 +128,7 @@ def invoice_time_lines_bulk_insert(*, invoices_by_contract: Mapping[int, Invoice
                 taxable, tax_codes, tax_amount, source_kind, time_allocation_id, contract_id, detail)
             SELECT m.invoice_id,
                    m.first_line + row_number() OVER (PARTITION BY m.invoice_id ORDER BY e.date, e.id, a.id),
-                   '#' || e.ticket_id || ' ' || t.title || ' — ' || w.name || ', ' || to_char(e.date, 'DD Mon YYYY') || ', '
+                   '#' || e.ticket_id || ' ' || t.title || ' — ' || w.name || ', ' || {date_sql} || ', '
                        || COALESCE(NULLIF(u.full_name, ''), u.email)
                        || CASE a.bucket WHEN 'charged' THEN '' WHEN 'overage' THEN ' (overage)'
                                         WHEN 'deducted' THEN ' (deducted from the block)' ELSE ' (covered by the contract)' END,
@@ -145,13 +151,18 @@ def invoice_time_lines_bulk_insert(*, invoices_by_contract: Mapping[int, Invoice
             {taxes_sql}
             SELECT count(*) FROM lines
         """, [
-            InvoiceLine.SourceKind.TIME.value,
+            *date_params, InvoiceLine.SourceKind.TIME.value,
             contract_ids, [invoices_by_contract[c].pk for c in contract_ids], [line_counts[invoices_by_contract[c].pk] for c in contract_ids],
             figures_contract, figures_amount, figures_category, figures_taxable, figures_codes, figures_tax, list(charged_buckets),
             *([tax_contract, tax_amount_key, tax_codes_key, tax_rate, tax_code, tax_name, tax_percent, tax_compound, tax_base,
                tax_value, tax_order] if tax_contract else []),
         ])
         inserted = cursor.fetchone()[0]
+        expected = sum(total[2] for total in sums.values())
+        if inserted != expected:
+            # Every claimed allocation must have its line: a database that drops rows of an
+            # INSERT … SELECT (seen on a sharded setup) must stop the run, not bill without them.
+            raise TimeLinesMissing(f"{expected} time lines were to be written, {inserted} were: the run is rolled back")
         cursor.execute("SET LOCAL enable_mergejoin = on")
         if sums and not draft_lines.adjusted:
             ids = sorted(sums)

@@ -19,6 +19,7 @@ something: 135.0000 → 135.00, 33.3333 → 33.3333, 0.1500 → 0.15.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -109,6 +110,34 @@ def day(value, length: str = "medium") -> str:
     if length in DATE_LENGTHS:
         return babel_dates.format_date(value, format=length, locale=active_locale())
     return babel_dates.format_skeleton(length, value, locale=active_locale())
+
+
+_SQL_DATE_FIELDS = {"y": "YYYY", "yyyy": "YYYY", "yy": "YY", "MM": "MM", "M": "FMMM", "dd": "DD", "d": "FMDD"}
+_SQL_MONTH_NAMES = {"MMM": "abbreviated", "LLL": "abbreviated", "MMMM": "wide", "LLLL": "wide"}
+
+
+def day_sql(column: str, length: str = "medium") -> tuple[str, list]:
+    """A SQL expression writing the date ``column`` as ``day`` does, for text a set-based statement
+    writes (``Mar 3, 2026``, ``3 mars 2026``, ``03.03.2026``): the locale's pattern from Babel, the
+    numbers with ``to_char`` and the month names as Babel names them. Returns (SQL, parameters)."""
+    locale = active_locale()
+    pattern = babel_dates.get_date_format(length, locale=locale).pattern
+    parts, params = [], []
+    for match in re.finditer(r"'([^']*)'|([a-zA-Z])\2*|([^a-zA-Z']+)", pattern):
+        quoted, field, other = match.group(1), match.group(0) if match.group(2) else None, match.group(3)
+        if field in _SQL_DATE_FIELDS:
+            parts.append(f"to_char({column}, '{_SQL_DATE_FIELDS[field]}')")
+        elif field in _SQL_MONTH_NAMES:
+            context = "stand-alone" if field.startswith("L") else "format"
+            names = babel_dates.get_month_names(_SQL_MONTH_NAMES[field], context=context, locale=locale)
+            parts.append(f"(%s::text[])[extract(month from {column})::int]")
+            params.append([names[month] for month in range(1, 13)])
+        elif field is not None:
+            raise ValueError(f"no SQL form for the date field {field!r} of {pattern!r}")
+        else:
+            parts.append("%s")
+            params.append(other if quoted is None else (quoted or "'"))
+    return "(" + " || ".join(parts) + ")", params
 
 
 def day_range(start: date, end: date) -> str:

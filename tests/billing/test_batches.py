@@ -370,3 +370,17 @@ def test_a_period_with_nothing_to_invoice_makes_no_invoice_of_its_own(tenant):
     with pytest.raises(ValidationError, match="select at least one contract with items due"):
         services.batch_run(name="Quiet", cutoff=CUTOFF, selection=everything(), consolidated=False, acting_user=admin)
     assert not Invoice.objects.exists()
+
+
+@pytest.mark.parametrize("locale, written", [("en_US", "Mar 3, 2026"), ("de_DE", "03.03.2026"), ("fr_FR", "3 mars 2026")])
+def test_a_time_lines_date_is_written_in_the_msps_locale(world, locale, written):
+    """The set-based run writes each time line's date as the pages and PDFs write dates."""
+    from msp_billing.locales import use_locale
+    from msp_billing.templatetags.formatting import day
+
+    with use_locale(locale):
+        batch = services.batch_run(name="March", cutoff=CUTOFF, selection=everything(), consolidated=False,
+                                   acting_user=world["admin"])
+        time_lines = InvoiceLine.objects.filter(invoice__in=services.batch_invoices(batch)).exclude(time_allocation=None)
+        assert time_lines.exists() and day(DAY) == written
+        assert all(f", {written}, " in line.description for line in time_lines)  # the time was logged on DAY
