@@ -140,3 +140,18 @@ def idempotency_store(*, token: ApiToken, key: str, status: int, content_type: s
 
 def idempotency_forget(*, token: ApiToken, key: str) -> None:
     IdempotentRequest.objects.filter(token=token, key=key).delete()
+
+
+IDEMPOTENCY_KEPT = dt.timedelta(hours=24)
+
+
+def idempotent_requests_expired():
+    """Stored answers older than ``IDEMPOTENCY_KEPT``: a key is honoured for a day, as clients retry
+    within minutes. Beat asks this of every MSP at once and cleans only where there are some."""
+    return IdempotentRequest.objects.filter(created_at__lt=timezone.now() - IDEMPOTENCY_KEPT)
+
+
+def idempotent_requests_forget() -> int:
+    """Delete the expired stored answers (their keys may then be used again); returns how many."""
+    deleted, _ = idempotent_requests_expired().delete()
+    return deleted

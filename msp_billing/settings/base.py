@@ -306,6 +306,9 @@ CELERY_BEAT_SCHEDULE = {
         missing_for_seconds=INVOICE_PDF_MISSING_AFTER_SECONDS, clean_temporaries=False),
     "invoice-emails-stale-every-tenant": _every_tenant("invoices.tasks.invoice_emails_stale_sweep", timedelta(minutes=5),
                                                        due="invoices.mail.invoice_emails_stale"),
+    # The API's stored answers to idempotent POSTs, kept a day.
+    "api-idempotency-clean-every-tenant": _every_tenant("api.tasks.idempotent_requests_clean", timedelta(hours=1),
+                                                        due="api.services.idempotent_requests_expired"),
     "accounting-failures-mail-every-tenant": _every_tenant("integrations.tasks.failures_notify_task", timedelta(hours=24)),
     # Webhook retries whose time has come (docs/webhooks.md): the delay lives in the row, not the broker.
     "webhook-deliveries-due-every-tenant": _every_tenant("webhooks.tasks.deliveries_due", timedelta(minutes=1),

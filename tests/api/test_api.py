@@ -51,6 +51,17 @@ def test_time_logged_through_the_api_is_routed_and_rated_and_a_repeated_key_answ
     assert_problem(other, 422)
     assert TimeEntry.objects.filter(ticket=w["ticket"]).count() == 1
 
+    # A day later the answer is forgotten (beat's clean-up) and the key is new again.
+    from django.utils import timezone
+
+    from api import tasks
+    from api.models import IdempotentRequest
+    assert tasks.idempotent_requests_clean() == 0  # kept while fresh
+    IdempotentRequest.objects.filter(key="k-1").update(created_at=timezone.now() - dt.timedelta(hours=25))
+    assert tasks.idempotent_requests_clean() == 1
+    later = post(c, f"/api/v1/tickets/{w['ticket'].pk}/time-entries", {**body, "minutes": 5}, secret, **{"Idempotency-Key": "k-1"})
+    assert later.status_code == 201 and TimeEntry.objects.filter(ticket=w["ticket"]).count() == 2
+
 
 def test_what_the_ticket_page_refuses_the_api_refuses_with_the_same_message(tenant):
     w = world()
