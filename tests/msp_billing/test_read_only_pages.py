@@ -22,6 +22,9 @@ from django.urls import Resolver404, resolve
 WRITE_PAGE = {"create", "edit", "add", "new", "delete", "void", "issue", "credit", "payment", "record", "end",
               "generate", "import", "connect", "disconnect", "wizard"}
 LOGOUT = "/accounts/logout/"
+# Pages where every user manages their own things, not the MSP's data: an accountant's own API
+# tokens (read-only tokens, as the accountant is).
+OWN_PAGES = ("/settings/api-tokens/",)
 
 
 class ControlFinder(HTMLParser):
@@ -41,7 +44,7 @@ class ControlFinder(HTMLParser):
         if tag == "form":
             method, action = (attrs.get("method") or "get").lower(), attrs.get("action") or ""
             self._form_methods.append((method, action))
-            if method != "get" and action != LOGOUT:
+            if method != "get" and action != LOGOUT and not action.startswith(OWN_PAGES):
                 self.writes.append(f"<form method={method} action={action or '(this page)'}>")
         elif tag == "button" or (tag == "input" and (attrs.get("type") or "").lower() == "submit"):
             inside = self._form_methods[-1] if self._form_methods else None

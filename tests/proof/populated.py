@@ -30,7 +30,9 @@ CUTOFF = dt.date(2026, 10, 31)
 VOLATILE_TABLES = {"django_session", "axes_accessattempt", "axes_accesslog", "axes_accessfailurelog",
                    "axes_accessattemptexpiration"}
 # Django's groups and permissions, which the product leaves empty (roles take their place).
-UNUSED_TABLES = {"auth_group", "auth_group_permissions", "accounts_user_groups", "accounts_user_user_permissions"}
+UNUSED_TABLES = {"auth_group", "auth_group_permissions", "accounts_user_groups", "accounts_user_user_permissions",
+                 # filled on first use in an MSP copied from the template schema (no group or permission is used)
+                 "auth_permission", "django_content_type"}
 
 
 def tenant_models() -> list:

@@ -243,7 +243,8 @@ def test_beat_looks_for_due_retries_every_minute_in_every_msp():
     from msp_billing.celery import app
 
     entry = settings.CELERY_BEAT_SCHEDULE["webhook-deliveries-due-every-tenant"]
-    assert entry["task"] == "msp_billing.tasks.fan_out_to_tenants" and entry["args"] == ("webhooks.tasks.deliveries_due",)
+    assert entry["task"] == "msp_billing.tasks.fan_out_to_tenants" and entry["args"] == (
+        "webhooks.tasks.deliveries_due", {}, "webhooks.services.deliveries_waiting")  # only in MSPs with some due
     assert entry["schedule"] == dt.timedelta(minutes=1)
     assert "webhooks.tasks.deliveries_due" in app.tasks and "webhooks.tasks.deliver" in app.tasks
 
