@@ -37,7 +37,7 @@ from integrations import store
 from integrations.matching import Candidate, exact_key, name_twins
 from integrations.models import IntegrationLog, RemoteMapping
 from invoices.models import Invoice
-from msp_billing.money import line_amount, round_unit_price
+from msp_billing.money import is_half_unit_tie, line_amount, round_unit_price
 
 if TYPE_CHECKING:
     from integrations.models import AccountingConnection, ExportRun
@@ -304,12 +304,17 @@ def quantity_and_price(*, quantity: Decimal, unit_price: Decimal, target: Decima
     The printed quantity and price when they do; else the quantity with the price recomputed
     (rated time: 7 min = 0.1167 h); else 1 × ``target`` (a prorated fee, a discounted line).
     Accounting systems recompute a line from quantity × price, so what they book must be
-    what the invoice printed.
+    what the invoice printed — whichever way they round: a product exactly halfway between
+    two cents (0.18 h × 241.25 = 43.425) is sent with its price recomputed instead.
     """
-    if quantity and line_amount(quantity=quantity, unit_price=unit_price, currency=currency) == target:
+    def books_as_target(price: Decimal) -> bool:  # and the same under any rounding rule: no half-cent tie
+        return (line_amount(quantity=quantity, unit_price=price, currency=currency) == target
+                and not is_half_unit_tie(quantity=quantity, unit_price=price, currency=currency))
+
+    if quantity and books_as_target(unit_price):
         return quantity, unit_price
     if quantity:
         price = round_unit_price(Fraction(target) / Fraction(quantity))
-        if line_amount(quantity=quantity, unit_price=price, currency=currency) == target:
+        if books_as_target(price):
             return quantity, price
     return Decimal("1"), target

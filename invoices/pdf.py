@@ -440,12 +440,33 @@ def invoice_pdfs_ensure(*, invoice_ids: Iterable[int]) -> dict[int, InvoicePdf |
     try:
         result.update(_store_rendered(rendered, template=branding.pdf_template))
     except Exception:
-        for item in rendered:
-            _delete_file(item.name)  # the transaction rolled back: nothing refers to them
+        _delete_unreferenced([item.name for item in rendered])
         raise
     if failures:
         raise failures[0]
     return result
+
+
+def _delete_unreferenced(names: list[str]) -> None:
+    """After the chunk's transaction failed: delete the new files no row refers to.
+
+    A failure can be reported after the commit took place (PostgreSQL stopped between
+    writing the commit and answering it), so the rows are read again, on a new connection,
+    before any file goes. When even that cannot be asked, the files stay: a stray file costs
+    a few kilobytes, a current PDF without its file would be lost for good.
+    """
+    from django.db import connection
+
+    try:
+        if not connection.in_atomic_block:
+            connection.close()  # the next query opens a new one
+        referenced = set(InvoicePdf.objects.filter(file__in=names).values_list("file", flat=True))
+    except Exception:  # noqa: BLE001 — the database is still away: keep every file
+        logger.warning("PDF rows could not be read after a failed store; %s new files kept", len(names), exc_info=True)
+        return
+    for name in names:
+        if name not in referenced:
+            _delete_file(name)
 
 
 def _store_rendered(rendered: list[_Rendered], *, template: str) -> dict[int, InvoicePdf | None]:

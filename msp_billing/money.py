@@ -95,6 +95,16 @@ def line_amount(*, quantity: ExactAmount, unit_price: ExactAmount, currency: str
     return round_money(exact, currency)
 
 
+def is_half_unit_tie(*, quantity: ExactAmount, unit_price: ExactAmount, currency: str) -> bool:
+    """Whether quantity × unit price lies exactly halfway between two minor units (0.18 × 241.25 = 43.425).
+
+    Such a line is 43.43 here (half-up) but 43.42 in a system that rounds half-even, so an
+    accounting export avoids sending it as quantity and price (``integrations.base.quantity_and_price``).
+    """
+    exact = _exact(quantity, "quantity") * Fraction(round_unit_price(unit_price)) * 10 ** minor_unit_exponent(currency)
+    return (exact - (exact.numerator // exact.denominator)) == Fraction(1, 2)
+
+
 def line_tax(*, amount: ExactAmount, percent: ExactAmount, currency: str) -> Decimal:
     """Tax on one invoice line, rounded on that line (then the invoice sums the lines).
 

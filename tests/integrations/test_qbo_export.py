@@ -350,3 +350,17 @@ def test_120_conflicting_documents_and_names_cost_one_query_per_batch_not_one_pe
     assert {pk: record.remote_id for pk, record in linked.items()} == {
         cust.pk: remote_ids[cust.legal_name] for cust in customers}
     assert qbo.count("Customer") == len(remote_ids)
+
+
+def test_a_line_halfway_between_two_cents_books_to_the_cent_whichever_way_quickbooks_rounds(connected, qbo):
+    """0.18 h × 241.25 = 43.425: printed 43.43 (half-up); sent as-is, a half-even system books 43.42 or refuses it."""
+    invoice = issued(customer("Half Cent LLC"), [line("Remote support, 11 min", "0.18", "241.25", taxes=(), taxable=False)])
+    assert invoice.lines.get().taxable_amount == Decimal("43.43")
+    run = run_export([invoice.pk])
+    assert run.state == "done" and run.failed == 0
+    [sent] = remote_invoice(qbo, invoice)["Line"][:1]
+    qty, price = Decimal(str(sent["SalesItemLineDetail"]["Qty"])), Decimal(str(sent["SalesItemLineDetail"]["UnitPrice"]))
+    assert Decimal(str(sent["Amount"])) == Decimal("43.43") and qty == Decimal("0.18")
+    from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP
+
+    assert {(qty * price).quantize(Decimal("0.01"), rounding) for rounding in (ROUND_HALF_UP, ROUND_HALF_EVEN)} == {Decimal("43.43")}

@@ -641,3 +641,40 @@ def test_a_worker_killed_mid_render_leaves_exactly_one_current_valid_pdf_per_inv
         # removed after an hour), not a PDF of its own.
         folder = Path(default_storage.path(f"alpha/invoices/pdf/{invoice.pk}"))
         assert [p.name for p in folder.glob("*.pdf")] == [Path(current.file.name).name]
+
+
+def test_a_store_reported_failed_after_its_commit_keeps_the_files_its_rows_point_to(alpha, media, monkeypatch):
+    """PostgreSQL can stop between writing a commit and answering it: the rows are there, so are their files."""
+    from django.db import OperationalError
+
+    cust = customer("Commit Then Gone GmbH")
+    first, second = issued(cust, [line("One", "1", "10")]), issued(cust, [line("Two", "1", "20")])
+    real_store = invoice_pdfs._store_rendered
+
+    def stored_then_connection_lost(rendered, **kwargs):
+        real_store(rendered, **kwargs)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(invoice_pdfs, "_store_rendered", stored_then_connection_lost)
+    with pytest.raises(OperationalError):
+        invoice_pdfs.invoice_pdfs_ensure(invoice_ids=[first.pk, second.pk])
+    for invoice in (first, second):
+        row = InvoicePdf.objects.get(invoice=invoice, is_current=True)
+        assert stored(row).startswith(b"%PDF")
+    assert selectors.pdf_progress([first.pk, second.pk]) == (2, 2)
+
+
+def test_a_store_that_rolled_back_leaves_no_stray_files(alpha, media, monkeypatch):
+    from django.db import OperationalError
+
+    cust = customer("Rolled Back GmbH")
+    invoice = issued(cust, [line("One", "1", "10")])
+
+    def lost(rendered, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(invoice_pdfs, "_store_rendered", lost)
+    with pytest.raises(OperationalError):
+        invoice_pdfs.invoice_pdfs_ensure(invoice_ids=[invoice.pk])
+    assert not InvoicePdf.objects.filter(invoice=invoice).exists()
+    assert not list((media / "alpha" / "invoices" / "pdf" / str(invoice.pk)).glob("*.pdf"))
