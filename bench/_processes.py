@@ -4,7 +4,27 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def solo_workers_start(count: int, *, queue: str, log_dir: Path) -> list[subprocess.Popen]:
+    """``count`` Celery workers (one process each, ``--pool=solo``) on ``queue`` alone, each in its own
+    process group, logging to ``log_dir``. The environment is this process's (the embedded servers'
+    URLs), without the test-only render delay."""
+    env = dict(os.environ)
+    env.pop("MSP_PDF_TEST_DELAY", None)
+    workers = []
+    for index in range(count):
+        command = [sys.executable, "-m", "celery", "-A", "msp_billing", "worker", "--pool=solo", "--concurrency=1",
+                   "-Q", queue, "-n", f"{queue}_{index}@%h", "--loglevel=WARNING", "--without-heartbeat",
+                   "--without-gossip", "--without-mingle"]
+        log = (log_dir / f"worker_{index}.log").open("wb")
+        workers.append(subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True))
+    return workers
 
 
 def vm_hwm_mb(pid: int) -> float:

@@ -26,10 +26,11 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench._processes import solo_workers_start
 
 INVOICES = int(os.environ.get("BENCH_MONTHEND_INVOICES", 500))
 ENTRIES_PER_INVOICE = int(os.environ.get("BENCH_MONTHEND_ENTRIES_PER_INVOICE", 12))
@@ -65,18 +66,6 @@ def _smtp_server(port: int):
     controller.start()
     return controller, accepted
 
-
-def _start_workers(count: int, log_dir: Path) -> list[subprocess.Popen]:
-    env = dict(os.environ)
-    workers = []
-    for index in range(count):
-        command = [sys.executable, "-m", "celery", "-A", "msp_billing", "worker", "--pool=solo", "--concurrency=1",
-                   "-Q", QUEUE, "-n", f"bench_monthend_{index}@%h", "--loglevel=WARNING", "--without-heartbeat",
-                   "--without-gossip", "--without-mingle"]
-        log = (log_dir / f"worker_{index}.log").open("wb")
-        workers.append(subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True))
-    return workers
 
 
 def _wait(condition, *, timeout: float, what: str, workers: list[subprocess.Popen]) -> None:
@@ -132,7 +121,7 @@ def main() -> None:
             admin = User.objects.get(email="bench@example.com")
         setup_seconds = time.perf_counter() - t0
 
-        workers = _start_workers(WORKERS, log_dir)
+        workers = solo_workers_start(WORKERS, queue=QUEUE, log_dir=log_dir)
         names = [f"bench_monthend_{index}@{socket.gethostname()}" for index in range(WORKERS)]
         _wait(lambda: len(app.control.inspect(destination=names, timeout=1).ping() or {}) == WORKERS,
               timeout=120, what="workers start", workers=workers)

@@ -32,7 +32,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from bench._processes import stop_process_groups, vm_hwm_mb
+from bench._processes import solo_workers_start, stop_process_groups, vm_hwm_mb
 
 INVOICES = int(os.environ.get("BENCH_PDF_INVOICES", 500))
 WORKERS = int(os.environ.get("BENCH_PDF_WORKERS", 2))
@@ -128,19 +128,6 @@ def _clear_pdfs(ids: list[int]) -> None:
     InvoicePdf.objects.filter(invoice_id__in=ids).delete()
 
 
-def _start_workers(count: int, log_dir: Path) -> list[subprocess.Popen]:
-    env = dict(os.environ)  # DATABASE_URL / REDIS_URL of the embedded servers this process started
-    env.pop("MSP_PDF_TEST_DELAY", None)
-    workers = []
-    for index in range(count):
-        command = [sys.executable, "-m", "celery", "-A", "msp_billing", "worker", "--pool=solo", "--concurrency=1",
-                   "-Q", QUEUE, "-n", f"bench_pdf_{index}@%h", "--loglevel=WARNING", "--without-heartbeat",
-                   "--without-gossip", "--without-mingle"]
-        log = (log_dir / f"worker_{index}.log").open("wb")
-        workers.append(subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True))
-    return workers
-
 
 def _wait_for_workers(app, workers: list[subprocess.Popen], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
@@ -198,7 +185,7 @@ def main() -> None:
             setup_seconds = time.perf_counter() - t0
             lines = InvoiceLine.objects.filter(invoice_id__in=ids).count()
 
-            workers = _start_workers(WORKERS, log_dir)
+            workers = solo_workers_start(WORKERS, queue=QUEUE, log_dir=log_dir)
             _wait_for_workers(app, workers)
             # First renders outside the timing (fonts load): this process, and one task per worker.
             invoice_pdf_ensure(invoice_id=warm_ids[-1])
