@@ -2,8 +2,6 @@
 and the OpenAPI document saying so (4xx answers as ``application/problem+json``)."""
 from __future__ import annotations
 
-from functools import wraps
-
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from ninja import NinjaAPI
@@ -11,19 +9,9 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
 
-from api.problems import (
-    PROBLEM_CONTENT_TYPE,
-    Problem,
-    problem,
-    service_errors,
-    validation_errors,
-)
+from api.endpoints import billing, catalogue, contracts, customers, invoices, tickets
+from api.problems import PROBLEM_CONTENT_TYPE, problem, service_errors, validation_errors
 from api.services import RateLimited, rate_limit_check, token_for
-from msp_billing.accounts.roles import Capability
-
-# The refusals every operation may answer, all as problem details.
-ERRORS = {frozenset({400, 401, 403, 404, 405, 409, 422, 429}): Problem}
-
 
 class TokenAuth(HttpBearer):
     """``Authorization: Bearer msp_…``: the token's user becomes ``request.user``; then the rate limit."""
@@ -103,36 +91,7 @@ def _http_error(request, exc: HttpError):
     return problem(exc.status_code, str(exc))
 
 
-def needs(capability: Capability):
-    """The operation needs the token's user to have ``capability`` (the pages' rule, accounts.roles)."""
 
-    def decorator(function):
-        @wraps(function)
-        def wrapped(request, *args, **kwargs):
-            if not request.user.can(capability):
-                raise PermissionDenied(f"This token's role may not do this (it needs {capability.value}).")
-            return function(request, *args, **kwargs)
-
-        wrapped.required_capability = capability
-        return wrapped
-
-    return decorator
-
-
-def routers() -> None:
-    """Mount the routers (imported here so that ``api`` exists before they register)."""
-    from api.endpoints import (
-        billing,
-        catalogue,
-        contracts,
-        customers,
-        invoices,
-        tickets,
-    )
-
-    for module, prefix in ((customers, "/customers"), (contracts, "/contracts"), (catalogue, ""), (tickets, ""),
-                           (invoices, ""), (billing, "/batches")):
-        api.add_router(prefix, module.router)
-
-
-routers()
+for module, prefix in ((customers, "/customers"), (contracts, "/contracts"), (catalogue, ""), (tickets, ""),
+                       (invoices, ""), (billing, "/batches")):
+    api.add_router(prefix, module.router)

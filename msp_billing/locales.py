@@ -21,6 +21,7 @@ from babel.localedata import locale_identifiers
 from django.conf import settings
 from django.db import connection
 from django.utils import translation
+from django_tenants.utils import get_tenant_model
 
 # The region's default when the MSP has not chosen a locale.
 REGION_LOCALES = {
@@ -74,9 +75,7 @@ def _schema_locale(schema: str) -> str:
     now = time.monotonic()
     known = _schema_locales.get(schema)
     if known is None or now - known[0] > _SCHEMA_LOCALE_SECONDS:
-        from msp_billing.tenants.models import Msp
-
-        row = Msp.objects.filter(schema_name=schema).values("locale", "region").first() or {}
+        row = get_tenant_model().objects.filter(schema_name=schema).values("locale", "region").first() or {}
         known = (now, row.get("locale") or region_locale(row.get("region", "")))
         _schema_locales[schema] = known
     return known[1]

@@ -8,8 +8,7 @@ from django.db import transaction
 from ninja import Field, Router, Schema, Status
 from ninja.pagination import paginate
 
-from api.core import ERRORS, needs
-from api.endpoints._common import MAX_ID, Id, IdempotencyKey, get_or_404
+from api.endpoints._common import ERRORS, Id, IdempotencyKey, MAX_ID, get_or_404, needs
 from api.pagination import IdCursorPagination
 from billing import services
 from billing.due import due_summary

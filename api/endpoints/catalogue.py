@@ -6,8 +6,7 @@ from decimal import Decimal
 from ninja import Router, Schema
 from ninja.pagination import paginate
 
-from api.core import ERRORS, needs
-from api.endpoints._common import amount
+from api.endpoints._common import ERRORS, amount, needs
 from api.pagination import IdCursorPagination
 from contracts import selectors
 from msp_billing.accounts.roles import Capability

@@ -8,8 +8,7 @@ from django.db import transaction
 from ninja import Field, FilterLookup, FilterSchema, Path, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
-from api.core import ERRORS, needs
-from api.endpoints._common import Id, IdempotencyKey, amount, get_or_404
+from api.endpoints._common import ERRORS, Id, IdempotencyKey, amount, get_or_404, needs
 from api.pagination import IdCursorPagination
 from contracts import services
 from contracts.models import Contract, DeviceClass, DeviceCount, UsageRecord

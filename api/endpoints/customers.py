@@ -5,8 +5,7 @@ from typing import Annotated
 from ninja import Field, FilterLookup, FilterSchema, Query, Router, Schema
 from ninja.pagination import paginate
 
-from api.core import ERRORS, needs
-from api.endpoints._common import Id, get_or_404
+from api.endpoints._common import ERRORS, Id, get_or_404, needs
 from api.pagination import IdCursorPagination
 from contracts.models import BillingContact, Customer
 from msp_billing.accounts.roles import Capability

@@ -11,8 +11,7 @@ from django.http import FileResponse, Http404
 from ninja import Field, FilterLookup, FilterSchema, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
-from api.core import ERRORS, needs
-from api.endpoints._common import MAX_ID, Id, IdempotencyKey, get_or_404
+from api.endpoints._common import ERRORS, Id, IdempotencyKey, MAX_ID, get_or_404, needs
 from api.pagination import IdCursorPagination
 from invoices import selectors, services
 from invoices.models import Invoice, Payment

@@ -10,8 +10,7 @@ from django.db.models import Prefetch
 from ninja import Field, FilterLookup, FilterSchema, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
-from api.core import ERRORS, needs
-from api.endpoints._common import MAX_ID, Id, IdempotencyKey, amount, get_or_404
+from api.endpoints._common import ERRORS, Id, IdempotencyKey, MAX_ID, amount, get_or_404, needs
 from api.pagination import IdCursorPagination
 from contracts.models import Contract, RateItem, WorkType
 from msp_billing.accounts.roles import Capability

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
+from msp_billing.locales import msp_locale
+
 
 class Msp(TenantMixin):
     """A managed-service provider: one tenant, one PostgreSQL schema."""
@@ -51,8 +53,6 @@ class Msp(TenantMixin):
     @property
     def formatting_locale(self) -> str:
         """The locale amounts and dates are written in: the chosen one, or the region's."""
-        from msp_billing.locales import msp_locale
-
         return msp_locale(self)
 
     def create_schema(self, check_if_exists=False, sync_schema=True, verbosity=1):
