@@ -8,6 +8,8 @@ customers may use several, and amounts in different currencies are never added u
 """
 from __future__ import annotations
 
+import re
+
 import datetime as dt
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -59,6 +61,13 @@ def invoice_detail(*, invoice_id: int) -> Invoice:
     )
 
 
+def _name_shows_percent(name: str, percent) -> bool:
+    """Whether a tax's name already states its rate ("VAT 19 %", "GST 7.5%"), so it is not printed twice."""
+    number = format(percent.normalize(), "f") if percent is not None else ""
+    pattern = re.escape(number).replace(r"\.", "[.,]")
+    return bool(number) and re.search(rf"(?<![\d.,]){pattern}\s*%", name or "") is not None
+
+
 def invoice_tax_summary(invoice: Invoice) -> list[dict]:
     """Tax per rate (code, name, percent) over the invoice's lines, in the order first charged."""
     summary: OrderedDict[tuple, dict] = OrderedDict()
@@ -66,6 +75,7 @@ def invoice_tax_summary(invoice: Invoice) -> list[dict]:
         for tax in line.taxes.all():
             key = (tax.code, tax.percent, tax.compound)
             row = summary.setdefault(key, {"code": tax.code, "name": tax.name, "percent": tax.percent,
+                                           "name_shows_percent": _name_shows_percent(tax.name, tax.percent),
                                            "compound": tax.compound, "base": ZERO, "amount": ZERO})
             row["base"] += tax.base
             row["amount"] += tax.amount

@@ -35,8 +35,19 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db]
 # Its own MSP per run: test runs on one machine share the test MEDIA_ROOT, whose PDFs are
 # filed under the MSP's schema name.
 SCHEMA = f"closing{secrets.token_hex(3)}"
-# Set SCREENSHOTS_DIR (such as docs/screenshots) to save the batch page and the e-mail preview.
+# Set SCREENSHOTS_DIR (such as docs/screenshots) to save the batch page, the e-mail preview and
+# the first page of an e-mailed PDF.
+PAYMENT_INSTRUCTIONS = "Bank transfer to Closing Time IT, IBAN DE89 3704 0044 0532 0130 00, BIC COBADEFFXXX."
 SCREENSHOTS = Path(os.environ["SCREENSHOTS_DIR"]) if os.environ.get("SCREENSHOTS_DIR") else None
+
+
+def _pdf_first_page_png(message, path: Path) -> None:
+    """The first page of the PDF attached to ``message``, as the customer's reader draws it (PDFium)."""
+    import pypdfium2
+
+    [attachment] = list(message.iter_attachments())
+    document = pypdfium2.PdfDocument(attachment.get_content())
+    document[0].render(scale=1.5).to_pil().save(path)
 ADMIN = f"billing-admin@{SCHEMA}.example"
 TECH = f"technician@{SCHEMA}.example"
 CUTOFF = "2026-03-31"
@@ -76,7 +87,13 @@ def _month_end_world() -> dict:
     TaxRate.objects.create(code="VAT", name="VAT 19 %", percent=Decimal(19), effective_from=dt.date(2020, 1, 1))
     config = InvoiceSettings.load()
     config.default_tax_codes = "VAT"
+    config.payment_instructions = PAYMENT_INSTRUCTIONS
     config.save()
+    from msp_billing.tenants.models import Msp
+    from msp_billing.tenants.services import msp_update_preferences
+
+    msp = Msp.objects.get(schema_name=SCHEMA)
+    msp_update_preferences(msp_id=msp.pk, name=msp.name, timezone=msp.timezone, address="Hafenstraße 12\n20457 Hamburg")
 
     def retainer(cust, name, fee, **terms):
         c = contract(cust, "retainer", priority=1, name=name, fee=eur(fee), start_date=dt.date(2026, 3, 1),
@@ -384,9 +401,11 @@ def test_month_end_from_the_billing_page_to_e_mailed_invoices_in_six_clicks(serv
         assert (message["To"], message["Cc"]) == (to, cc)
         assert str(message["Subject"]).strip() == f"Invoice {number} from Closing Time IT"
         [attachment] = list(message.iter_attachments())
-        assert number in _pdf_text(attachment.get_content())
+        text = _pdf_text(attachment.get_content())
+        assert number in text and "Hafenstraße 12" in text and "DE89 3704 0044 0532 0130 00" in text
     if SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "batch-page.png"), full_page=True)
+        _pdf_first_page_png(next(iter(by_number.values())), SCREENSHOTS / "invoice-pdf.png")
 
     # The invoice list shows the delivery state; a second Send finds nothing left to send.
     page.goto(f"{base}/invoices/?batch=" + batch_url.rstrip("/").rsplit("/", 1)[1])

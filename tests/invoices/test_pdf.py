@@ -678,3 +678,13 @@ def test_a_store_that_rolled_back_leaves_no_stray_files(alpha, media, monkeypatc
         invoice_pdfs.invoice_pdfs_ensure(invoice_ids=[invoice.pk])
     assert not InvoicePdf.objects.filter(invoice=invoice).exists()
     assert not list((media / "alpha" / "invoices" / "pdf" / str(invoice.pk)).glob("*.pdf"))
+
+
+def test_a_tax_whose_name_states_its_rate_prints_the_rate_once(alpha, media):
+    tax("VAT19", "19", name="VAT 19 %")
+    tax("GST", "7.5")
+    invoice = issued(customer("Rate Once GmbH"), [line("Support", "1", "100", taxes=("VAT19",)),
+                                                 line("Backup", "1", "200", taxes=("GST",))])
+    text = " ".join(pdf_text(stored(render(invoice))).split())
+    assert "VAT 19 % on" in text and "19 % 19 %" not in text
+    assert "GST 7.5 % on" in text
