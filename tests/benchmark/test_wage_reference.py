@@ -16,6 +16,9 @@ def test_the_shipped_rows_each_name_survey_date_and_source(db):
     assert len(rows) == 6
     assert {r.source_url for r in rows} == {"https://blsmon1.bls.gov/oes/2018/may/oes151151.htm"}
     assert WageReference.objects.get(occupation_code="15-1151", measure="hourly median wage").value == Decimal("24.51")
+    latest = WageReference.objects.get(occupation_code="15-1232", area="United States")  # SOC 2018 code, May 2022
+    assert latest.value == Decimal("61580") and latest.measure == "annual mean wage" and latest.survey_date.year == 2022
+    assert latest.source_url.startswith("http://www.bls.gov/opub/ted/2023/")
 
 
 def test_a_file_updates_the_table_and_a_bad_file_changes_nothing(db, tmp_path):
