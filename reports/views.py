@@ -11,7 +11,6 @@ from decimal import Decimal
 
 from django import forms
 from django.core.paginator import Paginator
-from django.db.models import Sum
 from django.shortcuts import render
 
 from billing.dashboard_views import UnbilledFilterForm, unbilled_url
@@ -25,7 +24,8 @@ from msp_billing.charts import bar_chart
 from msp_billing.csv_download import csv_download
 from msp_billing.tenants.today import current_msp, tenant_today
 from reports.registry import REPORTS
-from tickets.models import TimeAllocation
+from tickets.routing import included_period
+from tickets.selectors import retainer_usage
 
 PER_PAGE = 100
 
@@ -123,21 +123,23 @@ class ConsumptionFilterForm(forms.Form):
 
 
 def retainer_consumption(*, month: dt.date, customer: Customer | None = None) -> list[dict]:
-    """Retainers with included hours: minutes used in the calendar month of ``month`` (absorbed and
-    overage allocations of entries dated in it) against what the contract includes."""
-    first = month.replace(day=1)
-    last = (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    """Retainers with included hours, each over its own billing period holding ``month`` (a quarterly
+    retainer's quarter, a monthly one anchored on the 15th from the 15th): the minutes it absorbed
+    against the minutes it includes — as routing counts them — and the overage billed on top."""
     contracts = Contract.objects.filter(type=Contract.Type.RETAINER, status=Contract.Status.ACTIVE, included_minutes__isnull=False)
     if customer is not None:
         contracts = contracts.filter(customer=customer)
-    used = dict(TimeAllocation.objects.filter(contract__in=contracts, entry__date__gte=first, entry__date__lte=last)
-                .order_by().values("contract_id").annotate(minutes=Sum("billed_minutes")).values_list("contract_id", "minutes"))
+    contracts = list(contracts.select_related("customer").order_by("customer__legal_name", "name"))
+    spans = {c.pk: span for c in contracts if (span := included_period(c, month)) is not None}
+    usage = retainer_usage(spans)
     rows = []
-    for contract in contracts.select_related("customer").order_by("customer__legal_name", "name"):
-        minutes = used.get(contract.pk, 0) or 0
-        included = contract.included_minutes or 0
-        rows.append({"contract": contract, "included": included, "used": minutes, "left": included - minutes,
-                     "percent": (Decimal(minutes) * 100 / included).quantize(Decimal("0.1")) if included else Decimal(0)})
+    for contract in contracts:
+        if contract.pk not in spans:
+            continue
+        used, included = usage[contract.pk]["absorbed"], contract.included_minutes or 0
+        rows.append({"contract": contract, "period": spans[contract.pk], "included": included, "used": used,
+                     "left": included - used, "overage": usage[contract.pk]["overage"],
+                     "percent": (Decimal(used) * 100 / included).quantize(Decimal("0.1")) if included else Decimal(0)})
     return rows
 
 
@@ -163,10 +165,13 @@ def blocks(request):
                  b.size if b.is_money else _hours(b.size), b.used if b.is_money else _hours(b.used),
                  b.remaining if b.is_money else _hours(b.remaining), b.percent_used, b.threshold or "")
                 for b in balances]
+        rows = [(*row, "", "", "") for row in rows]
         rows += [("Retainer", r["contract"].customer.legal_name, r["contract"].name, r["contract"].get_type_display(), "hours",
-                  _hours(r["included"]), _hours(r["used"]), _hours(r["left"]), r["percent"], "") for r in retainers]
+                  _hours(r["included"]), _hours(r["used"]), _hours(r["left"]), r["percent"], "",
+                  r["period"][0].isoformat(), r["period"][1].isoformat(), _hours(r["overage"])) for r in retainers]
         return csv_download(f"consumption-{today}.csv", ["Kind", "Customer", "Contract", "Contract type", "Unit", "Size",
-                                                         "Used", "Left", "Percent used", "Alert threshold"], rows)
+                                                         "Used", "Left", "Percent used", "Alert threshold",
+                                                         "Period from", "Period to", "Overage"], rows)
     return render(request, "reports/blocks.html", {"form": form, "balances": balances, "retainers": retainers, "month": month,
                                                    "today": today})
 

@@ -194,12 +194,7 @@ class RoutingContext:
     def period_start(self, terms: ContractTerms, on: dt.date) -> dt.date:
         """Start of the contract's billing period holding ``on`` (for included hours)."""
         if not terms.period_starts or on > terms.period_ends[-1]:
-            c = terms.contract
-            horizon = max(on, c.start_date) + dt.timedelta(days=400)
-            end = min(c.end_date, horizon) if c.end_date else horizon
-            periods = contract_periods(start=c.start_date, end=max(end, c.start_date), frequency=c.billing_frequency, anchor_day=c.anchor_day)
-            terms.period_starts = [p.start for p in periods]
-            terms.period_ends = [p.end for p in periods]
+            terms.period_starts, terms.period_ends = _included_periods(terms.contract, on)
         index = bisect.bisect_right(terms.period_starts, on) - 1
         return terms.period_starts[index] if index >= 0 else on
 
@@ -213,6 +208,25 @@ class RoutingContext:
                 .aggregate(total=Sum("minutes"))["total"] or 0
             )
         return terms.included_used[start]
+
+
+def _included_periods(contract: Contract, on: dt.date) -> tuple[list[dt.date], list[dt.date]]:
+    """(starts, ends) of the contract's billing periods from its start to a year past ``on``."""
+    horizon = max(on, contract.start_date) + dt.timedelta(days=400)
+    end = min(contract.end_date, horizon) if contract.end_date else horizon
+    periods = contract_periods(start=contract.start_date, end=max(end, contract.start_date),
+                               frequency=contract.billing_frequency, anchor_day=contract.anchor_day)
+    return [p.start for p in periods], [p.end for p in periods]
+
+
+def included_period(contract: Contract, on: dt.date) -> tuple[dt.date, dt.date] | None:
+    """The billing period of ``contract`` holding ``on``: the span a retainer's included hours count
+    over (monthly, quarterly…, from its anchor day). None before the contract starts or after it ends."""
+    starts, ends = _included_periods(contract, on)
+    index = bisect.bisect_right(starts, on) - 1
+    if index < 0 or on > ends[index]:
+        return None
+    return starts[index], ends[index]
 
 
 def rate_for(terms: ContractTerms | None, entry: TimeEntry) -> RateResolution:

@@ -59,3 +59,23 @@ def unrouted_entries():
 def unrouted_charges():
     """Billable parts and expenses no contract takes (see tickets.services.charge_contract_for)."""
     return Charge.objects.filter(contract__isnull=True, billed_at__isnull=True, billable=True).select_related("ticket__customer")
+
+
+def retainer_usage(spans: dict[int, tuple]) -> dict[int, dict[str, int]]:
+    """Minutes each retainer absorbed (within its included hours) and billed as overage, each over its
+    own span: {contract id: {"absorbed": raw minutes, "overage": billed minutes}}; one query.
+
+    ``spans`` maps a contract id to (start, end) dates, e.g. from ``tickets.routing.included_period``;
+    absorbed minutes are counted as routing counts them against the cap (raw minutes)."""
+    if not spans:
+        return {}
+    within = Q()
+    for contract_id, (start, end) in spans.items():
+        within |= Q(contract_id=contract_id, entry__date__range=(start, end))
+    rows = (TimeAllocation.objects.filter(within, bucket__in=["absorbed", "overage"]).order_by()
+            .values("contract_id").annotate(absorbed=Sum("minutes", filter=Q(bucket="absorbed")),
+                                            overage=Sum("billed_minutes", filter=Q(bucket="overage"))))
+    usage = {contract_id: {"absorbed": 0, "overage": 0} for contract_id in spans}
+    for row in rows:
+        usage[row["contract_id"]] = {"absorbed": row["absorbed"] or 0, "overage": row["overage"] or 0}
+    return usage

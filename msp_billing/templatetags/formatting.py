@@ -140,6 +140,7 @@ def day_sql(column: str, length: str = "medium") -> tuple[str, list]:
     return "(" + " || ".join(parts) + ")", params
 
 
+@register.filter
 def day_range(start: date, end: date) -> str:
     """Two dates as one range in the locale's order, the shared month and year written once:
     ``Mar 16 – 31, 2026`` (``16.–31.03.2026``); one date when both are the same day."""
