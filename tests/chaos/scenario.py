@@ -9,11 +9,14 @@ QuickBooks. Then, with faults at random moments (seeded; ``CHAOS_SEED`` to vary)
 2. PDF rendering: PostgreSQL restarted (immediate stop), then Redis SIGKILLed and started
    again (its append-only file keeps the queue), then the worker SIGKILLed mid-render;
 3. the export of every issued invoice to QuickBooks: the worker SIGKILLed mid-export;
-4. the web: gunicorn SIGKILLed while requests are served, started again.
+4. the web: gunicorn SIGKILLed while requests are served, started again;
+5. an admin's month end over HTTP (Create New Batch → Run, then Generate): gunicorn SIGKILLed
+   while each request's transaction is open, the admin submitting again after the restart.
 
 After each fault the time until the work is whole again is measured. Then: one batch for the
 month, no time allocation on two invoice lines, nothing that was due left unbilled, every
-issued invoice with its current PDF on disk, every invoice exactly once in QuickBooks. Exit
+issued invoice with its current PDF on disk, every invoice exactly once in QuickBooks; the killed
+wizard requests left nothing half-made, billed each allocation once, lost no number. Exit
 status 0 only if all of it holds. ``--full`` repeats each fault three times at other moments.
 """
 from __future__ import annotations
@@ -312,6 +315,12 @@ def main(argv: list[str]) -> int:
             stop.set()
             thread.join(timeout=5)
 
+        # 5. The wizard's month end, the web killed mid-Run and mid-Generate (tests/chaos/wizard.py).
+        from tests.chaos.wizard import wizard_month_end
+
+        wizard_checks = wizard_month_end(web=web, port=port, rng=rng, note=note,
+                                         writing_transaction_open=writing_transaction_open)
+
         # The books.
         with schema_context("chaos"):
             batches = BillingBatch.objects.filter(run_key=run_key).count()
@@ -338,6 +347,7 @@ def main(argv: list[str]) -> int:
             f"what QuickBooks refused ({len(refused)}) is listed as a failure, and not there":
                 not refused_numbers & set(remote) and len(refused) + len(exported) == len(exportable),
         }
+        checks.update(wizard_checks)
         print(f"\n{len(issued)} invoices, {allocations} time allocations, {len(numbers)} exported, {len(refused)} refused by"
               " QuickBooks's own rules", flush=True)
         for label, ok in checks.items():
