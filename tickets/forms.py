@@ -156,16 +156,6 @@ class ChargeForm(forms.Form):
             self.fields["product"].required = True
             self.fields["product"].empty_label = "Pick a product"
 
-    def clean(self):
-        data = super().clean()
-        if "unit_price" not in self.fields:
-            return data
-        if not data.get("product") and not data.get("description"):
-            self.add_error("description", "Describe the expense, or pick a product.")
-        if not data.get("product") and data.get("unit_price") is None:
-            self.add_error("unit_price", "An expense needs a unit price.")
-        return data
-
 
 class TimeApprovalForm(forms.Form):
     time_approval_required = forms.BooleanField(

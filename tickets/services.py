@@ -545,6 +545,22 @@ def charge_add(*, ticket: Ticket | None = None, contract: Contract | None = None
     return charge
 
 
+def charge_log(*, ticket: Ticket, product=None, description: str = "", date: dt.date, quantity,
+               unit_price=None) -> Charge:
+    """A part or expense logged on a ticket (the ticket page and the API): a product at its catalogue
+    price and cost unless ``unit_price`` (an amount in the customer's currency) is given; without a
+    product, an expense, which needs a description and a price. Whether the caller may set a price
+    (technicians may not) is the caller's rule."""
+    if product is None and not (description or "").strip():
+        raise ValidationError({"description": "Describe the expense, or pick a product."})
+    if product is None and unit_price is None:
+        raise ValidationError({"unit_price": "An expense needs a unit price."})
+    price = Money(unit_price, ticket.customer.currency) if unit_price is not None else product.price
+    return charge_add(ticket=ticket, product=product, description=description or (product.name if product else ""),
+                      date=date, quantity=quantity, unit_price=price, unit_cost=product.cost if product else None,
+                      is_expense=product is None)
+
+
 @transaction.atomic
 def charges_approve(*, charge_ids, acting_user) -> list[Charge]:
     """Approve & Post for parts and expenses: the ticked charges become *ready to deliver*.

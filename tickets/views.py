@@ -14,7 +14,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
-from djmoney.money import Money
 
 from contracts.models import Contract, Customer
 from contracts.selectors import block_balances
@@ -252,15 +251,9 @@ def charge_create(request, ticket_id: int):
     form = ChargeForm(request.POST, with_prices=_sees_money(request))
     if form.is_valid():
         data = form.cleaned_data
-        product = data["product"]
-        currency = ticket.customer.currency
-        unit_price = Money(data["unit_price"], currency) if data.get("unit_price") is not None else product.price
         try:
-            services.charge_add(
-                ticket=ticket, product=product, description=data["description"] or (product.name if product else ""),
-                date=data["date"], quantity=data["quantity"], unit_price=unit_price,
-                unit_cost=product.cost if product else None, is_expense=product is None,
-            )
+            services.charge_log(ticket=ticket, product=data["product"], description=data["description"], date=data["date"],
+                                quantity=data["quantity"], unit_price=data.get("unit_price"))
         except ValidationError as error:
             _form_errors(form, error)
         else:

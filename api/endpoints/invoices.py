@@ -1,5 +1,6 @@
 """Invoices (with the PDF), credit notes and payments: billing roles read; recording a
-payment needs MANAGE_BILLING and goes through ``invoices.services.payment_record``."""
+payment and issuing a credit note need MANAGE_BILLING and go through ``invoices.services``
+(``payment_record``, ``credit_note_create``), as on the invoice page."""
 
 import datetime as dt
 from decimal import Decimal
@@ -65,6 +66,18 @@ class PaymentOut(Schema):
     amount: Decimal
     method: str
     reference: str
+
+
+class CreditLineIn(Schema):
+    invoice_line: int = Field(..., ge=1, le=MAX_ID, description="Id of a line of the invoice credited.")
+    amount: Decimal | None = Field(None, gt=0, max_digits=14, decimal_places=2,
+                                   description="Part of the line to credit, before tax; null: all that is left of it.")
+
+
+class CreditNoteIn(Schema):
+    reason: str = Field(..., min_length=1, max_length=1000, description="Printed on the credit note.")
+    issue_date: dt.date | None = Field(None, description="null: today in the MSP's time zone.")
+    lines: list[CreditLineIn] | None = Field(None, max_length=500, description="null: credit all that is left of the invoice.")
 
 
 class PaymentIn(Schema):
@@ -150,3 +163,15 @@ def payment_create(request, invoice_id: Id, payload: PaymentIn, idempotency_key:
     payment = services.payment_record(invoice_id=invoice.pk, amount=payload.amount, date=payload.date,
                                       method=payload.method, reference=payload.reference.strip(), acting_user=request.user)
     return Status(201, payment)
+
+
+@router.post("/invoices/{invoice_id}/credit-notes", response={201: InvoiceDetailOut, **ERRORS})
+@needs(Capability.MANAGE_BILLING)
+def credit_note_create(request, invoice_id: Id, payload: CreditNoteIn, idempotency_key: IdempotencyKey = None):
+    """Issue a credit note against an issued invoice: all that is left of it, or the lines given."""
+    invoice = get_or_404(_invoices(Invoice.Kind.INVOICE), "invoice", pk=invoice_id)
+    lines = None if payload.lines is None else [
+        services.CreditLineInput(invoice_line_id=line.invoice_line, amount=line.amount) for line in payload.lines]
+    credit = services.credit_note_create(invoice_id=invoice.pk, reason=payload.reason, acting_user=request.user,
+                                         lines=lines, issue_date=payload.issue_date)
+    return Status(201, get_or_404(_invoices(Invoice.Kind.CREDIT_NOTE), "credit note", pk=credit.pk))

@@ -12,7 +12,7 @@ from ninja.pagination import paginate
 
 from api.endpoints._common import ERRORS, Id, IdempotencyKey, MAX_ID, amount, get_or_404, needs
 from api.pagination import IdCursorPagination
-from contracts.models import Contract, RateItem, WorkType
+from contracts.models import Contract, Customer, Product, RateItem, WorkType
 from msp_billing.accounts.roles import Capability
 from msp_billing.validation import Errors, check_date
 from tickets import services
@@ -83,6 +83,21 @@ class TimeEntryIn(Schema):
     after_hours: bool | None = Field(None, description="null: from the MSP's business hours.")
     chosen_contract: int | None = Field(None, ge=1, le=MAX_ID)
     chosen_rate_item: int | None = Field(None, ge=1, le=MAX_ID)
+
+
+class TicketIn(Schema):
+    customer: int = Field(..., ge=1, le=MAX_ID)
+    title: str = Field(..., min_length=1, max_length=200)
+    default_contract: int | None = Field(None, ge=1, le=MAX_ID, description="An active contract of the customer that bills all its work.")
+
+
+class ChargeIn(Schema):
+    product: int | None = Field(None, ge=1, le=MAX_ID, description="A catalogue product (GET /products); null: an expense.")
+    description: str = Field("", max_length=200)
+    date: dt.date
+    quantity: Decimal = Field(..., gt=0, max_digits=12, decimal_places=3)
+    unit_price: Decimal | None = Field(None, ge=0, max_digits=14, decimal_places=4,
+                                       description="In the customer's currency; null: the product's price. Billing roles only.")
 
 
 class ChargeOut(Schema):
@@ -190,3 +205,35 @@ def charge_list(request, ticket: int | None = Query(None, ge=1, le=MAX_ID), unbi
         charges = charges.filter(billed_at__isnull=unbilled)
     return charges
 
+
+
+@router.post("/tickets", response={201: TicketOut, **ERRORS})
+@needs(Capability.LOG_TIME)
+def ticket_create(request, payload: TicketIn, idempotency_key: IdempotencyKey = None):
+    """Open a ticket for a customer, assigned to the token's user (as New ticket on the pages)."""
+    customer = _one(Customer, payload.customer, "customer", "customer")
+    ticket = services.ticket_create(customer=customer, title=payload.title, technician=request.user,
+                                    default_contract=_one(Contract, payload.default_contract, "default_contract", "contract"))
+    return Status(201, ticket)
+
+
+@router.post("/tickets/{ticket_id}/charges", response={201: ChargeOut, **ERRORS})
+@needs(Capability.LOG_TIME)
+def charge_create(request, ticket_id: Id, payload: ChargeIn, idempotency_key: IdempotencyKey = None):
+    """Log a part (a catalogue product) or an expense on a ticket. A technician picks a product at its
+    price and reads no price back; billing roles may set the price or log an expense."""
+    ticket = get_or_404(Ticket.objects.select_related("customer"), "ticket", pk=ticket_id)
+    errors = Errors()
+    check_date(errors, "date", payload.date)
+    if not _sees_money(request):
+        if payload.unit_price is not None:
+            errors.add("unit_price", "Your role picks a product at its catalogue price; it does not set prices.")
+        if payload.product is None:
+            errors.add("product", "Pick a product (GET /products is for billing roles; ask them for its id).")
+    errors.raise_if_any()
+    product = _one(Product, payload.product, "product", "product", Product.objects.filter(is_active=True))
+    charge = services.charge_log(ticket=ticket, product=product, description=payload.description.strip(), date=payload.date,
+                                 quantity=payload.quantity, unit_price=payload.unit_price)
+    if not _sees_money(request):
+        return Status(201, {**{name: getattr(charge, name) for name in ChargeOut.model_fields}, "unit_price": None})
+    return Status(201, charge)

@@ -182,3 +182,17 @@ def test_dashboard_shows_ready_work_and_what_needs_attention(client_for, chain):
     assert "€180.00" in ready  # 90 minutes at 120/h on the Hourly contract, ready to bill
     unrouted = page.split('data-widget="unrouted-time"')[1].split("</li>")[0]
     assert ">1 <" in unrouted.replace("</span>", "<") and "20 min" in unrouted
+
+
+def test_an_expense_on_the_ticket_page_needs_a_description_and_a_price(client_for, chain):
+    from tickets.models import Charge
+
+    client = client_for("alpha", "billing_admin")
+    url = f"/tickets/{chain['ticket'].pk}/charges/"
+    unpriced = client.post(url, {"product": "", "description": "Parking", "date": "2026-03-03", "quantity": "1"})
+    assert unpriced.status_code == 400 and "An expense needs a unit price." in unpriced.content.decode()
+    nameless = client.post(url, {"product": "", "description": "", "date": "2026-03-03", "quantity": "1", "unit_price": "5"})
+    assert nameless.status_code == 400 and "Describe the expense, or pick a product." in nameless.content.decode()
+    assert not Charge.objects.exists()
+    logged = client.post(url, {"product": "", "description": "Parking", "date": "2026-03-03", "quantity": "1", "unit_price": "5"})
+    assert logged.status_code == 302 and Charge.objects.get().description == "Parking"
