@@ -29,3 +29,13 @@ def fresh_msp(*, schema: str, name: str, password: str = "bench-password-123"):
     return msp_create(request=MspRequest(name=name, subdomain=schema.replace("_", "-"), region="europe", currency="EUR",
                                          timezone="Europe/Berlin", admin_email="bench@example.com",
                                          admin_password=password))
+
+
+def msps_drop(*msps) -> None:
+    """Drop the benchmark's MSPs and their schemas (``None`` where one was never made)."""
+    from django.db import connection
+
+    connection.set_schema_to_public()
+    for msp in msps:
+        if msp is not None:
+            msp.delete(force_drop=True)

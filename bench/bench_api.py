@@ -20,7 +20,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -160,13 +159,7 @@ def main() -> None:
         print(f"API time-entry POST = {api_rps / base_rps:.3f}× the bare insert view (goal ≥ 0.5); "
               f"{api_rps / page_rps:.3f}× the ticket page's time form", flush=True)
     finally:
-        web.stop()
-        from django.db import connection
-
-        connection.close()
-        redis.stop()
-        postgres.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        bench_load.stack_stop(folder, postgres, redis, web)
 
 
 if __name__ == "__main__":

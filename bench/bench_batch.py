@@ -33,6 +33,8 @@ import sys
 import time
 from decimal import Decimal
 
+from bench._django import msps_drop
+
 ENTRIES = int(os.environ.get("BENCH_BATCH_ENTRIES", 1_000_000))
 CONTRACTS = int(os.environ.get("BENCH_BATCH_CONTRACTS", 5_000))
 SCHEMA = "bench_batch"
@@ -290,9 +292,7 @@ def main() -> None:
               f"{run['seconds']:.1f} s (goal ≤ 60 s); peak memory {run['peak_mb']:.0f} MB (goal ≤ 1,024 MB; "
               f"{run['before_mb']:.0f} MB at start); invoices whose total ≠ sum of their lines: {run['mismatched']}")
     finally:
-        connection.set_schema_to_public()
-        msp.delete(force_drop=True)
-        small.delete(force_drop=True)
+        msps_drop(msp, small)
 
 
 if __name__ == "__main__":

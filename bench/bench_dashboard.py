@@ -25,6 +25,8 @@ import os
 import sys
 import time
 
+from bench._django import msps_drop
+
 
 def _size(name: str, default: int) -> int:
     for argument in sys.argv[1:]:
@@ -128,7 +130,6 @@ def main() -> None:
     from bench._django import django_ready
 
     django_ready()
-    from django.db import connection
     from django_tenants.utils import schema_context
 
     from bench.bench_batch import _best
@@ -151,9 +152,7 @@ def main() -> None:
         print(f"  dashboard, a hundredth of the rows: {small_time:6.3f} s, {small_queries} SQL queries "
               f"({'the same' if small_queries == big_queries else 'NOT the same'}: must not grow with the rows)")
     finally:
-        connection.set_schema_to_public()
-        msp.delete(force_drop=True)
-        small.delete(force_drop=True)
+        msps_drop(msp, small)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from bench._django import msps_drop
 from bench._processes import stop_process_groups, vm_hwm_mb
 
 INVOICES = int(os.environ.get("BENCH_EXPORT_INVOICES", "1000"))
@@ -352,7 +353,6 @@ def main() -> None:
     from bench._django import django_ready, fresh_msp
 
     django_ready()
-    from django.db import connection
     from django_tenants.utils import schema_context
 
     from integrations.models import AccountingConnection
@@ -415,8 +415,7 @@ def main() -> None:
                 fake.stop()
         for listener in listeners:
             hooks.register_invoice_listener(listener)
-        connection.set_schema_to_public()
-        msp.delete(force_drop=True)
+        msps_drop(msp)
         if finished:
             shutil.rmtree(log_dir, ignore_errors=True)
         else:

@@ -257,14 +257,20 @@ def main() -> None:
         if errors:
             print(f"  errors: {errors[:10]}", flush=True)
     finally:
-        web.stop()
         worker.stop()
-        from django.db import connection
+        stack_stop(folder, postgres, redis, web)
 
-        connection.close()
-        redis.stop()
-        postgres.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+
+def stack_stop(folder: Path, postgres, redis, *processes) -> None:
+    """Stop the benchmark's processes, then its embedded Redis and PostgreSQL; remove their folder."""
+    from django.db import connection
+
+    for process in processes:
+        process.stop()
+    connection.close()
+    redis.stop()
+    postgres.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench._django import msps_drop
 from bench._processes import solo_workers_start
 
 INVOICES = int(os.environ.get("BENCH_MONTHEND_INVOICES", 500))
@@ -178,8 +179,6 @@ def main() -> None:
 
         stop_process_groups(workers)
         controller.stop()
-        connection.set_schema_to_public()
-        if msp is not None:
-            msp.delete(force_drop=True)
+        msps_drop(msp)
         shutil.rmtree(Path(settings.MEDIA_ROOT) / SCHEMA, ignore_errors=True)
         shutil.rmtree(log_dir, ignore_errors=True)

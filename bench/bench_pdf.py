@@ -32,6 +32,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from bench._django import msps_drop
 from bench._processes import solo_workers_start, stop_process_groups, vm_hwm_mb
 
 INVOICES = int(os.environ.get("BENCH_PDF_INVOICES", 500))
@@ -163,7 +164,6 @@ def main() -> None:
     import tempfile
 
     from django.conf import settings
-    from django.db import connection
     from django_tenants.utils import schema_context
 
     from invoices import hooks, selectors
@@ -294,8 +294,7 @@ def main() -> None:
     finally:
         stop_process_groups(workers)
         hooks.register_invoice_listener(queue_pdf_render)
-        connection.set_schema_to_public()
-        msp.delete(force_drop=True)
+        msps_drop(msp)
         shutil.rmtree(Path(settings.MEDIA_ROOT) / SCHEMA, ignore_errors=True)
         shutil.rmtree(log_dir, ignore_errors=True)
 

@@ -13,6 +13,8 @@ import resource
 import time
 from decimal import Decimal
 
+from bench._django import msps_drop
+
 ENTRIES = int(os.environ.get("BENCH_ENTRIES", 100_000))
 CONTRACTS = int(os.environ.get("BENCH_CONTRACTS", 2_000))
 SCHEMA = "bench_routing"
@@ -26,7 +28,6 @@ def main() -> None:
     from bench._django import django_ready, fresh_msp
 
     django_ready()
-    from django.db import connection
     from django_tenants.utils import schema_context
     from djmoney.money import Money
 
@@ -96,5 +97,4 @@ def main() -> None:
         print(f"  ratio route+rate / floor:           {route_seconds / insert_seconds:8.1f}×")
         print(f"  peak memory (process max RSS): {peak_rss:.0f} MB (before the insert: {before_rss:.0f} MB)")
     finally:
-        connection.set_schema_to_public()
-        msp.delete(force_drop=True)
+        msps_drop(msp)

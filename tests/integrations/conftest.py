@@ -17,17 +17,12 @@ URLS = "tests.integrations.urls"
 def qbo_server():
     """One fake QuickBooks for the session; its URLs go into the environment (workers inherit them)."""
     from tests.fakes.quickbooks import FakeQuickBooks
+    from tests.integrations.committed import fake_in_environ
 
     fake = FakeQuickBooks().start()
-    saved = {key: os.environ.get(key) for key in fake.environ()}
-    os.environ.update(fake.environ())
-    yield fake
+    with fake_in_environ(fake):
+        yield fake
     fake.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 from django_tenants.utils import schema_context
 
 from msp_billing.celery import app
+from tests.integrations.committed import issued_in_alpha
 from tests.support import celery_command, process_env, running
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db]
@@ -35,41 +36,15 @@ def _wait(predicate, *, timeout: float, what: str):
 @pytest.fixture(scope="module")
 def committed(django_db_setup, django_db_blocker, qbo_server):
     """Alpha connected to the fake, with INVOICES issued invoices — committed, and cleaned up afterwards."""
-    from contracts.models import Customer
-    from integrations.models import AccountingConnection, ExportRun, IntegrationLog, RemoteMapping
-    from integrations.services import connection_store, export_run_create
-    from invoices.models import AuditEvent, Invoice, NumberSequence
-    from tests.invoices.builders import admin, issued, line
+    from integrations.services import export_run_create
+    from tests.invoices.builders import admin
 
     qbo_server.reset()
-    with django_db_blocker.unblock(), schema_context("alpha"):
-        assert not AccountingConnection.objects.exists()
-        sequences = {(s.series, s.year): s.next_number for s in NumberSequence.objects.all()}
-        last_audit = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
-        company = qbo_server.company()
-        tokens = qbo_server.issue_tokens(company.realm)
-        connection_store(system="quickbooks", acting_user=admin(), tokens={
-            "access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"], "expires_in": 3600,
-            "remote_tenant_id": company.realm, "remote_name": company.name})
-        customers = [Customer.objects.create(legal_name=f"Killed Worker {n} GmbH", currency="EUR") for n in range(3)]
-        invoices = [issued(customers[n % 3], [line(f"Support {n}", "1", str(100 + n), taxes=())]).pk for n in range(INVOICES)]
-        # Queued now (committed: the task is in the broker); the worker the test starts takes it.
-        run = export_run_create(document_ids=invoices, acting_user=admin())
-    yield invoices, run
-    with django_db_blocker.unblock(), schema_context("alpha"):
-        IntegrationLog.objects.all().delete()
-        ExportRun.objects.all().delete()
-        RemoteMapping.objects.all().delete()
-        AccountingConnection.objects.all().delete()
-        Invoice.objects.filter(pk__in=invoices).delete()
-        Customer.objects.filter(legal_name__startswith="Killed Worker ").delete()
-        AuditEvent.objects.filter(id__gt=last_audit).delete()
-        for sequence in NumberSequence.objects.all():
-            key = (sequence.series, sequence.year)
-            if key in sequences:
-                NumberSequence.objects.filter(pk=sequence.pk).update(next_number=sequences[key])
-            else:
-                sequence.delete()
+    with issued_in_alpha(django_db_blocker, qbo_server, name="Killed Worker", count=INVOICES) as invoices:
+        with django_db_blocker.unblock(), schema_context("alpha"):
+            # Queued now (committed: the task is in the broker); the worker the test starts takes it.
+            run = export_run_create(document_ids=invoices, acting_user=admin())
+        yield invoices, run
     qbo_server.reset()
 
 

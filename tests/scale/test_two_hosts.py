@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from django_tenants.utils import schema_context
 
+from tests.integrations.committed import fake_in_environ, issued_in_alpha
 from tests.support import BASE_DIR, process_env, stop_process_group, worker_process
 
 from cryptography.fernet import Fernet  # noqa: E402
@@ -123,65 +124,29 @@ class Host:
 def month_end(django_db_setup, django_db_blocker, tmp_path_factory):
     """Alpha connected to a fake QuickBooks with INVOICES issued invoices (committed), two hosts'
     environment on RabbitMQ with a queue of this run's own; everything removed afterwards."""
-    from contracts.models import Customer
-    from integrations.models import AccountingConnection, ExportRun, IntegrationLog, RemoteMapping
-    from integrations.services import connection_store
-    from invoices.models import AuditEvent, Invoice, InvoicePdf, NumberSequence
+    from kombu import Connection
+
     from msp_billing.celery import app
     from tests.fakes.quickbooks import FakeQuickBooks
-    from tests.invoices.builders import admin, issued, line
 
-    fake = FakeQuickBooks().start()
-    saved = {key: os.environ.get(key) for key in fake.environ()}
-    os.environ.update(fake.environ())
     media = tmp_path_factory.mktemp("two-hosts-media")
     logs = tmp_path_factory.mktemp("two-hosts-logs")
     queue = f"two-hosts-{uuid.uuid4().hex[:8]}"
-    with django_db_blocker.unblock(), schema_context("alpha"):
-        sequences = {(s.series, s.year): s.next_number for s in NumberSequence.objects.all()}
-        last_audit = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
-        company = fake.company()
-        tokens = fake.issue_tokens(company.realm)
-        connection_store(system="quickbooks", acting_user=admin(), tokens={
-            "access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"], "expires_in": 3600,
-            "remote_tenant_id": company.realm, "remote_name": company.name})
-        customers = [Customer.objects.create(legal_name=f"Two Hosts {n} GmbH", currency="EUR") for n in range(3)]
-        ids = [issued(customers[n % 3], [line(f"Managed service {n}", "1", str(100 + n), taxes=())]).pk for n in range(INVOICES)]
-    app.control.purge()  # the renders issuing queued on the suite's Redis broker: this test queues its own on RabbitMQ
-    env = process_env(CELERY_BROKER_URL=RABBITMQ_URL, CELERY_TASK_DEFAULT_QUEUE=queue, MSP_TEST_MEDIA_ROOT=str(media),
-                      QBO_BATCH_SIZE="2", MSP_PDF_TEST_DELAY="0.4", OAUTHLIB_INSECURE_TRANSPORT="1",
-                      **fake.environ())
-    hosts = [Host("host-a", env, logs), Host("host-b", env, logs)]
-    try:
-        yield {"ids": ids, "env": env, "hosts": hosts, "fake": fake, "media": media, "logs": logs}
-    finally:
-        for host in hosts:
-            host.stop()
-        from kombu import Connection
-
-        with Connection(RABBITMQ_URL) as broker:
-            broker.default_channel.queue_delete(queue)
-        with django_db_blocker.unblock(), schema_context("alpha"):
-            IntegrationLog.objects.all().delete()
-            ExportRun.objects.all().delete()
-            RemoteMapping.objects.all().delete()
-            AccountingConnection.objects.all().delete()
-            InvoicePdf.objects.filter(invoice_id__in=ids).delete()
-            Invoice.objects.filter(pk__in=ids).delete()
-            Customer.objects.filter(legal_name__startswith="Two Hosts ").delete()
-            AuditEvent.objects.filter(id__gt=last_audit).delete()
-            for sequence in NumberSequence.objects.all():
-                key = (sequence.series, sequence.year)
-                if key in sequences:
-                    NumberSequence.objects.filter(pk=sequence.pk).update(next_number=sequences[key])
-                else:
-                    sequence.delete()
-        fake.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    fake = FakeQuickBooks().start()
+    with fake_in_environ(fake), issued_in_alpha(django_db_blocker, fake, name="Two Hosts", count=INVOICES) as ids:
+        app.control.purge()  # the renders issuing queued on the suite's Redis broker: this test queues its own on RabbitMQ
+        env = process_env(CELERY_BROKER_URL=RABBITMQ_URL, CELERY_TASK_DEFAULT_QUEUE=queue, MSP_TEST_MEDIA_ROOT=str(media),
+                          QBO_BATCH_SIZE="2", MSP_PDF_TEST_DELAY="0.4", OAUTHLIB_INSECURE_TRANSPORT="1",
+                          **fake.environ())
+        hosts = [Host("host-a", env, logs), Host("host-b", env, logs)]
+        try:
+            yield {"ids": ids, "env": env, "hosts": hosts, "fake": fake, "media": media, "logs": logs}
+        finally:
+            for host in hosts:
+                host.stop()
+            with Connection(RABBITMQ_URL) as broker:
+                broker.default_channel.queue_delete(queue)
+    fake.stop()
 
 
 def test_two_hosts_share_the_pdfs_and_the_export_and_either_may_die(month_end, db):
