@@ -39,3 +39,19 @@ def msps_drop(*msps) -> None:
     for msp in msps:
         if msp is not None:
             msp.delete(force_drop=True)
+
+
+def signed_in_client(msp, email: str = "bench@example.com"):
+    """A test client on the MSP's own host name, signed in as ``email``; the connection left on public."""
+    from django.db import connection
+    from django.test import Client
+    from django_tenants.utils import schema_context
+
+    from msp_billing.accounts.models import User
+
+    host = msp.domains.filter(is_primary=True).values_list("domain", flat=True).first()
+    client = Client(HTTP_HOST=host)
+    with schema_context(msp.schema_name):
+        client.force_login(User.objects.get(email=email))
+    connection.set_schema_to_public()
+    return client

@@ -33,7 +33,7 @@ import sys
 import time
 from decimal import Decimal
 
-from bench._django import msps_drop
+from bench._django import msps_drop, signed_in_client
 
 ENTRIES = int(os.environ.get("BENCH_BATCH_ENTRIES", 1_000_000))
 CONTRACTS = int(os.environ.get("BENCH_BATCH_CONTRACTS", 5_000))
@@ -179,19 +179,9 @@ def _baseline(cutoff: dt.date):
 def _page(msp) -> tuple[float, int, int]:
     """Server time (best of 3), SQL queries and rows of GET Create New Batch, signed in."""
     from django.db import connection
-    from django.test import Client
     from django.test.utils import CaptureQueriesContext
-    from django_tenants.utils import schema_context
 
-    from msp_billing.accounts.models import User
-
-    host = msp.domains.filter(is_primary=True).values_list("domain", flat=True).first()
-    with schema_context(msp.schema_name):
-        admin = User.objects.get(email="bench@example.com")
-    client = Client(HTTP_HOST=host)
-    with schema_context(msp.schema_name):
-        client.force_login(admin)
-    connection.set_schema_to_public()
+    client = signed_in_client(msp)
     url = f"/billing/batches/new/?cutoff={CUTOFF.isoformat()}"
     times, queries, rows = [], 0, 0
     for _ in range(3):
