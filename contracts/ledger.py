@@ -11,6 +11,7 @@ from collections.abc import Collection, Iterable
 from decimal import Decimal
 
 from contracts.models import BlockLedgerEntry
+from msp_billing.bulk_insert import rows_insert
 
 
 def block_ledger_add(deductions: Iterable[tuple[int, dt.date, str, int | Decimal]], *, batch_size: int) -> None:
@@ -24,7 +25,7 @@ def block_ledger_add(deductions: Iterable[tuple[int, dt.date, str, int | Decimal
         else:
             row.minutes = quantity
         rows.append(row)
-    BlockLedgerEntry.objects.bulk_create(rows, batch_size=batch_size)
+    rows_insert(rows, batch_size=batch_size)
 
 
 def block_ledger_remove(*, sources: Collection[str]) -> None:

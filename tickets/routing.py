@@ -41,6 +41,7 @@ from contracts.rules.proration import contract_periods
 from contracts.rules.rates import RateLine, RateResolution, RateRule, RoleRef, WorkTypeRef, amount_for_minutes, resolve_rate
 from contracts.rules.rounding import RoundingRule, billed_minutes
 from contracts.rules.routing import Bucket, ContractCandidate, Entry, RoutingDecision, route_entry
+from msp_billing.bulk_insert import rows_insert
 from tickets.models import TimeAllocation, TimeEntry
 
 ROUTABLE_STATUSES = (Contract.Status.ACTIVE,)
@@ -402,19 +403,20 @@ def clear_routing(entry_ids: list[int]) -> None:
 
 
 def _write(entries: list[TimeEntry], plans: list[list[_Planned]]) -> None:
-    allocations = [p.allocation for plan in plans for p in plan]
-    TimeAllocation.objects.bulk_create(allocations, batch_size=CHUNK)
+    rows_insert([p.allocation for plan in plans for p in plan], batch_size=CHUNK)
     block_ledger_add(((block_id, planned.allocation.entry.date, _source(planned.allocation.pk), quantity)
                       for plan in plans for planned in plan for block_id, quantity in planned.deductions),
                      batch_size=CHUNK)
     now = timezone.now()
     for entry in entries:
         entry.routed_at = now
-    # One statement per row, sent in a pipeline: much cheaper than bulk_update's CASE chains.
+    # One statement for the chunk, its values as arrays: much cheaper than bulk_update's CASE chains.
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {TimeEntry._meta.db_table} SET is_unrouted = %s, routing_explanation = %s, routed_at = %s WHERE id = %s",
-            [(e.is_unrouted, e.routing_explanation, now, e.pk) for e in entries],
+        cursor.execute(
+            f"UPDATE {TimeEntry._meta.db_table} e SET is_unrouted = v.unrouted, routing_explanation = v.explanation, "
+            "routed_at = %s FROM unnest(%s::bigint[], %s::boolean[], %s::text[]) AS v(id, unrouted, explanation) "
+            "WHERE e.id = v.id",
+            [now, [e.pk for e in entries], [e.is_unrouted for e in entries], [e.routing_explanation for e in entries]],
         )
 
 
