@@ -104,22 +104,24 @@ def batch_new(request):
                 return redirect("billing:batch_detail", batch_id=batch.pk)
         else:
             status = 400
+    details, due_token = None, choice.items.due_token
+    if status != 200 or "show_details" in request.POST:
+        # Drawn again after a refused run (or asked for without JavaScript): the details now, for
+        # what is due and matches now — or, when the choice cannot be read any more, for the pre-selection.
+        choice = replace(choice, match_token=None)
+        try:
+            summary = wizard_summary(filters=filters, choice=choice, consolidated=_consolidated(request))
+        except forms.ValidationError:
+            choice = WizardChoice()
+            summary = wizard_summary(filters=filters, choice=choice, consolidated=False)
+        details = summary.details
+        due_token = due_token if status == 200 and due_token else summary.token
     listing = wizard_page(filters=filters, choice=choice, page_number=data.get("page") if select is None else 1)
-    if request.headers.get("HX-Request") and redraw and status == 200:
+    if request.headers.get("HX-Request") and redraw and status == 200 and details is None:
         # htmx: the list alone; the batch details follow the selection (the form listens for the event).
         response = render(request, "billing/_batch_list.html", _list_context(request, filters, listing))
         response["HX-Trigger"] = "batch-selection-changed"
         return response
-    details, due_token = None, choice.items.due_token
-    if status != 200 or "show_details" in request.POST:
-        # Drawn again after a refused run (or asked for without JavaScript): the details now, for what is due now.
-        choice = replace(choice, match_token=listing.match_token)
-        try:
-            summary = wizard_summary(filters=filters, choice=choice, consolidated=_consolidated(request))
-        except forms.ValidationError:
-            summary = wizard_summary(filters=filters, choice=WizardChoice(match_token=listing.match_token), consolidated=False)
-        details = summary.details
-        due_token = due_token if status == 200 and due_token else summary.token
     context = {
         **_list_context(request, filters, listing), "filter_form": form, "run_form": run_form, "details": details,
         "due_token": due_token or "", "pending": details is None, "picked_count": len(summary.selection.contract_ids) if details else None,

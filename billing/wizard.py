@@ -222,10 +222,10 @@ def wizard_summary(*, filters: dict, choice: WizardChoice, consolidated: bool, d
     listed."""
     ids = matching_ids(filters)
     matching = frozenset(ids)
-    if not (choice.ticked | choice.unticked) <= matching:
-        raise forms.ValidationError("The selection names a contract this page does not list; reload the page.")
     if choice.match_token and choice.match_token != match_token(ids):
         raise MatchChanged
+    if not (choice.ticked | choice.unticked) <= matching:
+        raise forms.ValidationError("The selection names a contract this page does not list; reload the page.")
     cutoff = filters["cutoff"]
     zero_invoices = issue_zero_invoices()
 
