@@ -120,7 +120,7 @@ def batch_new(request):
     if request.headers.get("HX-Request") and redraw and status == 200 and details is None:
         # htmx: the list alone; the batch details follow the selection (the form listens for the event).
         response = render(request, "billing/_batch_list.html", _list_context(request, filters, listing))
-        response["HX-Trigger"] = "batch-selection-changed"
+        response["HX-Trigger-After-Settle"] = "batch-selection-changed"  # the form as swapped in
         return response
     context = {
         **_list_context(request, filters, listing), "filter_form": form, "run_form": run_form, "details": details,

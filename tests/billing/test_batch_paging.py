@@ -86,7 +86,7 @@ def test_unticking_on_one_page_holds_on_the_next_and_run_bills_what_the_details_
     fields = [(k, v) for k, v in batch_form(html) if (k, v) != ("contract", str(left_out))]
     # Next page (htmx swaps the list alone): the untick travels as a hidden field.
     listing = post_form(client, PAGE, [*fields, ("page", "2")], HX_Request="true")
-    assert listing.status_code == 200 and listing["HX-Trigger"] == "batch-selection-changed"
+    assert listing.status_code == 200 and listing["HX-Trigger-After-Settle"] == "batch-selection-changed"
     assert f'name="contract_off" value="{left_out}"' in listing.content.decode()
     assert len(rows(listing.content.decode())) == 10
     # Without scripts the same button draws the whole page; its form, sent as it stands, is the choice.
