@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Callable, NamedTuple
 
@@ -86,10 +86,13 @@ def _sql(queryset) -> tuple[str, tuple]:
     return sql, tuple(params)
 
 
-def _due_time(*, cutoff: dt.date, excluded_entry_ids: frozenset[int]) -> list[tuple]:
+def _due_time(*, cutoff: dt.date, excluded_entry_ids: frozenset[int], contract_ids: frozenset[int] | None = None) -> list[tuple]:
     """Due time per (contract, line amount, left out?, the work type's tax category): entries,
-    billed minutes, sum of entry ids. One plain aggregate over the due rows."""
+    billed minutes, sum of entry ids. One plain aggregate over the due rows (of ``contract_ids``;
+    None: every contract)."""
     time_qs = ready_time_allocations(cutoff=cutoff).order_by()
+    if contract_ids is not None:
+        time_qs = time_qs.filter(contract_id__in=contract_ids)
     time_sql, time_params = _sql(time_qs.annotate(k_ticket=F("entry__ticket_id"), k_tax_category=F("entry__work_type__tax_category_id")).values(
         "contract_id", "amount", "bucket", "billed_minutes", "entry_id", "k_ticket", "k_tax_category"))
     with connection.cursor() as cursor:
@@ -154,6 +157,87 @@ class _Bill:
     has_lines: bool = False
 
 
+@dataclass
+class _DueItems:
+    """The periods (with something to invoice) and charges due, with their amounts."""
+
+    periods: list
+    period_lines: dict
+    charges: list
+    charge_amounts: dict[int, Decimal]
+
+    @classmethod
+    def read(cls, *, cutoff: dt.date, contract_ids: frozenset[int] | None) -> _DueItems:
+        periods = ready_periods(cutoff=cutoff).order_by("pk")
+        charges = ready_charges(cutoff=cutoff).select_related("contract", "product").order_by("pk")
+        if contract_ids is not None:
+            periods, charges = periods.filter(contract_id__in=contract_ids), charges.filter(contract_id__in=contract_ids)
+        periods = list(periods)
+        period_lines = periods_lines(periods)
+        charges = list(charges)
+        charge_amounts = {charge.pk: marked_up_amount(quantity=charge.quantity, unit_price=charge.unit_price.amount,
+                                                      markup_percent=charge.markup_percent, currency=charge.contract.currency)
+                          for charge in charges}
+        # A period with nothing to invoice makes nothing due (the run bills it along with its
+        # contract's other items).
+        return cls([p for p in periods if period_lines[p.pk]], period_lines, charges, charge_amounts)
+
+    def period_total(self, period) -> Decimal:
+        return sum((line.amount for line in self.period_lines[period.pk]), Decimal(0))
+
+
+def _contract_figures(time_rows: list[tuple], due: _DueItems) -> tuple[dict[int, ContractDue], list[tuple]]:
+    """What is due per contract, whatever is selected, and the fingerprint of it."""
+    figures: dict[int, ContractDue] = defaultdict(ContractDue)
+    due_time: dict[int, list] = defaultdict(lambda: [0, 0, Decimal(0)])
+    for contract_id, amount, _excluded, _category, count, _minutes, ids in time_rows:
+        row = figures[contract_id]
+        value = amount * count
+        row.total += value
+        row.entries += count
+        seen = due_time[contract_id]
+        seen[0] += count
+        seen[1] += ids
+        seen[2] += value
+    fingerprint: list[tuple] = [("t", contract_id, seen[0], seen[1], str(seen[2])) for contract_id, seen in sorted(due_time.items())]
+    for period in due.periods:
+        row = figures[period.contract_id]
+        row.periods += 1
+        period_total = due.period_total(period)
+        row.total += period_total
+        fingerprint.append(("p", period.pk, str(period_total)))
+    for charge in due.charges:
+        amount = due.charge_amounts[charge.pk]
+        row = figures[charge.contract_id]
+        row.charges += 1
+        row.total += amount
+        fingerprint.append(("c", charge.pk, str(amount)))
+    return dict(figures), fingerprint
+
+
+def contract_balances(*, cutoff: dt.date, contract_ids: frozenset[int], excluded: Selection) -> dict[int, ContractDue]:
+    """What is due on a few contracts (a page of the wizard's list), read for those contracts
+    only: per contract the total due and the *selected* balance — what picking it bills, with
+    ``excluded``'s items left out. A fixed number of queries, however many contracts the
+    tenant has. Periods missing by the cut-off are stored first."""
+    if not contract_ids:
+        return {}
+    periods_make_ready(cutoff=cutoff)
+    time_rows = _due_time(cutoff=cutoff, excluded_entry_ids=excluded.excluded_entry_ids, contract_ids=contract_ids)
+    due = _DueItems.read(cutoff=cutoff, contract_ids=contract_ids)
+    figures, _fingerprint = _contract_figures(time_rows, due)
+    for contract_id, amount, left_out, _category, count, _minutes, _ids in time_rows:
+        if not left_out:
+            figures[contract_id].selected += amount * count
+    for period in due.periods:
+        if period.pk not in excluded.excluded_period_ids:
+            figures[period.contract_id].selected += due.period_total(period)
+    for charge in due.charges:
+        if charge.pk not in excluded.excluded_charge_ids:
+            figures[charge.contract_id].selected += due.charge_amounts[charge.pk]
+    return figures
+
+
 def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolidated: bool = False,
                 preselect: Callable[[dict[int, ContractDue]], frozenset[int]] | None = None, details: bool = True) -> DueSummary:
     """Per contract the total due and the selected balance, the batch details of a selection
@@ -166,50 +250,21 @@ def due_summary(*, cutoff: dt.date, selection: Selection | None = None, consolid
     only the per-contract figures and the selection (no selected balances, no details).
     Periods missing by the cut-off are stored first, so they are listed, priced and billed."""
     periods_make_ready(cutoff=cutoff)
-    time_rows = _due_time(cutoff=cutoff, excluded_entry_ids=selection.excluded_entry_ids if selection else frozenset())
-    periods = list(ready_periods(cutoff=cutoff).order_by("pk"))
-    period_lines = periods_lines(periods)
-    # A period with nothing to invoice makes nothing due (the run bills it along with its
-    # contract's other items).
-    periods = [p for p in periods if period_lines[p.pk]]
-    charges = list(ready_charges(cutoff=cutoff).select_related("contract", "product").order_by("pk"))
+    excluded = selection or Selection()
+    time_rows = _due_time(cutoff=cutoff, excluded_entry_ids=excluded.excluded_entry_ids)
+    due = _DueItems.read(cutoff=cutoff, contract_ids=None)
+    periods, period_lines, charges, charge_amounts = due.periods, due.period_lines, due.charges, due.charge_amounts
     contract_ids = {row[0] for row in time_rows} | {p.contract_id for p in periods} | {c.contract_id for c in charges}
     # Plain rows, not model instances: the page may list thousands of contracts.
     contracts = {row[0]: _ContractInfo(*row) for row in Contract.objects.filter(pk__in=contract_ids).values_list(
         "pk", "taxable", "customer_id", "customer__parent_id", "tax_codes", "customer__tax_codes")}
     customer_ids = {c.customer_id for c in contracts.values()} | {c.parent_id for c in contracts.values() if c.parent_id}
-    figures: dict[int, ContractDue] = {pk: ContractDue() for pk in contracts}
+    figures, fingerprint = _contract_figures(time_rows, due)
 
-    # What is due, per contract, whatever is selected (and the fingerprint of it).
-    due_time: dict[int, list] = defaultdict(lambda: [0, 0, Decimal(0)])
-    for contract_id, amount, _excluded, _category, count, _minutes, ids in time_rows:
-        row = figures[contract_id]
-        value = amount * count
-        row.total += value
-        row.entries += count
-        seen = due_time[contract_id]
-        seen[0] += count
-        seen[1] += ids
-        seen[2] += value
-    fingerprint: list[tuple] = [("t", contract_id, seen[0], seen[1], str(seen[2])) for contract_id, seen in sorted(due_time.items())]
-    for period in periods:
-        row = figures[period.contract_id]
-        row.periods += 1
-        period_total = sum((line.amount for line in period_lines[period.pk]), Decimal(0))
-        row.total += period_total
-        fingerprint.append(("p", period.pk, str(period_total)))
-    charge_amounts: dict[int, Decimal] = {}
-    for charge in charges:
-        amount = charge_amounts[charge.pk] = marked_up_amount(
-            quantity=charge.quantity, unit_price=charge.unit_price.amount, markup_percent=charge.markup_percent,
-            currency=charge.contract.currency)
-        row = figures[charge.contract_id]
-        row.charges += 1
-        row.total += amount
-        fingerprint.append(("c", charge.pk, str(amount)))
-
-    if selection is None:
-        selection = Selection(contract_ids=frozenset(preselect(figures) if preselect else figures))
+    if preselect is not None:  # the contracts it picks, with the items ``selection`` leaves out
+        selection = replace(excluded, contract_ids=frozenset(preselect(figures)))
+    elif selection is None:
+        selection = Selection(contract_ids=frozenset(figures))
     token = hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:40]
     if not details:
         return DueSummary(contracts=figures, details=BatchDetails(), token=token, selection=selection)

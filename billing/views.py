@@ -1,6 +1,8 @@
 """Billing: dashboard, batches (the Create New Batch wizard), reports."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -13,7 +15,7 @@ from billing.consequences import delete_consequences, draft_delete_consequences,
 from billing.models import BillingBatch, BillingSchedule
 from billing.due import issue_zero_invoices
 from billing.schedule import schedule_save
-from billing.wizard import (WizardFilterForm, contract_items, expanded_contracts, filter_fields, selection_from_post, wizard_rows,
+from billing.wizard import (MatchChanged, WizardChoice, WizardFilterForm, choice_from_post, contract_items, filter_fields, wizard_page,
                             wizard_summary)
 from contracts.models import Contract
 from invoices.models import Invoice
@@ -56,62 +58,107 @@ def _consolidated(request) -> bool:
     return request.method == "POST" and request.POST.get("consolidated") in ("on", "true", "1")
 
 
+def _run_refused(error: ValidationError) -> int:
+    text = " ".join(error.messages)
+    return 409 if "another batch" in text or "changed since" in text else 400
+
+
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 def batch_new(request):
-    """Billing → Create New Batch: pick contracts and items, see the totals, Save As, Run."""
+    """Billing → Create New Batch: a page of contracts at a time with search and "select all
+    that match", the batch details for the whole selection (loaded after the page), Save As, Run.
+
+    A POST runs the batch — unless it turns a page (``page``), selects all that match or
+    none (``select``) or asks for the details (``show_details``, the page without
+    JavaScript): those draw the page again with the posted choice (the list alone for htmx)."""
     form, filters = _filters(request)
     if filters is None:
         return render(request, "billing/batch_new.html", {"filter_form": form, "rows": [], "run_form": RunForm()}, status=400)
     cutoff = filters["cutoff"]
-    selection, status = None, 200
+    choice, summary, status = WizardChoice(), None, 200
     run_form = RunForm(request.POST or None, initial={"name": f"Billing to {format_day(cutoff)}"})
+    data = request.POST if request.method == "POST" else request.GET
+    select, redraw = data.get("select"), request.method == "POST" and any(k in request.POST for k in ("page", "select", "show_details"))
     if request.method == "POST":
         try:
-            selection = selection_from_post(request.POST)
+            choice = choice_from_post(request.POST)
         except forms.ValidationError as error:
             run_form.add_error(None, error)
-            status = 400
-        else:
-            if run_form.is_valid():
-                try:
-                    batch = services.batch_run(name=run_form.cleaned_data["name"], cutoff=cutoff, selection=selection,
-                                               consolidated=run_form.cleaned_data["consolidated"], acting_user=request.user)
-                except ValidationError as error:
-                    run_form.add_error(None, error)
-                    messages_text = " ".join(error.messages)
-                    status = 409 if "another batch" in messages_text or "changed since" in messages_text else 400
-                else:
-                    messages.success(request, f"Batch “{batch.name}” billed: review its draft invoices, then generate them.")
-                    return redirect("billing:batch_detail", batch_id=batch.pk)
+            choice, status, redraw = WizardChoice(), 400, True
+    if select in ("all", "none") and status == 200:
+        choice = choice.reset(all_matching=select == "all")
+    if request.method == "POST" and not redraw:
+        if run_form.is_valid():
+            try:
+                summary = wizard_summary(filters=filters, choice=choice, consolidated=_consolidated(request), details=False)
+                batch = services.batch_run(name=run_form.cleaned_data["name"], cutoff=cutoff, selection=summary.selection,
+                                           consolidated=run_form.cleaned_data["consolidated"], acting_user=request.user)
+            except MatchChanged:
+                run_form.add_error(None, MatchChanged.message)
+                status = 409
+            except ValidationError as error:
+                run_form.add_error(None, error)
+                status = _run_refused(error)
             else:
-                status = 400
-    # The details are for exactly what the rows tick, and the run bills exactly what is ticked.
-    summary = wizard_summary(filters=filters, selection=selection, consolidated=_consolidated(request))
-    items = contract_items(cutoff=cutoff, contract_ids=expanded_contracts(selection, cutoff=cutoff), selection=selection)
+                messages.success(request, f"Batch “{batch.name}” billed: review its draft invoices, then generate them.")
+                return redirect("billing:batch_detail", batch_id=batch.pk)
+        else:
+            status = 400
+    details, due_token = None, choice.items.due_token
+    if status != 200 or "show_details" in request.POST:
+        # Drawn again after a refused run (or asked for without JavaScript): the details now, for
+        # what is due and matches now — or, when the choice cannot be read any more, for the pre-selection.
+        choice = replace(choice, match_token=None)
+        try:
+            summary = wizard_summary(filters=filters, choice=choice, consolidated=_consolidated(request))
+        except forms.ValidationError:
+            choice = WizardChoice()
+            summary = wizard_summary(filters=filters, choice=choice, consolidated=False)
+        details = summary.details
+        due_token = due_token if status == 200 and due_token else summary.token
+    listing = wizard_page(filters=filters, choice=choice, page_number=data.get("page") if select is None else 1)
+    if request.headers.get("HX-Request") and redraw and status == 200 and details is None:
+        # htmx: the list alone; the batch details follow the selection (the form listens for the event).
+        response = render(request, "billing/_batch_list.html", _list_context(request, filters, listing))
+        response["HX-Trigger-After-Settle"] = "batch-selection-changed"  # the form as swapped in
+        return response
     context = {
-        "filter_form": form, "cutoff": cutoff, "filters": filters, "run_form": run_form, "details": summary.details,
-        "rows": wizard_rows(filters=filters, summary=summary, items=items), "due_token": summary.token,
-        "filter_fields": filter_fields(filters), "filtered": any(filters.get(name) for name in ("customer", "type", "taxable")), "zero_invoices": issue_zero_invoices(),
-        # one prefix for every row's "load items" link (reversing it per row costs on a long list)
-        "items_base": reverse("billing:batch_contract_items", args=[1]).removesuffix("1/items/"), "cutoff_iso": cutoff.isoformat(),
+        **_list_context(request, filters, listing), "filter_form": form, "run_form": run_form, "details": details,
+        "due_token": due_token or "", "pending": details is None, "picked_count": len(summary.selection.contract_ids) if details else None,
+        "filtered": any(filters.get(name) for name in ("customer", "type", "taxable", "q")), "zero_invoices": issue_zero_invoices(),
     }
     return render(request, "billing/batch_new.html", context, status=status)
 
 
+def _list_context(request, filters: dict, listing) -> dict:
+    cutoff = filters["cutoff"]
+    return {
+        "listing": listing, "rows": listing.rows, "cutoff": cutoff, "filters": filters, "filter_fields": filter_fields(filters),
+        # one prefix for every row's "load items" link (reversing it per row costs on a long list)
+        "items_base": reverse("billing:batch_contract_items", args=[1]).removesuffix("1/items/"), "cutoff_iso": cutoff.isoformat(),
+    }
+
+
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 def batch_preview(request):
-    """htmx: the batch details for the current selection, from the run's own arithmetic."""
+    """htmx: the batch details for the choice the form states, from the run's own arithmetic
+    (the whole selection, every page of it)."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     form, filters = _filters(request)
     if filters is None:
         return render(request, "billing/_batch_details.html", {"details": None}, status=400)
     try:
-        selection = selection_from_post(request.POST)
+        choice = choice_from_post(request.POST)
+        summary = wizard_summary(filters=filters, choice=choice, consolidated=_consolidated(request))
     except forms.ValidationError:
         return render(request, "billing/_batch_details.html", {"details": None}, status=400)
-    details = services.batch_details(cutoff=filters["cutoff"], selection=selection, consolidated=_consolidated(request))
-    return render(request, "billing/_batch_details.html", {"details": details})
+    except MatchChanged:
+        return render(request, "billing/_batch_details.html", {"details": None, "problem": MatchChanged.message}, status=409)
+    # The fingerprint the page had stays: a run bills nothing if what is due changed since.
+    return render(request, "billing/_batch_details.html", {
+        "details": summary.details, "due_token": choice.items.due_token or summary.token,
+        "picked_count": len(summary.selection.contract_ids)})
 
 
 @requires(Capability.VIEW_BILLING)

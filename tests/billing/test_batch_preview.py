@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from billing import services
 from billing.due import BatchDetails, Selection
 from billing.readiness import ready_charges, ready_periods, ready_time_allocations
-from billing.wizard import wizard_contracts, wizard_rows, wizard_summary
+from billing import wizard
+from billing.wizard import WizardChoice, wizard_contracts, wizard_page, wizard_summary
 from contracts.models import Contract
 from invoices import services as invoice_services
 from invoices.models import InvoiceLine
@@ -46,25 +47,33 @@ def batch_figures(batch) -> BatchDetails:
     return figures
 
 
+def every_row(filters: dict, choice: WizardChoice) -> list:
+    """The rows of every page of the list, as the admin pages through it."""
+    first = wizard_page(filters=filters, choice=choice, page_number=1)
+    return [row for number in first.page.paginator.page_range
+            for row in wizard_page(filters=filters, choice=choice, page_number=number).rows]
+
+
 def test_acme_alone_by_hand(tenant):
     """Filtered to one customer, the details count that customer only (figures worked out by hand)."""
     world = build_generated_tenant(tech_email="technician@alpha.example")
     filters = {"cutoff": CUTOFF, "customer": world["customers"]["Acme GmbH"]}
-    summary = wizard_summary(filters=filters, selection=None, consolidated=False)
+    summary = wizard_summary(filters=filters, choice=WizardChoice(), consolidated=False)
     acme = {world["contracts"]["Acme Managed"].pk, world["contracts"]["Acme T&M"].pk}
     assert summary.selection.contract_ids == acme
     assert summary.details == BatchDetails(bills=2, tickets=2, hours=Decimal("2.25"), by_currency={
         "EUR": {"billable": Decimal("1051.00"), "tax": Decimal("199.69"), "total": Decimal("1250.69")}})
-    rows = wizard_rows(filters=filters, summary=summary, items={})
+    rows = wizard_page(filters=filters, choice=WizardChoice(), page_number=1).rows
     assert [(row.contract.name, row.chosen) for row in rows] == [("Acme Managed", True), ("Acme T&M", True), ("Acme Backup", False)]
     # Unfiltered, every currency is there, and the 0.00 contract is not picked.
-    everything = wizard_summary(filters={"cutoff": CUTOFF}, selection=None, consolidated=False)
+    everything = wizard_summary(filters={"cutoff": CUTOFF}, choice=WizardChoice(), consolidated=False)
     assert set(everything.details.by_currency) == {"EUR", "USD", "GBP"}
     assert world["zero"].pk not in everything.selection.contract_ids
     assert everything.details.bills == 7  # Foxtrot's deducted block time goes on its Hourly invoice
 
 
-def test_details_equal_what_the_run_creates(tenant):
+def test_details_equal_what_the_run_creates(tenant, monkeypatch):
+    monkeypatch.setattr(wizard, "PAGE_SIZE", 3)  # the list in pages of three rows: ticks on other pages count too
     world = build_generated_tenant(tech_email="technician@alpha.example")
     admin = User.objects.get(email="billing-admin@alpha.example")
     customers = sorted(world["customers"].values(), key=lambda c: c.pk)
@@ -92,25 +101,27 @@ def test_details_equal_what_the_run_creates(tenant):
                    "hide_mid_period": data.draw(st.booleans(), label="hide nothing due")}
         consolidated = data.draw(st.booleans(), label="consolidated")
         shown = set(wizard_contracts(filters).values_list("pk", flat=True))
-        if data.draw(st.booleans(), label="as pre-selected"):
-            selection = None
+        how = data.draw(st.sampled_from(["as pre-selected", "all that match, some unticked", "ticked by hand"]), label="selection")
+        if how == "as pre-selected":
+            choice = WizardChoice()
         else:
-            # The admin ticks some of the rows shown and unticks single items of expanded contracts.
-            # Most rows stay ticked, a few single items are left out.
-            ticked = frozenset(pk for pk in sorted(shown) if data.draw(st.integers(0, 3), label=f"contract {pk} (3: unticked)") != 3)
-            selection = Selection(contract_ids=ticked, excluded_period_ids=some(data, period_ids, max_size=2),
-                                  excluded_entry_ids=some(data, entry_ids, max_size=3), excluded_charge_ids=some(data, charge_ids, max_size=1))
+            # The admin ticks or unticks some of the rows and unticks single items of expanded contracts.
+            # Most rows stay as they are, a few single items are left out.
+            changed = frozenset(pk for pk in sorted(shown) if data.draw(st.integers(0, 3), label=f"contract {pk} (3: changed)") == 3)
+            items = Selection(excluded_period_ids=some(data, period_ids, max_size=2), excluded_entry_ids=some(data, entry_ids, max_size=3),
+                              excluded_charge_ids=some(data, charge_ids, max_size=1))
+            choice = (WizardChoice(unticked=changed, items=items) if how == "all that match, some unticked"
+                      else WizardChoice(all_matching=False, ticked=frozenset(shown) - changed, items=items))
         discount = data.draw(st.sampled_from([None, Decimal("5"), Decimal("12.5")]), label="default invoice discount %")
         try:
             with transaction.atomic():
                 if discount:  # shared over every line of an invoice: the details work line by line
                     invoice_services.invoice_settings_update(data={"default_discount_percent": discount}, acting_user=admin)
-                summary = wizard_summary(filters=filters, selection=selection, consolidated=consolidated)
-                rows = wizard_rows(filters=filters, summary=summary, items={})
-                ticked = {row.contract.pk for row in rows if row.chosen and row.has_due}  # the checkboxes ticked
+                summary = wizard_summary(filters=filters, choice=choice, consolidated=consolidated)
+                ticked = {row.contract.pk for row in every_row(filters, choice) if row.chosen and row.has_due}  # the checkboxes ticked
                 assert summary.selection.contract_ids <= shown  # a contract the filters hide is never billed
                 assert ticked == {pk for pk in summary.selection.contract_ids if summary.contracts.get(pk)}
-                if selection is None:
+                if how == "as pre-selected":
                     assert world["zero"].pk not in ticked
                 run_selection = dataclasses.replace(summary.selection, due_token=summary.token)
                 try:

@@ -10,6 +10,7 @@ from contracts.models import ContractPeriod
 from msp_billing.accounts.models import User
 from invoices.models import Invoice
 from tests.billing.test_batches import CUTOFF, world  # noqa: F401  (fixture)
+from tests.billing.wizard_pages import page_and_details
 from tickets.models import Ticket, TimeEntry
 
 
@@ -24,13 +25,11 @@ def wizard_post(client, world, **extra):  # noqa: F811
 
 def test_wizard_lists_due_contracts_preselected_and_locks_the_rest(client_for, world):  # noqa: F811
     client = client_for("alpha", "billing_admin")
-    page = client.get("/billing/batches/new/", {"cutoff": CUTOFF.isoformat()})
-    html = page.content.decode()
-    assert page.status_code == 200
+    html, details = page_and_details(client, {"cutoff": CUTOFF.isoformat()})
     assert "Managed Services" in html and "Onsite Block" in html and "Hourly T&amp;M" in html
     assert f'name="contract" value="{world["retainer"].pk}" id="contract-{world["retainer"].pk}" aria-label="Bill Managed Services" checked' in html
-    assert 'data-figure="bills">3<' in html  # everything due is pre-selected
-    assert 'data-figure="total-EUR"><strong>1,482.10<' in html
+    assert 'data-figure="bills">3<' in details  # everything due is pre-selected
+    assert 'data-figure="total-EUR"><strong>1,482.10<' in details
     # Expanding a contract loads its single items, all ticked.
     items_url = f"/billing/batches/new/contracts/{world['retainer'].pk}/items/"
     assert items_url in html
@@ -137,8 +136,8 @@ def test_a_page_loaded_before_new_time_became_due_bills_nothing(client_for, worl
     import re
 
     client = client_for("alpha", "billing_admin")
-    html = client.get("/billing/batches/new/", {"cutoff": CUTOFF.isoformat()}).content.decode()
-    token = re.search(r'name="due_token" value="([0-9a-f]+)"', html).group(1)
+    _html, details = page_and_details(client, {"cutoff": CUTOFF.isoformat()})
+    token = re.search(r'name="due_token" value="([0-9a-f]+)"', details).group(1)
     Ticket.objects.filter(pk=world["open_ticket"].pk).update(status=Ticket.Status.RESOLVED)
     stale = wizard_post(client, world, due_token=token)
     assert stale.status_code == 409 and "changed since this page was loaded" in stale.content.decode()
@@ -228,13 +227,13 @@ def test_a_contract_created_on_its_page_is_due_in_the_wizard_at_once(client_for,
     assert response.status_code == 302 and response["Location"] == f"/contracts/{contract.pk}/"
 
     # Straight to Create New Batch: the March fee is listed, due, and in the totals (not taxable).
-    page = client.get("/billing/batches/new/", {"cutoff": "2026-03-31"}).content.decode()
+    page, details = page_and_details(client, {"cutoff": "2026-03-31"})
     assert "Managed Services <span class=\"muted\">(1 period)</span>" in page
-    assert 'data-figure="total-EUR"><strong>430.00<' in page
+    assert 'data-figure="total-EUR"><strong>430.00<' in details
     items = client.get(f"/billing/batches/new/contracts/{contract.pk}/items/", {"cutoff": "2026-03-31"}).content.decode()
     assert _period_badges(items) == {"1 Mar": "Due"}
 
-    token = page.split('name="due_token" value="')[1].split('"')[0]
+    token = details.split('name="due_token" value="')[1].split('"')[0]
     run = client.post("/billing/batches/new/", {"cutoff": "2026-03-31", "contract": [contract.pk], "name": "March",
                                                  "due_token": token})
     assert run.status_code == 302

@@ -20,12 +20,13 @@ from billing.models import BillingBatch, BillingSchedule
 from billing.readiness import ready_time_allocations
 from billing.reconciliation import reconcile
 from billing.schedule import scheduled_run
-from billing.wizard import wizard_summary
+from billing.wizard import WizardChoice, wizard_summary
 from contracts.models import ContractPeriod
 from invoices import services as invoice_services
 from invoices.models import Invoice, InvoiceSettings
 from msp_billing.accounts.models import User
 from msp_billing.audit.models import AuditEvent
+from tests.billing.wizard_pages import page_and_details
 from tests.billing.generated_tenant import CUTOFF, build_generated_tenant
 from tests.tickets.builders import block, catalogue, contract, customer, eur, hourly_default, technician, ticket
 from tickets import services as ticket_services
@@ -107,12 +108,12 @@ def test_an_admin_may_tick_a_zero_contract_in_the_wizard(tenant, client_for):
     world = build_generated_tenant(tech_email="technician@alpha.example")
     echo = world["zero"]
     client = client_for("alpha", "billing_admin")
-    html = client.get("/billing/batches/new/", {"cutoff": CUTOFF.isoformat(), "customer": echo.customer_id}).content.decode()
+    html, details = page_and_details(client, {"cutoff": CUTOFF.isoformat(), "customer": echo.customer_id})
     assert f'name="contract" value="{echo.pk}" id="contract-{echo.pk}" aria-label="Bill Echo Care">' in html  # not ticked
-    assert "0.00 due" in html and 'data-figure="bills">0<' in html
+    assert "0.00 due" in html and 'data-figure="bills">0<' in details
     assert f'<input type="hidden" name="customer" value="{echo.customer_id}">' in html  # the filter stays with the form
     assert "Contracts the filters hide are not in this batch" in html
-    summary = wizard_summary(filters={"cutoff": CUTOFF, "customer": echo.customer}, selection=None, consolidated=False)
+    summary = wizard_summary(filters={"cutoff": CUTOFF, "customer": echo.customer}, choice=WizardChoice(), consolidated=False)
     response = client.post("/billing/batches/new/", {"cutoff": CUTOFF.isoformat(), "contract": [echo.pk], "name": "Echo at zero",
                                                      "due_token": summary.token, "customer": echo.customer_id})
     assert response.status_code == 302
