@@ -3,6 +3,7 @@ benchmark, and trying ``DATABASE_POOL_MODE=transaction`` by hand (Debian's ``pgb
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -36,6 +37,17 @@ def _answers(port: int) -> bool:
         return False
 
 
+def _unprivileged_user(host: str) -> str:
+    """PgBouncer refuses to run as root: as root it runs as the owner of the server's socket
+    folder (an embedded PostgreSQL's), else as ``postgres`` (``nobody`` where there is none)."""
+    if host.startswith("/"):
+        return pwd.getpwuid(os.stat(host).st_uid).pw_name
+    try:
+        return pwd.getpwnam("postgres").pw_name
+    except KeyError:
+        return "nobody"
+
+
 @contextmanager
 def pgbouncer(*, host: str, port: str | int, user: str, password: str = "", pool_size: int = 2,
               log: Path | None = None, timeout: float = 15):
@@ -63,8 +75,7 @@ def pgbouncer(*, host: str, port: str | int, user: str, password: str = "", pool
         )
         os.chmod(folder, 0o755)
         os.chmod(config, 0o644)
-        # PgBouncer refuses to run as root; as root it runs as the postgres user.
-        command = [binary, *(["-u", "postgres"] if os.geteuid() == 0 else []), str(config)]
+        command = [binary, *(["-u", _unprivileged_user(host)] if os.geteuid() == 0 else []), str(config)]
         out = open(log, "wb") if log else subprocess.DEVNULL
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         try:
