@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from bench._django import scratch_database
+
 BASE_DIR = Path(__file__).resolve().parents[1]
 DATABASE = "msp_bench_pooling"
 PROBE = "bench._pooling_probe"
@@ -48,21 +50,6 @@ def _probe(url: str, *args: str, **env: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _scratch_database() -> str:
-    base = os.environ.get("DATABASE_URL")
-    if not base:
-        from msp_billing.embedded import ensure_embedded_services
-
-        ensure_embedded_services()
-        base = os.environ["DATABASE_URL"]
-    import psycopg
-
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DATABASE}")
-    return urlunsplit(urlsplit(base)._replace(path=f"/{DATABASE}"))
-
-
 def main() -> None:
     from msp_billing.pooled_backend.pgbouncer import pgbouncer, pgbouncer_binary
     from msp_billing.settings.urls import database_from_url
@@ -72,7 +59,7 @@ def main() -> None:
         return
     clients = int(os.environ.get("BENCH_POOLING_CLIENTS", "4"))
     seconds = os.environ.get("BENCH_POOLING_SECONDS", "20")
-    url = _scratch_database()
+    url = scratch_database(DATABASE)
     subprocess.run([sys.executable, "manage.py", "migrate_schemas", "--shared"], cwd=BASE_DIR, env=_env(url),
                    check=True, capture_output=True)
     _probe(url, "setup", PREFIX, str(MSPS))
