@@ -55,3 +55,23 @@ def signed_in_client(msp, email: str = "bench@example.com"):
         client.force_login(User.objects.get(email=email))
     connection.set_schema_to_public()
     return client
+
+
+def scratch_database(name: str) -> str:
+    """A fresh database ``name`` on the server of ``DATABASE_URL`` (dropped first; the embedded
+    PostgreSQL of the local settings when unset); its URL."""
+    import os
+    from urllib.parse import urlsplit, urlunsplit
+
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        from msp_billing.embedded import ensure_embedded_services
+
+        ensure_embedded_services()
+        base = os.environ["DATABASE_URL"]
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))

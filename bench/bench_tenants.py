@@ -28,7 +28,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from bench._django import scratch_database
 
 BASE_DIR = Path(__file__).resolve().parents[1]
 DATABASE = "msp_bench_tenants"
@@ -56,19 +57,7 @@ def _migrate_seconds(url: str, **env: str) -> float:
 
 
 def _scratch_database() -> str:
-    base = os.environ.get("DATABASE_URL")
-    if not base:
-        from msp_billing.embedded import ensure_embedded_services
-
-        ensure_embedded_services()
-        base = os.environ["DATABASE_URL"]
-    import psycopg
-
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DATABASE}")
-    parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=f"/{DATABASE}"))
+    return scratch_database(DATABASE)
 
 
 def main() -> None:

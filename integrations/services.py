@@ -56,6 +56,7 @@ from invoices.services import invoice_mark_exported, payment_record, tenant_toda
 from msp_billing.accounts.models import User
 from msp_billing.accounts.roles import Role
 from msp_billing.celery import app as celery_app
+from msp_billing.db_locks import advisory_lock_try
 from msp_billing.tenants.models import Msp
 from msp_billing.tenants.urls import tenant_url
 
@@ -232,22 +233,20 @@ def _advisory_key(run_id: int) -> str:
 
 
 class _RunLock:
-    """A PostgreSQL session advisory lock per run: one worker at a time, released if the worker dies."""
+    """A PostgreSQL advisory lock per run: one worker at a time, released if the worker dies
+    (``msp_billing.db_locks``: a session lock, or behind a transaction pooler a transaction's)."""
 
     def __init__(self, run_id: int) -> None:
         self.key = _advisory_key(run_id)
         self.held = False
 
     def __enter__(self) -> _RunLock:
-        with db_connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [self.key])
-            self.held = bool(cursor.fetchone()[0])
+        self._lock = advisory_lock_try(self.key)
+        self.held = self._lock.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.held:
-            with db_connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [self.key])
+        self._lock.__exit__(*exc)
 
 
 def _remaining(run: ExportRun) -> list[int]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import environ
 from csp.constants import NONCE
 
+from msp_billing.pooled_backend import pooled_database
 from msp_billing.settings.urls import celery_url_from_redis, database_from_url, with_redis_db
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -132,7 +133,9 @@ def configure_services(database_url: str, redis_url: str, redis_db: int) -> dict
     redis = with_redis_db(redis_url, redis_db)
     broker = env("CELERY_BROKER_URL", default="") or celery_url_from_redis(redis)
     return {
-        "DATABASES": {"default": database_from_url(database_url)},
+        # DATABASE_POOL_MODE=transaction: behind a PgBouncer in transaction mode (msp_billing/pooled_backend).
+        "DATABASES": {"default": pooled_database(database_from_url(database_url), env("DATABASE_POOL_MODE", default=""),
+                                                 env("DATABASE_DIRECT_URL", default=""))},
         "CACHES": {
             "default": {
                 "BACKEND": "django.core.cache.backends.redis.RedisCache",

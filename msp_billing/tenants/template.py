@@ -55,6 +55,8 @@ def template_ensure() -> bool:
     """Create or migrate the template until it has every migration; False when copying is off or impossible."""
     if not settings.MSP_CREATE_FROM_TEMPLATE or shutil.which("pg_dump") is None or _on_citus():
         return False
+    if getattr(connection, "transaction_pooled", False) and not connection.settings_dict.get("DIRECT"):
+        return False  # pg_dump's session settings would not survive a transaction pooler (DATABASE_DIRECT_URL)
     name = template_schema()
     connection.set_schema_to_public()
     if not _schema_exists(name):
@@ -69,7 +71,7 @@ def template_ensure() -> bool:
 def _template_ddl() -> list[str]:
     key = tuple(migrations_on_disk())
     if key not in _ddl_cache:
-        db = connection.settings_dict
+        db = {**connection.settings_dict, **(connection.settings_dict.get("DIRECT") or {})}  # past a pooler
         env = {"PGPASSWORD": db.get("PASSWORD") or "", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         command = ["pg_dump", "--schema-only", "--no-owner", "--no-privileges", "--schema", template_schema(),
                    "-h", db.get("HOST") or "127.0.0.1", "-p", str(db.get("PORT") or 5432), "-U", db.get("USER") or "postgres",
