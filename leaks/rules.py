@@ -455,11 +455,11 @@ def rates_stale(*, today: dt.date) -> list[Leak]:
     rate in the last N months."""
     months = rate_age_months()
     old = today - dt.timedelta(days=round(months * 365.25 / 12))
-    newer = ContractRateLine.objects.filter(contract_id=OuterRef("contract_id"), work_type_id=OuterRef("work_type_id"),
-                                            role_id=OuterRef("role_id"), effective_from__gt=OuterRef("effective_from"),
-                                            effective_from__lte=today)
-    lines = list(ContractRateLine.objects.filter(contract__status=Contract.Status.ACTIVE, effective_from__lt=old)
-                 .filter(~Exists(newer)).select_related("contract__customer", "role", "work_type"))
+    latest: dict[tuple, ContractRateLine] = {}
+    for line in (ContractRateLine.objects.filter(contract__status=Contract.Status.ACTIVE, effective_from__lte=today)
+                 .select_related("contract__customer", "role", "work_type").order_by("effective_from", "id")):
+        latest[(line.contract_id, line.work_type_id, line.role_id)] = line  # the tier's current line wins
+    lines = [line for line in latest.values() if line.effective_from < old]
     if not lines:
         return []
     lowest = {row["default_rate_currency"]: row["low"] for row in
