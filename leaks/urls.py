@@ -8,4 +8,5 @@ urlpatterns = [
     path("", views.leak_list, name="list"),
     path("fix/", views.leak_fix_view, name="fix"),
     path("dismiss/", views.leak_dismiss_view, name="dismiss"),
+    path("what-if/<int:contract_id>/", views.contract_what_if, name="what_if"),
 ]

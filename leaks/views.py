@@ -80,3 +80,26 @@ def leak_dismiss_view(request):
         return _refused(request, error)
     messages.success(request, "Dismissed. It comes back if its data changes.")
     return redirect("leaks:list")
+
+
+@requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
+def contract_what_if(request, contract_id: int):
+    """Last month re-rated as if the contract's customer were on another contract; nothing changes."""
+    from django.shortcuts import get_object_or_404
+
+    from contracts.models import Contract
+    from leaks.whatif import what_if
+
+    contract = get_object_or_404(Contract.objects.select_related("customer"), pk=contract_id)
+    options = Contract.objects.filter(currency=contract.currency).exclude(pk=contract.pk).exclude(
+        type=Contract.Type.ONLINE_BACKUP).select_related("customer").order_by("customer__legal_name", "name")
+    context = {"contract": contract, "options": options, "result": None, "error": ""}
+    chosen = request.GET.get("alternative", "")
+    if chosen:
+        alternative = options.filter(pk=int(chosen)).first() if chosen.isdigit() else None
+        if alternative is None:
+            context["error"] = "Pick one of the listed contracts to compare with."
+            return render(request, "leaks/what_if.html", context, status=400)
+        context["result"] = what_if(contract=contract, alternative=alternative, today=tenant_today())
+        context["alternative"] = alternative
+    return render(request, "leaks/what_if.html", context)
