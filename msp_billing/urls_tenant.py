@@ -46,5 +46,6 @@ urlpatterns = [
     path("integrations/", include("integrations.urls")),
     path("reports/", include("reports.urls")),
     path("benchmark/", include("benchmark.urls")),
+    path("leaks/", include("leaks.urls")),
     path("api/v1/", include("api.urls")),
 ]

@@ -443,3 +443,59 @@ def entry_route(entry: TimeEntry, *, context: RoutingContext | None = None) -> l
     """(Re)route and rate one unbilled entry."""
     route_entries([entry], context=context)
     return list(entry.allocations.all())
+
+
+class _WhatIfContext(RoutingContext):
+    """A pass that counts only the entries it plans: included hours start at zero for each
+    period, and block balances leave out what the planned entries themselves deducted."""
+
+    def __init__(self, entry_ids: Iterable[int]) -> None:
+        super().__init__()
+        self._sources = [_source(pk) for pk in TimeAllocation.objects.filter(entry_id__in=list(entry_ids)).values_list("pk", flat=True)]
+
+    def balances(self, terms: ContractTerms) -> dict[int, Decimal | int]:
+        if terms.block_balances is None:
+            used = {row["block_id"]: row for row in BlockLedgerEntry.objects.filter(block__contract=terms.contract)
+                    .exclude(source__in=self._sources).values("block_id").annotate(minutes=Sum("minutes"), amount=Sum("amount"))}
+            terms.block_balances = {
+                b.pk: ((b.amount.amount if b.amount else Decimal("0.00")) - (used.get(b.pk, {}).get("amount") or Decimal("0"))
+                       if terms.is_money_block else (b.minutes or 0) - (used.get(b.pk, {}).get("minutes") or 0))
+                for b in terms.blocks}
+        return terms.block_balances
+
+    def included_used(self, terms: ContractTerms, on: dt.date) -> int:
+        return terms.included_used.setdefault(self.period_start(terms, on), 0)
+
+
+def entries_plan(entries: Iterable[TimeEntry], *, swap: dict[int, Contract] | None = None,
+                 fresh: bool = False) -> list[tuple[TimeEntry, list[TimeAllocation]]]:
+    """Route and rate ``entries`` in memory, as if billable, and write nothing: what they would bill.
+
+    ``swap`` puts another contract in a contract's place in its customer's routing order (a
+    what-if: the customer on Gold instead of Silver); the entries are then routed afresh
+    (``fresh``: included hours and block balances count only these entries). The entries
+    handed in are copied; their rows and allocations are left as they are."""
+    copies = sorted((replace_entry(entry) for entry in entries), key=lambda e: (e.date, e.pk))
+    context = _WhatIfContext([e.pk for e in copies]) if (fresh or swap) else RoutingContext()
+    customers = {e.ticket.customer_id for e in copies} | {e.ticket.customer.parent_id for e in copies if e.ticket.customer.parent_id}
+    context.preload(customers)
+    for old_id, new in (swap or {}).items():
+        for customer_id in customers:
+            order = context.terms_for_customer(customer_id)
+            for index, terms in enumerate(order):
+                if terms.contract.pk == old_id:
+                    order[index] = context._load(Contract.objects.select_related("exclusion_set").prefetch_related(
+                        "rate_lines", "exclusion_set__work_types", "exclusion_set__roles", "blocks").get(pk=new.pk))
+    for entry in copies:
+        entry.billable = True
+        if swap:
+            entry.posted_contract = swap.get(entry.posted_contract_id, entry.posted_contract)
+            entry.chosen_contract = swap.get(entry.chosen_contract_id, entry.chosen_contract)
+    return [(entry, [p.allocation for p in _plan(context, entry)]) for entry in copies]
+
+
+def replace_entry(entry: TimeEntry) -> TimeEntry:
+    """An in-memory copy of an entry (same id and related rows) that planning may change freely."""
+    copy = TimeEntry.__new__(TimeEntry)
+    copy.__dict__ = {**entry.__dict__, "_state": entry._state}
+    return copy

@@ -64,6 +64,7 @@ TENANT_APPS = [
     "ninja",
     "api",
     "webhooks",
+    "leaks",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -315,6 +316,8 @@ CELERY_BEAT_SCHEDULE = {
     # The API's stored answers to idempotent POSTs, kept a day.
     "api-idempotency-clean-every-tenant": _every_tenant("api.tasks.idempotent_requests_clean", timedelta(hours=1),
                                                         due="api.services.idempotent_requests_expired"),
+    # The weekly revenue leak summary: Monday 08:00 in each MSP's time zone, checked hourly.
+    "leaks-weekly-mail-every-tenant": _every_tenant("leaks.tasks.leaks_weekly_mail", timedelta(hours=1)),
     "accounting-failures-mail-every-tenant": _every_tenant("integrations.tasks.failures_notify_task", timedelta(hours=24)),
     # Webhook retries whose time has come (docs/webhooks.md): the delay lives in the row, not the broker.
     "webhook-deliveries-due-every-tenant": _every_tenant("webhooks.tasks.deliveries_due", timedelta(minutes=1),
