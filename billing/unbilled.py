@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Case, CharField, DecimalField, ExpressionWrapper, F, Func, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 
@@ -213,6 +214,18 @@ class UnbilledFigures:
     currencies: list[str] = field(default_factory=list)
 
 
+@contextmanager
+def _one_pass_cursor():
+    """A cursor for one aggregate over every unbilled item. Its transaction lets the hash
+    aggregate have the memory it needs (the server's default 4 MB makes PostgreSQL sort a
+    million rows on disk instead: twice the time) and skips JIT compilation, which costs
+    more than it saves on one pass."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute("SET LOCAL jit = off")
+        yield cursor
+
+
 def unbilled_figures(*, today: dt.date, attention_days: int, filters: dict | None = None) -> UnbilledFigures:
     """Every unbilled figure of the dashboard in one aggregate (``GROUPING SETS`` over the union)."""
     if filters:
@@ -239,7 +252,7 @@ def unbilled_figures(*, today: dt.date, attention_days: int, filters: dict | Non
                                 (currency, customer_id), (currency, older))
     """
     figures = UnbilledFigures()
-    with connection.cursor() as cursor:
+    with _one_pass_cursor() as cursor:
         cursor.execute(query, [*params, *age_params, today - dt.timedelta(days=attention_days)])
         rows = cursor.fetchall()
     currencies = set()
@@ -288,7 +301,7 @@ def saved_figures(*, today: dt.date, widgets) -> dict[int, Figure]:
         selects.append(f"coalesce(sum(amount) FILTER (WHERE {where}), 0), count(*) FILTER (WHERE {where})")
         filter_params += values + values
     figures = {widget.pk: Figure() for widget in widgets}
-    with connection.cursor() as cursor:
+    with _one_pass_cursor() as cursor:
         cursor.execute(f"WITH u ({', '.join(COLUMNS)}) AS ({sql}) SELECT currency, {', '.join(selects)} FROM u GROUP BY currency",
                        [*params, *filter_params])
         for row in cursor.fetchall():

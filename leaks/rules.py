@@ -41,7 +41,7 @@ from contracts.models import (
     UnmatchedDeviceReport,
     UsageRecord,
 )
-from contracts.period_charges import period_lines
+from contracts.period_charges import periods_lines
 from contracts.rules.rates import amount_for_minutes, marked_up_amount
 from contracts.rules.routing import BLOCK_TYPES, Bucket
 from msp_billing.money import line_amount, round_money
@@ -331,16 +331,28 @@ def retainer_over(*, today: dt.date) -> list[Leak]:
     N months was worth more than the period's fee: nothing bills the excess (no cap, no overage).
     The amount is the work's value at rate less the fee."""
     since = today - dt.timedelta(days=31 * rate_age_months())
-    periods = (ContractPeriod.objects.filter(contract__type=Contract.Type.RETAINER, contract__included_minutes__isnull=True,
-                                             contract__fee__isnull=False, covered_end__lt=today, covered_end__gte=since)
-               .select_related("contract__customer"))
+    candidates = list(ContractPeriod.objects.filter(
+        contract__type=Contract.Type.RETAINER, contract__included_minutes__isnull=True, contract__fee__isnull=False,
+        covered_end__lt=today, covered_end__gte=since).select_related("contract__customer"))
+    # The absorbed work per contract and day in one aggregate; each period adds up its days.
+    days = defaultdict(list)
+    for row in (TimeAllocation.objects.filter(bucket=Bucket.ABSORBED, contract__in={p.contract_id for p in candidates},
+                                              entry__date__gte=min((p.covered_start for p in candidates), default=today))
+                .order_by().values("contract_id", "entry__date").annotate(value=Sum("value"), minutes=Sum("billed_minutes"))):
+        days[row["contract_id"]].append(row)
+    usage = {}
+    for period in candidates:
+        rows = [r for r in days[period.contract_id] if period.covered_start <= r["entry__date"] <= period.covered_end]
+        value = sum((r["value"] or ZERO for r in rows), ZERO)
+        if value:
+            usage[period.pk] = {"value": value, "minutes": sum(r["minutes"] or 0 for r in rows)}
+    periods = [p for p in candidates if p.pk in usage]
+    lines = periods_lines(periods)
     leaks = []
     for period in periods:
         contract = period.contract
-        used = (TimeAllocation.objects.filter(contract=contract, bucket=Bucket.ABSORBED,
-                                              entry__date__range=(period.covered_start, period.covered_end))
-                .aggregate(value=Sum("value"), minutes=Sum("billed_minutes")))
-        fee = sum((line.amount for line in period_lines(period=period) if line.kind == "fee"), ZERO)
+        used = usage[period.pk]
+        fee = sum((line.amount for line in lines[period.pk] if line.kind == "fee"), ZERO)
         excess = (used["value"] or ZERO) - fee
         if fee <= 0 or excess <= 0:
             continue
@@ -401,12 +413,13 @@ def periods_skipped(*, today: dt.date) -> list[Leak]:
     period invoices."""
     cutoff = today - dt.timedelta(days=unbilled_after_days())
     later_batch = BillingBatch.objects.filter(cutoff__gte=OuterRef("bill_date"))
-    periods = (ContractPeriod.objects.filter(billed_at__isnull=True, bill_date__lte=cutoff,
-                                             contract__status__in=[Contract.Status.ACTIVE, Contract.Status.ENDED])
-               .filter(Exists(later_batch)).select_related("contract__customer"))
+    periods = list(ContractPeriod.objects.filter(billed_at__isnull=True, bill_date__lte=cutoff,
+                                                  contract__status__in=[Contract.Status.ACTIVE, Contract.Status.ENDED])
+                   .filter(Exists(later_batch)).select_related("contract__customer"))
+    lines = periods_lines(periods)
     leaks = []
     for period in periods:
-        amount = sum((line.amount for line in period_lines(period=period)), ZERO)
+        amount = sum((line.amount for line in lines[period.pk]), ZERO)
         if amount <= 0:
             continue
         contract = period.contract
