@@ -41,6 +41,16 @@ def _page(request, *, status: int = 200, error: str = ""):
     return render(request, "leaks/list.html", context, status=status)
 
 
+TOP = 3
+
+
+@requires(Capability.VIEW_BILLING)
+def leak_card(request):
+    """The dashboard's card: the total per currency and the largest leaks (loaded after the dashboard)."""
+    leaks = leaks_open(today=tenant_today())
+    return render(request, "leaks/_card.html", {"count": len(leaks), "totals": totals_by_currency(leaks), "top": leaks[:TOP]})
+
+
 @requires(Capability.VIEW_BILLING, write=Capability.MANAGE_BILLING)
 def leak_list(request):
     return _page(request)

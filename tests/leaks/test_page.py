@@ -34,7 +34,9 @@ def test_the_page_lists_every_leak_with_its_amount_and_the_dashboard_card_totals
     assert len(re.findall(r'data-leak="', page)) == len(leaks)
     for leak in leaks:
         assert f'data-leak="{leak.kind}|{leak.key}"' in page
-    card = admin.get("/dashboard/").content.decode()
+    dashboard = admin.get("/dashboard/").content.decode()
+    assert 'id="leaks-card"' in dashboard and 'hx-get="/leaks/card/"' in dashboard  # the figures load after the page
+    card = admin.get("/leaks/card/", HTTP_HX_REQUEST="true").content.decode()
     assert 'id="leaks-card"' in card and f"in {len(leaks)} leaks" in card
 
 
