@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.support import sign_in
 
@@ -21,7 +22,7 @@ def test_the_benchmark_page_reads_on_a_wide_screen_and_a_phone(server, browser, 
     page = context.new_page()
     sign_in(page, server, "billing@demo.example")
     page.wait_for_url(f"http://demo.localhost:{server}/dashboard/")
-    assert page.get_by_role("heading", name="Benchmark").is_visible()  # the dashboard card
+    expect(page.get_by_role("heading", name="Benchmark", exact=True)).to_be_visible()  # the dashboard card
     page.get_by_role("link", name="Open the benchmark").click()
     page.wait_for_url(f"http://demo.localhost:{server}/benchmark/")
     assert page.get_by_role("heading", name="Benchmark: effective hourly rate").is_visible()
