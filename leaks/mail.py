@@ -13,6 +13,7 @@ from leaks.views import totals_by_currency
 from msp_billing.accounts.models import User
 from msp_billing.accounts.roles import Role
 from msp_billing.tenants.today import current_msp
+from msp_billing.templatetags.formatting import money
 from msp_billing.tenants.urls import tenant_url
 
 WEEKDAY, HOUR = 0, 8  # Monday, 08:00 local
@@ -35,10 +36,10 @@ def leaks_weekly_send(*, now: dt.datetime | None = None) -> int:
     leaks = leaks_open(today=local.date())
     if not recipients or not leaks:
         return 0
-    totals = " + ".join(f"{total} {currency}" for currency, total in totals_by_currency(leaks).items())
+    totals = " + ".join(money(total, currency) for currency, total in totals_by_currency(leaks).items())
     lines = [f"{msp.name}: {len(leaks)} revenue leak{'s' if len(leaks) != 1 else ''} found, {totals} in all.", "",
              f"The largest {min(TOP, len(leaks))}:"]
-    lines += [f"- {leak.label}, {leak.customer}: {leak.amount} {leak.currency} ({leak.age_days} days). {leak.description}"
+    lines += [f"- {leak.label}, {leak.customer}: {money(leak.amount, leak.currency)} ({leak.age_days} days). {leak.description}"
               for leak in leaks[:TOP]]
     lines += ["", f"Fix or dismiss them: {tenant_url(msp, reverse('leaks:list'))}"]
     send_mail(subject=f"{msp.name}: {len(leaks)} revenue leaks, {totals}", message="\n".join(lines) + "\n",

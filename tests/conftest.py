@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from tests.support import PASSWORD, ROLES, TENANTS, email_for, free_port, gunicorn, process_env, running
+from tests.support import PASSWORD, ROLES, TENANTS, email_for, free_port, gunicorn, process_env, running, smtp_server
 
 # Playwright's sync API keeps an event loop in the test thread; the ORM calls the tests
 # make around it are ordinary blocking calls.
@@ -84,6 +84,15 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def _public_schema_after_each_test():
     yield
     connection.set_schema_to_public()
+
+
+@pytest.fixture
+def smtp_outbox(settings):
+    """Django mails through a real SMTP server on 127.0.0.1 for the test; yields the messages it received."""
+    with smtp_server() as (port, received):
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", port, False
+        yield received
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from invoices.mail import invoice_email_deliver
 from invoices.models import InvoiceEmail, InvoiceEmailJob, InvoiceSettings
 from tests.invoices.builders import admin, issued, line
 from tests.invoices.test_pdf import render, stored
-from tests.support import smtp_server
 
 
 @pytest.fixture
@@ -28,11 +27,8 @@ def alpha(tenant, settings, tmp_path):
 
 
 @pytest.fixture
-def smtp(settings):
-    with smtp_server() as (port, received):
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", port, False
-        yield received
+def smtp(smtp_outbox):
+    return smtp_outbox
 
 
 @pytest.fixture
