@@ -194,6 +194,11 @@ def populate_alpha() -> dict:
                                             description=f"{MARKER} receiver", acting_user=owner)
         event = webhooks.event_raise("invoice.issued", {"invoice": {"number": f"{MARKER}-1"}})
         webhooks.delivery_attempt(delivery_id=event.deliveries.get().pk)
+    # A leak dismissed with its reason (the demo's data has no leak to dismiss through the page).
+    from leaks.models import LeakDismissal
+
+    LeakDismissal.objects.create(kind="time_unrouted", key=f"entry:{MARKER}", fingerprint="0" * 32,
+                                 reason=f"{MARKER} billed elsewhere", dismissed_by=owner)
     return {"owner": owner, "batch": batch.pk, "later_batch": later.pk, "issued": issued, "draft": draft.pk, "credit_note": credit.pk,
             "email": email.pk, "connection": accounting.pk, "run": run.pk, "failure": failure.pk,
             "webhook": hook.pk}
