@@ -49,3 +49,14 @@ def stop_process_groups(processes: list[subprocess.Popen], *, timeout: float = 3
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def probe_json(module: str, *args: str, env: dict[str, str]) -> dict:
+    """Run ``python -m module args`` in the project with ``env``; its last line of output, read as JSON."""
+    import json
+
+    out = subprocess.run([sys.executable, "-m", module, *args], cwd=BASE_DIR, env=env, capture_output=True, text=True,
+                         check=False)
+    if out.returncode:
+        raise RuntimeError(f"{module} {' '.join(args)} failed:\n{out.stdout[-2000:]}{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -20,7 +20,6 @@ Run: ``python -m bench pooling``.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from bench._django import scratch_database
+from bench._processes import probe_json
 
 BASE_DIR = Path(__file__).resolve().parents[1]
 DATABASE = "msp_bench_pooling"
@@ -43,11 +43,7 @@ def _env(url: str, **extra: str) -> dict[str, str]:
 
 
 def _probe(url: str, *args: str, **env: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", PROBE, *args], cwd=BASE_DIR, env=_env(url, **env),
-                         capture_output=True, text=True, check=False)
-    if out.returncode:
-        raise RuntimeError(f"{PROBE} {' '.join(args)} failed:\n{out.stdout[-2000:]}{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return probe_json(PROBE, *args, env=_env(url, **env))
 
 
 def main() -> None:

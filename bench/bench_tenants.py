@@ -21,7 +21,6 @@ per MSP on two cores).
 """
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ import time
 from pathlib import Path
 
 from bench._django import scratch_database
+from bench._processes import probe_json
 
 BASE_DIR = Path(__file__).resolve().parents[1]
 DATABASE = "msp_bench_tenants"
@@ -42,11 +42,7 @@ def _env(url: str, **extra: str) -> dict[str, str]:
 
 
 def _probe(url: str, *args: str, **env: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", PROBE, *args], cwd=BASE_DIR, env=_env(url, **env),
-                         capture_output=True, text=True, check=False)
-    if out.returncode:
-        raise RuntimeError(f"{PROBE} {' '.join(args)} failed:\n{out.stdout[-2000:]}{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return probe_json(PROBE, *args, env=_env(url, **env))
 
 
 def _migrate_seconds(url: str, **env: str) -> float:
